@@ -1,0 +1,1 @@
+"""The built-in layer plugin: importing it registers the built-in cells."""

@@ -1,0 +1,162 @@
+"""Elementwise ops: add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu.
+
+Binary ops broadcast like NumPy; their backwards return full-shape gradients and the
+engine's ``unbroadcast`` sums them back to each input's shape.
+"""
+
+import math
+
+import numpy as np
+
+from tinygrad_lstm import Function, register_op
+
+from . import kernels
+
+_POSITIVE = (0.0, math.inf)
+
+
+@register_op("add", arity=2)
+class Add(Function):
+    """y = a + b;  da = g,  db = g."""
+
+    def forward(ctx, a, b):
+        return a + b
+
+    def backward(ctx, g):
+        return g, g
+
+
+@register_op("sub", arity=2)
+class Sub(Function):
+    """y = a - b;  da = g,  db = -g."""
+
+    def forward(ctx, a, b):
+        return a - b
+
+    def backward(ctx, g):
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+@register_op("mul", arity=2)
+class Mul(Function):
+    """y = a * b;  da = g * b,  db = g * a."""
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
+
+@register_op("div", arity=2, domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
+             avoid=(0.0,), margin=0.2)
+class Div(Function):
+    """y = a / b;  da = g / b,  db = -g * a / b**2."""
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        ga = g / b if need_a else None
+        gb = kernels.div_grad_denominator(g, a, b) if need_b else None
+        return ga, gb
+
+
+@register_op("neg", arity=1)
+class Neg(Function):
+    """y = -x;  dx = -g."""
+
+    def forward(ctx, x):
+        return -x
+
+    def backward(ctx, g):
+        return -g
+
+
+@register_op("pow", arity=1, domain=(0.1, math.inf),
+             attrs={"exponent": [2.0, 3.0, 0.5, -1.5]})
+class Pow(Function):
+    """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1)."""
+
+    def forward(ctx, x, exponent):
+        ctx.save_for_backward(x)
+        ctx.exponent = exponent
+        return x ** x.dtype.type(exponent)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return kernels.pow_grad(g, x, x.dtype.type(ctx.exponent))
+
+
+@register_op("exp", arity=1, domain=(-5.0, 5.0))
+class Exp(Function):
+    """y = exp(x);  dx = g * y."""
+
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return g * y
+
+
+@register_op("log", arity=1, domain=_POSITIVE, margin=0.1)
+class Log(Function):
+    """y = log(x), x > 0;  dx = g / x."""
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return g / x
+
+
+@register_op("sigmoid", arity=1)
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
+
+    def forward(ctx, x):
+        y = kernels.sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return kernels.sigmoid_grad(g, y)
+
+
+@register_op("tanh", arity=1)
+class Tanh(Function):
+    """y = tanh(x);  dx = g * (1 - y**2)."""
+
+    def forward(ctx, x):
+        y = kernels.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved
+        return kernels.tanh_grad(g, y)
+
+
+@register_op("relu", arity=1, avoid=(0.0,))
+class Relu(Function):
+    """y = max(x, 0);  dx = g where x > 0 else 0."""
+
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return kernels.relu(x)
+
+    def backward(ctx, g):
+        (x,) = ctx.saved
+        return kernels.relu_grad(g, x)

@@ -1,0 +1,46 @@
+"""matmul, with NumPy's rules: 2-D, batched (leading dims broadcast) and 1-D vectors.
+
+BLAS does the work (``a @ b``); the backward is two more products:
+``da = g @ b^T``, ``db = a^T @ g``, batch dims summed back by the engine's unbroadcast.
+"""
+
+import numpy as np
+
+from tinygrad_lstm import Function, ShapeError, register_op
+
+
+def _matmul_shapes(dims, attrs):
+    m, k, n, b = dims[0], dims[1], dims[2], dims[3]
+    return [[(m, k), (k, n)], [(b, m, k), (k, n)], [(b, m, k), (b, k, n)],
+            [(k,), (k, n)], [(m, k), (k,)]][attrs["case"]]
+
+
+@register_op("matmul", arity=2, kind="linalg", shapes=_matmul_shapes,
+             attrs={"case": [0, 1, 2, 3, 4]})
+class Matmul(Function):
+    """y = a @ b;  da = g @ b^T,  db = a^T @ g."""
+
+    def forward(ctx, a, b, case=None):  # ``case`` only selects test shapes
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                             "(the last dim of a must equal the second-to-last dim of b)")
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    def backward(ctx, g):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        # A 1-D operand is a (1, k) row or a (k, 1) column; its gradient folds back to (k,).
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = g @ np.swapaxes(b2, -1, -2) if need_a else None
+        gb = np.swapaxes(a2, -1, -2) @ g if need_b else None
+        if ga is not None and a.ndim == 1:
+            ga = ga.reshape(-1, a.shape[0]).sum(axis=0)
+        if gb is not None and b.ndim == 1:
+            gb = gb.reshape(-1, b.shape[0]).sum(axis=0)
+        return ga, gb

@@ -1,0 +1,305 @@
+"""Reverse-mode autograd: Function, its Context (the graph node), backward() and no_grad.
+
+The graph is a DAG of Context nodes. An output tensor holds its node strongly; the node
+holds its *input* tensors and whatever arrays the op saved, but never its own outputs, so
+the graph has no reference cycles and is freed by reference counting alone (Python's
+cyclic collector would otherwise be triggered by every time step of a long sequence).
+
+backward() walks the nodes in one iterative topological order (no recursion, linear in the
+graph size), sums the gradients that fan in to a tensor, sums broadcast gradients back to
+each input's shape in one place (``unbroadcast``), and releases every node's saved arrays
+as it goes unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+import numpy as np
+
+from .tensor import Tensor, ShapeError, float_dtype_error
+
+__all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled",
+           "unbroadcast", "ShapeError"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when new ops are being recorded for backward."""
+    return _grad_enabled
+
+
+class _GradMode:
+    _enabled = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = self._enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return func(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator: ops inside record no graph (inference, optimizer steps)."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: record the graph again inside a ``no_grad`` block."""
+
+    _enabled = True
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+class Context:
+    """One node of the graph, and the ``ctx`` an op's forward and backward share.
+
+    An op stores what its backward needs with ``ctx.save_for_backward(*arrays)`` (read back
+    as ``ctx.saved``) or as plain attributes (``ctx.axis = axis``).
+    ``ctx.needs_input_grad[i]`` tells whether input i wants a gradient at all.
+    """
+
+    def __init__(self, fn: type, needs_input_grad: tuple[bool, ...]):
+        self.fn = fn
+        self.needs_input_grad = needs_input_grad
+        self.saved: tuple = ()
+        self.inputs: tuple | None = None
+        self.n_out = 1
+        self.grads: list | None = None      # gradients of the outputs, during backward
+        self.owned: set | None = None       # output indices whose grad array we allocated
+        self.hooks: dict | None = None      # output index -> [hook]
+        self.retained: dict | None = None   # output index -> weakref to the output tensor
+        self.released = False
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved = arrays
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "op_name", self.fn.__name__)
+
+
+def _as_constant(x, like_dtype) -> Tensor:
+    if isinstance(x, (bool, int, float)):
+        return Tensor(np.asarray(x, dtype=like_dtype or np.float32))
+    return Tensor(x)
+
+
+class Function:
+    """Base class of every op: ``forward(ctx, *arrays, **attrs) -> array or tuple of arrays``
+    and ``backward(ctx, *grads) -> gradient per input`` (None where there is none).
+
+    ``Fn.apply(*tensors, **attrs)`` runs forward on the tensors' arrays and, when any input
+    requires grad and grad mode is on, records a node. Python scalars and arrays given as
+    inputs become constants; a Python scalar takes the dtype of the first tensor input.
+    """
+
+    op_name = "function"
+
+    @classmethod
+    def apply(cls, *inputs, **attrs):
+        try:
+            arrays = [t.data for t in inputs]
+        except AttributeError:
+            first = next((t.data.dtype for t in inputs if isinstance(t, Tensor)), None)
+            inputs = tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
+            arrays = [t.data for t in inputs]
+        for a in arrays:
+            if a.dtype.kind != "f":
+                raise float_dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
+        if _grad_enabled:
+            needs = tuple([t.requires_grad for t in inputs])
+            track = True in needs
+        else:
+            needs = (False,) * len(inputs)
+            track = False
+        ctx = Context(cls, needs)
+        try:
+            out = cls.forward(ctx, *arrays, **attrs)
+        except ShapeError:
+            raise
+        except ValueError as exc:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ShapeError(f"{ctx.name}: {exc} (input shapes {shapes})") from None
+        if type(out) is tuple:
+            ctx.n_out = len(out)
+            if not track:
+                return tuple(Tensor._make(np.asarray(o), None, 0) for o in out)
+            ctx.inputs = inputs
+            return tuple(Tensor._make(np.asarray(o), ctx, i) for i, o in enumerate(out))
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if not track:
+            return Tensor._make(out, None, 0)
+        ctx.inputs = inputs
+        return Tensor._make(out, ctx, 0)
+
+    def forward(ctx, *arrays, **attrs):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(ctx, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _topological_order(root: Context) -> list[Context]:
+    """Nodes reachable from ``root``, every node after all nodes that consume it."""
+    order: list[Context] = []
+    visited = {root}
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        if node.inputs is None:
+            raise RuntimeError(
+                f"backward: the graph through op {node.name!r} was already released by an "
+                "earlier backward(); call backward(retain_graph=True) the first time to "
+                "backpropagate through it again")
+        for t in node.inputs:
+            parent = t._node
+            if parent is not None and parent not in visited:
+                visited.add(parent)
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = np.asarray(replaced)
+    return grad
+
+
+def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) * grad into ``.grad`` of every leaf that requires grad."""
+    if not root.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad (no input that "
+                           "requires grad went into it, or it was made under no_grad())")
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
+                               f"output has shape {root.shape}, so pass grad= of that shape")
+        grad = np.ones_like(root.data)
+    else:
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise ShapeError(f"backward: grad has shape {grad.shape}, expected {root.shape}")
+
+    leaf_acc: dict[int, list] = {}   # id(leaf) -> [leaf, summed grad, owned?]
+
+    def to_leaf(t: Tensor, g: np.ndarray) -> None:
+        entry = leaf_acc.get(id(t))
+        if entry is None:
+            leaf_acc[id(t)] = [t, g, False]
+        elif entry[2]:
+            entry[1] += g
+        else:
+            entry[1] = entry[1] + g
+            entry[2] = True
+
+    node = root._node
+    if node is None:
+        to_leaf(root, grad)
+    else:
+        order = _topological_order(node)
+        for n in order:
+            n.grads = None
+        node.grads = [None] * node.n_out
+        node.grads[root._idx] = grad
+        for n in order:
+            grads, n.grads, n.owned = n.grads, None, None
+            if grads is None:
+                continue
+            if n.hooks:
+                for i, hooks in n.hooks.items():
+                    if grads[i] is not None:
+                        grads[i] = _run_hooks(hooks, grads[i])
+            if n.retained:
+                for i, ref in n.retained.items():
+                    t = ref()
+                    if t is not None and grads[i] is not None:
+                        t.grad = grads[i].copy() if t.grad is None else t.grad + grads[i]
+            in_grads = n.fn.backward(n, *grads)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+            for t, g, need in zip(n.inputs, in_grads, n.needs_input_grad):
+                if g is None or not need:
+                    continue
+                if type(g) is not np.ndarray:
+                    g = np.asarray(g, dtype=t.data.dtype)
+                if g.shape != t.data.shape:
+                    g = unbroadcast(g, t.data.shape)
+                parent = t._node
+                if parent is None:
+                    to_leaf(t, g)
+                    continue
+                pg = parent.grads
+                if pg is None:
+                    pg = parent.grads = [None] * parent.n_out
+                i = t._idx
+                cur = pg[i]
+                if cur is None:
+                    pg[i] = g
+                elif parent.owned is not None and i in parent.owned:
+                    cur += g
+                else:
+                    pg[i] = cur + g
+                    if parent.owned is None:
+                        parent.owned = set()
+                    parent.owned.add(i)
+            if not retain_graph:
+                n.saved = ()
+                n.inputs = None
+                n.released = True
+
+    for t, g, owned in leaf_acc.values():
+        if t._hooks:
+            g = _run_hooks(t._hooks, g)
+            owned = False
+        if g.dtype != t.data.dtype:
+            g, owned = g.astype(t.data.dtype), True
+        if t.grad is None:
+            t.grad = g if owned else g.copy()
+        else:
+            t.grad += g
+
+
+def _set_retained(t: Tensor) -> None:
+    node = t._node
+    if node.retained is None:
+        node.retained = {}
+    node.retained[t._idx] = weakref.ref(t)
+
+
+def _add_hook(t: Tensor, hook) -> None:
+    node = t._node
+    if node.hooks is None:
+        node.hooks = {}
+    node.hooks.setdefault(t._idx, []).append(hook)

@@ -1,0 +1,238 @@
+"""The plugin registry: ops and recurrent cells by name, and entry-point discovery.
+
+The engine never imports an op or a layer. It asks this registry for one by name at call
+time, and the registry is filled by plugins: modules named under the entry-point group
+``tinygrad_lstm.plugins``. The built-in ``tinygrad_lstm.ops`` and ``tinygrad_lstm.layers``
+are found and loaded through that same group, exactly like a third party's package.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "OpInfo", "CellInfo", "RegistryError", "PluginWarning", "register_op", "register_cell",
+    "op", "op_info", "list_ops", "cell", "cell_info", "list_cells", "load_plugins",
+    "ENTRY_POINT_GROUP",
+]
+
+ENTRY_POINT_GROUP = "tinygrad_lstm.plugins"
+OP_KINDS = ("elementwise", "reduction", "shape", "linalg", "loss", "fused", "other")
+
+# name -> Function subclass; read on every op call, so it is a plain dict.
+OPS: dict[str, type] = {}
+_OP_INFO: dict[str, "OpInfo"] = {}
+_CELLS: dict[str, "CellInfo"] = {}
+# Which plugin is being imported right now, so registrations can say where they came from.
+_loading: list[str] = []
+
+
+class RegistryError(LookupError):
+    """A name is unknown, taken already, or registered with unusable metadata."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load; the rest of the registry keeps working."""
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """What a generic test needs to know about an op, besides its code.
+
+    - ``arity``: number of tensor inputs, or None for variadic ops (concat, stack).
+    - ``kind``: one of ``OP_KINDS``.
+    - ``domain``: open interval ``(low, high)`` valid for every input, or one interval per
+      input, e.g. ``log`` has ``(0, inf)``.
+    - ``avoid``: points where the op has a kink or a pole (relu at 0, div's denominator at 0);
+      test values are kept at least ``margin`` away from them.
+    - ``attrs``: attribute name -> the choices a test should try, e.g. ``{"axis": [0, -1]}``.
+    - ``shapes``: ``shapes(dims, attrs) -> list of input shapes`` given a few small positive
+      ints ``dims``; None for elementwise ops, whose tests draw broadcastable shapes.
+    - ``n_inputs``: for variadic ops, how many inputs a test should pass.
+    - ``differentiable``: False for ops with no gradient (comparisons).
+    """
+
+    name: str
+    fn: type
+    arity: int | None
+    kind: str
+    domain: tuple = (-math.inf, math.inf)
+    avoid: tuple[float, ...] = ()
+    margin: float = 1e-2
+    attrs: dict[str, list] = field(default_factory=dict)
+    shapes: Callable[[Sequence[int], dict], list[tuple[int, ...]]] | None = None
+    n_inputs: int | None = None
+    differentiable: bool = True
+    origin: str = "?"
+    doc: str = ""
+
+    def input_domain(self, i: int) -> tuple[float, float]:
+        """The open interval valid for input ``i``."""
+        if self.domain and isinstance(self.domain[0], (tuple, list)):
+            return tuple(self.domain[i])
+        return tuple(self.domain)
+
+
+@dataclass(frozen=True)
+class CellInfo:
+    """A registered recurrent cell class and where it came from."""
+
+    name: str
+    cls: type
+    origin: str = "?"
+    doc: str = ""
+
+
+def _origin(obj: Any) -> str:
+    module = getattr(obj, "__module__", "?")
+    return f"{_loading[-1]}: {module}" if _loading else module
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
+                domain: tuple = (-math.inf, math.inf), avoid: Sequence[float] = (),
+                margin: float = 1e-2, attrs: dict[str, list] | None = None,
+                shapes: Callable | None = None, n_inputs: int | None = None,
+                differentiable: bool = True, replace: bool = False) -> Callable[[type], type]:
+    """Class decorator: register a ``Function`` subclass as the op ``name``.
+
+    Registering a name that exists raises ``RegistryError`` unless ``replace=True``.
+    """
+    if kind not in OP_KINDS:
+        raise RegistryError(f"register_op({name!r}): kind must be one of {OP_KINDS}, got {kind!r}")
+    if arity is None and n_inputs is None:
+        raise RegistryError(f"register_op({name!r}): a variadic op (arity=None) needs n_inputs=")
+    if kind != "elementwise" and shapes is None and differentiable:
+        raise RegistryError(f"register_op({name!r}): a {kind} op needs shapes= so tests can "
+                            "generate inputs for it")
+
+    def decorate(fn: type) -> type:
+        if not (hasattr(fn, "forward") and hasattr(fn, "apply")):
+            raise RegistryError(f"register_op({name!r}): {fn!r} is not a Function subclass")
+        if name in OPS and not replace:
+            raise RegistryError(f"op {name!r} is already registered by {_OP_INFO[name].origin}; "
+                                "pass replace=True to override it")
+        fn.op_name = name
+        _OP_INFO[name] = OpInfo(name=name, fn=fn, arity=arity, kind=kind, domain=tuple(domain),
+                                avoid=tuple(avoid), margin=margin, attrs=dict(attrs or {}),
+                                shapes=shapes, n_inputs=n_inputs, differentiable=differentiable,
+                                origin=_origin(fn), doc=_first_doc_line(fn))
+        OPS[name] = fn
+        return fn
+
+    return decorate
+
+
+def register_cell(name: str, *, replace: bool = False) -> Callable[[type], type]:
+    """Class decorator: register a recurrent cell class under ``name``.
+
+    A cell is a ``Module`` with ``init_state(batch_size, dtype)`` and
+    ``forward(x_t, state) -> (output_t, new_state)``; ``Recurrent(name, ...)`` runs it.
+    """
+
+    def decorate(cls: type) -> type:
+        for method in ("forward", "init_state"):
+            if not callable(getattr(cls, method, None)):
+                raise RegistryError(f"register_cell({name!r}): {cls.__name__} has no {method}()")
+        if name in _CELLS and not replace:
+            raise RegistryError(f"cell {name!r} is already registered by {_CELLS[name].origin}; "
+                                "pass replace=True to override it")
+        cls.cell_name = name
+        _CELLS[name] = CellInfo(name=name, cls=cls, origin=_origin(cls), doc=_first_doc_line(cls))
+        return cls
+
+    return decorate
+
+
+def op(name: str) -> type:
+    """The ``Function`` subclass registered as ``name``."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise RegistryError(f"unknown op {name!r}; registered ops: {', '.join(sorted(OPS))}") from None
+
+
+def op_info(name: str) -> OpInfo:
+    """The registration metadata of op ``name``."""
+    op(name)
+    return _OP_INFO[name]
+
+
+def list_ops() -> list[OpInfo]:
+    """Every registered op's metadata, sorted by name."""
+    return [_OP_INFO[k] for k in sorted(_OP_INFO)]
+
+
+def cell(name: str) -> type:
+    """The cell class registered as ``name``."""
+    return cell_info(name).cls
+
+
+def cell_info(name: str) -> CellInfo:
+    """The registration record of cell ``name``."""
+    try:
+        return _CELLS[name]
+    except KeyError:
+        known = ", ".join(sorted(_CELLS)) or "none"
+        raise RegistryError(f"unknown cell {name!r}; registered cells: {known}") from None
+
+
+def list_cells() -> list[CellInfo]:
+    """Every registered cell, sorted by name."""
+    return [_CELLS[k] for k in sorted(_CELLS)]
+
+
+_BUILTIN_DIST = "tinygrad-lstm"
+_BUILTIN_ORDER = ("ops", "layers")
+_loaded: set[tuple[str, str]] = set()
+
+
+def _entry_points() -> list:
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+    def dist_name(ep):
+        dist = getattr(ep, "dist", None)
+        return dist.name if dist is not None else ""
+
+    builtin = [ep for ep in eps if dist_name(ep) == _BUILTIN_DIST]
+    others = [ep for ep in eps if dist_name(ep) != _BUILTIN_DIST]
+    builtin.sort(key=lambda ep: _BUILTIN_ORDER.index(ep.name) if ep.name in _BUILTIN_ORDER else 99)
+    others.sort(key=lambda ep: (dist_name(ep), ep.name))
+    return builtin + others
+
+
+def load_plugins() -> list[str]:
+    """Import every plugin declared under the ``tinygrad_lstm.plugins`` entry-point group.
+
+    Built-in plugins load first. A plugin that fails to import (or registers a name that is
+    taken) produces a ``PluginWarning`` naming the distribution and the entry point, and the
+    others still load. Returns the labels of the plugins loaded by this call.
+    """
+    loaded = []
+    for ep in _entry_points():
+        dist = getattr(ep, "dist", None)
+        label = f"{dist.name if dist is not None else '?'}:{ep.name}"
+        key = (label, ep.value)
+        if key in _loaded:
+            continue
+        _loaded.add(key)
+        _loading.append(label)
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not take the library down
+            warnings.warn(f"tinygrad_lstm plugin {label} (entry point {ep.name} = {ep.value}) "
+                          f"failed to load: {type(exc).__name__}: {exc}", PluginWarning,
+                          stacklevel=2)
+        else:
+            loaded.append(label)
+        finally:
+            _loading.pop()
+    return loaded
