@@ -8,7 +8,8 @@ from .registry import (CellInfo, OpInfo, PluginWarning, RegistryError, cell, cel
                        list_cells, list_ops, load_plugins, op, op_info, register_cell,
                        register_op)
 from .tensor import ShapeError, Tensor, ones, randn, tensor, zeros, zeros_like
-from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
+from .autograd import (Context, Function, enable_grad, is_grad_enabled, no_grad, scope,
+                       unbroadcast)
 from .functional import (add, concat, div, exp, log, log_softmax, logsumexp, matmul, max, mean,
                          mul, neg, pow, relu, reshape, sigmoid, softmax, split, stack, sub, sum,
                          tanh, transpose)
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "ShapeError", "tensor", "zeros", "ones", "randn", "zeros_like",
-    "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast",
+    "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled", "unbroadcast", "scope",
     "register_op", "register_cell", "op", "op_info", "list_ops", "cell", "cell_info",
     "list_cells", "load_plugins", "OpInfo", "CellInfo", "RegistryError", "PluginWarning",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu",

@@ -21,9 +21,31 @@ import numpy as np
 from .tensor import Tensor, ShapeError, float_dtype_error
 
 __all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled",
-           "unbroadcast", "ShapeError"]
+           "unbroadcast", "scope", "ShapeError"]
 
 _grad_enabled = True
+_scope: str | None = None
+
+
+class scope:
+    """Label every node recorded inside: ``with scope("layer0/forward/t3"): ...``.
+
+    The label is kept on each node as ``ctx.scope`` so tools such as ``viz.to_dot`` can
+    group an unrolled graph by time step, layer and direction. Scopes nest with "/".
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        global _scope
+        self._prev = _scope
+        _scope = self.label if _scope is None else f"{_scope}/{self.label}"
+        return self
+
+    def __exit__(self, *exc):
+        global _scope
+        _scope = self._prev
 
 
 def is_grad_enabled() -> bool:
@@ -93,6 +115,7 @@ class Context:
         self.hooks: dict | None = None      # output index -> [hook]
         self.retained: dict | None = None   # output index -> weakref to the output tensor
         self.released = False
+        self.scope = _scope
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
