@@ -1,0 +1,165 @@
+"""gradcheck: compare backward() with central differences, in float64.
+
+For a function ``fn(*inputs) -> Tensor | tuple[Tensor, ...]`` we draw a random upstream
+gradient ``v`` for every output and check the vector-Jacobian product: the analytic
+``d(sum(v * fn))/dx`` from one backward() against the numerical
+
+    (L(x + eps e_j) - L(x - eps e_j)) / (2 eps),   L = sum(v * fn(x)),
+
+for every element j of every input that requires grad (a random ``v`` catches a wrong
+backward with probability one, where ``v = ones`` would miss errors that cancel in a sum).
+Inputs with more than ``max_elements`` elements are checked along random unit directions
+instead of every element. A mismatch raises ``GradcheckError`` naming the input, the worst
+element, and both values.
+
+float32 is refused: its central differences are only good to about 1e-7/eps ~ 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .autograd import no_grad
+from .tensor import Tensor
+
+__all__ = ["gradcheck", "GradcheckError", "GradcheckResult", "InputReport"]
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numerical gradients disagree (or cannot be compared)."""
+
+
+@dataclass
+class InputReport:
+    """How one input fared: its worst element and both gradient values there."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    worst_element: tuple[int, ...] | int
+    analytic: float
+    numeric: float
+    abs_error: float
+    rel_error: float
+    checked: str  # "every element" or "N random directions"
+
+
+@dataclass
+class GradcheckResult:
+    """Per-input reports; ``worst_rel_error`` is the largest over all inputs."""
+
+    inputs: list[InputReport]
+
+    @property
+    def worst_rel_error(self) -> float:
+        return max((r.rel_error for r in self.inputs), default=0.0)
+
+
+def _outputs(result) -> tuple[Tensor, ...]:
+    outs = result if isinstance(result, (tuple, list)) else (result,)
+    flat = []
+    for o in outs:
+        if isinstance(o, (tuple, list)):
+            flat.extend(_outputs(o))
+        elif isinstance(o, Tensor):
+            flat.append(o)
+    return tuple(flat)
+
+
+def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              max_elements: int = 4096, n_directions: int = 16, seed: int = 0,
+              names: list[str] | None = None) -> GradcheckResult:
+    """Check ``fn``'s gradients with respect to every input Tensor that requires grad.
+
+    Passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` everywhere. The defaults
+    are PyTorch's; the project's own tests pass tighter ones. Returns a ``GradcheckResult``;
+    raises ``GradcheckError`` on a mismatch, ``TypeError`` on non-float64 inputs.
+    """
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input is a Tensor with requires_grad=True")
+    for i in checked:
+        if inputs[i].dtype != np.float64:
+            raise TypeError(
+                f"gradcheck: input {i} is {inputs[i].dtype}; central differences need float64 "
+                f"(in float32 the rounding error is ~1e-7/eps = 0.1 with eps={eps:g}, so a "
+                "correct gradient would fail). Convert with Tensor(x.data.astype(np.float64))")
+    rng = np.random.default_rng(seed)
+    names = names or [f"input {i}" for i in range(len(inputs))]
+
+    saved_grads = [inputs[i].grad for i in checked]
+    for i in checked:
+        inputs[i].grad = None
+    outs = _outputs(fn(*inputs))
+    vs = [rng.standard_normal(o.shape) for o in outs]
+    loss = None
+    for o, v in zip(outs, vs):
+        if not o.requires_grad:
+            continue
+        term = (o * Tensor(v.astype(o.dtype))).sum()
+        loss = term if loss is None else loss + term
+    if loss is None:
+        raise GradcheckError("gradcheck: no output of fn requires grad")
+    loss.backward()
+    analytic = {i: (np.zeros(inputs[i].shape) if inputs[i].grad is None else inputs[i].grad)
+                for i in checked}
+    for i, g in zip(checked, saved_grads):
+        inputs[i].grad = g
+
+    def scalar() -> float:
+        with no_grad():
+            return float(sum(np.sum(o.data * v) for o, v in zip(_outputs(fn(*inputs)), vs)))
+
+    reports = []
+    for i in checked:
+        x = inputs[i].data
+        a = analytic[i]
+        if x.size <= max_elements:
+            numeric = np.empty(x.shape)
+            flat_x, flat_n = x.reshape(-1), numeric.reshape(-1)
+            for j in range(x.size):
+                old = flat_x[j]
+                flat_x[j] = old + eps
+                plus = scalar()
+                flat_x[j] = old - eps
+                minus = scalar()
+                flat_x[j] = old
+                flat_n[j] = (plus - minus) / (2 * eps)
+            how = "every element"
+            a_cmp, n_cmp = a.reshape(-1), numeric.reshape(-1)
+        else:
+            dirs = rng.standard_normal((n_directions,) + x.shape)
+            dirs /= np.sqrt((dirs.reshape(n_directions, -1) ** 2).sum(1)).reshape(
+                (-1,) + (1,) * x.ndim)
+            n_cmp, original = np.empty(n_directions), x.copy()
+            for k, u in enumerate(dirs):
+                x[...] = original + eps * u
+                plus = scalar()
+                x[...] = original - eps * u
+                minus = scalar()
+                n_cmp[k] = (plus - minus) / (2 * eps)
+            x[...] = original
+            a_cmp = (dirs.reshape(n_directions, -1) @ a.reshape(-1))
+            how = f"{n_directions} random directions"
+        err = np.abs(a_cmp - n_cmp)
+        allowed = atol + rtol * np.abs(n_cmp)
+        rel = err / np.maximum(np.abs(n_cmp), atol)
+        j = int(np.argmax(err - allowed))
+        where = np.unravel_index(j, x.shape) if how == "every element" else j
+        report = InputReport(i, names[i], x.shape, tuple(int(k) for k in where)
+                             if how == "every element" else j, float(a_cmp[j]), float(n_cmp[j]),
+                             float(err[j]), float(rel.max()), how)
+        reports.append(report)
+        if not np.all(np.isfinite(a_cmp)) or not np.all(np.isfinite(n_cmp)):
+            raise GradcheckError(f"gradcheck: {names[i]} (shape {x.shape}) has a non-finite "
+                                 "gradient (analytic or numeric); NaN/inf cannot be checked")
+        if np.any(err > allowed):
+            what = "element" if how == "every element" else "direction"
+            raise GradcheckError(
+                f"gradcheck: gradient mismatch for {names[i]} (shape {x.shape}) at {what} "
+                f"{report.worst_element}: analytic {report.analytic:.10g}, numeric "
+                f"{report.numeric:.10g}, |diff| {report.abs_error:.3g} > atol {atol:g} + "
+                f"rtol {rtol:g} * |numeric| (checked {how}, eps={eps:g})")
+    return GradcheckResult(reports)
