@@ -1,0 +1,254 @@
+"""Optimizers (SGD, Adam, Adagrad) and gradient clipping, with PyTorch's update rules.
+
+An optimizer holds a list of tensors (usually ``module.parameters()``) and updates their
+``.data`` in place from their ``.grad``; a parameter whose ``.grad`` is None is skipped, as in
+``torch.optim``. Its ``state_dict()`` holds only NumPy arrays and plain numbers, so a
+checkpoint can store it without pickle.
+
+Engine level: works on arrays and never looks up an op.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_",
+           "clip_grad_value_"]
+
+
+def _as_list(params) -> list[Tensor]:
+    return [params] if isinstance(params, Tensor) else list(params)
+
+
+class Optimizer:
+    """Base class: ``step()`` applies one update, ``zero_grad()`` clears every ``.grad``.
+
+    Subclasses set ``defaults`` (the hyperparameters, plain numbers) and implement
+    ``_update(p, grad, state)`` for one parameter, where ``state`` is that parameter's dict
+    of running buffers (NumPy arrays) and counters (ints).
+    """
+
+    name = "optimizer"
+
+    def __init__(self, params: Iterable[Tensor], **defaults: Any):
+        self.params = _as_list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameter {i} is a "
+                                f"{type(p).__name__}, expected a Tensor")
+        for key, value in defaults.items():
+            if isinstance(value, tuple):
+                if any(not (0.0 <= v < 1.0) for v in value):
+                    raise ValueError(f"{type(self).__name__}: {key} must lie in [0, 1), "
+                                     f"got {value}")
+            elif value < 0:
+                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {value}")
+        self.defaults = defaults
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def __getattr__(self, key: str):
+        defaults = self.__dict__.get("defaults", {})
+        if key in defaults:
+            return defaults[key]
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; assign ``opt.lr = x`` to change it (a schedule)."""
+        return self.defaults["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.defaults["lr"] = float(value)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None (PyTorch's ``set_to_none=True``)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self._update(p, p.grad.astype(p.data.dtype, copy=False), state)
+
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"name", "defaults", "state"}``: hyperparameters and per-parameter buffers, as
+        NumPy arrays and plain numbers only (copies)."""
+        state = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for s in self.state]
+        return {"name": self.name, "defaults": dict(self.defaults), "state": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s contents; checks everything before changing anything."""
+        cls = type(self).__name__
+        if state_dict.get("name") != self.name:
+            raise ValueError(f"{cls}.load_state_dict: the state is for optimizer "
+                             f"{state_dict.get('name')!r}, not {self.name!r}")
+        states = state_dict.get("state", [])
+        if len(states) != len(self.params):
+            raise ValueError(f"{cls}.load_state_dict: the state has {len(states)} parameter "
+                             f"entries, this optimizer holds {len(self.params)} parameters")
+        unknown = set(state_dict.get("defaults", {})) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{cls}.load_state_dict: unknown hyperparameters {sorted(unknown)}")
+        new_state = []
+        for i, (p, s) in enumerate(zip(self.params, states)):
+            entry = {}
+            for key, value in s.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != p.data.shape:
+                        raise ValueError(f"{cls}.load_state_dict: buffer {key!r} of parameter "
+                                         f"{i} has shape {value.shape}, the parameter has "
+                                         f"{p.data.shape}")
+                    value = value.astype(p.data.dtype, copy=True)
+                entry[key] = value
+            new_state.append(entry)
+        self.defaults.update({k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in state_dict.get("defaults", {}).items()})
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, weight decay and Nesterov.
+
+    ``g = grad + weight_decay * p``;  with momentum ``b = g`` on the first step, then
+    ``b = momentum * b + g``;  ``g = g + momentum * b`` (Nesterov) or ``g = b``;
+    ``p -= lr * g``  (``torch.optim.SGD`` with ``dampening=0``).
+    """
+
+    name = "sgd"
+
+    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        super().__init__(params, lr=float(lr), momentum=float(momentum),
+                         weight_decay=float(weight_decay), nesterov=bool(nesterov))
+
+    def _update(self, p, grad, state):
+        d = self.defaults
+        if d["weight_decay"]:
+            grad = grad + d["weight_decay"] * p.data
+        if d["momentum"]:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= d["momentum"]
+                buf += grad
+            grad = grad + d["momentum"] * buf if d["nesterov"] else buf
+        p.data -= d["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam`` without amsgrad.
+
+    ``g = grad + weight_decay * p``;  ``m = b1 m + (1 - b1) g``;  ``v = b2 v + (1 - b2) g²``;
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    name = "adam"
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr=float(lr), betas=tuple(float(b) for b in betas),
+                         eps=float(eps), weight_decay=float(weight_decay))
+
+    def _update(self, p, grad, state):
+        d = self.defaults
+        b1, b2 = d["betas"]
+        if d["weight_decay"]:
+            grad = grad + d["weight_decay"] * p.data
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1.0 - b1) * (grad - m)
+        v *= b2
+        v += (1.0 - b2) * grad * grad
+        denom = np.sqrt(v) / math.sqrt(1.0 - b2 ** t) + d["eps"]
+        p.data -= (d["lr"] / (1.0 - b1 ** t)) * m / denom
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), the classic char-RNN optimizer, as ``torch.optim.Adagrad``.
+
+    ``g = grad + weight_decay * p``;  ``s += g²``;
+    ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
+    """
+
+    name = "adagrad"
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, lr=float(lr), lr_decay=float(lr_decay),
+                         weight_decay=float(weight_decay), eps=float(eps))
+
+    def _update(self, p, grad, state):
+        d = self.defaults
+        if not state:
+            state.update(step=0, sum=np.zeros_like(p.data))
+        state["step"] += 1
+        if d["weight_decay"]:
+            grad = grad + d["weight_decay"] * p.data
+        clr = d["lr"] / (1.0 + (state["step"] - 1) * d["lr_decay"])
+        state["sum"] += grad * grad
+        p.data -= clr * grad / (np.sqrt(state["sum"]) + d["eps"])
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad}
+
+
+def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
+                    norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+    """Scale all gradients together so their joint ``norm_type``-norm is at most ``max_norm``.
+
+    ``total = ||(||g_1||_p, ..., ||g_k||_p)||_p`` (``p = inf``: the largest ``|g|``);
+    ``coef = min(max_norm / (total + 1e-6), 1)``; every ``g *= coef`` in place (always, even
+    when ``coef == 1``). Returns ``total``, the norm *before* clipping (0.0 with no grads).
+    A non-finite total raises ``RuntimeError`` only when ``error_if_nonfinite``; otherwise
+    the grads are scaled anyway (torch's semantics: ``inf`` total gives coef 0).
+    """
+    grads = [p.grad for p in _as_list(params) if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm_type = float(norm_type)
+    if norm_type == math.inf:
+        norms = [np.max(np.abs(g)) if g.size else 0.0 for g in grads]
+        total = float(np.max(norms))
+    else:
+        norms = [np.sum(np.abs(g) ** norm_type) ** (1.0 / norm_type) for g in grads]
+        total = float(np.sum(np.asarray(norms, dtype=np.float64) ** norm_type)
+                      ** (1.0 / norm_type))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total {norm_type}-norm of the gradients is "
+                           f"{total}; pass error_if_nonfinite=False to scale them anyway")
+    coef = min(max_norm / (total + 1e-6), 1.0)
+    with np.errstate(invalid="ignore"):     # inf * 0 -> nan is the documented outcome
+        for g in grads:
+            g *= g.dtype.type(coef)
+    return total
+
+
+def clip_grad_value_(params: Iterable[Tensor] | Tensor, clip_value: float) -> None:
+    """Clamp every element of every existing ``.grad`` to ``[-clip_value, clip_value]``,
+    in place."""
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    for p in _as_list(params):
+        if p.grad is not None:
+            np.clip(p.grad, -clip_value, clip_value, out=p.grad)
