@@ -118,14 +118,15 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
         a = analytic[i]
         if x.size <= max_elements:
             numeric = np.empty(x.shape)
-            flat_x, flat_n = x.reshape(-1), numeric.reshape(-1)
-            for j in range(x.size):
-                old = flat_x[j]
-                flat_x[j] = old + eps
+            flat_n = numeric.reshape(-1)
+            # Index x itself: reshape(-1) of a non-contiguous x is a copy, not a view.
+            for j, at in enumerate(np.ndindex(x.shape)):
+                old = x[at]
+                x[at] = old + eps
                 plus = scalar()
-                flat_x[j] = old - eps
+                x[at] = old - eps
                 minus = scalar()
-                flat_x[j] = old
+                x[at] = old
                 flat_n[j] = (plus - minus) / (2 * eps)
             how = "every element"
             a_cmp, n_cmp = a.reshape(-1), numeric.reshape(-1)
