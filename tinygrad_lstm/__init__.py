@@ -13,6 +13,7 @@ from .autograd import (Context, Function, enable_grad, is_grad_enabled, no_grad,
 from .functional import (add, concat, div, exp, log, log_softmax, logsumexp, matmul, max, mean,
                          mul, neg, pow, relu, reshape, sigmoid, softmax, split, stack, sub, sum,
                          tanh, transpose)
+from .module import Module, Parameter, default_rng, manual_seed
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu",
     "matmul", "concat", "stack", "split", "reshape", "transpose", "sum", "mean", "max",
     "logsumexp", "softmax", "log_softmax",
+    "Module", "Parameter", "manual_seed", "default_rng",
 ]
 
 load_plugins()
