@@ -1,1 +1,9 @@
-"""The built-in layer plugin: importing it registers the built-in cells."""
+"""The built-in layer plugin: layers, and the recurrent cells it registers by name.
+
+Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party plugin.
+"""
+
+from .cells import AffineCell, GRUCell, LSTMCell, RNNCell
+from .linear import Dropout, Embedding, Linear
+
+__all__ = ["AffineCell", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "RNNCell"]

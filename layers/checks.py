@@ -1,0 +1,37 @@
+"""Argument and input checks shared by the layers.
+
+Each raises at the layer boundary, before any state changes, with a message naming the
+layer and what was expected versus what arrived.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_lstm import Tensor
+
+__all__ = ["as_float_input", "check_float_dtype", "check_size"]
+
+
+def check_size(layer: str, name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or a ``ValueError`` naming the layer and argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float_dtype(layer: str, dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype, or a ``TypeError`` unless it is float32 or float64."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def as_float_input(layer: str, x, dtype: np.dtype) -> Tensor:
+    """``x`` as a Tensor, or a ``ValueError`` when its dtype differs from the weights'."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.dtype != dtype:
+        raise ValueError(f"{layer}: input dtype {x.dtype} does not match the weights' dtype "
+                         f"{dtype}; convert the input, or the layer with .to({x.dtype})")
+    return x
