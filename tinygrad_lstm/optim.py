@@ -19,7 +19,7 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_",
-           "clip_grad_value_"]
+           "clip_grad_value_", "grad_norm"]
 
 
 def _as_list(params) -> list[Tensor]:
@@ -213,34 +213,43 @@ class Adagrad(Optimizer):
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad}
 
 
-def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
-                    norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
-    """Scale all gradients together so their joint ``norm_type``-norm is at most ``max_norm``.
+def grad_norm(params: Iterable[Tensor] | Tensor, norm_type: float = 2.0) -> float:
+    """The joint ``norm_type``-norm of all existing gradients, without changing them.
 
-    ``total = ||(||g_1||_p, ..., ||g_k||_p)||_p`` (``p = inf``: the largest ``|g|``);
-    ``coef = min(max_norm / (total + 1e-6), 1)``; every ``g *= coef`` in place (always, even
-    when ``coef == 1``). Returns ``total``, the norm *before* clipping (0.0 with no grads).
-    A non-finite total raises ``RuntimeError`` only when ``error_if_nonfinite``; otherwise
-    the grads are scaled anyway (torch's semantics: ``inf`` total gives coef 0).
+    ``||(||g_1||_p, ..., ||g_k||_p)||_p`` (``p = inf``: the largest ``|g|``); 0.0 with no
+    grads.
     """
     grads = [p.grad for p in _as_list(params) if p.grad is not None]
     if not grads:
         return 0.0
     norm_type = float(norm_type)
     if norm_type == math.inf:
-        norms = [np.max(np.abs(g)) if g.size else 0.0 for g in grads]
-        total = float(np.max(norms))
-    else:
-        norms = [np.sum(np.abs(g) ** norm_type) ** (1.0 / norm_type) for g in grads]
-        total = float(np.sum(np.asarray(norms, dtype=np.float64) ** norm_type)
-                      ** (1.0 / norm_type))
+        return float(max(np.max(np.abs(g)) if g.size else 0.0 for g in grads))
+    norms = np.asarray([np.sum(np.abs(g) ** norm_type) ** (1.0 / norm_type) for g in grads],
+                       dtype=np.float64)
+    return float(np.sum(norms ** norm_type) ** (1.0 / norm_type))
+
+
+def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
+                    norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+    """Scale all gradients together so their joint ``norm_type``-norm is at most ``max_norm``.
+
+    ``total = grad_norm(params, norm_type)``; ``coef = min(max_norm / (total + 1e-6), 1)``;
+    every ``g *= coef`` in place (always, even when ``coef == 1``). Returns ``total``, the
+    norm *before* clipping (0.0 with no grads). A non-finite total raises ``RuntimeError``
+    only when ``error_if_nonfinite``; otherwise the grads are scaled anyway (torch's
+    semantics: an ``inf`` total gives coef 0).
+    """
+    params = _as_list(params)
+    total = grad_norm(params, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total {norm_type}-norm of the gradients is "
                            f"{total}; pass error_if_nonfinite=False to scale them anyway")
     coef = min(max_norm / (total + 1e-6), 1.0)
     with np.errstate(invalid="ignore"):     # inf * 0 -> nan is the documented outcome
-        for g in grads:
-            g *= g.dtype.type(coef)
+        for p in params:
+            if p.grad is not None:
+                p.grad *= p.grad.dtype.type(coef)
     return total
 
 
