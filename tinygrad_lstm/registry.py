@@ -120,6 +120,13 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
         if name in OPS and not replace:
             raise RegistryError(f"op {name!r} is already registered by {_OP_INFO[name].origin}; "
                                 "pass replace=True to override it")
+        from .autograd import Function  # not at the top: autograd imports this module
+        if differentiable and fn.backward is Function.backward:
+            raise RegistryError(f"register_op({name!r}): {fn.__name__} defines no backward(); "
+                                "define it or register with differentiable=False")
+        if name in OPS and _loading:
+            warnings.warn(f"tinygrad_lstm plugin {_loading[-1]} replaces op {name!r} registered "
+                          f"by {_OP_INFO[name].origin}", PluginWarning, stacklevel=2)
         fn.op_name = name
         _OP_INFO[name] = OpInfo(name=name, fn=fn, arity=arity, kind=kind, domain=tuple(domain),
                                 avoid=tuple(avoid), margin=margin, attrs=dict(attrs or {}),
@@ -213,8 +220,9 @@ def load_plugins() -> list[str]:
     """Import every plugin declared under the ``tinygrad_lstm.plugins`` entry-point group.
 
     Built-in plugins load first. A plugin that fails to import (or registers a name that is
-    taken) produces a ``PluginWarning`` naming the distribution and the entry point, and the
-    others still load. Returns the labels of the plugins loaded by this call.
+    taken, or registers with missing or unusable metadata) produces a ``PluginWarning``
+    naming the distribution and the entry point; whatever it registered before failing is
+    removed, and the others still load. Returns the labels of the plugins loaded by this call.
     """
     loaded = []
     for ep in _entry_points():
@@ -225,9 +233,14 @@ def load_plugins() -> list[str]:
             continue
         _loaded.add(key)
         _loading.append(label)
+        before = (dict(OPS), dict(_OP_INFO), dict(_CELLS))
         try:
             ep.load()
         except Exception as exc:  # a broken plugin must not take the library down
+            # Undo what it registered before failing: half a plugin is worse than none.
+            for table, saved in zip((OPS, _OP_INFO, _CELLS), before):
+                table.clear()
+                table.update(saved)
             warnings.warn(f"tinygrad_lstm plugin {label} (entry point {ep.name} = {ep.value}) "
                           f"failed to load: {type(exc).__name__}: {exc}", PluginWarning,
                           stacklevel=2)
