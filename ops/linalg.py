@@ -33,10 +33,11 @@ class Matmul(Function):
         # A 1-D operand is a (1, k) row or a (k, 1) column; its gradient folds back to (k,).
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+        # b's axis first: for 1-D @ 1-D, g is 0-d and needs (1,) before it can take (1, 1).
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         ga = g @ np.swapaxes(b2, -1, -2) if need_a else None
         gb = np.swapaxes(a2, -1, -2) @ g if need_b else None
         if ga is not None and a.ndim == 1:
