@@ -12,11 +12,12 @@ from tinygrad_lstm import Function, ShapeError, register_op
 def _matmul_shapes(dims, attrs):
     m, k, n, b = dims[0], dims[1], dims[2], dims[3]
     return [[(m, k), (k, n)], [(b, m, k), (k, n)], [(b, m, k), (b, k, n)],
-            [(k,), (k, n)], [(m, k), (k,)]][attrs["case"]]
+            [(k,), (k, n)], [(m, k), (k,)], [(k,), (k,)], [(b, m, k), (k,)],
+            [(k,), (b, k, n)]][attrs["case"]]
 
 
 @register_op("matmul", arity=2, kind="linalg", shapes=_matmul_shapes,
-             attrs={"case": [0, 1, 2, 3, 4]})
+             attrs={"case": [0, 1, 2, 3, 4, 5, 6, 7]})
 class Matmul(Function):
     """y = a @ b;  da = g @ b^T,  db = a^T @ g."""
 
