@@ -3,4 +3,4 @@
 Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party plugin.
 """
 
-from . import elementwise, linalg, reduce, shape  # noqa: F401  (registration side effects)
+from . import elementwise, fused, linalg, reduce, shape  # noqa: F401  (registration side effects)

@@ -1,0 +1,200 @@
+"""Fused recurrent ops: one whole LSTM, GRU or RNN pass over a sequence as a single op.
+
+The composed layers record ~10 ops per time step; these record one node per layer and
+direction, run the time loop in a Numba kernel (``kernels.lstm_forward`` ...) and
+backpropagate through time by hand (``kernels.lstm_backward`` ...), with the equations of
+reference/RNN_SPEC.md §1 and §8. The input projection of all steps is one matmul before
+the loop, and the weight gradients are one matmul each after it:
+
+    dW_ih = sum_t da_t^T x_t,   dW_hh = sum_t da_t^T h_{t-1},   db = sum_t,b da_t.
+
+Inputs are ``x (T, B, I)``, the initial state ``h0 (B, H)`` (and ``c0`` for LSTM), and the
+weights with PyTorch's shapes and gate order; a layer without bias passes zero biases.
+``reverse=True`` runs the pass from t = T-1 down to 0 (the backward direction of a
+bidirectional layer); ``y[t]`` is then the state after consuming ``x[T-1] .. x[t]``.
+The composed cells are the oracle these are tested against (tests/ops/test_fused.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_lstm import Function, ShapeError, register_op
+
+from . import kernels
+
+_GATES = {"lstm_sequence": 4, "gru_sequence": 3, "rnn_sequence": 1}
+
+
+def _check(name: str, x, states, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int, int]:
+    """(T, B, I, H) of a fused call; a ShapeError naming the op and the shapes otherwise."""
+    arrays = (x, *states, w_ih, w_hh, b_ih, b_hh)
+    if len({a.dtype for a in arrays}) != 1:
+        dtypes = ", ".join(str(a.dtype) for a in arrays)
+        raise TypeError(f"{name}: all inputs must have one dtype, got {dtypes}")
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ShapeError(f"{name}: expected x of shape (T, B, I) with T > 0, got {x.shape}")
+    n, batch, isize = x.shape
+    gates = _GATES[name]
+    if w_hh.ndim != 2 or w_hh.shape[0] % gates or w_hh.shape[0] != gates * w_hh.shape[1]:
+        raise ShapeError(f"{name}: expected weight_hh of shape ({gates}H, H), got {w_hh.shape}")
+    hidden = w_hh.shape[1]
+    expected = {"weight_ih": (w_ih, (gates * hidden, isize)),
+                "bias_ih": (b_ih, (gates * hidden,)), "bias_hh": (b_hh, (gates * hidden,))}
+    expected.update({f"state {k}": (s, (batch, hidden)) for k, s in enumerate(states)})
+    for label, (array, shape) in expected.items():
+        if array.shape != shape:
+            raise ShapeError(f"{name}: expected {label} of shape {shape} for x {x.shape} and "
+                             f"weight_hh {w_hh.shape}, got {array.shape}")
+    return n, batch, isize, hidden
+
+
+def _project(x, w_ih, bias) -> np.ndarray:
+    """gi = x @ W_ih^T + bias for all steps at once, as a contiguous (T, B, G) array."""
+    n, batch, isize = x.shape
+    gi = (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, -1)
+    gi += bias
+    return gi
+
+
+def _grad_or_zeros(g, like: np.ndarray) -> np.ndarray:
+    return np.zeros_like(like) if g is None else np.ascontiguousarray(g, dtype=like.dtype)
+
+
+def _previous_states(hs: np.ndarray, h0: np.ndarray, reverse: bool) -> np.ndarray:
+    """The state each step started from, aligned with ``hs``: (T, B, H)."""
+    if reverse:
+        return np.concatenate([hs[1:], h0[None]])
+    return np.concatenate([h0[None], hs[:-1]])
+
+
+def _weight_grads(ctx, da, x, hprev, w_ih, dgh=None) -> tuple:
+    """(dx, dW_ih, dW_hh, db_ih, db_hh) from the pre-activation gradients ``da`` (T, B, G)
+    of the input projection and ``dgh`` of the recurrent one (the same unless given)."""
+    n, batch, width = da.shape
+    da2 = da.reshape(n * batch, width)
+    need = ctx.needs_input_grad
+    dx = (da2 @ w_ih).reshape(x.shape) if need[0] else None
+    dw_ih = da2.T @ x.reshape(n * batch, -1) if need[-4] else None
+    dgh2 = da2 if dgh is None else dgh.reshape(n * batch, width)
+    dw_hh = dgh2.T @ hprev.reshape(n * batch, -1) if need[-3] else None
+    db_ih = da2.sum(axis=0) if need[-2] else None
+    db_hh = dgh2.sum(axis=0) if need[-1] else None
+    return dx, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _lstm_shapes(dims, attrs):
+    n, batch, isize, hidden = dims[:4]
+    return [(n, batch, isize), (batch, hidden), (batch, hidden), (4 * hidden, isize),
+            (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]
+
+
+def _gru_rnn_shapes(gates):
+    def shapes(dims, attrs):
+        n, batch, isize, hidden = dims[:4]
+        return [(n, batch, isize), (batch, hidden), (gates * hidden, isize),
+                (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)]
+    return shapes
+
+
+@register_op("lstm_sequence", arity=7, kind="fused", shapes=_lstm_shapes,
+             attrs={"reverse": [False, True]})
+class LSTMSequence(Function):
+    """(y, h_n, c_n) = one LSTM pass: inputs x, h0, c0, W_ih, W_hh, b_ih, b_hh.
+
+    a_t = x_t W_ih^T + b_ih + h W_hh^T + b_hh = [a_i|a_f|a_g|a_o];
+    c' = sigmoid(a_f) c + sigmoid(a_i) tanh(a_g);  h' = sigmoid(a_o) tanh(c');  y_t = h'.
+    Backward: RNN_SPEC §8 per step, then the weight gradients in one matmul each.
+    """
+
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        n, batch, _, hidden = _check("lstm_sequence", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
+        gi = _project(x, w_ih, b_ih + b_hh)
+        hs, cs, tcs = (np.empty((n, batch, hidden), x.dtype) for _ in range(3))
+        acts = np.empty_like(gi)
+        h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+        kernels.lstm_forward(gi, np.ascontiguousarray(w_hh.T), h0, c0, reverse, hs, cs, tcs,
+                             acts)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts)
+        ctx.reverse = reverse
+        last = 0 if reverse else n - 1
+        return hs, hs[last].copy(), cs[last].copy()
+
+    def backward(ctx, dy, dhn, dcn):
+        x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts = ctx.saved
+        da = np.empty_like(acts)
+        dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
+        kernels.lstm_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
+                              _grad_or_zeros(dcn, c0), np.ascontiguousarray(w_hh), c0,
+                              ctx.reverse, cs, tcs, acts, da, dh0, dc0)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
+            ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+
+
+@register_op("gru_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(3),
+             attrs={"reverse": [False, True]})
+class GRUSequence(Function):
+    """(y, h_n) = one GRU pass: inputs x, h0, W_ih, W_hh, b_ih, b_hh.
+
+    gi = x_t W_ih^T + b_ih, gh = h W_hh^T + b_hh; r = sigmoid(gi_r + gh_r),
+    z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r gh_n);  h' = (1 - z) n + z h;  y_t = h'.
+    Backward: RNN_SPEC §8 (dgh differs from dgi in the n block: dn * r).
+    """
+
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        n, batch, _, hidden = _check("gru_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
+        gi = _project(x, w_ih, b_ih)
+        hs, ghn = (np.empty((n, batch, hidden), x.dtype) for _ in range(2))
+        acts = np.empty_like(gi)
+        h0 = np.ascontiguousarray(h0)
+        kernels.gru_forward(gi, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(b_hh), h0,
+                            reverse, hs, acts, ghn)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, hs, acts, ghn)
+        ctx.reverse = reverse
+        return hs, hs[0 if reverse else n - 1].copy()
+
+    def backward(ctx, dy, dhn):
+        x, h0, w_ih, w_hh, hs, acts, ghn = ctx.saved
+        dgi, dgh = np.empty_like(acts), np.empty_like(acts)
+        dh0 = np.empty_like(h0)
+        kernels.gru_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
+                             np.ascontiguousarray(w_hh), h0, ctx.reverse, hs, acts, ghn, dgi,
+                             dgh, dh0)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
+            ctx, dgi, x, _previous_states(hs, h0, ctx.reverse), w_ih, dgh=dgh)
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+@register_op("rnn_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(1),
+             attrs={"reverse": [False, True], "nonlinearity": ["tanh", "relu"]})
+class RNNSequence(Function):
+    """(y, h_n) = one Elman RNN pass: inputs x, h0, W_ih, W_hh, b_ih, b_hh.
+
+    h' = act(x_t W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu;  y_t = h'.
+    Backward: da = dh (1 - h'^2) or dh [h' > 0]; the previous step gets da W_hh.
+    """
+
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, nonlinearity="tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', "
+                             f"got {nonlinearity!r}")
+        n, batch, _, hidden = _check("rnn_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
+        gi = _project(x, w_ih, b_ih + b_hh)
+        hs = np.empty((n, batch, hidden), x.dtype)
+        h0 = np.ascontiguousarray(h0)
+        relu = nonlinearity == "relu"
+        kernels.rnn_forward(gi, np.ascontiguousarray(w_hh.T), h0, reverse, relu, hs)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, hs)
+        ctx.reverse, ctx.relu = reverse, relu
+        return hs, hs[0 if reverse else n - 1].copy()
+
+    def backward(ctx, dy, dhn):
+        x, h0, w_ih, w_hh, hs = ctx.saved
+        da = np.empty_like(hs)
+        dh0 = np.empty_like(h0)
+        kernels.rnn_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
+                             np.ascontiguousarray(w_hh), ctx.reverse, ctx.relu, hs, da, dh0)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
+            ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
