@@ -190,13 +190,18 @@ class Function:
 def _topological_order(root: Context) -> list[Context]:
     """Nodes reachable from ``root``, every node after all nodes that consume it."""
     order: list[Context] = []
-    visited = {root}
+    visited: set[Context] = set()
     stack = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        # Mark on expansion, not on push: a node pushed early (as an input of the root) but
+        # also reached through a longer path must finish after every node on that path.
+        if node in visited:
+            continue
+        visited.add(node)
         stack.append((node, True))
         if node.inputs is None:
             raise RuntimeError(
@@ -206,7 +211,6 @@ def _topological_order(root: Context) -> list[Context]:
         for t in node.inputs:
             parent = t._node
             if parent is not None and parent not in visited:
-                visited.add(parent)
                 stack.append((parent, False))
     order.reverse()
     return order
