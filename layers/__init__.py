@@ -5,5 +5,7 @@ Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party p
 
 from .cells import AffineCell, GRUCell, LSTMCell, RNNCell
 from .linear import Dropout, Embedding, Linear
+from .recurrent import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["AffineCell", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "RNNCell"]
+__all__ = ["GRU", "LSTM", "RNN", "AffineCell", "Dropout", "Embedding", "GRUCell", "LSTMCell",
+           "Linear", "RNNCell", "Recurrent"]

@@ -1,0 +1,305 @@
+"""Recurrent: turns any registered cell into a sequence layer; RNN, LSTM and GRU are it.
+
+The full forward, as in PyTorch (layer-outer, so layer k+1 sees both directions of layer k):
+
+    layer_in = x                                     (time-major: (T, N, I))
+    for k in layers:
+        for d in directions:                         forward: t = 0..T-1, reverse: t = T-1..0
+            s = h0[k*D + d];  for t: out_d[t], s = cell_{k,d}(layer_in[t], s);  h_n[k*D + d] = s
+        layer_in = concat(out_0, out_1, axis=-1)     then dropout, between layers, in training
+    output = layer_in
+
+Parameters are registered as ``<cell parameter>_l{k}[_reverse]`` (``weight_ih_l0``,
+``bias_hh_l1_reverse``, ``weight_hr_l0``), layer-major, forward before reverse: PyTorch's
+names and order, so ``state_dict()`` moves between this and ``torch.nn.LSTM`` both ways.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import warnings
+
+import numpy as np
+
+import tinygrad_lstm as tg
+from tinygrad_lstm import Module, ShapeError, Tensor
+
+from .checks import as_float_input, check_size
+from .linear import Dropout
+from .packing import StepMask, check_lengths, hold_finished, step_masks
+
+__all__ = ["Recurrent", "run_direction"]
+
+
+def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
+                  label: str):
+    """Run ``cell`` over the time-major sequence ``x`` (T, N, F) from ``state``.
+
+    Returns (outputs stacked to (T, N, output_size), final state). Each step is recorded
+    inside ``tg.scope(f"{label}/t{t}")``. A cell with the split-step protocol (see
+    ``layers/cells.py``) gets its input projection for all T steps in one matmul and its
+    transposed weights once; any other cell is called as ``cell(x_t, state)``.
+    """
+    steps, batch = x.shape[0], x.shape[1]
+    unstack = tg.op("unstack")
+    if hasattr(cell, "step"):
+        with tg.scope(f"{label}/inputs"):
+            xw = cell.project_inputs(x.reshape(steps * batch, x.shape[2]))
+            inputs = unstack.apply(xw.reshape(steps, batch, xw.shape[1]), axis=0)
+            prepared = cell.prepare_step()
+        step = cell.step
+    else:
+        inputs = unstack.apply(x, axis=0)
+        prepared = None
+
+        def step(x_t, s, _):
+            return cell(x_t, s)
+
+    outputs: list = [None] * steps
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        with tg.scope(f"{label}/t{t}"):
+            out, new = step(inputs[t], state, prepared)
+            mask = None if masks is None else masks[t]
+            if mask is not None:
+                new = hold_finished(new, state, mask)
+                out = out * mask.keep
+        outputs[t], state = out, new
+    return tg.stack(outputs, axis=0), state
+
+
+class Recurrent(Module):
+    """A multi-layer, optionally bidirectional sequence layer around any recurrent cell.
+
+    ``cell`` is a registered name (``"lstm"``, or a user's ``"mgu"``) or a cell class; every
+    (layer, direction) gets its own cell built as ``cell(in_size, hidden_size, bias,
+    dtype=, rng=, **cell_options)``. ``forward(x, state=None, lengths=None)`` takes x of shape
+    (T, N, I), (N, T, I) with ``batch_first``, or an unbatched (T, I), and returns
+    ``(output, final_state)``: output (T, N, D*H_out) (same batch layout as x) and the final
+    state in PyTorch's layout, (D*num_layers, N, .) per state tensor (a tuple for LSTM's
+    (h, c)). Dropout acts between layers in training mode only.
+    """
+
+    def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype=np.float32,
+                 rng: np.random.Generator | None = None, **cell_options):
+        super().__init__()
+        cls = tg.cell(cell) if isinstance(cell, str) else cell
+        if not (inspect.isclass(cls) and callable(getattr(cls, "init_state", None))):
+            raise TypeError(f"Recurrent: cell must be a registered cell name or a cell class "
+                            f"with init_state() and forward(), got {cell!r}")
+        name = self._layer_name(cell)
+        object.__setattr__(self, "_name", name)
+        self.input_size = check_size(name, "input_size", input_size)
+        self.hidden_size = check_size(name, "hidden_size", hidden_size)
+        self.num_layers = check_size(name, "num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"{name}: dropout={dropout} has no effect with num_layers=1 (it acts "
+                          "between layers)", UserWarning, stacklevel=2)
+        try:
+            inspect.signature(cls).bind(input_size, hidden_size, bias, dtype=dtype, rng=rng,
+                                        **cell_options)
+        except TypeError as exc:
+            raise ValueError(f"{name}: cell {cls.__name__} does not take these arguments: "
+                             f"{exc} (options given: {sorted(cell_options)})") from None
+        self.cell_class, self.cell_options = cls, dict(cell_options)
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
+        rng = tg.default_rng() if rng is None else rng
+        cells, aliases, size = [], {}, self.input_size
+        for k in range(self.num_layers):
+            for suffix in self._directions():
+                try:
+                    c = cls(size, self.hidden_size, self.bias, dtype=dtype, rng=rng,
+                            **cell_options)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"{name}: {exc}") from None
+                cells.append(c)
+                setattr(self, f"cell_l{k}{suffix}", c)
+                for pname, param in c.named_parameters():
+                    flat = f"{pname.replace('.', '_')}_l{k}{suffix}"
+                    setattr(self, flat, param)
+                    aliases[flat] = (c, pname)
+            size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
+        object.__setattr__(self, "_cells", cells)
+        object.__setattr__(self, "_aliases", aliases)
+        if self.dropout > 0 and self.num_layers > 1:
+            self.layer_dropout = Dropout(self.dropout, rng=rng)
+
+    def _layer_name(self, cell) -> str:
+        if type(self) is not Recurrent:
+            return type(self).__name__
+        return f"Recurrent({cell if isinstance(cell, str) else cell.__name__!r})"
+
+    def _directions(self) -> tuple[str, ...]:
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def __setattr__(self, name: str, value) -> None:
+        # lstm.weight_ih_l0 = Parameter(...) must also reach the cell that computes with it.
+        alias = self.__dict__.get("_aliases", {}).get(name)
+        if alias is not None and "." not in alias[1]:
+            setattr(alias[0], alias[1], value)
+        super().__setattr__(name, value)
+
+    @property
+    def output_size(self) -> int:
+        """Features per direction in the output (``proj_size`` for a projected LSTM)."""
+        return getattr(self._cells[0], "output_size", self.hidden_size)
+
+    def init_state(self, batch_size: int):
+        """Zeros in PyTorch's layout: (D*num_layers, batch_size, .) per state tensor."""
+        states = [c.init_state(batch_size, self._dtype()) for c in self._cells]
+        return self._stack_states(states)
+
+    def _dtype(self) -> np.dtype:
+        return next(self.parameters()).dtype
+
+    def _stack_states(self, states: list):
+        if isinstance(states[0], tuple):
+            return tuple(tg.stack([s[j] for s in states], axis=0) for j in range(len(states[0])))
+        return tg.stack(states, axis=0)
+
+    # ---- checks --------------------------------------------------------------------------
+    def _check_input(self, x) -> tuple[Tensor, bool]:
+        x = as_float_input(self._name, x, self._dtype())
+        layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            wanted = layout if x.ndim == 3 else "(T, {})" if x.ndim == 2 else \
+                layout + " or unbatched (T, {})"
+            raise ShapeError(f"{self._name} expected input of shape "
+                             f"{wanted.format(self.input_size, self.input_size)}, got {x.shape}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x.reshape(x.shape[0], 1, self.input_size)
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        if x.shape[0] == 0:
+            raise ShapeError(f"{self._name}: got an empty sequence (T=0, input shape "
+                             f"{x.shape}); a sequence needs at least one step")
+        return x, unbatched
+
+    def _initial_states(self, state, batch: int, unbatched: bool) -> list:
+        dtype = self._dtype()
+        zeros = [c.init_state(batch, dtype) for c in self._cells]
+        if state is None:
+            return zeros
+        tupled = isinstance(zeros[0], tuple)
+        names = getattr(self._cells[0], "state_names", None) or \
+            [f"state{j}" for j in range(len(zeros[0]) if tupled else 1)]
+        expected = zeros[0] if tupled else (zeros[0],)
+        parts = state if isinstance(state, (tuple, list)) else (state,)
+        if tupled != isinstance(state, (tuple, list)) or len(parts) != len(expected):
+            raise ShapeError(f"{self._name} expected the initial state as "
+                             f"{'a tuple ' if tupled else 'one tensor '}"
+                             f"({', '.join(n + '0' for n in names)}), got "
+                             f"{type(state).__name__} of {len(parts)}")
+        per_cell = []
+        for name, part, zero in zip(names, parts, expected):
+            part = as_float_input(self._name, part, dtype)
+            shape = (len(self._cells),) + ((() if unbatched else (batch,)) + zero.shape[1:])
+            if part.shape != shape:
+                raise ShapeError(f"{self._name} expected initial state {name}0 of shape "
+                                 f"{shape}, got {part.shape}")
+            if unbatched:
+                part = part.reshape(len(self._cells), 1, *zero.shape[1:])
+            per_cell.append(tg.op("unstack").apply(part, axis=0))
+        return [tuple(p[i] for p in per_cell) if tupled else per_cell[0][i]
+                for i in range(len(self._cells))]
+
+    # ---- the sequence --------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None):
+        """x (T, N, I) | (N, T, I) with batch_first | unbatched (T, I); ``state`` as
+        ``init_state`` (zeros when None); ``lengths`` one int per sequence (PackedSequence
+        semantics: outputs past a sequence's end are zero, its final state is taken at its
+        own last step, and the reverse direction starts there).
+
+        Returns (output, final_state) with PyTorch's shapes.
+        """
+        x, unbatched = self._check_input(x)
+        steps, batch = x.shape[0], x.shape[1]
+        masks = None
+        if lengths is not None:
+            masks = step_masks(check_lengths(self._name, lengths, steps, batch), steps, x.dtype)
+        states = self._initial_states(state, batch, unbatched)
+        directions = len(self._directions())
+        finals, layer_in = [], x
+        for k in range(self.num_layers):
+            outputs = []
+            for d in range(directions):
+                label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
+                out, final = run_direction(self._cells[k * directions + d], layer_in,
+                                           states[k * directions + d], d == 1, masks, label)
+                outputs.append(out)
+                finals.append(final)
+            layer_in = outputs[0] if directions == 1 else tg.concat(outputs, axis=2)
+            if k < self.num_layers - 1 and self.dropout > 0:
+                layer_in = self.layer_dropout(layer_in)
+        output, final_state = layer_in, self._stack_states(finals)
+        if unbatched:
+            output = output.reshape(steps, output.shape[2])
+            final_state = (tuple(s.reshape(s.shape[0], s.shape[2]) for s in final_state)
+                           if isinstance(final_state, tuple)
+                           else final_state.reshape(final_state.shape[0], final_state.shape[2]))
+        elif self.batch_first:
+            output = output.transpose(1, 0, 2)
+        return output, final_state
+
+    def extra_repr(self) -> str:
+        head = "" if type(self) is not Recurrent else f"{self._name[len('Recurrent('):-1]}, "
+        text = f"{head}{self.input_size}, {self.hidden_size}"
+        for key, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
+                             ("dropout", 0.0), ("bidirectional", False)):
+            if getattr(self, key) != default:
+                text += f", {key}={getattr(self, key)}"
+        return text + "".join(f", {k}={v!r}" for k, v in self.cell_options.items())
+
+
+def _no_projection(name: str, proj_size) -> None:
+    if proj_size != 0:
+        raise ValueError(f"{name}: proj_size is only supported by LSTM, got proj_size="
+                         f"{proj_size!r}")
+
+
+class RNN(Recurrent):
+    """Elman RNN over sequences, h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh):
+    ``torch.nn.RNN``'s signature (4th positional argument ``nonlinearity``), names, shapes
+    and results. ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *, proj_size: int = 0,
+                 dtype=np.float32, rng: np.random.Generator | None = None):
+        _no_projection("RNN", proj_size)
+        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype=dtype, rng=rng, nonlinearity=nonlinearity)
+
+
+class LSTM(Recurrent):
+    """LSTM over sequences (gates i, f, g, o; optional projection ``proj_size``):
+    ``torch.nn.LSTM``'s signature, names, shapes and results.
+    ``forward(x, (h0, c0)=None, lengths=None) -> (output, (h_n, c_n))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, *, dtype=np.float32,
+                 rng: np.random.Generator | None = None):
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype=dtype, rng=rng, proj_size=proj_size)
+
+
+class GRU(Recurrent):
+    """GRU over sequences (gates r, z, n, PyTorch's reset placement):
+    ``torch.nn.GRU``'s signature, names, shapes and results.
+    ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, proj_size: int = 0, dtype=np.float32,
+                 rng: np.random.Generator | None = None):
+        _no_projection("GRU", proj_size)
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype=dtype, rng=rng)
