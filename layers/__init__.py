@@ -5,7 +5,8 @@ Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party p
 
 from .cells import AffineCell, GRUCell, LSTMCell, RNNCell
 from .linear import Dropout, Embedding, Linear
+from .losses import cross_entropy, mse_loss, nll_loss
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
 __all__ = ["GRU", "LSTM", "RNN", "AffineCell", "Dropout", "Embedding", "GRUCell", "LSTMCell",
-           "Linear", "RNNCell", "Recurrent"]
+           "Linear", "RNNCell", "Recurrent", "cross_entropy", "mse_loss", "nll_loss"]
