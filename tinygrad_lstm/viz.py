@@ -1,0 +1,216 @@
+"""Seeing BPTT: the unrolled graph as Graphviz DOT, and the gradient norm at every time step.
+
+``to_dot(loss)`` draws the recorded graph, one box per op node labelled with its op name and
+output shape, grouped in one cluster per ``tg.scope`` label (the ``Recurrent`` runner
+records each time step in ``layer{k}/{forward|reverse}/t{t}``, so the unrolled structure of
+backpropagation through time is visible).
+
+``step_gradient_norms(cell, x, ...)`` runs a cell over a sequence, hooks every step's state
+and returns ``||dL/dh_t||`` (and ``||dL/dc_t||`` for an LSTM) for every t: how much of the
+loss's gradient survives the trip back through time. This module is tooling: it may import
+the layer plugins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["StepGradients", "step_gradient_norms", "to_dot"]
+
+
+def _quote(*lines: str) -> str:
+    """A DOT string literal; several lines are joined by DOT's centred line break ``\\n``."""
+    return '"' + "\\n".join(s.replace("\\", "\\\\").replace('"', '\\"') for s in lines) + '"'
+
+
+def _natural_key(label: str) -> list:
+    """Sort key putting ``t2`` before ``t10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def to_dot(tensor: Tensor, name: str = "graph") -> str:
+    """The graph that produced ``tensor`` as Graphviz DOT text (``dot -Tsvg`` renders it).
+
+    Op nodes are boxes labelled ``op_name`` and the output shape(s); leaves are ellipses
+    (``leaf`` for tensors that require grad, such as parameters, ``const`` otherwise); edges
+    run from an input to the op that consumed it (labelled ``[i]`` when the input is output i
+    of a multi-output op). Nodes recorded inside ``tg.scope(label)`` go into one
+    ``subgraph cluster_k`` per distinct label, in natural order (``t2`` before ``t10``).
+    The graph must not have been released by ``backward()`` (use ``retain_graph=True``).
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
+    node_ids: dict[int, str] = {}
+    leaf_ids: dict[int, str] = {}
+    out_shapes: dict[int, dict[int, tuple[int, ...]]] = {}
+    nodes, leaves, edges = [], [], []
+
+    def visit_leaf(t: Tensor) -> str:
+        key = id(t)
+        if key not in leaf_ids:
+            leaf_ids[key] = f"l{len(leaf_ids)}"
+            leaves.append(t)
+        return leaf_ids[key]
+
+    if tensor._node is None:
+        root_id = visit_leaf(tensor)
+    else:
+        root = tensor._node
+        node_ids[id(root)] = "n0"
+        out_shapes[id(root)] = {tensor._idx: tensor.shape}
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            if node.inputs is None:
+                raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
+                                   "backward(); draw it before, or call backward(retain_graph="
+                                   "True)")
+            for t in node.inputs:
+                parent = t._node
+                if parent is None:
+                    src, label = visit_leaf(t), ""
+                else:
+                    if id(parent) not in node_ids:
+                        node_ids[id(parent)] = f"n{len(node_ids)}"
+                        out_shapes[id(parent)] = {}
+                        stack.append(parent)
+                    out_shapes[id(parent)][t._idx] = t.shape
+                    src = node_ids[id(parent)]
+                    label = f"[{t._idx}]" if parent.n_out > 1 else ""
+                edges.append((src, node_ids[id(node)], label))
+        root_id = "n0"
+
+    lines = [f"digraph {_quote(name)} {{", '  node [fontname="Helvetica", fontsize=10];',
+             '  edge [fontsize=8];']
+    for t in leaves:
+        kind = "leaf" if t.requires_grad else "const"
+        lines.append(f"  {leaf_ids[id(t)]} [shape=ellipse, label="
+                     f"{_quote(kind, _shape_text(t.shape))}];")
+    clusters: dict[str, list[str]] = {}
+    for node in reversed(nodes):
+        shapes = out_shapes[id(node)]
+        shown = " ".join(_shape_text(shapes[i]) for i in sorted(shapes))
+        style = ", style=bold" if node_ids[id(node)] == root_id else ""
+        stmt = f"{node_ids[id(node)]} [shape=box{style}, label={_quote(node.name, shown)}];"
+        if node.scope is None:
+            lines.append("  " + stmt)
+        else:
+            clusters.setdefault(node.scope, []).append(stmt)
+    for k, label in enumerate(sorted(clusters, key=_natural_key)):
+        lines.append(f"  subgraph cluster_{k} {{")
+        lines.append(f"    label={_quote(label)};")
+        lines.append('    style=rounded; color="#888888";')
+        lines.extend("    " + s for s in clusters[label])
+        lines.append("  }")
+    lines.extend(f"  {src} -> {dst}" + (f" [label={_quote(lab)}]" if lab else "") + ";"
+                 for src, dst, lab in edges)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class StepGradients:
+    """Per-step gradient norms of one backward pass through an unrolled cell.
+
+    ``norms[name][t] = ||dL/d{name}_t||`` (Frobenius norm over the batch) for each state
+    tensor the cell carries (``"h"``; ``"h"`` and ``"c"`` for an LSTM), where ``{name}_t`` is
+    the state *after* step t; steps after the last loss step get 0. ``loss_steps`` are the
+    steps the loss read, ``loss`` its value.
+    """
+
+    norms: dict[str, np.ndarray]
+    loss_steps: tuple[int, ...]
+    loss: float
+
+    def ratio(self, name: str = "h") -> float:
+        """``||dL/d{name}_0|| / ||dL/d{name}_T'||``, T' the last loss step: the fraction of
+        the gradient that survives the trip back to the first step (0 if nothing reached it)."""
+        norms = self.norms[name]
+        last = norms[self.loss_steps[-1]]
+        return float(norms[0] / last) if last > 0 else float("nan")
+
+
+def _state_parts(cell, state) -> tuple[tuple[str, Tensor], ...]:
+    parts = state if isinstance(state, tuple) else (state,)
+    names = getattr(cell, "state_names", None) or ("h", "c", *(f"s{i}" for i in range(2, 9)))
+    return tuple(zip(names, parts))
+
+
+def _as_cell(model):
+    """A cell, or the only cell of a one-layer unidirectional ``Recurrent``."""
+    if callable(getattr(model, "init_state", None)) and not hasattr(model, "cell_l0"):
+        return model
+    if getattr(model, "num_layers", 1) != 1 or getattr(model, "bidirectional", False):
+        raise ValueError("step_gradient_norms: give a cell, or a Recurrent with num_layers=1 "
+                         "and bidirectional=False (pass model.cell_l{k} for another layer)")
+    return model.cell_l0
+
+
+def _mean_square(outputs: list[Tensor]) -> Tensor:
+    loss = None
+    for out in outputs:
+        term = (out * out).mean()
+        loss = term if loss is None else loss + term
+    return loss
+
+
+def step_gradient_norms(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | None = None,
+                        loss_steps: Sequence[int] | None = None) -> StepGradients:
+    """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
+    at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t
+    and every state tensor s.
+
+    ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
+    new_state)``) or a one-layer unidirectional ``Recurrent``. ``loss_fn(outputs) -> scalar
+    Tensor`` receives the outputs (N, H) at ``loss_steps``, in order; by default it is
+    ``sum_t mean(output_t ** 2)``. The norms are recorded by ``register_hook`` on each step's
+    new state, so they are the full gradients flowing into ``s_t``: from the loss directly
+    (when t is a loss step) plus everything arriving from later steps. Parameter gradients
+    are left as they were.
+    """
+    cell = _as_cell(model)
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if x.ndim != 3:
+        raise ValueError(f"step_gradient_norms: expected x of shape (T, N, I), got {x.shape}")
+    steps = x.shape[0]
+    chosen = sorted({t % steps for t in (loss_steps if loss_steps is not None else [-1])})
+    if not chosen or any(not -steps <= t < steps for t in (loss_steps or [-1])):
+        raise ValueError(f"step_gradient_norms: loss_steps {loss_steps} out of range for "
+                         f"{steps} steps")
+    params = list(cell.parameters())
+    saved = [p.grad for p in params]
+    state = cell.init_state(x.shape[1], x.dtype)
+    norms: dict[str, np.ndarray] = {}
+    outputs = []
+
+    def recorder(name: str, t: int):
+        def hook(grad: np.ndarray) -> None:
+            norms[name][t] = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+        return hook
+
+    for t in range(steps):
+        out, state = cell(x[t], state)
+        for name, part in _state_parts(cell, state):
+            norms.setdefault(name, np.zeros(steps))
+            if part.requires_grad:
+                part.register_hook(recorder(name, t))
+        if t in chosen:
+            outputs.append(out)
+        if t == chosen[-1]:
+            break
+    loss = (loss_fn or _mean_square)(outputs)
+    loss.backward()
+    for p, g in zip(params, saved):
+        p.grad = g
+    return StepGradients(norms, tuple(chosen), float(loss.data))
