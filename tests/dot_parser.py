@@ -17,6 +17,7 @@ Anything else raises ``DotSyntaxError``, so a test using it checks that the text
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -119,7 +120,7 @@ class _Parser:
                 self.i += 1
                 chain.append(self.take("id"))
             attrs = self.attr_list() if self.peek() == ("p", "[") else {}
-            graph.edges.extend((a, b, attrs) for a, b in zip(chain, chain[1:]))
+            graph.edges.extend((a, b, attrs) for a, b in itertools.pairwise(chain))
         else:
             attrs = self.attr_list() if self.peek() == ("p", "[") else {}
             if tok in graph.nodes:

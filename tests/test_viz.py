@@ -60,7 +60,7 @@ def test_multi_output_edges_name_the_output():
 @pytest.mark.parametrize("seq_len", [1, 3, 12])
 def test_lstm_graph_has_one_cluster_per_time_step(seq_len):
     lstm = LSTM(2, 3, rng=np.random.default_rng(0))
-    out, (h, c) = lstm(Tensor(np.ones((seq_len, 1, 2), np.float32)))
+    out, (_h, c) = lstm(Tensor(np.ones((seq_len, 1, 2), np.float32)))
     graph = parse_dot(to_dot(out.sum() + c.sum()))
     clusters = step_clusters(graph)
     assert sorted(clusters, key=lambda s: int(STEP.match(s).group(3))) == \
