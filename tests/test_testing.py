@@ -1,0 +1,248 @@
+"""tinygrad_lstm.testing: its strategies respect op metadata, and check_op catches each kind of
+broken op it promises to catch (each broken op below breaks exactly one property)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lstm as tg
+from tinygrad_lstm import Function, register_op, registry
+from tinygrad_lstm.testing import (
+    OP_RTOL,
+    assert_op_gradients,
+    broadcastable_shapes,
+    check_op,
+    op_cases,
+    value_grid,
+)
+
+FEW = 10  # examples per check_op call on a broken op: every bug below shows on any case
+
+
+@pytest.fixture
+def scratch_ops():
+    """Let a test register ops; the registry is restored afterwards."""
+    saved = dict(registry.OPS), dict(registry._OP_INFO)
+    yield
+    for table, old in zip((registry.OPS, registry._OP_INFO), saved):
+        table.clear()
+        table.update(old)
+
+
+# ---- strategies ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [info.name for info in tg.list_ops()])
+@settings(max_examples=10)
+@given(data=st.data())
+def test_drawn_cases_respect_the_op_metadata(name, data):
+    info = tg.op_info(name)
+    attrs, arrays = data.draw(op_cases(info))
+    assert set(attrs) == set(info.attrs)
+    for key, value in attrs.items():
+        assert any(value is c or (type(value) is type(c) and np.array_equal(value, c))
+                   for c in info.attrs[key])
+    n_inputs = info.arity if info.arity is not None else info.n_inputs
+    assert len(arrays) == n_inputs
+    if info.shapes is None:
+        np.broadcast_shapes(*(a.shape for a in arrays))
+    for i, a in enumerate(arrays):
+        low, high = info.input_domain(i)
+        assert a.dtype == np.float64
+        assert np.all(a > low + info.margin - 1e-12) and np.all(a < high - info.margin + 1e-12)
+        for point in info.avoid:
+            assert np.all(np.abs(a - point) >= info.margin), (name, point, a)
+        assert len(np.unique(a)) == a.size, "values must be distinct (no ties for max)"
+
+
+@given(st.integers(1, 4).flatmap(broadcastable_shapes))
+def test_broadcastable_shapes_broadcast(shapes):
+    np.broadcast_shapes(*shapes)
+
+
+def test_value_grid_for_open_and_half_open_domains(scratch_ops):
+    @register_op("_test_log2", arity=1, domain=(0.0, math.inf), margin=0.25, avoid=(1.0,))
+    class Log2(Function):
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return np.log2(x)
+
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            return g / (x * x.dtype.type(np.log(2.0)))
+
+    grid = value_grid(tg.op_info("_test_log2"), 0)
+    assert grid.min() >= 0.25 and grid.max() <= 0.25 + 6
+    assert np.all(np.abs(grid - 1.0) >= 0.25)
+    assert np.all(np.diff(np.abs(grid)) >= 0), "smallest magnitude first, so shrinking goes there"
+    assert check_op("_test_log2", max_examples=FEW).ok
+
+
+# ---- reports ---------------------------------------------------------------------------------
+def test_report_of_a_correct_op():
+    report = check_op("tanh", max_examples=FEW)
+    assert report.ok and report.failure is None
+    assert (report.name, report.kind, report.cases) == ("tanh", "op", FEW)
+    assert 0 < report.worst_rel_error < OP_RTOL
+
+
+def _register_bad_sigmoid():
+    @register_op("_test_bad_sigmoid", arity=1)
+    class BadSigmoid(Function):
+        def forward(ctx, x):
+            y = 1 / (1 + np.exp(-x))
+            ctx.save_for_backward(y)
+            return y
+
+        def backward(ctx, g):
+            (y,) = ctx.saved
+            return g * y  # the factor (1 - y) is missing
+
+
+def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_ops):
+    _register_bad_sigmoid()
+    report = check_op("_test_bad_sigmoid", max_examples=FEW, seed=3)
+    assert not report.ok
+    for part in ("_test_bad_sigmoid", "GradcheckError", "input shapes", "attrs", "seed 3",
+                 "analytic", "numeric"):
+        assert part in report.failure
+    again = check_op("_test_bad_sigmoid", max_examples=FEW, seed=3)
+    assert again.failure == report.failure
+    with pytest.raises(AssertionError, match="_test_bad_sigmoid"):
+        assert_op_gradients("_test_bad_sigmoid", max_examples=FEW)
+
+
+def test_bug_behind_one_attribute_value_is_found_and_named(scratch_ops):
+    @register_op("_test_bad_sum", arity=1, kind="reduction", attrs={"axis": [0, 1, -1]},
+                 shapes=lambda dims, attrs: [(dims[0] + 1, dims[1] + 1)])
+    class BadSum(Function):
+        def forward(ctx, x, axis):
+            ctx.shape, ctx.axis = x.shape, axis
+            return x.sum(axis=axis)
+
+        def backward(ctx, g):
+            scale = 2.0 if ctx.axis == 1 else 1.0  # wrong only for axis=1
+            return np.broadcast_to(np.expand_dims(g, ctx.axis), ctx.shape) * scale
+
+    report = check_op("_test_bad_sum", max_examples=25)
+    assert not report.ok and "'axis': 1" in report.failure
+
+
+def test_wrong_gradient_of_a_second_output_is_found(scratch_ops):
+    @register_op("_test_bad_halves", arity=1, kind="shape",
+                 shapes=lambda dims, attrs: [(2 * dims[0], dims[1])])
+    class BadHalves(Function):
+        def forward(ctx, x):
+            ctx.n = x.shape[0] // 2
+            return x[:ctx.n].copy(), x[ctx.n:].copy()
+
+        def backward(ctx, g0, g1):
+            g0 = np.zeros_like(g1) if g0 is None else g0
+            g1 = np.zeros_like(g0) if g1 is None else g1
+            return np.concatenate([g0, -g1])  # the second half's sign is wrong
+
+    report = check_op("_test_bad_halves", max_examples=FEW)
+    assert not report.ok and "GradcheckError" in report.failure
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_float64_leaking_into_float32_is_found(scratch_ops, where):
+    @register_op("_test_upcast", arity=1)
+    class Upcast(Function):
+        def forward(ctx, x):
+            return x * (np.float64(2.0) if where == "forward" else x.dtype.type(2.0))
+
+        def backward(ctx, g):
+            return g * (np.float64(2.0) if where == "backward" else g.dtype.type(2.0))
+
+    report = check_op("_test_upcast", max_examples=FEW)
+    assert not report.ok and "float64" in report.failure
+
+
+def test_backward_mutating_a_saved_input_is_found(scratch_ops):
+    @register_op("_test_mutates_input", arity=1)
+    class MutatesInput(Function):
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return 3.0 * x
+
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            x += 1.0  # y is linear, so the gradient itself stays right
+            return 3.0 * g
+
+    report = check_op("_test_mutates_input", max_examples=FEW)
+    assert not report.ok and "modified input 0 in place" in report.failure
+
+
+def test_backward_mutating_the_upstream_gradient_is_found(scratch_ops):
+    @register_op("_test_mutates_grad", arity=1)
+    class MutatesGrad(Function):
+        def forward(ctx, x):
+            return 3.0 * x
+
+        def backward(ctx, g):
+            g *= 3.0
+            return g
+
+    report = check_op("_test_mutates_grad", max_examples=FEW)
+    assert not report.ok and "upstream gradient in place" in report.failure
+
+
+def test_array_kept_outside_save_for_backward_is_found(scratch_ops):
+    @register_op("_test_keeps_array", arity=1)
+    class KeepsArray(Function):
+        def forward(ctx, x):
+            ctx.x = x  # never released by the engine
+            return x * x
+
+        def backward(ctx, g):
+            return 2.0 * g * ctx.x
+
+    report = check_op("_test_keeps_array", max_examples=FEW)
+    assert not report.ok and "ctx.x" in report.failure
+
+
+def test_ignoring_needs_input_grad_positions_is_found(scratch_ops):
+    @register_op("_test_bad_mul", arity=2)
+    class BadMul(Function):
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        def backward(ctx, g):
+            a, b = ctx.saved
+            need_a, need_b = ctx.needs_input_grad
+            # Dropping the Nones shifts b's gradient into a's slot when a needs none.
+            return tuple(x for x in (g * b if need_a else None, g * a if need_b else None)
+                         if x is not None)
+
+    report = check_op("_test_bad_mul", max_examples=FEW)
+    assert not report.ok and "only input 1 requiring grad" in report.failure
+
+
+def test_op_raising_is_a_failed_check_not_a_crash(scratch_ops):
+    @register_op("_test_raises", arity=1)
+    class Raises(Function):
+        def forward(ctx, x):
+            if x.ndim == 2:
+                raise RuntimeError("two-dimensional input not handled")
+            return x.copy()
+
+        def backward(ctx, g):
+            return g
+
+    report = check_op("_test_raises", max_examples=25)
+    assert not report.ok and "two-dimensional input not handled" in report.failure
+
+
+def test_non_differentiable_op_is_checked_for_dtype_only(scratch_ops):
+    @register_op("_test_sign", arity=1, differentiable=False)
+    class Sign(Function):
+        def forward(ctx, x):
+            return np.sign(x)
+
+    assert check_op("_test_sign", max_examples=FEW).ok
