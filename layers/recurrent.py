@@ -78,12 +78,18 @@ class Recurrent(Module):
     ``(output, final_state)``: output (T, N, D*H_out) (same batch layout as x) and the final
     state in PyTorch's layout, (D*num_layers, N, .) per state tensor (a tuple for LSTM's
     (h, c)). Dropout acts between layers in training mode only.
+
+    ``fused=True`` runs each (layer, direction) pass as ONE op with a Numba time loop and a
+    hand-written backward (``cell.fused_pass``, ops/fused.py): same results, far fewer
+    recorded nodes. The built-in RNN, GRU and LSTM (without ``proj_size``) cells have one;
+    it does not take ``lengths``.
     """
 
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None, **cell_options):
+                 rng: np.random.Generator | None = None, fused: bool = False,
+                 **cell_options):
         super().__init__()
         cls = tg.cell(cell) if isinstance(cell, str) else cell
         if not (inspect.isclass(cls) and callable(getattr(cls, "init_state", None))):
@@ -91,6 +97,9 @@ class Recurrent(Module):
                             f"with init_state() and forward(), got {cell!r}")
         name = self._layer_name(cell)
         object.__setattr__(self, "_name", name)
+        if fused and not callable(getattr(cls, "fused_pass", None)):
+            raise ValueError(f"{name}: fused=True needs a cell with a fused version "
+                             f"(fused_pass); {cls.__name__} has none")
         self.input_size = check_size(name, "input_size", input_size)
         self.hidden_size = check_size(name, "hidden_size", hidden_size)
         self.num_layers = check_size(name, "num_layers", num_layers)
@@ -126,6 +135,10 @@ class Recurrent(Module):
                     aliases[flat] = (c, pname)
             size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
         object.__setattr__(self, "_cells", cells)
+        self.fused = bool(fused)
+        if self.fused and getattr(cells[0], "fused_op", "") is None:
+            raise ValueError(f"{name}: fused=True is not available for {cells[0]!r} (no "
+                             "fused op for these options)")
         object.__setattr__(self, "_aliases", aliases)
         if self.dropout > 0 and self.num_layers > 1:
             self.layer_dropout = Dropout(self.dropout, rng=rng)
@@ -219,6 +232,9 @@ class Recurrent(Module):
 
         Returns (output, final_state) with PyTorch's shapes.
         """
+        if self.fused and lengths is not None:
+            raise ValueError(f"{self._name}: fused=True does not take lengths; use the "
+                             "composed layer (fused=False) for variable-length batches")
         x, unbatched = self._check_input(x)
         steps, batch = x.shape[0], x.shape[1]
         masks = None
@@ -231,8 +247,12 @@ class Recurrent(Module):
             outputs = []
             for d in range(directions):
                 label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
-                out, final = run_direction(self._cells[k * directions + d], layer_in,
-                                           states[k * directions + d], d == 1, masks, label)
+                cell, state_kd = self._cells[k * directions + d], states[k * directions + d]
+                if self.fused:
+                    with tg.scope(label):
+                        out, final = cell.fused_pass(layer_in, state_kd, d == 1)
+                else:
+                    out, final = run_direction(cell, layer_in, state_kd, d == 1, masks, label)
                 outputs.append(out)
                 finals.append(final)
             layer_in = outputs[0] if directions == 1 else tg.concat(outputs, axis=2)
@@ -272,10 +292,12 @@ class RNN(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, proj_size: int = 0,
-                 dtype=np.float32, rng: np.random.Generator | None = None):
+                 dtype=np.float32, rng: np.random.Generator | None = None,
+                 fused: bool = False):
         _no_projection("RNN", proj_size)
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng, nonlinearity=nonlinearity)
+                         bidirectional, dtype=dtype, rng=rng, fused=fused,
+                         nonlinearity=nonlinearity)
 
 
 class LSTM(Recurrent):
@@ -286,9 +308,10 @@ class LSTM(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, fused: bool = False):
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng, proj_size=proj_size)
+                         dropout, bidirectional, dtype=dtype, rng=rng, fused=fused,
+                         proj_size=proj_size)
 
 
 class GRU(Recurrent):
@@ -299,7 +322,7 @@ class GRU(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, proj_size: int = 0, dtype=np.float32,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, fused: bool = False):
         _no_projection("GRU", proj_size)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng)
+                         dropout, bidirectional, dtype=dtype, rng=rng, fused=fused)

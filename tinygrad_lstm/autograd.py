@@ -144,12 +144,10 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        try:
-            arrays = [t.data for t in inputs]
-        except AttributeError:
+        if not all([isinstance(t, Tensor) for t in inputs]):
             first = next((t.data.dtype for t in inputs if isinstance(t, Tensor)), None)
             inputs = tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
-            arrays = [t.data for t in inputs]
+        arrays = [t.data for t in inputs]
         for a in arrays:
             if a.dtype.kind != "f":
                 raise float_dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
