@@ -14,8 +14,10 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Function, register_op, registry
 from tinygrad_lstm.testing import (
     OP_RTOL,
+    assert_cell_gradients,
     assert_op_gradients,
     broadcastable_shapes,
+    check_cell,
     check_op,
     op_cases,
     value_grid,
@@ -246,3 +248,52 @@ def test_non_differentiable_op_is_checked_for_dtype_only(scratch_ops):
             return np.sign(x)
 
     assert check_op("_test_sign", max_examples=FEW).ok
+
+
+# ---- cells -----------------------------------------------------------------------------------
+class TinyCell(tg.Module):
+    """h' = tanh(x W_ih^T + h W_hh^T + b): a user's cell, composed of registered ops.
+
+    ``broken=True`` feeds h through a detached copy of W_hh, so that weight's gradient misses
+    every path through the recurrence.
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None,
+                 broken=False):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.hidden_size, self.broken = hidden_size, broken
+        self.weight_ih = tg.Parameter(rng.uniform(-0.5, 0.5, (hidden_size, input_size)),
+                                      dtype=dtype)
+        self.weight_hh = tg.Parameter(rng.uniform(-0.5, 0.5, (hidden_size, hidden_size)),
+                                      dtype=dtype)
+        self.bias = tg.Parameter(rng.uniform(-0.5, 0.5, hidden_size), dtype=dtype)
+
+    def init_state(self, batch_size, dtype=np.float32):
+        return tg.zeros(batch_size, self.hidden_size, dtype=dtype)
+
+    def forward(self, x, h):
+        w_hh = self.weight_hh.detach() if self.broken else self.weight_hh
+        h = tg.tanh(x @ self.weight_ih.T + h @ w_hh.T + self.bias)
+        return h, h
+
+
+def test_check_cell_passes_a_correct_user_cell():
+    report = check_cell(TinyCell, seq_len=3, num_layers=2, bidirectional=True)
+    assert report.ok, report.failure
+    assert (report.name, report.kind) == ("TinyCell", "cell")
+    assert 0 < report.worst_rel_error < OP_RTOL
+
+
+def test_check_cell_names_the_parameter_with_a_wrong_gradient():
+    report = check_cell(TinyCell, seq_len=3, num_layers=1, bidirectional=False, broken=True)
+    assert not report.ok
+    assert "parameter weight_hh_l0" in report.failure and "TinyCell" in report.failure
+    with pytest.raises(AssertionError, match="weight_hh_l0"):
+        assert_cell_gradients(TinyCell, seq_len=3, num_layers=1, bidirectional=False,
+                              broken=True)
+
+
+def test_check_cell_reports_a_cell_that_cannot_be_built():
+    report = check_cell(TinyCell, no_such_option=1)
+    assert not report.ok and "no_such_option" in report.failure
