@@ -1,0 +1,185 @@
+"""Tensor: construction and dtype rules, properties, operators, comparisons, indexing."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tg
+from tinygrad_lstm import Tensor
+
+
+# ---- construction and dtype rules ------------------------------------------------------------
+@pytest.mark.parametrize("data", [[1, 2, 3], [[1.5, 2.5]], 3.0, 7])
+def test_python_data_becomes_float32(data):
+    assert Tensor(data).dtype == np.float32
+
+
+def test_boolean_data_stays_boolean_like_comparison_results():
+    assert Tensor([True, False]).dtype == np.bool_
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_arrays_keep_their_float_dtype_and_memory(dtype):
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    t = Tensor(a)
+    assert t.dtype == dtype and t.data is a and t.numpy() is a
+
+
+def test_explicit_dtype_and_tensor_of_tensor():
+    t = Tensor([1, 2], dtype=np.float64)
+    assert t.dtype == np.float64
+    assert Tensor(t).data is t.data
+
+
+@pytest.mark.parametrize("op", [lambda t: t + 2.5, lambda t: 2.5 + t, lambda t: t * 3,
+                                lambda t: 3 * t, lambda t: t - 1.5, lambda t: 1.5 - t,
+                                lambda t: t / 2, lambda t: 2 / t, lambda t: t ** 2,
+                                lambda t: -t])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_python_scalars_keep_the_tensor_dtype(op, dtype):
+    t = Tensor(np.array([1.0, 2.0], dtype=dtype), requires_grad=True)
+    out = op(t)
+    assert out.dtype == dtype
+    out.sum().backward()
+    assert t.grad.dtype == dtype
+
+
+def test_object_and_integer_dtypes_are_refused():
+    with pytest.raises(TypeError, match="object"):
+        Tensor(np.array([1, "a"], dtype=object))
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        Tensor(np.arange(3), requires_grad=True)
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor(np.arange(3)).requires_grad_()
+
+
+@pytest.mark.parametrize("make", [lambda: Tensor(np.arange(3)) + 1.0,
+                                  lambda: tg.sigmoid(Tensor(np.arange(3))),
+                                  lambda: Tensor(np.ones(3, bool)) * Tensor([1.0, 2.0, 3.0])])
+def test_ops_refuse_non_float_inputs_naming_op_and_dtypes(make):
+    with pytest.raises(TypeError, match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"):
+        make()
+
+
+def test_creation_helpers():
+    assert tg.zeros(2, 3).shape == (2, 3) and tg.zeros((2, 3)).dtype == np.float32
+    assert np.all(tg.ones(4, dtype=np.float64).data == 1.0)
+    assert tg.ones(4, dtype=np.float64).dtype == np.float64
+    r1 = tg.randn(3, 2, rng=np.random.default_rng(5))
+    r2 = tg.randn((3, 2), rng=np.random.default_rng(5))
+    assert r1.dtype == np.float32 and np.array_equal(r1.data, r2.data)
+    z = tg.zeros_like(Tensor(np.ones((2, 2), np.float64)), requires_grad=True)
+    assert z.shape == (2, 2) and z.dtype == np.float64 and z.requires_grad
+    assert tg.tensor([1, 2], requires_grad=True).requires_grad
+
+
+# ---- properties and conversion ------------------------------------------------------------------
+def test_properties():
+    t = Tensor(np.zeros((2, 3, 4), np.float32))
+    assert (t.shape, t.ndim, t.size, len(t)) == ((2, 3, 4), 3, 24, 2)
+    assert t.is_leaf and t.op is None and t.grad is None and not t.requires_grad
+    assert Tensor([[1.0, 2.0]]).T.shape == (2, 1)
+
+
+def test_item_only_for_one_element():
+    assert Tensor([[3.5]]).item() == 3.5
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        Tensor([1.0, 2.0]).item()
+
+
+def test_repr_names_dtype_and_op():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    assert "requires_grad=True" in repr(x) and "float32" in repr(x)
+    assert "op=mul" in repr(x * 2)
+
+
+def test_detach_shares_data_and_leaves_the_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).detach()
+    assert y.is_leaf and not y.requires_grad and y.op is None
+    z = x * 2
+    assert z.detach().data is z.data
+
+
+def test_requires_grad_only_changes_on_leaves():
+    x = Tensor([1.0]).requires_grad_()
+    assert x.requires_grad
+    with pytest.raises(RuntimeError, match="only leaf"):
+        (x * 2).requires_grad_(False)
+
+
+# ---- operators ----------------------------------------------------------------------------------
+def test_operators_match_numpy():
+    rng = np.random.default_rng(0)
+    a_np, b_np = rng.uniform(0.5, 2, (3, 4)), rng.uniform(0.5, 2, (4,))
+    a, b = Tensor(a_np), Tensor(b_np)
+    cases = [(a + b, a_np + b_np), (a - b, a_np - b_np), (a * b, a_np * b_np),
+             (a / b, a_np / b_np), (a ** 1.5, a_np ** 1.5), (-a, -a_np), (a @ b, a_np @ b_np),
+             (a_np + b, a_np + b_np), (b_np - a, b_np - a_np), (2.0 / a, 2.0 / a_np)]
+    for got, want in cases:
+        assert isinstance(got, Tensor)
+        np.testing.assert_allclose(got.data, want, rtol=1e-15)
+
+
+def test_ndarray_on_the_left_defers_to_tensor():
+    out = np.ones(3) * Tensor(np.arange(3.0), requires_grad=True)
+    assert isinstance(out, Tensor) and out.requires_grad
+
+
+def test_tensor_exponent_is_refused():
+    with pytest.raises(TypeError, match="exponent"):
+        Tensor([2.0]) ** Tensor([2.0])
+
+
+def test_method_forms():
+    x = Tensor(np.array([[0.5, -1.0], [2.0, 0.25]]))
+    np.testing.assert_allclose(x.exp().data, np.exp(x.data))
+    np.testing.assert_allclose(x.relu().data, np.maximum(x.data, 0))
+    np.testing.assert_allclose((x * x).log().data, np.log(x.data ** 2))
+    np.testing.assert_allclose(x.tanh().data, np.tanh(x.data))
+    np.testing.assert_allclose(x.sigmoid().data, 1 / (1 + np.exp(-x.data)))
+    np.testing.assert_allclose(x.sum(axis=0).data, x.data.sum(0))
+    np.testing.assert_allclose(x.mean(keepdims=True).data, x.data.mean(keepdims=True))
+    np.testing.assert_allclose(x.max(axis=1).data, x.data.max(1))
+    assert x.reshape(4).shape == (4,) and x.reshape((1, 4)).shape == (1, 4)
+    assert x.transpose(1, 0).shape == (2, 2) and x.transpose().shape == (2, 2)
+    np.testing.assert_allclose(x.softmax().data.sum(-1), 1.0)
+    np.testing.assert_allclose(np.exp(x.log_softmax(axis=0).data).sum(0), 1.0)
+    np.testing.assert_allclose(x.logsumexp().data, np.log(np.exp(x.data).sum()))
+
+
+# ---- comparisons ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("compare", [lambda a, b: a < b, lambda a, b: a <= b,
+                                     lambda a, b: a > b, lambda a, b: a >= b,
+                                     lambda a, b: a == b, lambda a, b: a != b])
+def test_comparisons_give_plain_boolean_tensors(compare):
+    a = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = Tensor([2.0, 2.0, 2.0], requires_grad=True)
+    for other, raw in ((b, b.data), (2.0, 2.0)):
+        out = compare(a, other)
+        assert isinstance(out, Tensor) and out.dtype == np.bool_
+        assert not out.requires_grad and out.is_leaf
+        np.testing.assert_array_equal(out.data, compare(a.data, raw))
+
+
+def test_tensors_stay_hashable_by_identity():
+    a, b = Tensor([1.0]), Tensor([1.0])
+    assert len({a, b, a}) == 2
+
+
+# ---- indexing ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("index", [1, -1, slice(1, 3), (slice(None), 0), (0, slice(None, None, 2)),
+                                   (Ellipsis, 1)])
+def test_getitem_values_and_gradient(index):
+    data = np.arange(12.0).reshape(3, 4)
+    x = Tensor(data, requires_grad=True)
+    y = x[index]
+    np.testing.assert_array_equal(y.data, data[index])
+    y.backward(np.ones(y.shape))
+    expected = np.zeros_like(data)
+    expected[index] = 1.0
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_getitem_out_of_range_names_op_and_shape():
+    with pytest.raises(tg.ShapeError, match=r"getitem.*\(3, 4\)"):
+        Tensor(np.zeros((3, 4)))[5]
