@@ -14,14 +14,15 @@ the layer plugins.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .layers import Recurrent
 from .tensor import Tensor
 
-__all__ = ["StepGradients", "step_gradient_norms", "to_dot"]
+__all__ = ["StepGradients", "step_gradient_norms", "to_dot", "unrolled_graph"]
 
 
 def _quote(*lines: str) -> str:
@@ -38,11 +39,13 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def to_dot(tensor: Tensor, name: str = "graph") -> str:
+def to_dot(tensor: Tensor, name: str = "graph",
+           leaf_names: Mapping[str, Tensor] | None = None) -> str:
     """The graph that produced ``tensor`` as Graphviz DOT text (``dot -Tsvg`` renders it).
 
     Op nodes are boxes labelled ``op_name`` and the output shape(s); leaves are ellipses
-    (``leaf`` for tensors that require grad, such as parameters, ``const`` otherwise); edges
+    (labelled with their name in ``leaf_names``, e.g. ``dict(model.named_parameters())``,
+    else ``leaf`` for tensors that require grad and ``const`` for the others); edges
     run from an input to the op that consumed it (labelled ``[i]`` when the input is output i
     of a multi-output op). Nodes recorded inside ``tg.scope(label)`` go into one
     ``subgraph cluster_k`` per distinct label, in natural order (``t2`` before ``t10``).
@@ -93,8 +96,9 @@ def to_dot(tensor: Tensor, name: str = "graph") -> str:
 
     lines = [f"digraph {_quote(name)} {{", '  node [fontname="Helvetica", fontsize=10];',
              '  edge [fontsize=8];']
+    known = {id(t): key for key, t in (leaf_names or {}).items()}
     for t in leaves:
-        kind = "leaf" if t.requires_grad else "const"
+        kind = known.get(id(t), "leaf" if t.requires_grad else "const")
         lines.append(f"  {leaf_ids[id(t)]} [shape=ellipse, label="
                      f"{_quote(kind, _shape_text(t.shape))}];")
     clusters: dict[str, list[str]] = {}
@@ -117,6 +121,22 @@ def to_dot(tensor: Tensor, name: str = "graph") -> str:
                  for src, dst, lab in edges)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def unrolled_graph(cell: str, seq_len: int, input_size: int = 2, hidden_size: int = 3,
+                   batch: int = 1, num_layers: int = 1, bidirectional: bool = False,
+                   seed: int = 0) -> str:
+    """DOT text of ``sum(output) + sum(final state)`` of ``Recurrent(cell, ...)`` run over
+    ones of shape (seq_len, batch, input_size): the unrolled graph BPTT walks back through,
+    one cluster per (layer, direction, time step)."""
+    layer = Recurrent(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                      rng=np.random.default_rng(seed))
+    out, state = layer(Tensor(np.ones((seq_len, batch, input_size), np.float32)))
+    loss = out.sum()
+    for part in state if isinstance(state, tuple) else (state,):
+        loss = loss + part.sum()
+    return to_dot(loss, name=f"{cell} unrolled over {seq_len} steps",
+                  leaf_names=dict(layer.named_parameters()))
 
 
 @dataclass
