@@ -188,7 +188,8 @@ class Transpose(Function):
         if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
             raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
                              f"{x.ndim} axes of shape {x.shape}")
-        ctx.axes = axes
+        # argsort inverts the permutation only once negative axes are made positive.
+        ctx.axes = None if axes is None else tuple(a % x.ndim for a in axes)
         return np.transpose(x, axes)
 
     def backward(ctx, g):
