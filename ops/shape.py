@@ -180,7 +180,7 @@ class Reshape(Function):
 
 
 @register_op("transpose", arity=1, kind="shape", shapes=_reshape_shapes,
-             attrs={"axes": [None, (1, 0, 2), (2, 0, 1)]})
+             attrs={"axes": [None, (1, 0, 2), (2, 0, 1), (-1, 0, 1)]})
 class Transpose(Function):
     """y = x with axes permuted (reversed when ``axes`` is None);  dx = g permuted back."""
 
