@@ -1,0 +1,107 @@
+"""ops/shape.py: concat/split and stack/unstack round trips, indexing gradients (repeated
+indices accumulate), reshape and transpose, and the shape errors."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tg
+from tinygrad_lstm import Tensor
+
+
+def leaf(*shape, seed=0):
+    return Tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concat_then_split_is_the_identity_in_values_and_gradients(axis):
+    sizes = [1, 2, 3]
+    shapes = [[2, 3, 2] for _ in sizes]
+    for shape, n in zip(shapes, sizes):
+        shape[axis] = n
+    parts = [leaf(*shape, seed=i) for i, shape in enumerate(shapes)]
+    joined = tg.concat(parts, axis=axis)
+    back = tg.split(joined, sizes, axis=axis)
+    grads = [np.random.default_rng(9 + i).standard_normal(b.shape) for i, b in enumerate(back)]
+    loss = sum(((b * Tensor(g)).sum() for b, g in zip(back, grads)), Tensor(0.0))
+    loss.backward()
+    for p, b, g in zip(parts, back, grads):
+        np.testing.assert_array_equal(b.data, p.data)
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_split_into_equal_sections():
+    x = leaf(6, 4)
+    parts = tg.split(x, 3, axis=0)
+    assert [p.shape for p in parts] == [(2, 4)] * 3
+    np.testing.assert_array_equal(parts[1].data, x.data[2:4])
+
+
+def test_split_errors_name_op_and_shape():
+    with pytest.raises(tg.ShapeError, match=r"split: axis 0 of shape \(5, 2\).*3 equal"):
+        tg.split(leaf(5, 2), 3)
+    with pytest.raises(tg.ShapeError, match=r"split: sizes \[1, 2\] sum to 3.*\(5, 2\)"):
+        tg.split(leaf(5, 2), [1, 2])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_stack_then_unstack_is_the_identity(axis):
+    parts = [leaf(2, 3, seed=i) for i in range(4)]
+    stacked = tg.stack(parts, axis=axis)
+    assert stacked.shape[axis] == 4
+    back = tg.op("unstack").apply(stacked, axis=axis)
+    (back[1] * 2.0 + back[3]).sum().backward()
+    for i, (p, b) in enumerate(zip(parts, back)):
+        np.testing.assert_array_equal(b.data, p.data)
+        np.testing.assert_array_equal(p.grad, np.full((2, 3), {1: 2.0, 3: 1.0}.get(i, 0.0)))
+
+
+def test_stack_and_concat_mismatches_name_op_and_shapes():
+    with pytest.raises(tg.ShapeError, match=r"stack.*\(2, 3\).*\(3, 2\)"):
+        tg.stack([leaf(2, 3), leaf(3, 2)])
+    with pytest.raises(tg.ShapeError, match=r"concat.*\(2, 3\).*\(2, 4\).*axis 0"):
+        tg.concat([leaf(2, 3), leaf(2, 4)], axis=0)
+
+
+@pytest.mark.parametrize(("index", "counts"), [
+    (np.array([0, 0, 2, 0]), [3, 0, 1, 0]),
+    ([1, 1], [0, 2, 0, 0]),
+    (np.array([True, False, True, True]), [1, 0, 1, 1]),
+    (slice(None, None, -1), [1, 1, 1, 1]),
+])
+def test_getitem_gradient_accumulates_repeated_indices(index, counts):
+    x = leaf(4, 2)
+    y = x[index]
+    np.testing.assert_array_equal(y.data, x.data[index])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.repeat(np.array(counts, float)[:, None], 2, 1))
+
+
+def test_getitem_with_index_pairs():
+    x = leaf(3, 4)
+    y = x[np.array([0, 2, 0]), np.array([1, 3, 1])]
+    np.testing.assert_array_equal(y.data, x.data[[0, 2, 0], [1, 3, 1]])
+    y.backward(np.array([1.0, 10.0, 100.0]))
+    expected = np.zeros((3, 4))
+    expected[0, 1], expected[2, 3] = 101.0, 10.0
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_reshape_and_transpose_gradients_return_to_the_input_layout():
+    x = leaf(2, 3, 4)
+    g = np.random.default_rng(1).standard_normal((4, 6))
+    x.reshape(4, -1).backward(g)
+    np.testing.assert_array_equal(x.grad, g.reshape(2, 3, 4))
+    for axes in [(1, 0, 2), (2, 0, 1), (-1, 0, 1), None]:
+        x.grad = None
+        y = x.transpose(axes) if axes else x.T
+        g = np.random.default_rng(2).standard_normal(y.shape)
+        y.backward(g)
+        np.testing.assert_array_equal(x.grad, np.transpose(g, np.argsort(
+            [a % 3 for a in axes]) if axes else None))
+
+
+def test_reshape_and_transpose_errors():
+    with pytest.raises(tg.ShapeError, match=r"reshape.*\(2, 3\).*6 elements.*\(4, 2\)"):
+        leaf(2, 3).reshape(4, 2)
+    with pytest.raises(tg.ShapeError, match=r"transpose: axes \(0, 0\).*\(2, 3\)"):
+        leaf(2, 3).transpose(0, 0)
