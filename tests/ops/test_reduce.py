@@ -1,0 +1,95 @@
+"""ops/reduce.py: reductions over any axes with keepdims, max's tie rule, and the stability of
+logsumexp, softmax and log_softmax for large inputs; PyTorch parity when installed."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tg
+from tinygrad_lstm import Tensor
+
+
+def leaf(data, dtype=np.float64):
+    return Tensor(np.asarray(data, dtype), requires_grad=True)
+
+
+def strict():
+    """Overflow, invalid and divide raise and warnings are errors (exp of a very negative
+    shifted input underflowing to 0 is the correct result, so underflow stays ignored)."""
+    return np.errstate(over="raise", invalid="raise", divide="raise", under="ignore")
+
+
+@pytest.mark.parametrize(("axis", "keepdims"), [(None, False), (0, True), (1, False),
+                                                ((0, 2), False), (-1, True)])
+@pytest.mark.parametrize("name", ["sum", "mean"])
+def test_sum_and_mean_shapes_and_gradients(name, axis, keepdims):
+    x = leaf(np.arange(24.0).reshape(2, 3, 4))
+    y = tg.op(name).apply(x, axis=axis, keepdims=keepdims)
+    reference = getattr(np, name)(x.data, axis=axis, keepdims=keepdims)
+    assert y.shape == reference.shape
+    np.testing.assert_allclose(y.data, reference, rtol=1e-15)
+    y.backward(np.ones(y.shape))
+    n = x.data.size // max(reference.size, 1)
+    np.testing.assert_allclose(x.grad, 1.0 if name == "sum" else 1.0 / n, rtol=1e-15)
+
+
+def test_max_shares_the_gradient_among_ties():
+    x = leaf([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 0.0]])
+    x.max(axis=1).backward(np.array([1.0, 6.0]))
+    np.testing.assert_allclose(x.grad, [[0, 0.5, 0.5, 0], [2.0, 2.0, 2.0, 0]])
+    y = leaf([[2.0, 7.0], [7.0, 1.0]])
+    y.max().backward()
+    np.testing.assert_allclose(y.grad, [[0, 0.5], [0.5, 0]])
+    z = leaf([[2.0, 7.0], [7.0, 1.0]])
+    out = z.max(axis=0, keepdims=True)
+    assert out.shape == (1, 2)
+    out.backward(np.ones((1, 2)))
+    np.testing.assert_allclose(z.grad, [[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_family_is_stable_for_large_inputs(dtype):
+    data = [[1e4, 1e4, -1e4], [1e3, 0.0, -1e3]]
+    with strict(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xs = [leaf(data, dtype) for _ in range(3)]
+        lse, sm, lsm = xs[0].logsumexp(axis=1), xs[1].softmax(), xs[2].log_softmax()
+        for out in (lse, sm, lsm):
+            out.backward(np.ones(out.shape, dtype))
+    np.testing.assert_allclose(lse.data, [1e4 + np.log(2.0), 1e3], rtol=1e-6)
+    np.testing.assert_allclose(sm.data, [[0.5, 0.5, 0], [1, 0, 0]], atol=1e-7)
+    log2 = np.log(2.0)
+    np.testing.assert_allclose(lsm.data, [[-log2, -log2, -2e4 - log2], [0, -1e3, -2e3]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(xs[0].grad, [[0.5, 0.5, 0], [1, 0, 0]], atol=1e-7)
+    np.testing.assert_allclose(xs[1].grad, 0.0, atol=1e-7)  # softmax sums to 1 whatever x
+    np.testing.assert_allclose(xs[2].grad, [[-0.5, -0.5, 1.0], [-2.0, 1.0, 1.0]], atol=1e-6)
+    for t, out in zip(xs, (lse, sm, lsm)):
+        assert out.dtype == t.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_normalizes_along_its_axis(axis):
+    x = leaf(np.random.default_rng(0).standard_normal((3, 4, 5)))
+    np.testing.assert_allclose(x.softmax(axis=axis).data.sum(axis=axis), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(np.exp(x.log_softmax(axis=axis).data).sum(axis=axis), 1.0,
+                               rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"])
+def test_values_and_gradients_match_pytorch(name):
+    torch = pytest.importorskip("torch")
+    data = np.random.default_rng(1).standard_normal((3, 4, 5)) * 3
+    x, tx = leaf(data), torch.tensor(data, requires_grad=True)
+    if name in ("softmax", "log_softmax"):
+        y, ty = tg.op(name).apply(x, axis=1), getattr(torch, name)(tx, dim=1)
+    elif name == "max":
+        y, ty = x.max(axis=1), tx.amax(dim=1)
+    else:
+        y, ty = tg.op(name).apply(x, axis=(0, 2)), getattr(torch, name)(tx, dim=(0, 2))
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-13, atol=1e-14)
