@@ -27,45 +27,10 @@ from tinygrad_lstm import Module, ShapeError, Tensor
 
 from .checks import as_float_input, check_size
 from .linear import Dropout
-from .packing import StepMask, check_lengths, hold_finished, step_masks
+from .packing import check_lengths, step_masks
+from .unroll import run_direction
 
-__all__ = ["Recurrent", "run_direction"]
-
-
-def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
-                  label: str):
-    """Run ``cell`` over the time-major sequence ``x`` (T, N, F) from ``state``.
-
-    Returns (outputs stacked to (T, N, output_size), final state). Each step is recorded
-    inside ``tg.scope(f"{label}/t{t}")``. A cell with the split-step protocol (see
-    ``layers/cells.py``) gets its input projection for all T steps in one matmul and its
-    transposed weights once; any other cell is called as ``cell(x_t, state)``.
-    """
-    steps, batch = x.shape[0], x.shape[1]
-    unstack = tg.op("unstack")
-    if hasattr(cell, "step"):
-        with tg.scope(f"{label}/inputs"):
-            xw = cell.project_inputs(x.reshape(steps * batch, x.shape[2]))
-            inputs = unstack.apply(xw.reshape(steps, batch, xw.shape[1]), axis=0)
-            prepared = cell.prepare_step()
-        step = cell.step
-    else:
-        inputs = unstack.apply(x, axis=0)
-        prepared = None
-
-        def step(x_t, s, _):
-            return cell(x_t, s)
-
-    outputs: list = [None] * steps
-    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-        with tg.scope(f"{label}/t{t}"):
-            out, new = step(inputs[t], state, prepared)
-            mask = None if masks is None else masks[t]
-            if mask is not None:
-                new = hold_finished(new, state, mask)
-                out = out * mask.keep
-        outputs[t], state = out, new
-    return tg.stack(outputs, axis=0), state
+__all__ = ["GRU", "LSTM", "RNN", "Recurrent"]
 
 
 class Recurrent(Module):
@@ -275,7 +240,9 @@ class Recurrent(Module):
                              ("dropout", 0.0), ("bidirectional", False)):
             if getattr(self, key) != default:
                 text += f", {key}={getattr(self, key)}"
-        return text + "".join(f", {k}={v!r}" for k, v in self.cell_options.items())
+        defaults = {k: p.default for k, p in inspect.signature(self.cell_class).parameters.items()}
+        return text + "".join(f", {k}={v!r}" for k, v in self.cell_options.items()
+                              if defaults.get(k, inspect.Parameter.empty) != v)
 
 
 def _no_projection(name: str, proj_size) -> None:
