@@ -25,7 +25,7 @@ def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | 
     """
     steps, batch = x.shape[0], x.shape[1]
     unstack = tg.op("unstack")
-    if hasattr(cell, "step"):
+    if callable(getattr(cell, "project_inputs", None)):
         with tg.scope(f"{label}/inputs"):
             xw = cell.project_inputs(x.reshape(steps * batch, x.shape[2]))
             inputs = unstack.apply(xw.reshape(steps, batch, xw.shape[1]), axis=0)
