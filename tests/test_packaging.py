@@ -1,0 +1,60 @@
+"""Packaging: the plugins are declared as entry points, ``ops``/``layers`` install only under
+``tinygrad_lstm``, and CI runs exactly the README's test command."""
+
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = importlib.metadata.distribution("tinygrad-lstm")
+
+
+def test_builtin_plugins_are_entry_points():
+    eps = {ep.name: ep.value for ep in DIST.entry_points if ep.group == "tinygrad_lstm.plugins"}
+    assert eps.get("ops") == "tinygrad_lstm.ops"
+    assert eps.get("layers") == "tinygrad_lstm.layers"
+    scripts = {ep.name: ep.value for ep in DIST.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"tinygrad-lstm": "tinygrad_lstm.cli:main"}
+
+
+def test_metadata_declares_runtime_deps_and_extras():
+    requires = DIST.requires or []
+    names = {re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires
+             if "extra ==" not in r}
+    assert {"numpy", "numba"} <= names
+    extras = set(DIST.metadata.get_all("Provides-Extra") or [])
+    assert {"test", "plot"} <= extras
+
+
+def test_no_bare_ops_or_layers_module_is_installed(tmp_path):
+    # -I and a foreign working directory: only what the install put on sys.path is visible.
+    probe = ("import importlib.util as u, json; "
+             "print(json.dumps({n: getattr(u.find_spec(n), 'origin', None) "
+             "for n in ('ops', 'layers', 'tinygrad_lstm.ops', 'tinygrad_lstm.layers')}))")
+    result = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, check=True,
+                            capture_output=True, text=True, timeout=60)
+    origins = json.loads(result.stdout)
+    for bare in ("ops", "layers"):
+        origin = origins[bare]
+        assert origin is None or not Path(origin).resolve().is_relative_to(ROOT), \
+            f"import {bare} finds this repository's {bare}/ through the install: {origin}"
+    for name in ("tinygrad_lstm.ops", "tinygrad_lstm.layers"):
+        assert origins[name] and origins[name].endswith("__init__.py"), origins
+    top_level = (DIST.read_text("top_level.txt") or "").split()
+    assert "ops" not in top_level and "layers" not in top_level
+
+
+def _readme_test_command() -> str:
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    lines = [line for line in blocks[0].splitlines() if line.strip()]
+    return lines[1].split("  #")[0].strip()
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    command = _readme_test_command()
+    assert "pytest" in command
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert command in ci.splitlines(), f"{command!r} not a line of .ci/run"
