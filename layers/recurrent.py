@@ -24,6 +24,7 @@ import numpy as np
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, ShapeError, Tensor
+from tinygrad_lstm.autograd import gc_paused
 
 from .checks import as_float_input, check_size
 from .linear import Dropout
@@ -206,6 +207,11 @@ class Recurrent(Module):
         if lengths is not None:
             masks = step_masks(check_lengths(self._name, lengths, steps, batch), steps, x.dtype)
         states = self._initial_states(state, batch, unbatched)
+        with gc_paused():  # the unrolled graph is acyclic: collections would only scan it
+            return self._forward(x, states, masks, unbatched)
+
+    def _forward(self, x: Tensor, states: list, masks, unbatched: bool):
+        steps = x.shape[0]
         directions = len(self._directions())
         finals, layer_in = [], x
         for k in range(self.num_layers):

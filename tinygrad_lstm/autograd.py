@@ -14,17 +14,30 @@ as it goes unless ``retain_graph=True``.
 from __future__ import annotations
 
 import functools
+import gc
+import itertools
 import weakref
 
 import numpy as np
 
-from .tensor import Tensor, ShapeError, float_dtype_error
+from .tensor import ShapeError, Tensor, float_dtype_error
 
-__all__ = ["Function", "Context", "backward", "no_grad", "enable_grad", "is_grad_enabled",
-           "unbroadcast", "scope", "ShapeError"]
+__all__ = [
+    "Context",
+    "Function",
+    "ShapeError",
+    "backward",
+    "enable_grad",
+    "gc_paused",
+    "is_grad_enabled",
+    "no_grad",
+    "scope",
+    "unbroadcast",
+]
 
 _grad_enabled = True
 _scope: str | None = None
+_creation_order = itertools.count()
 
 
 class scope:
@@ -46,6 +59,25 @@ class scope:
     def __exit__(self, *exc):
         global _scope
         _scope = self._prev
+
+
+class gc_paused:
+    """Context manager: Python's cyclic garbage collector stays off inside.
+
+    The graph holds no reference cycles, so reference counting frees it; the collector,
+    triggered by the thousands of nodes an unrolled sequence allocates, would only scan
+    (with torch imported, one full scan cost ~0.2 s at T=500). Sequence layers record
+    their time loop, and backward() runs, inside this. Re-entrant; restores the old state.
+    """
+
+    def __enter__(self):
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self._was_enabled:
+            gc.enable()
 
 
 def is_grad_enabled() -> bool:
@@ -104,18 +136,23 @@ class Context:
     ``ctx.needs_input_grad[i]`` tells whether input i wants a gradient at all.
     """
 
+    # Defaults live on the class: a node is made for every recorded op, so its __init__
+    # sets only what differs from node to node.
+    saved: tuple = ()
+    inputs: tuple | None = None
+    n_out = 1
+    grads: list | None = None      # gradients of the outputs, during backward
+    owned: set | None = None       # output indices whose grad array we allocated
+    hooks: dict | None = None      # output index -> [hook]
+    retained: dict | None = None   # output index -> weakref to the output tensor
+    released = False
+
     def __init__(self, fn: type, needs_input_grad: tuple[bool, ...]):
         self.fn = fn
         self.needs_input_grad = needs_input_grad
-        self.saved: tuple = ()
-        self.inputs: tuple | None = None
-        self.n_out = 1
-        self.grads: list | None = None      # gradients of the outputs, during backward
-        self.owned: set | None = None       # output indices whose grad array we allocated
-        self.hooks: dict | None = None      # output index -> [hook]
-        self.retained: dict | None = None   # output index -> weakref to the output tensor
-        self.released = False
         self.scope = _scope
+        # Creation order is a topological order: a node's inputs exist before it does.
+        self._seq = next(_creation_order)
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
@@ -131,6 +168,13 @@ def _as_constant(x, like_dtype) -> Tensor:
     return Tensor(x)
 
 
+def _with_constants(inputs: tuple) -> tuple:
+    """``inputs`` with every non-Tensor made a constant Tensor (a Python scalar takes the
+    dtype of the first Tensor input)."""
+    first = next((t.data.dtype for t in inputs if isinstance(t, Tensor)), None)
+    return tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
+
+
 class Function:
     """Base class of every op: ``forward(ctx, *arrays, **attrs) -> array or tuple of arrays``
     and ``backward(ctx, *grads) -> gradient per input`` (None where there is none).
@@ -144,20 +188,24 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        if not all([isinstance(t, Tensor) for t in inputs]):
-            first = next((t.data.dtype for t in inputs if isinstance(t, Tensor)), None)
-            inputs = tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
-        arrays = [t.data for t in inputs]
-        for a in arrays:
+        # One pass over the inputs: this runs for every op of every time step.
+        arrays = []
+        track = False
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                return cls.apply(*_with_constants(inputs), **attrs)
+            a = t.data
             if a.dtype.kind != "f":
-                raise float_dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
-        if _grad_enabled:
-            needs = tuple([t.requires_grad for t in inputs])
-            track = True in needs
+                raise float_dtype_error(getattr(cls, "op_name", cls.__name__),
+                                        [t.data for t in inputs])
+            arrays.append(a)
+            if t.requires_grad:
+                track = True
+        if track and _grad_enabled:
+            ctx = Context(cls, tuple([t.requires_grad for t in inputs]))
         else:
-            needs = (False,) * len(inputs)
             track = False
-        ctx = Context(cls, needs)
+            ctx = Context(cls, (False,) * len(inputs))
         try:
             out = cls.forward(ctx, *arrays, **attrs)
         except ShapeError:
@@ -186,21 +234,15 @@ class Function:
 
 
 def _topological_order(root: Context) -> list[Context]:
-    """Nodes reachable from ``root``, every node after all nodes that consume it."""
-    order: list[Context] = []
-    visited: set[Context] = set()
-    stack = [(root, False)]
+    """Nodes reachable from ``root``, every node after all nodes that consume it.
+
+    Reverse creation order is such an order (an op's inputs are made before its output),
+    so one sweep collects the reachable nodes and a sort orders them.
+    """
+    reached = {root}
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        # Mark on expansion, not on push: a node pushed early (as an input of the root) but
-        # also reached through a longer path must finish after every node on that path.
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
+        node = stack.pop()
         if node.inputs is None:
             raise RuntimeError(
                 f"backward: the graph through op {node.name!r} was already released by an "
@@ -208,10 +250,14 @@ def _topological_order(root: Context) -> list[Context]:
                 "backpropagate through it again")
         for t in node.inputs:
             parent = t._node
-            if parent is not None and parent not in visited:
-                stack.append((parent, False))
-    order.reverse()
-    return order
+            if parent is not None and parent not in reached:
+                reached.add(parent)
+                stack.append(parent)
+    return sorted(reached, key=_creation_key, reverse=True)
+
+
+def _creation_key(node: Context) -> int:
+    return node._seq
 
 
 def _run_hooks(hooks, grad):
@@ -224,6 +270,11 @@ def _run_hooks(hooks, grad):
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) * grad into ``.grad`` of every leaf that requires grad."""
+    with gc_paused():
+        _backward(root, grad, retain_graph)
+
+
+def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     if not root.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input that "
                            "requires grad went into it, or it was made under no_grad())")
