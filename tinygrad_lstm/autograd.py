@@ -197,7 +197,7 @@ class Function:
             a = t.data
             if a.dtype.kind != "f":
                 raise float_dtype_error(getattr(cls, "op_name", cls.__name__),
-                                        [t.data for t in inputs])
+                                        [np.asarray(getattr(t, "data", t)) for t in inputs])
             arrays.append(a)
             if t.requires_grad:
                 track = True
