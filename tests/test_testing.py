@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 import tinygrad_lstm as tg
 from tinygrad_lstm import Function, register_op, registry
 from tinygrad_lstm.testing import (
-    OP_RTOL,
     assert_cell_gradients,
     assert_op_gradients,
     broadcastable_shapes,
@@ -88,7 +87,9 @@ def test_report_of_a_correct_op():
     report = check_op("tanh", max_examples=FEW)
     assert report.ok and report.failure is None
     assert (report.name, report.kind, report.cases) == ("tanh", "op", FEW)
-    assert 0 < report.worst_rel_error < OP_RTOL
+    # err / max(|numeric|, atol): tiny for tanh, though a passing op may approach 1 where
+    # a gradient element is ~0.
+    assert 0 < report.worst_rel_error < 1e-3
 
 
 def _register_bad_sigmoid():
@@ -282,7 +283,8 @@ def test_check_cell_passes_a_correct_user_cell():
     report = check_cell(TinyCell, seq_len=3, num_layers=2, bidirectional=True)
     assert report.ok, report.failure
     assert (report.name, report.kind) == ("TinyCell", "cell")
-    assert 0 < report.worst_rel_error < OP_RTOL
+    assert 0 < report.worst_rel_error < 1e-3
+    assert check_cell(TinyCell, seq_len=3, num_layers=2, bidirectional=True) == report
 
 
 def test_check_cell_names_the_parameter_with_a_wrong_gradient():

@@ -299,10 +299,11 @@ def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5
     """Gradcheck a whole sequence layer built from ``cell`` (a registered name or class).
 
     Builds ``Recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
-    dtype=float64, **cell_options)``, draws ``x`` of shape (seq_len, batch, input_size) and a
-    random initial state shaped like ``init_state(batch)``, and checks the gradients of
-    (output, final state), under random upstream gradients, with respect to every parameter,
-    ``x`` and the initial state. A failure names the parameter (or input) that is wrong.
+    dtype=float64, rng=, **cell_options)`` with weights, ``x`` (seq_len, batch, input_size)
+    and an initial state shaped like ``init_state(batch)`` all drawn from ``seed`` (so a
+    failure reproduces), and checks the gradients of (output, final state), under random
+    upstream gradients, with respect to every parameter, ``x`` and the initial state. A
+    failure names the parameter (or input) that is wrong.
     """
     from tinygrad_lstm.layers import Recurrent
 
@@ -311,9 +312,10 @@ def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5
              f"seq_len={seq_len}, batch={batch}, num_layers={num_layers}, "
              f"bidirectional={bidirectional}, options={cell_options}, seed={seed})")
     try:
-        layer = Recurrent(cell, input_size, hidden_size, num_layers=num_layers,
-                          bidirectional=bidirectional, dtype=np.float64, **cell_options)
         rng = np.random.default_rng(seed)
+        layer = Recurrent(cell, input_size, hidden_size, num_layers=num_layers,
+                          bidirectional=bidirectional, dtype=np.float64, rng=rng,
+                          **cell_options)
         zeros = layer.init_state(batch)
         is_tuple = isinstance(zeros, tuple)
         state = [Tensor(rng.standard_normal(s.shape), requires_grad=True)
