@@ -7,6 +7,8 @@ import weakref
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Context, Function, Tensor, register_op, registry
@@ -74,6 +76,33 @@ def test_shared_weights_over_time_steps_match_central_differences():
         return h
 
     assert gradcheck(unroll, w, h0, rtol=1e-6, atol=1e-9).worst_rel_error < 1e-6
+
+
+def test_tensor_used_directly_and_through_a_longer_path():
+    x = leaf(3)
+    a = x * 2.0
+    (a + (a * 3.0) * 1.5).sum().backward()  # a reaches the sum directly and via two ops
+    np.testing.assert_allclose(x.grad, 2.0 * (1.0 + 4.5))
+
+
+STEP = st.tuples(st.sampled_from(["add", "mul", "sub", "tanh", "sigmoid"]),
+                 st.integers(0, 10**6), st.integers(0, 10**6))
+
+
+@given(st.lists(STEP, min_size=1, max_size=12), st.integers(1, 3))
+def test_random_dags_match_central_differences(steps, n_outputs):
+    """Random graphs over two leaves: fan-out, fan-in and paths of every length at once."""
+
+    def build(a, b):
+        nodes = [a, b]
+        for op, i, j in steps:
+            x, y = nodes[i % len(nodes)], nodes[j % len(nodes)]
+            nodes.append(tg.op(op).apply(x) if op in ("tanh", "sigmoid")
+                         else tg.op(op).apply(x, y) * 0.5)
+        return tuple(nodes[-n_outputs:])
+
+    a, b = leaf(3), leaf(3, seed=1)
+    assert gradcheck(build, a, b, rtol=1e-6, atol=1e-9)
 
 
 # ---- no_grad and detach --------------------------------------------------------------------
