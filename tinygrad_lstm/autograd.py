@@ -332,6 +332,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
                     g = np.asarray(g, dtype=t.data.dtype)
                 if g.shape != t.data.shape:
                     g = unbroadcast(g, t.data.shape)
+                    if g.shape != t.data.shape:
+                        raise ShapeError(f"backward of {n.name}: the gradient for an input of "
+                                         f"shape {t.data.shape} has shape {g.shape}")
                 parent = t._node
                 if parent is None:
                     to_leaf(t, g)
