@@ -16,9 +16,18 @@ from tinygrad_lstm.gradcheck import gradcheck
 
 
 @pytest.fixture
-def counting_op():
-    """Register ``_test_count`` (identity) whose backward logs the forward's sequence number."""
+def scratch_ops():
+    """Let a test register ops; the registry is restored afterwards."""
     saved = dict(registry.OPS), dict(registry._OP_INFO)
+    yield
+    for table, old in zip((registry.OPS, registry._OP_INFO), saved):
+        table.clear()
+        table.update(old)
+
+
+@pytest.fixture
+def counting_op(scratch_ops):
+    """Register ``_test_count`` (identity) whose backward logs the forward's sequence number."""
     numbers, calls = itertools.count(), []
 
     @register_op("_test_count", arity=1)
@@ -31,10 +40,7 @@ def counting_op():
             calls.append(ctx.number)
             return g
 
-    yield Count, calls
-    for table, old in zip((registry.OPS, registry._OP_INFO), saved):
-        table.clear()
-        table.update(old)
+    return Count, calls
 
 
 def leaf(*shape, seed=0):
@@ -219,6 +225,21 @@ def test_backward_errors():
         (x * 2).backward(np.ones(3))
     with pytest.raises(RuntimeError, match="does not require grad"):
         Tensor([1.0, 2.0]).sum().backward()
+
+
+def test_backward_with_a_gradient_of_the_wrong_shape_names_the_op(scratch_ops):
+    @register_op("_test_wrong_shape", arity=1, kind="shape", shapes=lambda d, a: [(2, 3)])
+    class WrongShape(Function):
+        def forward(ctx, x):
+            return x.T.copy()
+
+        def backward(ctx, g):
+            return g  # should be g.T
+
+    x = leaf(2, 3)
+    with pytest.raises(tg.ShapeError, match=r"_test_wrong_shape.*\(2, 3\).*\(3, 2\)"):
+        WrongShape.apply(x).sum().backward()
+    assert x.grad is None
 
 
 @pytest.mark.parametrize(("make", "op", "shapes"), [
