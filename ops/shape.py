@@ -126,6 +126,11 @@ def _with(shape, axis, n):
     return tuple(shape)
 
 
+class IndexOutOfRange(ShapeError, IndexError):
+    """An index that does not fit the shape. Also an IndexError, so that iterating over a
+    Tensor or unpacking it (Python's sequence protocol) stops at the end."""
+
+
 def _index_shapes(dims, attrs):
     return [(4, 3, 2)]
 
@@ -146,8 +151,8 @@ class GetItem(Function):
         try:
             return x[index]
         except IndexError as exc:
-            raise ShapeError(f"getitem: index {index!r} does not fit shape {x.shape}: {exc}") \
-                from None
+            raise IndexOutOfRange(f"getitem: index {index!r} does not fit shape {x.shape}: "
+                                  f"{exc}") from None
 
     def backward(ctx, g):
         dx = np.zeros(ctx.shape, ctx.dtype)
