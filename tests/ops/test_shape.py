@@ -105,3 +105,15 @@ def test_reshape_and_transpose_errors():
         leaf(2, 3).reshape(4, 2)
     with pytest.raises(tg.ShapeError, match=r"transpose: axes \(0, 0\).*\(2, 3\)"):
         leaf(2, 3).transpose(0, 0)
+
+
+def test_iterating_and_unpacking_a_tensor_stop_at_the_end():
+    x = leaf(3, 2)
+    rows = list(x)
+    assert [r.shape for r in rows] == [(2,)] * 3
+    first, _, last = x
+    (first + last).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1, 1], [0, 0], [1, 1]])
+    with pytest.raises(IndexError, match=r"getitem.*\(3, 2\)") as info:
+        x[3]
+    assert isinstance(info.value, tg.ShapeError)
