@@ -17,6 +17,7 @@ and the initial state. This module belongs to the tooling layer: it may import p
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -89,9 +90,14 @@ def value_grid(info: OpInfo, i: int) -> np.ndarray:
     every two elements of an array at least one grid step apart, so reductions such as max
     never meet a tie, where they are not differentiable.
     """
-    low, high = info.input_domain(i)
-    low = low + info.margin if math.isfinite(low) else None
-    high = high - info.margin if math.isfinite(high) else None
+    return _grid(*info.input_domain(i), info.margin, tuple(info.avoid))[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _grid(low: float, high: float, margin: float,
+          avoid: tuple[float, ...]) -> tuple[np.ndarray, st.SearchStrategy]:
+    low = low + margin if math.isfinite(low) else None
+    high = high - margin if math.isfinite(high) else None
     if low is None and high is None:
         low, high = -SPAN, SPAN
     elif low is None:
@@ -99,23 +105,21 @@ def value_grid(info: OpInfo, i: int) -> np.ndarray:
     elif high is None:
         high = low + 2 * SPAN
     grid = np.linspace(low, high, GRID_POINTS)
-    for point in info.avoid:
-        grid = grid[np.abs(grid - point) >= info.margin]
-    return grid[np.argsort(np.abs(grid), kind="stable")]
+    for point in avoid:
+        grid = grid[np.abs(grid - point) >= margin]
+    grid = grid[np.argsort(np.abs(grid), kind="stable")]
+    grid.flags.writeable = False
+    # Built once per grid: hypothesis draws are much slower with a fresh strategy each time.
+    return grid, st.sampled_from(grid.tolist())
 
 
 def op_values(info: OpInfo, i: int, shape: tuple[int, ...],
               dtype=np.float64) -> st.SearchStrategy:
     """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i)``."""
-    grid = value_grid(info, i)
-    return _arrays(info, i, shape, st.sampled_from(grid.tolist()), len(grid), dtype)
-
-
-def _arrays(info: OpInfo, i: int, shape: tuple[int, ...], elements: st.SearchStrategy,
-            n_values: int, dtype=np.float64) -> st.SearchStrategy:
-    if math.prod(shape) > n_values:
+    grid, elements = _grid(*info.input_domain(i), info.margin, tuple(info.avoid))
+    if math.prod(shape) > len(grid):
         raise ValueError(f"{info.name}: shape {shape} has more elements than the "
-                         f"{n_values} distinct values available for input {i}")
+                         f"{len(grid)} distinct values available for input {i}")
     return hnp.arrays(dtype, shape, elements=elements, unique=True)
 
 
@@ -124,36 +128,21 @@ def op_attrs(info: OpInfo) -> st.SearchStrategy:
     return st.fixed_dictionaries({k: st.sampled_from(list(v)) for k, v in info.attrs.items()})
 
 
-def op_cases(info: OpInfo) -> st.SearchStrategy:
+@st.composite
+def op_cases(draw, info: OpInfo) -> tuple[dict, list[np.ndarray]]:
     """``(attrs, float64 input arrays)`` for one call of the op.
 
     Ops without ``shapes`` (elementwise) get mutually broadcastable shapes, one per input;
     the others get ``info.shapes(dims, attrs)`` for six small ints ``dims`` in 1..3.
     """
-    n_inputs = info.arity if info.arity is not None else info.n_inputs
-    attrs_strategy = op_attrs(info)
+    attrs = draw(op_attrs(info))
     if info.shapes is None:
-        shapes_strategy = broadcastable_shapes(n_inputs)
+        n_inputs = info.arity if info.arity is not None else info.n_inputs
+        in_shapes = draw(broadcastable_shapes(n_inputs))
     else:
-        shapes_strategy = st.lists(st.integers(1, 3), min_size=6, max_size=6)
-    # Element strategies are built once per input, not once per drawn array.
-    elements: dict[int, tuple[st.SearchStrategy, int]] = {}
-
-    @st.composite
-    def cases(draw) -> tuple[dict, list[np.ndarray]]:
-        attrs = draw(attrs_strategy)
-        in_shapes = draw(shapes_strategy)
-        if info.shapes is not None:
-            in_shapes = [tuple(s) for s in info.shapes(in_shapes, attrs)]
-        arrays = []
-        for i, shape in enumerate(in_shapes):
-            if i not in elements:
-                grid = value_grid(info, i)
-                elements[i] = st.sampled_from(grid.tolist()), len(grid)
-            arrays.append(draw(_arrays(info, i, shape, *elements[i])))
-        return attrs, arrays
-
-    return cases()
+        dims = draw(st.lists(st.integers(1, 3), min_size=6, max_size=6))
+        in_shapes = [tuple(s) for s in info.shapes(dims, attrs)]
+    return attrs, [draw(op_values(info, i, s)) for i, s in enumerate(in_shapes)]
 
 
 # ---- one op ----------------------------------------------------------------------------------
