@@ -154,22 +154,13 @@ def _reber_string(rng) -> str:
     return "".join(out) + "E"
 
 
-def _reber_legal_next(inner: str) -> list[set]:
-    """For each prefix of a Reber string, the symbols that may follow it."""
-    legal, node = [{"T", "P"}], 0
-    for symbol in inner[1:-1]:
-        node = dict(_REBER[node])[symbol]
-        legal.append({s for s, _ in _REBER[node]} if node != 5 else {"E"})
-    return legal
-
-
 class ReberTask(Task):
     """Embedded Reber grammar ``B (T|P) <Reber string> (same T|P) E``, next-symbol prediction.
 
     x (T, B, 7) one-hot of the current symbol (zeros after the end), y = (next symbol (T, B),
     mask (T, B): 1 on real steps). ``accuracy`` is the long-memory score: the fraction of
-    strings whose second-to-last symbol is predicted right (chance 0.5); ``legal`` the
-    fraction of steps whose top prediction is grammatical."""
+    strings whose second-to-last symbol is predicted right (chance 0.5); ``step_accuracy``
+    the fraction of real steps whose top prediction is the symbol that came next."""
 
     name, readout = "reber", "all"
     input_size = output_size = len(_REBER_SYMBOLS)
