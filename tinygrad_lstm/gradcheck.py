@@ -24,7 +24,7 @@ import numpy as np
 from .autograd import no_grad
 from .tensor import Tensor
 
-__all__ = ["gradcheck", "GradcheckError", "GradcheckResult", "InputReport"]
+__all__ = ["GradcheckError", "GradcheckResult", "InputReport", "gradcheck"]
 
 
 class GradcheckError(AssertionError):
