@@ -1,0 +1,72 @@
+"""Log-scale line charts of per-step gradient norms for ``tinygrad-lstm bptt``: a PNG through
+matplotlib when it is installed, text for a terminal otherwise."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# One (title, {label: y values}) per panel; y[k] is the value at distance k from the loss.
+Panels = Sequence[tuple[str, dict[str, np.ndarray]]]
+MARKERS = "RLFGABCDEHIJK"
+
+
+def plot_png(path: str, panels: Panels, ylabel: str, suptitle: str) -> bool:
+    """Draw the panels side by side, log y axis, into ``path``; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True,
+                             squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels):
+        for label, y in curves.items():
+            distance = np.arange(len(y))
+            keep = y > 0
+            ax.semilogy(distance[keep], y[keep], label=label, lw=1.6)
+        ax.set(title=title, xlabel="distance from the loss (time steps)")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8, loc="lower left")
+    fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int = 14) -> str:
+    """A text chart of ``curves`` (log10 y, one row per band of decades, one column per bin
+    of distances); each curve is drawn with its own letter, ``*`` where curves overlap."""
+    finite = [np.log10(y[y > 0]) for y in curves.values() if np.any(y > 0)]
+    if not finite:
+        return "(every gradient is zero)"
+    top = math.ceil(max(f.max() for f in finite))
+    bottom = math.floor(min(f.min() for f in finite))
+    if top == bottom:
+        bottom -= 1
+    steps = max(len(y) for y in curves.values())
+    grid = [[" "] * width for _ in range(height)]
+    legend = []
+    for marker, (label, y) in zip(MARKERS, curves.items()):
+        legend.append(f"{marker} = {label}")
+        for k in range(len(y)):
+            if y[k] <= 0:
+                continue
+            col = min(width - 1, k * width // steps)
+            row = round((top - math.log10(y[k])) / (top - bottom) * (height - 1))
+            cell = grid[row][col]
+            grid[row][col] = marker if cell in (" ", marker) else "*"
+    lines = []
+    for r, row in enumerate(grid):
+        value = top - r * (top - bottom) / (height - 1)
+        label = f"1e{value:+.0f}" if r in (0, height - 1) or r % 3 == 0 else ""
+        lines.append(f"{label:>7} |" + "".join(row))
+    lines.append(" " * 8 + "+" + "-" * width)
+    lines.append(" " * 9 + f"0{'distance from the loss':^{width - 2 * len(str(steps - 1))}}"
+                 f"{steps - 1}")
+    return "\n".join(lines + ["         " + "   ".join(legend)])
