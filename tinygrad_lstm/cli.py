@@ -14,7 +14,7 @@ import sys
 
 from . import commands
 
-__all__ = ["main", "build_parser", "CommandError"]
+__all__ = ["CommandError", "build_parser", "main"]
 
 
 class CommandError(Exception):
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (``| head``) went away; stop quietly as Unix tools do.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,13 +7,35 @@ these call.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .tensor import Tensor, _op
 
-__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu",
-           "matmul", "concat", "stack", "split", "reshape", "transpose", "sum", "mean", "max",
-           "logsumexp", "softmax", "log_softmax"]
+__all__ = [
+    "add",
+    "concat",
+    "div",
+    "exp",
+    "log",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "max",
+    "mean",
+    "mul",
+    "neg",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "softmax",
+    "split",
+    "stack",
+    "sub",
+    "sum",
+    "tanh",
+    "transpose",
+]
 
 
 def add(a, b) -> Tensor:
@@ -41,7 +63,7 @@ def neg(x) -> Tensor:
     return _op("neg").apply(x)
 
 
-def pow(x, exponent: float) -> Tensor:  # noqa: A001 - mirrors the op's name
+def pow(x, exponent: float) -> Tensor:
     """x ** exponent for a scalar exponent."""
     return _op("pow").apply(x, exponent=float(exponent))
 
@@ -103,7 +125,7 @@ def transpose(x, axes=None) -> Tensor:
     return _op("transpose").apply(x, axes=None if axes is None else tuple(axes))
 
 
-def sum(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(x, axis=None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     return _op("sum").apply(x, axis=axis, keepdims=keepdims)
 
@@ -113,7 +135,7 @@ def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     return _op("mean").apply(x, axis=axis, keepdims=keepdims)
 
 
-def max(x, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x, axis=None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
     return _op("max").apply(x, axis=axis, keepdims=keepdims)
 

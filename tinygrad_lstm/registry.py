@@ -11,13 +11,25 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 __all__ = [
-    "OpInfo", "CellInfo", "RegistryError", "PluginWarning", "register_op", "register_cell",
-    "op", "op_info", "list_ops", "cell", "cell_info", "list_cells", "load_plugins",
     "ENTRY_POINT_GROUP",
+    "CellInfo",
+    "OpInfo",
+    "PluginWarning",
+    "RegistryError",
+    "cell",
+    "cell_info",
+    "list_cells",
+    "list_ops",
+    "load_plugins",
+    "op",
+    "op_info",
+    "register_cell",
+    "register_op",
 ]
 
 ENTRY_POINT_GROUP = "tinygrad_lstm.plugins"
@@ -25,8 +37,8 @@ OP_KINDS = ("elementwise", "reduction", "shape", "linalg", "loss", "fused", "oth
 
 # name -> Function subclass; read on every op call, so it is a plain dict.
 OPS: dict[str, type] = {}
-_OP_INFO: dict[str, "OpInfo"] = {}
-_CELLS: dict[str, "CellInfo"] = {}
+_OP_INFO: dict[str, OpInfo] = {}
+_CELLS: dict[str, CellInfo] = {}
 # Which plugin is being imported right now, so registrations can say where they came from.
 _loading: list[str] = []
 
@@ -236,7 +248,7 @@ def load_plugins() -> list[str]:
         before = (dict(OPS), dict(_OP_INFO), dict(_CELLS))
         try:
             ep.load()
-        except Exception as exc:  # a broken plugin must not take the library down
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the library down
             # Undo what it registered before failing: half a plugin is worse than none.
             for table, saved in zip((OPS, _OP_INFO, _CELLS), before):
                 table.clear()

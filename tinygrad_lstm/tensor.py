@@ -13,7 +13,7 @@ import numpy as np
 
 from .registry import OPS, RegistryError
 
-__all__ = ["Tensor", "ShapeError", "tensor", "zeros", "ones", "randn", "zeros_like"]
+__all__ = ["ShapeError", "Tensor", "ones", "randn", "tensor", "zeros", "zeros_like"]
 
 
 class ShapeError(ValueError):
@@ -41,7 +41,7 @@ class Tensor:
     PyTorch: zero it (``t.grad = None`` or ``module.zero_grad()``) between steps.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_idx", "_hooks", "__weakref__")
+    __slots__ = ("__weakref__", "_hooks", "_idx", "_node", "data", "grad", "requires_grad")
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -69,7 +69,7 @@ class Tensor:
         self._hooks = None
 
     @classmethod
-    def _make(cls, data: np.ndarray, node, idx: int) -> "Tensor":
+    def _make(cls, data: np.ndarray, node, idx: int) -> Tensor:
         t = object.__new__(cls)
         t.data = data
         t.grad = None
@@ -107,7 +107,7 @@ class Tensor:
         return None if self._node is None else self._node.name
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return _op("transpose").apply(self)
 
     def __len__(self) -> int:
@@ -130,11 +130,11 @@ class Tensor:
             raise ValueError(f"item(): only one-element tensors convert, got shape {self.shape}")
         return self.data.item()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
         return Tensor._make(self.data, None, 0)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
         if self._node is not None:
             raise RuntimeError("requires_grad_(): only leaf tensors can change requires_grad; "
