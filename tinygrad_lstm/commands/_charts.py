@@ -10,7 +10,6 @@ import numpy as np
 
 # One (title, {label: y values}) per panel; y[k] is the value at distance k from the loss.
 Panels = Sequence[tuple[str, dict[str, np.ndarray]]]
-MARKERS = "RLFGABCDEHIJK"
 
 
 def plot_png(path: str, panels: Panels, ylabel: str, suptitle: str) -> bool:
@@ -51,8 +50,13 @@ def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int =
         bottom -= 1
     steps = max(len(y) for y in curves.values())
     grid = [[" "] * width for _ in range(height)]
-    legend = []
-    for marker, (label, y) in zip(MARKERS, curves.items()):
+    legend, used = [], set()
+    for label, y in curves.items():
+        # The initial of a word of the label when free ("lstm, forget bias 1" -> F), else A-Z.
+        initials = [w[0].upper() for w in label.replace(",", " ").split() if w[0].isalpha()]
+        marker = next(c for c in [*initials, *"ABCDEFGHIJKLMNOPQRSTUVWXYZ#@%&+="]
+                      if c not in used)
+        used.add(marker)
         legend.append(f"{marker} = {label}")
         for k in range(len(y)):
             if y[k] <= 0:
@@ -67,6 +71,6 @@ def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int =
         label = f"1e{value:+.0f}" if r in (0, height - 1) or r % 3 == 0 else ""
         lines.append(f"{label:>7} |" + "".join(row))
     lines.append(" " * 8 + "+" + "-" * width)
-    lines.append(" " * 9 + f"0{'distance from the loss':^{width - 2 * len(str(steps - 1))}}"
-                 f"{steps - 1}")
-    return "\n".join(lines + ["         " + "   ".join(legend)])
+    caption = f" distance from the loss ({steps - 1} at the right) "
+    lines.append(" " * 9 + f"0{caption:^{max(0, width - 2)}}")
+    return "\n".join(lines + [" " * 9 + "   ".join(legend)])

@@ -119,8 +119,6 @@ def run(args: argparse.Namespace) -> int:
     variants = _variants(args)
     task = tasks.AddingTask(args.seq_len)
     probe_x, probe_y = task.batch(np.random.default_rng([args.seed, 1]), args.batch)
-    data_rng = np.random.default_rng([args.seed, 2])
-    batches = [task.batch(data_rng, args.batch) for _ in range(args.train_steps)]
     rows, before, after = [], {}, {}
     for label, cell, bias in tqdm(variants, desc="bptt", unit="model", leave=False):
         model = _build(task, cell, args.hidden, bias, args.seed)
@@ -131,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
             trainer = Trainer(model, Adam(model.parameters(), lr=args.lr),
                               lambda p, t: tasks.task_loss(task, p, t), clip=1.0,
                               per_step_targets=task.per_step_targets)
-            losses = [trainer.step(x, y).loss for x, y in batches]
+            data_rng = np.random.default_rng([args.seed, 2])  # the same batches for every model
+            losses = [trainer.step(*task.batch(data_rng, args.batch)).loss
+                      for _ in range(args.train_steps)]
             row["loss"] = float(np.mean(losses[-max(1, len(losses) // 10):]))
             row["trained"] = _measure(model, task, probe_x, probe_y)
             after[label] = _relative(row["trained"])
