@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                               per_step_targets=task.per_step_targets)
             data_rng = np.random.default_rng([args.seed, 2])  # the same batches for every model
             losses = [trainer.step(*task.batch(data_rng, args.batch)).loss
-                      for _ in range(args.train_steps)]
+                      for _ in tqdm(range(args.train_steps), desc=f"training {label}",
+                                    unit="step", leave=False, mininterval=0.5)]
             row["loss"] = float(np.mean(losses[-max(1, len(losses) // 10):]))
             row["trained"] = _measure(model, task, probe_x, probe_y)
             after[label] = _relative(row["trained"])
@@ -156,16 +157,18 @@ def _print_summary(args, rows: list[dict], task) -> None:
     print(f"Gradient that reaches the first step, ||dL/dh_0|| / ||dL/dh_{args.seq_len - 1}||: "
           f"adding task, T={args.seq_len}, hidden {args.hidden}, batch {args.batch}, "
           f"seed {args.seed}, loss on the last step")
-    header = ["cell", "at init", "(c, LSTM)"]
+    with_c = any("c" in row["init"].norms for row in rows)
+    header = ["cell", "at init", *(["(c, LSTM)"] if with_c else [])]
     if trained:
-        header += [f"after {args.train_steps} steps", "(c, LSTM)", "train loss"]
+        header += [f"after {args.train_steps} steps", *(["(c, LSTM)"] if with_c else []),
+                   "train loss"]
     table = []
     for row in rows:
-        cells = [row["label"], f"{row['init'].ratio():.1e}", _c_ratio(row["init"])]
-        if trained:
-            cells += [f"{row['trained'].ratio():.1e}", _c_ratio(row["trained"]),
-                      f"{row['loss']:.3f}"]
-        table.append(cells)
+        results = [row["init"], *([row["trained"]] if trained else [])]
+        cells = [row["label"]]
+        for result in results:
+            cells += [f"{result.ratio():.1e}", *([_c_ratio(result)] if with_c else [])]
+        table.append(cells + ([f"{row['loss']:.3f}"] if trained else []))
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     for cells in [header, *table]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
