@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layers import Recurrent
+from .registry import op
 from .tensor import Tensor
 
 __all__ = ["StepGradients", "step_gradient_norms", "to_dot", "unrolled_graph"]
@@ -155,7 +156,8 @@ class StepGradients:
 
     def ratio(self, name: str = "h") -> float:
         """``||dL/d{name}_0|| / ||dL/d{name}_T'||``, T' the last loss step: the fraction of
-        the gradient that survives the trip back to the first step (0 if nothing reached it)."""
+        the gradient that survives the trip back to the first step (nan when the loss step
+        itself got no gradient)."""
         norms = self.norms[name]
         last = norms[self.loss_steps[-1]]
         return float(norms[0] / last) if last > 0 else float("nan")
@@ -196,8 +198,8 @@ def step_gradient_norms(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | No
     Tensor`` receives the outputs (N, H) at ``loss_steps``, in order; by default it is
     ``sum_t mean(output_t ** 2)``. The norms are recorded by ``register_hook`` on each step's
     new state, so they are the full gradients flowing into ``s_t``: from the loss directly
-    (when t is a loss step) plus everything arriving from later steps. Parameter gradients
-    are left as they were.
+    (when t is a loss step) plus everything arriving from later steps. The cell's parameter
+    gradients are left as they were (parameters used only by ``loss_fn`` do accumulate).
     """
     cell = _as_cell(model)
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
@@ -219,8 +221,9 @@ def step_gradient_norms(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | No
             norms[name][t] = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
         return hook
 
-    for t in range(steps):
-        out, state = cell(x[t], state)
+    # unstack, not x[t]: each getitem's backward would allocate a whole (T, N, I) array.
+    for t, x_t in enumerate(op("unstack").apply(x, axis=0)):
+        out, state = cell(x_t, state)
         for name, part in _state_parts(cell, state):
             norms.setdefault(name, np.zeros(steps))
             if part.requires_grad:
