@@ -106,10 +106,14 @@ def compile_all() -> None:
 # ---- whole-sequence recurrent kernels (for ops/fused.py) ------------------------------------
 # Plain @njit loops over time, built lazily like the ufuncs above, with explicit float32 and
 # float64 signatures over C-contiguous arrays (argument codes: "1"/"2"/"3" an array of that
-# many dims, "b" a bool). The recurrent product of each step goes to BLAS through np.dot
-# (numba binds it to scipy's BLAS); everything elementwise of a step is one pass with no
-# temporaries. Steps run t = 0..T-1, or T-1..0 when ``reverse``; the input projection
-# gi = x @ W_ih^T (+ biases) of all steps is one matmul done by the caller.
+# many dims, "b" a bool). Each step's recurrent product goes to BLAS through np.dot (numba
+# binds it to scipy's BLAS) straight into the step's slice of ``acts``; the elementwise
+# work is short loops over contiguous rows, which LLVM vectorizes (error_model="numpy"
+# drops the per-division zero checks that would stop it). float64 evaluates sigmoid and
+# tanh with libm, exactly as the composed ops do; float32 uses ``_sigmoid_fast`` and
+# ``_tanh_fast``: plain arithmetic in float64, so it vectorizes, and rounds to the same
+# float32 as libm's in all but rare ties (libm's exp is a call per element that no loop
+# vectorizes: 5-10x slower). Steps run t = 0..T-1, or T-1..0 when ``reverse``.
 _JIT_ARGS: dict = {}
 _JIT_HELPERS: list = []
 
@@ -123,7 +127,7 @@ def _jit(args: str):
 
 
 def _helper(func):
-    """A scalar function the kernels call; jitted before the first kernel is built."""
+    """A scalar function the kernels call; jitted (inlined) before a kernel is built."""
     _JIT_HELPERS.append(func)
     return func
 
@@ -138,15 +142,78 @@ def _sig(x):
 
 
 @_helper
+def _exp_pair(y):
+    """(exp(-y), exp(-y) - 1) for y >= 0 (clamped at 80), to ~1e-15 relative, in plain
+    arithmetic: u = -y/256; exp(u) - 1 by Taylor to degree 12 (|u| <= 0.3125, remainder
+    < 1e-16); then 8 doublings, exp(2u) = exp(u)^2 and exp(2u) - 1 = q (2 + q), so both
+    keep full relative precision (the second without cancelling for small y)."""
+    u = -min(y, 80.0) * (1.0 / 256.0)
+    q = u * (1.0 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (
+        1.0 / 120 + u * (1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (
+            1.0 / 362880 + u * (1.0 / 3628800 + u * (1.0 / 39916800 + u * (
+                1.0 / 479001600))))))))))))
+    p = 1.0 + q
+    for _ in range(8):
+        p = p * p
+        q = q * (2.0 + q)
+    return p, q
+
+
+@_helper
+def _sigmoid_fast(x):
+    """sigmoid(x) = 1 / (2 + q) for x >= 0, e / (1 + e) otherwise (e = exp(-|x|),
+    q = e - 1); float64 arithmetic."""
+    e, q = _exp_pair(abs(float(x)))
+    return 1.0 / (2.0 + q) if x >= 0 else e / (1.0 + e)
+
+
+@_helper
+def _tanh_fast(x):
+    """tanh(x) = sign(x) (1 - e) / (1 + e) = sign(x) (-q) / (2 + q), e = exp(-2|x|)."""
+    _, q = _exp_pair(2.0 * abs(float(x)))
+    t = -q / (2.0 + q)
+    return t if x >= 0 else -t
+
+
+@_helper
+def _sigmoid_rows(v, lo, hi, fast):
+    """v[lo:hi] = sigmoid(v[lo:hi]) in place."""
+    if fast:
+        for j in range(lo, hi):
+            v[j] = _sigmoid_fast(v[j])
+    else:
+        for j in range(lo, hi):
+            v[j] = _sig(v[j])
+
+
+@_helper
+def _tanh_rows(v, lo, hi, fast):
+    """v[lo:hi] = tanh(v[lo:hi]) in place."""
+    if fast:
+        for j in range(lo, hi):
+            v[j] = _tanh_fast(v[j])
+    else:
+        for j in range(lo, hi):
+            v[j] = math.tanh(v[j])
+
+
+@_helper
+def _add_rows(v, w):
+    """v += w for 1-D rows of equal length."""
+    for j in range(v.shape[0]):
+        v[j] += w[j]
+
+
+@_helper
 def _step(s, n, reverse):
     """The time index of the s-th step of a pass over n steps."""
     return n - 1 - s if reverse else s
 
 
 @_helper
-def _first(t, n, reverse):
-    """True when step t is the first of its pass (its previous state is the initial one)."""
-    return t == n - 1 if reverse else t == 0
+def _prev(t, reverse):
+    """The time index whose state step t starts from (-1 or n: the initial state)."""
+    return t + 1 if reverse else t - 1
 
 
 @_jit("3222b3333")
@@ -159,26 +226,26 @@ def lstm_forward(gi, w_hh_t, h0, c0, reverse, hs, cs, tcs, acts):
     """
     n, batch, width = gi.shape
     hid = width // 4
-    a = np.empty((batch, width), gi.dtype)
+    fast = gi.itemsize == 4
     h, c = h0, c0
     for s in range(n):
         t = _step(s, n, reverse)
-        np.dot(h, w_hh_t, a)
+        np.dot(h, w_hh_t, acts[t])
         for b in range(batch):
+            a = acts[t, b]
+            _add_rows(a, gi[t, b])
+            _sigmoid_rows(a, 0, 2 * hid, fast)
+            _tanh_rows(a, 2 * hid, 3 * hid, fast)
+            _sigmoid_rows(a, 3 * hid, width, fast)
+            cb, cn = c[b], cs[t, b]
             for j in range(hid):
-                i = _sig(a[b, j] + gi[t, b, j])
-                f = _sig(a[b, hid + j] + gi[t, b, hid + j])
-                g = math.tanh(a[b, 2 * hid + j] + gi[t, b, 2 * hid + j])
-                o = _sig(a[b, 3 * hid + j] + gi[t, b, 3 * hid + j])
-                cn = f * c[b, j] + i * g
-                tc = math.tanh(cn)
-                cs[t, b, j] = cn
-                tcs[t, b, j] = tc
-                hs[t, b, j] = o * tc
-                acts[t, b, j] = i
-                acts[t, b, hid + j] = f
-                acts[t, b, 2 * hid + j] = g
-                acts[t, b, 3 * hid + j] = o
+                cn[j] = a[hid + j] * cb[j] + a[j] * a[2 * hid + j]
+            tc = tcs[t, b]
+            tc[:] = cn
+            _tanh_rows(tc, 0, hid, fast)
+            hb = hs[t, b]
+            for j in range(hid):
+                hb[j] = a[3 * hid + j] * tc[j]
         h, c = hs[t], cs[t]
 
 
@@ -196,21 +263,20 @@ def lstm_backward(dy, dhn, dcn, w_hh, c0, reverse, cs, tcs, acts, da, dh0, dc0):
     dc = dcn.copy()
     for s in range(n):
         t = _step(n - 1 - s, n, reverse)
-        cp = c0 if _first(t, n, reverse) else cs[t + 1 if reverse else t - 1]
+        p = _prev(t, reverse)
+        cp = c0 if p < 0 or p >= n else cs[p]
         for b in range(batch):
+            a, d, tc, cpb = acts[t, b], da[t, b], tcs[t, b], cp[b]
+            dhb, dcb, dyb = dh[b], dc[b], dy[t, b]
             for j in range(hid):
-                i = acts[t, b, j]
-                f = acts[t, b, hid + j]
-                g = acts[t, b, 2 * hid + j]
-                o = acts[t, b, 3 * hid + j]
-                tc = tcs[t, b, j]
-                d = dh[b, j] + dy[t, b, j]
-                cc = dc[b, j] + d * o * (1.0 - tc * tc)
-                da[t, b, j] = cc * g * i * (1.0 - i)
-                da[t, b, hid + j] = cc * cp[b, j] * f * (1.0 - f)
-                da[t, b, 2 * hid + j] = cc * i * (1.0 - g * g)
-                da[t, b, 3 * hid + j] = d * tc * o * (1.0 - o)
-                dc[b, j] = cc * f
+                i, f, g, o = a[j], a[hid + j], a[2 * hid + j], a[3 * hid + j]
+                dht = dhb[j] + dyb[j]
+                cc = dcb[j] + dht * o * (1.0 - tc[j] * tc[j])
+                d[j] = cc * g * i * (1.0 - i)
+                d[hid + j] = cc * cpb[j] * f * (1.0 - f)
+                d[2 * hid + j] = cc * i * (1.0 - g * g)
+                d[3 * hid + j] = dht * tc[j] * o * (1.0 - o)
+                dcb[j] = cc * f
         np.dot(da[t], w_hh, dh)
     dh0[:] = dh
     dc0[:] = dc
@@ -226,22 +292,25 @@ def gru_forward(gi, w_hh_t, b_hh, h0, reverse, hs, acts, ghn):
     """
     n_steps, batch, width = gi.shape
     hid = width // 3
-    a = np.empty((batch, width), gi.dtype)
+    fast = gi.itemsize == 4
     h = h0
     for s in range(n_steps):
         t = _step(s, n_steps, reverse)
-        np.dot(h, w_hh_t, a)
+        np.dot(h, w_hh_t, acts[t])
         for b in range(batch):
+            a, g, hn, hb, hp = acts[t, b], gi[t, b], ghn[t, b], hs[t, b], h[b]
+            _add_rows(a, b_hh)
             for j in range(hid):
-                r = _sig(gi[t, b, j] + (a[b, j] + b_hh[j]))
-                z = _sig(gi[t, b, hid + j] + (a[b, hid + j] + b_hh[hid + j]))
-                hn = a[b, 2 * hid + j] + b_hh[2 * hid + j]
-                nn = math.tanh(gi[t, b, 2 * hid + j] + r * hn)
-                hs[t, b, j] = (1.0 - z) * nn + z * h[b, j]
-                acts[t, b, j] = r
-                acts[t, b, hid + j] = z
-                acts[t, b, 2 * hid + j] = nn
-                ghn[t, b, j] = hn
+                hn[j] = a[2 * hid + j]
+            for j in range(2 * hid):
+                a[j] += g[j]
+            _sigmoid_rows(a, 0, 2 * hid, fast)
+            for j in range(hid):
+                a[2 * hid + j] = g[2 * hid + j] + a[j] * hn[j]
+            _tanh_rows(a, 2 * hid, width, fast)
+            for j in range(hid):
+                z, nn = a[hid + j], a[2 * hid + j]
+                hb[j] = (1.0 - z) * nn + z * hp[j]
         h = hs[t]
 
 
@@ -259,23 +328,24 @@ def gru_backward(dy, dhn, w_hh, h0, reverse, hs, acts, ghn, dgi, dgh, dh0):
     direct = np.empty_like(dh)
     for s in range(n_steps):
         t = _step(n_steps - 1 - s, n_steps, reverse)
-        hp = h0 if _first(t, n_steps, reverse) else hs[t + 1 if reverse else t - 1]
+        p = _prev(t, reverse)
+        hp = h0 if p < 0 or p >= n_steps else hs[p]
         for b in range(batch):
+            a, hn, di, dg = acts[t, b], ghn[t, b], dgi[t, b], dgh[t, b]
+            dhb, dyb, hpb, dirb = dh[b], dy[t, b], hp[b], direct[b]
             for j in range(hid):
-                r = acts[t, b, j]
-                z = acts[t, b, hid + j]
-                nn = acts[t, b, 2 * hid + j]
-                d = dh[b, j] + dy[t, b, j]
+                r, z, nn = a[j], a[hid + j], a[2 * hid + j]
+                d = dhb[j] + dyb[j]
                 dn = d * (1.0 - z) * (1.0 - nn * nn)
-                dz = d * (hp[b, j] - nn) * z * (1.0 - z)
-                dr = dn * ghn[t, b, j] * r * (1.0 - r)
-                dgi[t, b, j] = dr
-                dgi[t, b, hid + j] = dz
-                dgi[t, b, 2 * hid + j] = dn
-                dgh[t, b, j] = dr
-                dgh[t, b, hid + j] = dz
-                dgh[t, b, 2 * hid + j] = dn * r
-                direct[b, j] = d * z
+                dz = d * (hpb[j] - nn) * z * (1.0 - z)
+                dr = dn * hn[j] * r * (1.0 - r)
+                di[j] = dr
+                di[hid + j] = dz
+                di[2 * hid + j] = dn
+                dg[j] = dr
+                dg[hid + j] = dz
+                dg[2 * hid + j] = dn * r
+                dirb[j] = d * z
         np.dot(dgh[t], w_hh, dh)
         dh += direct
     dh0[:] = dh
@@ -288,18 +358,19 @@ def rnn_forward(gi, w_hh_t, h0, reverse, relu, hs):
     h' = act(gi[t] + h @ W_hh^T) with act = relu if ``relu`` else tanh; hs[t] = h'.
     """
     n, batch, hid = gi.shape
-    a = np.empty((batch, hid), gi.dtype)
+    fast = gi.itemsize == 4
     h = h0
     for s in range(n):
         t = _step(s, n, reverse)
-        np.dot(h, w_hh_t, a)
+        np.dot(h, w_hh_t, hs[t])
         for b in range(batch):
-            for j in range(hid):
-                v = a[b, j] + gi[t, b, j]
-                if relu:
-                    hs[t, b, j] = v if v > 0 else 0.0
-                else:
-                    hs[t, b, j] = math.tanh(v)
+            a = hs[t, b]
+            _add_rows(a, gi[t, b])
+            if relu:
+                for j in range(hid):
+                    a[j] = max(a[j], 0.0)
+            else:
+                _tanh_rows(a, 0, hid, fast)
         h = hs[t]
 
 
@@ -315,13 +386,13 @@ def rnn_backward(dy, dhn, w_hh, reverse, relu, hs, da, dh0):
     for s in range(n):
         t = _step(n - 1 - s, n, reverse)
         for b in range(batch):
-            for j in range(hid):
-                d = dh[b, j] + dy[t, b, j]
-                y = hs[t, b, j]
-                if relu:
-                    da[t, b, j] = d if y > 0 else 0.0
-                else:
-                    da[t, b, j] = d * (1.0 - y * y)
+            d, y, dhb, dyb = da[t, b], hs[t, b], dh[b], dy[t, b]
+            if relu:
+                for j in range(hid):
+                    d[j] = dhb[j] + dyb[j] if y[j] > 0 else 0.0
+            else:
+                for j in range(hid):
+                    d[j] = (dhb[j] + dyb[j]) * (1.0 - y[j] * y[j])
         np.dot(da[t], w_hh, dh)
     dh0[:] = dh
 
@@ -336,13 +407,14 @@ def _build_jit(name: str):
 
     for helper in _JIT_HELPERS:
         if globals()[helper.__name__] is helper:
-            globals()[helper.__name__] = numba.njit(cache=True)(helper)
+            globals()[helper.__name__] = numba.njit(inline="always", error_model="numpy")(
+                helper)
     func, codes = _JIT_ARGS[name]
     signatures = []
     for dtype in (numba.float32, numba.float64):
         args = [numba.boolean if code == "b" else numba.types.Array(dtype, int(code), "C")
                 for code in codes]
         signatures.append(numba.void(*args))
-    built = numba.njit(signatures, cache=True)(func)
+    built = numba.njit(signatures, cache=True, error_model="numpy")(func)
     globals()[name] = built
     return built
