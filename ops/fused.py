@@ -1,9 +1,10 @@
 """Fused recurrent ops: one whole LSTM, GRU or RNN pass over a sequence as a single op.
 
 The composed layers record ~10 ops per time step; these record one node per layer and
-direction, run the time loop in a Numba kernel (``kernels.lstm_forward`` ...) and
-backpropagate through time by hand (``kernels.lstm_backward`` ...), with the equations of
-reference/RNN_SPEC.md §1 and §8. The input projection of all steps is one matmul before
+direction and backpropagate through time by hand, with the equations of RNN_SPEC.md §1 and
+§8. Each step is one matmul (``h @ W_hh^T`` forward, ``da @ W_hh`` backward, NumPy's BLAS,
+written in place) and one Numba kernel for all its elementwise work (``kernels.lstm_step``,
+``kernels.lstm_step_back`` ...). The input projection of all steps is one matmul before
 the loop, and the weight gradients are one matmul each after it:
 
     dW_ih = sum_t da_t^T x_t,   dW_hh = sum_t da_t^T h_{t-1},   db = sum_t,b da_t.
@@ -55,6 +56,11 @@ def _project(x, w_ih, bias) -> np.ndarray:
     gi = (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, -1)
     gi += bias
     return gi
+
+
+def _times(n: int, reverse: bool) -> range:
+    """The time indices of a pass, in the order it runs."""
+    return range(n - 1, -1, -1) if reverse else range(n)
 
 
 def _grad_or_zeros(g, like: np.ndarray) -> np.ndarray:
@@ -113,8 +119,12 @@ class LSTMSequence(Function):
         hs, cs, tcs = (np.empty((n, batch, hidden), x.dtype) for _ in range(3))
         acts = np.empty_like(gi)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        kernels.lstm_forward(gi, np.ascontiguousarray(w_hh.T), h0, c0, reverse, hs, cs, tcs,
-                             acts)
+        w_hh_t, step = w_hh.T, kernels.lstm_step
+        h, c = h0, c0
+        for t in _times(n, reverse):
+            np.dot(h, w_hh_t, out=acts[t])
+            step(acts[t], gi[t], c, cs[t], tcs[t], hs[t])
+            h, c = hs[t], cs[t]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts)
         ctx.reverse = reverse
         last = 0 if reverse else n - 1
@@ -123,13 +133,16 @@ class LSTMSequence(Function):
     def backward(ctx, dy, dhn, dcn):
         x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts = ctx.saved
         da = np.empty_like(acts)
-        dh0, dc0 = np.empty_like(h0), np.empty_like(c0)
-        kernels.lstm_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
-                              _grad_or_zeros(dcn, c0), np.ascontiguousarray(w_hh), c0,
-                              ctx.reverse, cs, tcs, acts, da, dh0, dc0)
+        dy = _grad_or_zeros(dy, hs)
+        dh, dc = _grad_or_zeros(dhn, h0).copy(), _grad_or_zeros(dcn, c0).copy()
+        cprev = _previous_states(cs, c0, ctx.reverse)
+        step = kernels.lstm_step_back
+        for t in reversed(_times(len(hs), ctx.reverse)):
+            step(acts[t], tcs[t], cprev[t], dh, dc, dy[t], da[t])
+            np.dot(da[t], w_hh, out=dh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
             ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
-        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+        return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
 @register_op("gru_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(3),
@@ -147,9 +160,13 @@ class GRUSequence(Function):
         gi = _project(x, w_ih, b_ih)
         hs, ghn = (np.empty((n, batch, hidden), x.dtype) for _ in range(2))
         acts = np.empty_like(gi)
-        h0 = np.ascontiguousarray(h0)
-        kernels.gru_forward(gi, np.ascontiguousarray(w_hh.T), np.ascontiguousarray(b_hh), h0,
-                            reverse, hs, acts, ghn)
+        h0, b_hh = np.ascontiguousarray(h0), np.ascontiguousarray(b_hh)
+        w_hh_t, step = w_hh.T, kernels.gru_step
+        h = h0
+        for t in _times(n, reverse):
+            np.dot(h, w_hh_t, out=acts[t])
+            step(acts[t], gi[t], b_hh, h, ghn[t], hs[t])
+            h = hs[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, hs, acts, ghn)
         ctx.reverse = reverse
         return hs, hs[0 if reverse else n - 1].copy()
@@ -157,13 +174,17 @@ class GRUSequence(Function):
     def backward(ctx, dy, dhn):
         x, h0, w_ih, w_hh, hs, acts, ghn = ctx.saved
         dgi, dgh = np.empty_like(acts), np.empty_like(acts)
-        dh0 = np.empty_like(h0)
-        kernels.gru_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
-                             np.ascontiguousarray(w_hh), h0, ctx.reverse, hs, acts, ghn, dgi,
-                             dgh, dh0)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
-            ctx, dgi, x, _previous_states(hs, h0, ctx.reverse), w_ih, dgh=dgh)
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+        dy = _grad_or_zeros(dy, hs)
+        dh = _grad_or_zeros(dhn, h0).copy()
+        direct = np.empty_like(dh)
+        hprev = _previous_states(hs, h0, ctx.reverse)
+        step = kernels.gru_step_back
+        for t in reversed(_times(len(hs), ctx.reverse)):
+            step(acts[t], ghn[t], hprev[t], dh, dy[t], dgi[t], dgh[t], direct)
+            np.dot(dgh[t], w_hh, out=dh)
+            dh += direct
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, x, hprev, w_ih, dgh=dgh)
+        return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
 @register_op("rnn_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(1),
@@ -184,7 +205,12 @@ class RNNSequence(Function):
         hs = np.empty((n, batch, hidden), x.dtype)
         h0 = np.ascontiguousarray(h0)
         relu = nonlinearity == "relu"
-        kernels.rnn_forward(gi, np.ascontiguousarray(w_hh.T), h0, reverse, relu, hs)
+        w_hh_t, step = w_hh.T, kernels.rnn_step
+        h = h0
+        for t in _times(n, reverse):
+            np.dot(h, w_hh_t, out=hs[t])
+            step(hs[t], gi[t], relu)
+            h = hs[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, hs)
         ctx.reverse, ctx.relu = reverse, relu
         return hs, hs[0 if reverse else n - 1].copy()
@@ -192,9 +218,12 @@ class RNNSequence(Function):
     def backward(ctx, dy, dhn):
         x, h0, w_ih, w_hh, hs = ctx.saved
         da = np.empty_like(hs)
-        dh0 = np.empty_like(h0)
-        kernels.rnn_backward(_grad_or_zeros(dy, hs), _grad_or_zeros(dhn, h0),
-                             np.ascontiguousarray(w_hh), ctx.reverse, ctx.relu, hs, da, dh0)
+        dy = _grad_or_zeros(dy, hs)
+        dh = _grad_or_zeros(dhn, h0).copy()
+        step, relu = kernels.rnn_step_back, ctx.relu
+        for t in reversed(_times(len(hs), ctx.reverse)):
+            step(hs[t], dh, dy[t], relu, da[t])
+            np.dot(da[t], w_hh, out=dh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
             ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+        return dx, dh, dw_ih, dw_hh, db_ih, db_hh

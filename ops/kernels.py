@@ -103,17 +103,16 @@ def compile_all() -> None:
             __getattr__(name)
 
 
-# ---- whole-sequence recurrent kernels (for ops/fused.py) ------------------------------------
-# Plain @njit loops over time, built lazily like the ufuncs above, with explicit float32 and
-# float64 signatures over C-contiguous arrays (argument codes: "1"/"2"/"3" an array of that
-# many dims, "b" a bool). Each step's recurrent product goes to BLAS through np.dot (numba
-# binds it to scipy's BLAS) straight into the step's slice of ``acts``; the elementwise
-# work is short loops over contiguous rows, which LLVM vectorizes (error_model="numpy"
-# drops the per-division zero checks that would stop it). float64 evaluates sigmoid and
-# tanh with libm, exactly as the composed ops do; float32 uses ``_sigmoid_fast`` and
-# ``_tanh_fast``: plain arithmetic in float64, so it vectorizes, and rounds to the same
-# float32 as libm's in all but rare ties (libm's exp is a call per element that no loop
-# vectorizes: 5-10x slower). Steps run t = 0..T-1, or T-1..0 when ``reverse``.
+# ---- recurrent step kernels (for ops/fused.py) ----------------------------------------------
+# The elementwise half of one LSTM / GRU / RNN time step and of its backward, on (B, G*H)
+# rows; ops/fused.py runs the time loop and the step's matmul (NumPy's BLAS) around them.
+# Plain @njit functions, built lazily like the ufuncs above, with explicit float32 and
+# float64 signatures over C-contiguous arrays (argument codes: "1"/"2" an array of that many
+# dims, "b" a bool). Loops run over contiguous rows so LLVM vectorizes them
+# (error_model="numpy" drops the per-division zero checks that would stop it). float64
+# evaluates sigmoid and tanh with libm, exactly as the composed ops do; float32 uses
+# ``_sigmoid_fast`` / ``_tanh_fast``, plain float64 arithmetic that vectorizes (libm's exp is
+# one call per element: 3-5x slower here) and rounds to libm's float32 result or next to it.
 _JIT_ARGS: dict = {}
 _JIT_HELPERS: list = []
 
@@ -142,259 +141,182 @@ def _sig(x):
 
 
 @_helper
-def _exp_pair(y):
-    """(exp(-y), exp(-y) - 1) for y >= 0 (clamped at 80), to ~1e-15 relative, in plain
-    arithmetic: u = -y/256; exp(u) - 1 by Taylor to degree 12 (|u| <= 0.3125, remainder
-    < 1e-16); then 8 doublings, exp(2u) = exp(u)^2 and exp(2u) - 1 = q (2 + q), so both
-    keep full relative precision (the second without cancelling for small y)."""
-    u = -min(y, 80.0) * (1.0 / 256.0)
-    q = u * (1.0 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (
-        1.0 / 120 + u * (1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (
-            1.0 / 362880 + u * (1.0 / 3628800 + u * (1.0 / 39916800 + u * (
-                1.0 / 479001600))))))))))))
-    p = 1.0 + q
+def _exp_neg(y):
+    """exp(-y) for y >= 0 (clamped at 104, past which float32 rounds it to 0) in float64:
+    u = -y/256; exp(u) by Taylor to degree 9 (|u| <= 0.41: remainder < 4e-11 relative),
+    then squared 8 times, which multiplies the relative error by 256 (< 1e-8: under
+    float32's half ulp, 3e-8)."""
+    u = -min(y, 104.0) * (1.0 / 256.0)
+    p = 1.0 + u * (1.0 + u * (1.0 / 2 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
+        1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880)))))))))
     for _ in range(8):
         p = p * p
-        q = q * (2.0 + q)
-    return p, q
+    return p
 
 
 @_helper
 def _sigmoid_fast(x):
-    """sigmoid(x) = 1 / (2 + q) for x >= 0, e / (1 + e) otherwise (e = exp(-|x|),
-    q = e - 1); float64 arithmetic."""
-    e, q = _exp_pair(abs(float(x)))
-    return 1.0 / (2.0 + q) if x >= 0 else e / (1.0 + e)
+    """sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) otherwise, e = exp(-|x|)."""
+    e = _exp_neg(abs(float(x)))
+    s = 1.0 / (1.0 + e)
+    return s if x >= 0 else e * s
 
 
 @_helper
 def _tanh_fast(x):
-    """tanh(x) = sign(x) (1 - e) / (1 + e) = sign(x) (-q) / (2 + q), e = exp(-2|x|)."""
-    _, q = _exp_pair(2.0 * abs(float(x)))
-    t = -q / (2.0 + q)
-    return t if x >= 0 else -t
+    """tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); for |x| < 1/4, where 1 - e
+    would cancel, its odd Taylor series to x^9 (remainder < 3e-9 relative)."""
+    v = float(x)
+    e = _exp_neg(2.0 * abs(v))
+    t = (1.0 - e) / (1.0 + e)
+    big = t if v >= 0 else -t
+    v2 = v * v
+    small = v * (1.0 + v2 * (-1.0 / 3 + v2 * (2.0 / 15 + v2 * (-17.0 / 315 + v2 * (
+        62.0 / 2835)))))
+    return small if abs(v) < 0.25 else big
 
 
 @_helper
-def _sigmoid_rows(v, lo, hi, fast):
-    """v[lo:hi] = sigmoid(v[lo:hi]) in place."""
+def _sigmoid_row(v, fast):
+    """v = sigmoid(v) in place (v a 1-D row)."""
     if fast:
-        for j in range(lo, hi):
+        for j in range(v.shape[0]):
             v[j] = _sigmoid_fast(v[j])
     else:
-        for j in range(lo, hi):
+        for j in range(v.shape[0]):
             v[j] = _sig(v[j])
 
 
 @_helper
-def _tanh_rows(v, lo, hi, fast):
-    """v[lo:hi] = tanh(v[lo:hi]) in place."""
+def _tanh_row(v, fast):
+    """v = tanh(v) in place (v a 1-D row)."""
     if fast:
-        for j in range(lo, hi):
+        for j in range(v.shape[0]):
             v[j] = _tanh_fast(v[j])
     else:
-        for j in range(lo, hi):
+        for j in range(v.shape[0]):
             v[j] = math.tanh(v[j])
 
 
-@_helper
-def _add_rows(v, w):
-    """v += w for 1-D rows of equal length."""
-    for j in range(v.shape[0]):
-        v[j] += w[j]
+@_jit("222222")
+def lstm_step(a, gi, c, c_new, tc_new, h_new):
+    """One LSTM step, given a = h @ W_hh^T (B, 4H) and gi = x_t W_ih^T + b_ih + b_hh:
+    a becomes [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid](a + gi);
+    c_new = f c + i g, tc_new = tanh(c_new), h_new = o tc_new (each (B, H))."""
+    hid = a.shape[1] // 4
+    fast = a.itemsize == 4
+    for b in range(a.shape[0]):
+        row, g_row = a[b], gi[b]
+        for j in range(row.shape[0]):
+            row[j] += g_row[j]
+        i, f, g, o = row[:hid], row[hid:2 * hid], row[2 * hid:3 * hid], row[3 * hid:]
+        _sigmoid_row(row[:2 * hid], fast)
+        _tanh_row(g, fast)
+        _sigmoid_row(o, fast)
+        cb, cn, tc, hb = c[b], c_new[b], tc_new[b], h_new[b]
+        for j in range(hid):
+            cn[j] = f[j] * cb[j] + i[j] * g[j]
+            tc[j] = cn[j]
+        _tanh_row(tc, fast)
+        for j in range(hid):
+            hb[j] = o[j] * tc[j]
 
 
-@_helper
-def _step(s, n, reverse):
-    """The time index of the s-th step of a pass over n steps."""
-    return n - 1 - s if reverse else s
+@_jit("2222222")
+def lstm_step_back(a, tc, c_prev, dh, dc, dy, da):
+    """Backward of ``lstm_step``: with d = dh + dy (the gradient reaching h') and
+    C = dc + d o (1 - tanh(c')^2): da = [C g i(1-i) | C c f(1-f) | C i (1-g^2) |
+    d tanh(c') o(1-o)], and dc becomes C f (the caller does dh = da @ W_hh)."""
+    hid = a.shape[1] // 4
+    for b in range(a.shape[0]):
+        row, drow, tcb, cpb, dhb, dcb, dyb = a[b], da[b], tc[b], c_prev[b], dh[b], dc[b], dy[b]
+        i, f, g, o = row[:hid], row[hid:2 * hid], row[2 * hid:3 * hid], row[3 * hid:]
+        di, df, dg, do = drow[:hid], drow[hid:2 * hid], drow[2 * hid:3 * hid], drow[3 * hid:]
+        for j in range(hid):
+            d = dhb[j] + dyb[j]
+            cc = dcb[j] + d * o[j] * (1.0 - tcb[j] * tcb[j])
+            di[j] = cc * g[j] * i[j] * (1.0 - i[j])
+            df[j] = cc * cpb[j] * f[j] * (1.0 - f[j])
+            dg[j] = cc * i[j] * (1.0 - g[j] * g[j])
+            do[j] = d * tcb[j] * o[j] * (1.0 - o[j])
+            dcb[j] = cc * f[j]
 
 
-@_helper
-def _prev(t, reverse):
-    """The time index whose state step t starts from (-1 or n: the initial state)."""
-    return t + 1 if reverse else t - 1
+@_jit("221222")
+def gru_step(a, gi, b_hh, h, gh_n, h_new):
+    """One GRU step, given a = h @ W_hh^T (B, 3H) and gi = x_t W_ih^T + b_ih: with
+    gh = a + b_hh, a becomes [r | z | n] = [sigmoid(gi_r + gh_r) | sigmoid(gi_z + gh_z) |
+    tanh(gi_n + r gh_n)]; gh_n is kept, h_new = (1 - z) n + z h."""
+    hid = a.shape[1] // 3
+    fast = a.itemsize == 4
+    for b in range(a.shape[0]):
+        row, g_row, hn = a[b], gi[b], gh_n[b]
+        for j in range(row.shape[0]):
+            row[j] += b_hh[j]
+        r, z, n = row[:hid], row[hid:2 * hid], row[2 * hid:]
+        for j in range(hid):
+            hn[j] = n[j]
+        for j in range(2 * hid):
+            row[j] += g_row[j]
+        _sigmoid_row(row[:2 * hid], fast)
+        gn = g_row[2 * hid:]
+        for j in range(hid):
+            n[j] = gn[j] + r[j] * hn[j]
+        _tanh_row(n, fast)
+        hb, hp = h_new[b], h[b]
+        for j in range(hid):
+            hb[j] = (1.0 - z[j]) * n[j] + z[j] * hp[j]
 
 
-@_jit("3222b3333")
-def lstm_forward(gi, w_hh_t, h0, c0, reverse, hs, cs, tcs, acts):
-    """LSTM pass; gi = x @ W_ih^T + b_ih + b_hh, (T, B, 4H); w_hh_t = W_hh^T, (H, 4H).
-
-    a = gi[t] + h @ W_hh^T; i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g);
-    c' = f * c + i * g; h' = o * tanh(c'). Writes hs[t] = h', cs[t] = c',
-    tcs[t] = tanh(c') (each (T, B, H)) and acts[t] = [i | f | g | o] (T, B, 4H).
-    """
-    n, batch, width = gi.shape
-    hid = width // 4
-    fast = gi.itemsize == 4
-    h, c = h0, c0
-    for s in range(n):
-        t = _step(s, n, reverse)
-        np.dot(h, w_hh_t, acts[t])
-        for b in range(batch):
-            a = acts[t, b]
-            _add_rows(a, gi[t, b])
-            _sigmoid_rows(a, 0, 2 * hid, fast)
-            _tanh_rows(a, 2 * hid, 3 * hid, fast)
-            _sigmoid_rows(a, 3 * hid, width, fast)
-            cb, cn = c[b], cs[t, b]
-            for j in range(hid):
-                cn[j] = a[hid + j] * cb[j] + a[j] * a[2 * hid + j]
-            tc = tcs[t, b]
-            tc[:] = cn
-            _tanh_rows(tc, 0, hid, fast)
-            hb = hs[t, b]
-            for j in range(hid):
-                hb[j] = a[3 * hid + j] * tc[j]
-        h, c = hs[t], cs[t]
+@_jit("22222222")
+def gru_step_back(a, gh_n, h, dh, dy, dgi, dgh, direct):
+    """Backward of ``gru_step``: with d = dh + dy, dn = d (1-z)(1-n^2),
+    dz = d (h - n) z(1-z), dr = dn gh_n r(1-r): dgi = [dr | dz | dn], dgh = [dr | dz | dn r],
+    direct = d z (the caller does dh = direct + dgh @ W_hh)."""
+    hid = a.shape[1] // 3
+    for b in range(a.shape[0]):
+        row, hn, hp, dhb, dyb, dirb = a[b], gh_n[b], h[b], dh[b], dy[b], direct[b]
+        r, z, n = row[:hid], row[hid:2 * hid], row[2 * hid:]
+        gi_r, gi_z, gi_n = dgi[b, :hid], dgi[b, hid:2 * hid], dgi[b, 2 * hid:]
+        gh_r, gh_z, gh_nb = dgh[b, :hid], dgh[b, hid:2 * hid], dgh[b, 2 * hid:]
+        for j in range(hid):
+            d = dhb[j] + dyb[j]
+            dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j])
+            dz = d * (hp[j] - n[j]) * z[j] * (1.0 - z[j])
+            dr = dn * hn[j] * r[j] * (1.0 - r[j])
+            gi_r[j], gi_z[j], gi_n[j] = dr, dz, dn
+            gh_r[j], gh_z[j], gh_nb[j] = dr, dz, dn * r[j]
+            dirb[j] = d * z[j]
 
 
-@_jit("32222b333322")
-def lstm_backward(dy, dhn, dcn, w_hh, c0, reverse, cs, tcs, acts, da, dh0, dc0):
-    """BPTT through ``lstm_forward``: da[t] = dL/da of each step, (T, B, 4H).
-
-    With dh = dy[t] + (gradient from step t+1) and C = dc + dh * o * (1 - tanh(c')^2):
-    da_i = C g i(1-i), da_f = C c f(1-f), da_g = C i (1-g^2), da_o = dh tanh(c') o(1-o);
-    the previous step gets dc = C f and dh = da @ W_hh. dh0, dc0 receive the last ones.
-    """
-    n, batch, width = acts.shape
-    hid = width // 4
-    dh = dhn.copy()
-    dc = dcn.copy()
-    for s in range(n):
-        t = _step(n - 1 - s, n, reverse)
-        p = _prev(t, reverse)
-        cp = c0 if p < 0 or p >= n else cs[p]
-        for b in range(batch):
-            a, d, tc, cpb = acts[t, b], da[t, b], tcs[t, b], cp[b]
-            dhb, dcb, dyb = dh[b], dc[b], dy[t, b]
-            for j in range(hid):
-                i, f, g, o = a[j], a[hid + j], a[2 * hid + j], a[3 * hid + j]
-                dht = dhb[j] + dyb[j]
-                cc = dcb[j] + dht * o * (1.0 - tc[j] * tc[j])
-                d[j] = cc * g * i * (1.0 - i)
-                d[hid + j] = cc * cpb[j] * f * (1.0 - f)
-                d[2 * hid + j] = cc * i * (1.0 - g * g)
-                d[3 * hid + j] = dht * tc[j] * o * (1.0 - o)
-                dcb[j] = cc * f
-        np.dot(da[t], w_hh, dh)
-    dh0[:] = dh
-    dc0[:] = dc
+@_jit("22b")
+def rnn_step(a, gi, relu):
+    """One Elman step, given a = h @ W_hh^T (B, H): a becomes act(a + gi), act = relu or
+    tanh, with gi = x_t W_ih^T + b_ih + b_hh."""
+    fast = a.itemsize == 4
+    for b in range(a.shape[0]):
+        row, g_row = a[b], gi[b]
+        for j in range(row.shape[0]):
+            row[j] += g_row[j]
+        if relu:
+            for j in range(row.shape[0]):
+                row[j] = max(row[j], 0.0)
+        else:
+            _tanh_row(row, fast)
 
 
-@_jit("3212b333")
-def gru_forward(gi, w_hh_t, b_hh, h0, reverse, hs, acts, ghn):
-    """GRU pass; gi = x @ W_ih^T + b_ih, (T, B, 3H); w_hh_t = W_hh^T, (H, 3H).
-
-    gh = h @ W_hh^T + b_hh; r = sigmoid(gi_r + gh_r); z = sigmoid(gi_z + gh_z);
-    n = tanh(gi_n + r * gh_n); h' = (1 - z) * n + z * h. Writes hs[t] = h',
-    acts[t] = [r | z | n] (T, B, 3H) and ghn[t] = gh_n (T, B, H).
-    """
-    n_steps, batch, width = gi.shape
-    hid = width // 3
-    fast = gi.itemsize == 4
-    h = h0
-    for s in range(n_steps):
-        t = _step(s, n_steps, reverse)
-        np.dot(h, w_hh_t, acts[t])
-        for b in range(batch):
-            a, g, hn, hb, hp = acts[t, b], gi[t, b], ghn[t, b], hs[t, b], h[b]
-            _add_rows(a, b_hh)
-            for j in range(hid):
-                hn[j] = a[2 * hid + j]
-            for j in range(2 * hid):
-                a[j] += g[j]
-            _sigmoid_rows(a, 0, 2 * hid, fast)
-            for j in range(hid):
-                a[2 * hid + j] = g[2 * hid + j] + a[j] * hn[j]
-            _tanh_rows(a, 2 * hid, width, fast)
-            for j in range(hid):
-                z, nn = a[hid + j], a[2 * hid + j]
-                hb[j] = (1.0 - z) * nn + z * hp[j]
-        h = hs[t]
-
-
-@_jit("3222b333332")
-def gru_backward(dy, dhn, w_hh, h0, reverse, hs, acts, ghn, dgi, dgh, dh0):
-    """BPTT through ``gru_forward``: dgi[t] = dL/dgi, dgh[t] = dL/dgh, (T, B, 3H).
-
-    With dh = dy[t] + (gradient from step t+1): dn = dh (1-z)(1-n^2),
-    dz = dh (h - n) z(1-z), dr = dn gh_n r(1-r); dgi = [dr | dz | dn],
-    dgh = [dr | dz | dn r]; the previous step gets dh z + dgh @ W_hh.
-    """
-    n_steps, batch, width = acts.shape
-    hid = width // 3
-    dh = dhn.copy()
-    direct = np.empty_like(dh)
-    for s in range(n_steps):
-        t = _step(n_steps - 1 - s, n_steps, reverse)
-        p = _prev(t, reverse)
-        hp = h0 if p < 0 or p >= n_steps else hs[p]
-        for b in range(batch):
-            a, hn, di, dg = acts[t, b], ghn[t, b], dgi[t, b], dgh[t, b]
-            dhb, dyb, hpb, dirb = dh[b], dy[t, b], hp[b], direct[b]
-            for j in range(hid):
-                r, z, nn = a[j], a[hid + j], a[2 * hid + j]
-                d = dhb[j] + dyb[j]
-                dn = d * (1.0 - z) * (1.0 - nn * nn)
-                dz = d * (hpb[j] - nn) * z * (1.0 - z)
-                dr = dn * hn[j] * r * (1.0 - r)
-                di[j] = dr
-                di[hid + j] = dz
-                di[2 * hid + j] = dn
-                dg[j] = dr
-                dg[hid + j] = dz
-                dg[2 * hid + j] = dn * r
-                dirb[j] = d * z
-        np.dot(dgh[t], w_hh, dh)
-        dh += direct
-    dh0[:] = dh
-
-
-@_jit("322bb3")
-def rnn_forward(gi, w_hh_t, h0, reverse, relu, hs):
-    """Elman RNN pass; gi = x @ W_ih^T + b_ih + b_hh, (T, B, H); w_hh_t = W_hh^T, (H, H).
-
-    h' = act(gi[t] + h @ W_hh^T) with act = relu if ``relu`` else tanh; hs[t] = h'.
-    """
-    n, batch, hid = gi.shape
-    fast = gi.itemsize == 4
-    h = h0
-    for s in range(n):
-        t = _step(s, n, reverse)
-        np.dot(h, w_hh_t, hs[t])
-        for b in range(batch):
-            a = hs[t, b]
-            _add_rows(a, gi[t, b])
-            if relu:
-                for j in range(hid):
-                    a[j] = max(a[j], 0.0)
-            else:
-                _tanh_rows(a, 0, hid, fast)
-        h = hs[t]
-
-
-@_jit("322bb332")
-def rnn_backward(dy, dhn, w_hh, reverse, relu, hs, da, dh0):
-    """BPTT through ``rnn_forward``: da[t] = dL/da of each step, (T, B, H).
-
-    da = dh (1 - h'^2) for tanh, dh [h' > 0] for relu (0 at 0, as in PyTorch);
-    the previous step gets da @ W_hh.
-    """
-    n, batch, hid = hs.shape
-    dh = dhn.copy()
-    for s in range(n):
-        t = _step(n - 1 - s, n, reverse)
-        for b in range(batch):
-            d, y, dhb, dyb = da[t, b], hs[t, b], dh[b], dy[t, b]
-            if relu:
-                for j in range(hid):
-                    d[j] = dhb[j] + dyb[j] if y[j] > 0 else 0.0
-            else:
-                for j in range(hid):
-                    d[j] = (dhb[j] + dyb[j]) * (1.0 - y[j] * y[j])
-        np.dot(da[t], w_hh, dh)
-    dh0[:] = dh
+@_jit("222b2")
+def rnn_step_back(y, dh, dy, relu, da):
+    """Backward of ``rnn_step`` (y = its output): da = (dh + dy) (1 - y^2) for tanh,
+    (dh + dy) [y > 0] for relu (0 at 0, as in PyTorch); the caller does dh = da @ W_hh."""
+    for b in range(y.shape[0]):
+        yb, dhb, dyb, db = y[b], dh[b], dy[b], da[b]
+        if relu:
+            for j in range(yb.shape[0]):
+                db[j] = dhb[j] + dyb[j] if yb[j] > 0 else 0.0
+        else:
+            for j in range(yb.shape[0]):
+                db[j] = (dhb[j] + dyb[j]) * (1.0 - yb[j] * yb[j])
 
 
 for _name in _JIT_ARGS:
