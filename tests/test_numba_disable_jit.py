@@ -5,6 +5,7 @@ saves them; a subprocess with NUMBA_DISABLE_JIT=1 recomputes them (this file run
 script), checks that the kernels really are plain Python functions there, and compares.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -15,24 +16,24 @@ from tinygrad_lstm.layers import GRU, LSTM, RNN
 import tinygrad_lstm as tg
 
 CASES = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+DTYPES = (np.float64, np.float32)
 
 
 def results() -> dict[str, np.ndarray]:
-    """Outputs and gradients of every layer, composed and fused, on fixed float64 data."""
+    """Outputs and gradients of every layer, composed and fused, in float64 and float32
+    (whose fused kernels take their own sigmoid/tanh path), on fixed data."""
     out = {}
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 2, 3))
-    for name, cls in CASES.items():
-        for fused in (False, True):
-            model = cls(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, fused=fused,
-                        rng=np.random.default_rng(1))
-            xt = tg.Tensor(x, requires_grad=True)
-            y, _ = model(xt)
-            (y * y).sum().backward()
-            key = f"{name}_{'fused' if fused else 'composed'}"
-            out[f"{key}_y"] = y.data
-            out[f"{key}_dx"] = xt.grad
-            out.update({f"{key}_d{n}": p.grad for n, p in model.named_parameters()})
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    for (name, cls), dtype, fused in itertools.product(CASES.items(), DTYPES, (False, True)):
+        model = cls(3, 4, num_layers=2, bidirectional=True, dtype=dtype, fused=fused,
+                    rng=np.random.default_rng(1))
+        xt = tg.Tensor(x.astype(dtype), requires_grad=True)
+        y, _ = model(xt)
+        (y * y).sum().backward()
+        key = f"{name}_{np.dtype(dtype).name}_{'fused' if fused else 'composed'}"
+        out[f"{key}_y"] = y.data
+        out[f"{key}_dx"] = xt.grad
+        out.update({f"{key}_d{n}": p.grad for n, p in model.named_parameters()})
     return out
 
 
@@ -43,7 +44,7 @@ def test_results_without_jit_equal_the_jitted_ones(tmp_path):
     proc = subprocess.run([sys.executable, __file__, str(saved)], env=env, check=False,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"without JIT:\n{proc.stdout}\n{proc.stderr}"
-    assert "compared" in proc.stdout, proc.stdout
+    assert proc.stdout.count("compared") == 2, proc.stdout
 
 
 def _compare_without_jit(path: str) -> None:
@@ -51,15 +52,18 @@ def _compare_without_jit(path: str) -> None:
     from tinygrad_lstm.ops import kernels
 
     assert numba.config.DISABLE_JIT, "NUMBA_DISABLE_JIT=1 did not reach numba"
-    assert not isinstance(kernels.lstm_forward, numba.core.dispatcher.Dispatcher), \
-        "kernels.lstm_forward is still jitted"
+    assert not isinstance(kernels.lstm_step, numba.core.dispatcher.Dispatcher), \
+        "kernels.lstm_step is still jitted"
     jitted = np.load(path)
     plain = results()
     assert sorted(plain) == sorted(jitted.files)
-    worst = max(float(np.max(np.abs(plain[k] - jitted[k])) / (np.max(np.abs(jitted[k])) + 1e-300))
-                for k in plain)
-    assert worst < 1e-13, f"plain-Python kernels differ from the jitted ones by {worst:.2e}"
-    print(f"compared {len(plain)} arrays, worst relative difference {worst:.1e}")
+    for dtype, limit in (("float64", 1e-13), ("float32", 1e-6)):
+        keys = [k for k in plain if f"_{dtype}_" in k]
+        worst = max(float(np.max(np.abs(plain[k] - jitted[k])) / np.max(np.abs(jitted[k])))
+                    for k in keys)
+        assert worst < limit, f"{dtype}: plain-Python kernels differ from the jitted ones " \
+                              f"by {worst:.2e} (relative)"
+        print(f"{dtype}: compared {len(keys)} arrays, worst relative difference {worst:.1e}")
 
 
 if __name__ == "__main__":
