@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tinygrad_lstm.layers import GRU, LSTM, RNN, Recurrent
+from tinygrad_lstm.ops import kernels
 
 import tinygrad_lstm as tg
 from tinygrad_lstm.gradcheck import gradcheck
@@ -161,3 +162,21 @@ def test_fused_layer_records_one_node_per_layer_and_direction():
                 stack.append(t._node)
     names = [node.name for node in seen]
     assert names.count("lstm_sequence") == 4, sorted(names)
+
+
+def test_float32_kernels_sigmoid_and_tanh_are_accurate():
+    """The float32 step kernels' own sigmoid/tanh (plain arithmetic, so loops vectorize)
+    agree with libm's to far below float32's rounding, small |x| and saturation included."""
+    kernels.lstm_step  # noqa: B018  (building a kernel jits its helpers)
+    xs = np.concatenate([np.linspace(-120, 120, 2401), np.geomspace(1e-12, 30, 800),
+                         -np.geomspace(1e-12, 30, 800), [0.0]])
+    tanh = np.array([kernels._tanh_fast(x) for x in xs])
+    sig = np.array([kernels._sigmoid_fast(x) for x in xs])
+    e = np.exp(-np.abs(xs))
+    want_sig = np.where(xs >= 0, 1 / (1 + e), e / (1 + e))
+    tanh_err = np.max(np.abs(tanh - np.tanh(xs)) / np.maximum(np.abs(np.tanh(xs)), 1e-300))
+    assert tanh_err < 1e-8, f"tanh relative error {tanh_err:.1e}"
+    live = xs > -100  # past -104 the clamp gives exp(-104) ~ 7e-46, which rounds to 0 in float32
+    sig_err = np.max(np.abs(sig - want_sig)[live] / want_sig[live])
+    assert sig_err < 1e-8, f"sigmoid relative error {sig_err:.1e}"
+    assert np.float32(sig[0]) == 0.0 and sig[-1] == 0.5 and np.float32(sig[2400]) == 1.0
