@@ -126,7 +126,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
 
     def forward(ctx, x):
-        y = kernels.sigmoid(x)
+        y = kernels.sigmoid_float32(x) if x.dtype == np.float32 else kernels.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 

@@ -111,7 +111,13 @@ class Split(Function):
                 raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)}, but axis {axis} "
                                  f"of shape {x.shape} has {n}")
         ctx.axis, ctx.shape, ctx.dtype, ctx.sizes = axis, x.shape, x.dtype, sizes
-        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+        # Plain slicing: np.split costs ~4x more, and an LSTM splits at every time step.
+        index, start, parts = [slice(None)] * x.ndim, 0, []
+        for size in sizes:
+            index[axis] = slice(start, start + size)
+            parts.append(x[tuple(index)])
+            start += size
+        return tuple(parts)
 
     def backward(ctx, *grads):
         if any(g is None for g in grads):
