@@ -12,9 +12,9 @@ falls by orders of magnitude in a hundred steps.
 import argparse
 
 import numpy as np
+from tinygrad_lstm.layers import LSTM
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.layers import LSTM
 from tinygrad_lstm.optim import SGD
 
 TARGETS = np.array([-0.5, 0.2, 0.1, -0.5])
