@@ -126,7 +126,9 @@ class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
 
     def forward(ctx, x):
-        y = kernels.sigmoid_float32(x) if x.dtype == np.float32 else kernels.sigmoid(x)
+        # The vectorized float32 loop wins from about a thousand elements on.
+        fast = x.dtype == np.float32 and x.size >= 1024
+        y = kernels.sigmoid_float32(x) if fast else kernels.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
