@@ -29,7 +29,7 @@ def test_train_writes_checkpoint_metrics_and_plot(tmp_path):
                 "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "step/s" in done.stderr and "gnorm=" in done.stderr     # the tqdm bar
-    assert "on a fresh batch loss" in done.stdout
+    assert "trained to step 5 in" in done.stdout and "on a fresh batch: loss" in done.stdout
     rows = _rows(tmp_path)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
     assert all(float(r["grad_norm"]) > 0 for r in rows)

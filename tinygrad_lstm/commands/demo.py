@@ -90,7 +90,7 @@ def run(args) -> int:
           "1000 fresh\nsequences. The gated cells keep the marked values in their state; the "
           "plain RNN's\ngradient fades over the steps between a marker and the answer.\n")
     print("Next:\n"
-          "  tinygrad-lstm train --task adding --cell lstm --seq-len 100 --steps 3000 --out runs/a\n"
+          "  tinygrad-lstm train --task adding --cell gru --seq-len 100 --steps 3000 --out runs/a\n"
           "  tinygrad-lstm train --task text --cell lstm --steps 2000 --bptt 25 --out runs/text\n"
           "  tinygrad-lstm sample --checkpoint runs/text --prime \"The \" --temperature 0.8\n"
           "  tinygrad-lstm train --resume runs/a --steps 4000\n"

@@ -211,6 +211,7 @@ def run(args) -> int:
 
     print(f"training {config['cell']} (hidden {config['hidden']}, {config['layers']} layer(s)) "
           f"on {task.name}, seq-len {config['seq_len']}, steps {start}..{config['steps']}")
+    started = time.perf_counter()
     bar = tqdm(range(start, config["steps"]), initial=start, total=config["steps"],
                unit="step", dynamic_ncols=True, mininterval=0.5)
     try:
@@ -228,11 +229,11 @@ def run(args) -> int:
         raise
     finally:
         bar.close()
-    t0 = time.perf_counter()
+    seconds = time.perf_counter() - started
     evaluation = tasks.evaluate(model, task, batch_rng(config["seed"], EVAL_STEP))
     save(config["steps"], evaluation)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items())
-    print(f"step {config['steps']}: on a fresh batch {scores} ({time.perf_counter() - t0:.1f}s); "
+    print(f"trained to step {config['steps']} in {seconds:.1f}s; on a fresh batch: {scores}; "
           f"baseline ({task.baseline_label}) {task.baseline():.4f}")
     written = [out / "checkpoint.npz", out / "metrics.csv"]
     if _plot(out / "loss.png", rows, task, f"{config['cell']} on {task.name}"):
