@@ -94,6 +94,8 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
     (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
     (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
     (["train", "--task", "copy", "--seq-len", "5"], "copy: seq_len must be at least 11"),
+    (["train", "--text", "a.txt"], "--text is for --task text, not --task adding"),
+    (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
     (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
     (["sample", "--checkpoint", "nowhere"], "no checkpoint at nowhere"),
     (["sample", "--checkpoint", ".", "--temperature", "0"], "--temperature must be positive"),

@@ -110,6 +110,8 @@ def _check(config: dict) -> None:
                            f"{config['clip']}")
     if config["bptt"] is not None and config["bptt"] <= 0:
         raise CommandError(f"--bptt must be positive, got {config['bptt']}")
+    if config["text"] is not None and config["task"] != "text":
+        raise CommandError(f"--text is for --task text, not --task {config['task']}")
     if config["bptt"] is not None and config["bidirectional"]:
         raise CommandError("--bptt carries the state forward in time; a bidirectional "
                            "layer's reverse direction cannot be truncated that way")
