@@ -81,10 +81,11 @@ def _resumed_config(args, saved: dict) -> dict:
     config = dict(saved)
     for key in DEFAULTS:
         given = getattr(args, key)
-        if given is None or key in RESUMABLE:
-            config[key] = given if given is not None else config[key]
+        if given is None:
             continue
-        if given != saved.get(key):
+        if key in RESUMABLE:
+            config[key] = given
+        elif given != saved.get(key):
             flag = "--" + key.replace("_", "-")
             raise CommandError(f"{flag} {given} differs from the checkpoint's "
                                f"{saved.get(key)}; a resumed run keeps its configuration")
