@@ -2,7 +2,7 @@
 
 Every task draws batches from a ``np.random.Generator`` (seeded: no downloads, same batches
 for the same seed) and is time-major: ``x`` is (T, B, features), or (T, B) character indices
-for text. Each knows its loss, its metrics and the model readout it needs:
+for text. Each knows its metrics, its baseline and the model readout it needs:
 
 - ``adding`` (Hochreiter & Schmidhuber 1997): (value, marker) pairs, value ~ U(0, 1), one
   marker in each half of the sequence; the target is the sum of the two marked values.
