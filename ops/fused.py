@@ -74,18 +74,28 @@ def _previous_states(hs: np.ndarray, h0: np.ndarray, reverse: bool) -> np.ndarra
     return np.concatenate([h0[None], hs[:-1]])
 
 
-def _weight_grads(ctx, da, x, hprev, w_ih, dgh=None) -> tuple:
+def _weight_grads(ctx, da, x, w_ih, hs, h0, dgh=None) -> tuple:
     """(dx, dW_ih, dW_hh, db_ih, db_hh) from the pre-activation gradients ``da`` (T, B, G)
-    of the input projection and ``dgh`` of the recurrent one (the same unless given)."""
+    of the input projection and ``dgh`` of the recurrent one (the same unless given).
+
+    dW_hh = sum_t dgh_t^T h_prev(t) is one matmul over the steps that start from an output
+    in ``hs`` plus one for the step that starts from ``h0``: no shifted copy of ``hs``."""
     n, batch, width = da.shape
     da2 = da.reshape(n * batch, width)
     need = ctx.needs_input_grad
     dx = (da2 @ w_ih).reshape(x.shape) if need[0] else None
     dw_ih = da2.T @ x.reshape(n * batch, -1) if need[-4] else None
-    dgh2 = da2 if dgh is None else dgh.reshape(n * batch, width)
-    dw_hh = dgh2.T @ hprev.reshape(n * batch, -1) if need[-3] else None
+    dgh = da if dgh is None else dgh
+    dw_hh = None
+    if need[-3]:
+        first, rest, prev = ((n - 1, dgh[:-1], hs[1:]) if ctx.reverse else
+                             (0, dgh[1:], hs[:-1]))
+        dw_hh = rest.reshape(-1, width).T @ prev.reshape(-1, h0.shape[1]) + dgh[first].T @ h0
     db_ih = da2.sum(axis=0) if need[-2] else None
-    db_hh = dgh2.sum(axis=0) if need[-1] else None
+    db_hh = None
+    if need[-1]:
+        db_hh = db_ih.copy() if dgh is da and db_ih is not None else \
+            dgh.reshape(n * batch, width).sum(axis=0)
     return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -140,8 +150,7 @@ class LSTMSequence(Function):
         for t in reversed(_times(len(hs), ctx.reverse)):
             step(acts[t], tcs[t], cprev[t], dh, dc, dy[t], da[t])
             np.dot(da[t], w_hh, out=dh)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
-            ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, da, x, w_ih, hs, h0)
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -183,7 +192,7 @@ class GRUSequence(Function):
             step(acts[t], ghn[t], hprev[t], dh, dy[t], dgi[t], dgh[t], direct)
             np.dot(dgh[t], w_hh, out=dh)
             dh += direct
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, x, hprev, w_ih, dgh=dgh)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, dgi, x, w_ih, hs, h0, dgh=dgh)
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -224,6 +233,5 @@ class RNNSequence(Function):
         for t in reversed(_times(len(hs), ctx.reverse)):
             step(hs[t], dh, dy[t], relu, da[t])
             np.dot(da[t], w_hh, out=dh)
-        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(
-            ctx, da, x, _previous_states(hs, h0, ctx.reverse), w_ih)
+        dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, da, x, w_ih, hs, h0)
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh
