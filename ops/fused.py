@@ -129,7 +129,7 @@ class LSTMSequence(Function):
         hs, cs, tcs = (np.empty((n, batch, hidden), x.dtype) for _ in range(3))
         acts = np.empty_like(gi)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
-        w_hh_t, step = w_hh.T, kernels.lstm_step
+        w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.lstm_step
         h, c = h0, c0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=acts[t])
@@ -170,7 +170,7 @@ class GRUSequence(Function):
         hs, ghn = (np.empty((n, batch, hidden), x.dtype) for _ in range(2))
         acts = np.empty_like(gi)
         h0, b_hh = np.ascontiguousarray(h0), np.ascontiguousarray(b_hh)
-        w_hh_t, step = w_hh.T, kernels.gru_step
+        w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.gru_step
         h = h0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=acts[t])
@@ -214,7 +214,7 @@ class RNNSequence(Function):
         hs = np.empty((n, batch, hidden), x.dtype)
         h0 = np.ascontiguousarray(h0)
         relu = nonlinearity == "relu"
-        w_hh_t, step = w_hh.T, kernels.rnn_step
+        w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.rnn_step
         h = h0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=hs[t])
