@@ -41,7 +41,8 @@ class Tensor:
     PyTorch: zero it (``t.grad = None`` or ``module.zero_grad()``) between steps.
     """
 
-    __slots__ = ("__weakref__", "_hooks", "_idx", "_node", "data", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_edge", "_hooks", "_idx", "_node", "data", "grad",
+                 "requires_grad")
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -67,6 +68,7 @@ class Tensor:
         self._node = None
         self._idx = 0
         self._hooks = None
+        self._edge = None
 
     @classmethod
     def _make(cls, data: np.ndarray, node, idx: int) -> Tensor:
@@ -77,6 +79,7 @@ class Tensor:
         t._node = node
         t._idx = idx
         t._hooks = None
+        t._edge = None
         return t
 
     # ---- properties -------------------------------------------------------------------
