@@ -50,12 +50,11 @@ def _check(name: str, x, states, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int,
     return n, batch, isize, hidden
 
 
-def _project(x, w_ih, bias) -> np.ndarray:
-    """gi = x @ W_ih^T + bias for all steps at once, as a contiguous (T, B, G) array."""
+def _project(x, w_ih) -> np.ndarray:
+    """gi = x @ W_ih^T for all steps at once, as a contiguous (T, B, G) array (the step
+    kernels add the biases as they read it)."""
     n, batch, isize = x.shape
-    gi = (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, -1)
-    gi += bias
-    return gi
+    return (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, -1)
 
 
 def _times(n: int, reverse: bool) -> range:
@@ -125,16 +124,18 @@ class LSTMSequence(Function):
 
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         n, batch, _, hidden = _check("lstm_sequence", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
-        gi = _project(x, w_ih, b_ih + b_hh)
+        gi, bias = _project(x, w_ih), np.ascontiguousarray(b_ih + b_hh)
         hs, cs, tcs = (np.empty((n, batch, hidden), x.dtype) for _ in range(3))
         acts = np.empty_like(gi)
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
         w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.lstm_step
+        # Per-step views made once, in C: the loop runs T times and is short.
+        a_t, gi_t, hs_t, cs_t, tcs_t = list(acts), list(gi), list(hs), list(cs), list(tcs)
         h, c = h0, c0
         for t in _times(n, reverse):
-            np.dot(h, w_hh_t, out=acts[t])
-            step(acts[t], gi[t], c, cs[t], tcs[t], hs[t])
-            h, c = hs[t], cs[t]
+            np.dot(h, w_hh_t, out=a_t[t])
+            step(a_t[t], gi_t[t], bias, c, cs_t[t], tcs_t[t], hs_t[t])
+            h, c = hs_t[t], cs_t[t]
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts)
         ctx.reverse = reverse
         last = 0 if reverse else n - 1
@@ -145,11 +146,12 @@ class LSTMSequence(Function):
         da = np.empty_like(acts)
         dy = _grad_or_zeros(dy, hs)
         dh, dc = _grad_or_zeros(dhn, h0).copy(), _grad_or_zeros(dcn, c0).copy()
-        cprev = _previous_states(cs, c0, ctx.reverse)
         step = kernels.lstm_step_back
+        a_t, tcs_t, dy_t, da_t = list(acts), list(tcs), list(dy), list(da)
+        cprev = list(cs[1:]) + [c0] if ctx.reverse else [c0] + list(cs[:-1])
         for t in reversed(_times(len(hs), ctx.reverse)):
-            step(acts[t], tcs[t], cprev[t], dh, dc, dy[t], da[t])
-            np.dot(da[t], w_hh, out=dh)
+            step(a_t[t], tcs_t[t], cprev[t], dh, dc, dy_t[t], da_t[t])
+            np.dot(da_t[t], w_hh, out=dh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, da, x, w_ih, hs, h0)
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
@@ -166,15 +168,15 @@ class GRUSequence(Function):
 
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         n, batch, _, hidden = _check("gru_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
-        gi = _project(x, w_ih, b_ih)
+        gi = _project(x, w_ih)
         hs, ghn = (np.empty((n, batch, hidden), x.dtype) for _ in range(2))
         acts = np.empty_like(gi)
-        h0, b_hh = np.ascontiguousarray(h0), np.ascontiguousarray(b_hh)
+        h0, b_ih, b_hh = (np.ascontiguousarray(a) for a in (h0, b_ih, b_hh))
         w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.gru_step
         h = h0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=acts[t])
-            step(acts[t], gi[t], b_hh, h, ghn[t], hs[t])
+            step(acts[t], gi[t], b_ih, b_hh, h, ghn[t], hs[t])
             h = hs[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, hs, acts, ghn)
         ctx.reverse = reverse
@@ -210,7 +212,7 @@ class RNNSequence(Function):
             raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', "
                              f"got {nonlinearity!r}")
         n, batch, _, hidden = _check("rnn_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
-        gi = _project(x, w_ih, b_ih + b_hh)
+        gi, bias = _project(x, w_ih), np.ascontiguousarray(b_ih + b_hh)
         hs = np.empty((n, batch, hidden), x.dtype)
         h0 = np.ascontiguousarray(h0)
         relu = nonlinearity == "relu"
@@ -218,7 +220,7 @@ class RNNSequence(Function):
         h = h0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=hs[t])
-            step(hs[t], gi[t], relu)
+            step(hs[t], gi[t], bias, relu)
             h = hs[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, hs)
         ctx.reverse, ctx.relu = reverse, relu

@@ -210,17 +210,17 @@ def _tanh_row(v, fast):
             v[j] = math.tanh(v[j])
 
 
-@_jit("222222")
-def lstm_step(a, gi, c, c_new, tc_new, h_new):
-    """One LSTM step, given a = h @ W_hh^T (B, 4H) and gi = x_t W_ih^T + b_ih + b_hh:
-    a becomes [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid](a + gi);
+@_jit("2212222")
+def lstm_step(a, gi, bias, c, c_new, tc_new, h_new):
+    """One LSTM step, given a = h @ W_hh^T (B, 4H), gi = x_t W_ih^T and bias = b_ih + b_hh:
+    a becomes [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid](a + gi + bias);
     c_new = f c + i g, tc_new = tanh(c_new), h_new = o tc_new (each (B, H))."""
     hid = a.shape[1] // 4
     fast = a.itemsize == 4
     for b in range(a.shape[0]):
         row, g_row = a[b], gi[b]
         for j in range(row.shape[0]):
-            row[j] += g_row[j]
+            row[j] += g_row[j] + bias[j]
         i, f, g, o = row[:hid], row[hid:2 * hid], row[2 * hid:3 * hid], row[3 * hid:]
         _sigmoid_row(row[:2 * hid], fast)
         _tanh_row(g, fast)
@@ -254,10 +254,10 @@ def lstm_step_back(a, tc, c_prev, dh, dc, dy, da):
             dcb[j] = cc * f[j]
 
 
-@_jit("221222")
-def gru_step(a, gi, b_hh, h, gh_n, h_new):
-    """One GRU step, given a = h @ W_hh^T (B, 3H) and gi = x_t W_ih^T + b_ih: with
-    gh = a + b_hh, a becomes [r | z | n] = [sigmoid(gi_r + gh_r) | sigmoid(gi_z + gh_z) |
+@_jit("2211222")
+def gru_step(a, gi, b_ih, b_hh, h, gh_n, h_new):
+    """One GRU step, given a = h @ W_hh^T (B, 3H) and gi = x_t W_ih^T (+ b_ih, added here):
+    with gh = a + b_hh, a becomes [r | z | n] = [sigmoid(gi_r + gh_r) | sigmoid(gi_z + gh_z) |
     tanh(gi_n + r gh_n)]; gh_n is kept, h_new = (1 - z) n + z h."""
     hid = a.shape[1] // 3
     fast = a.itemsize == 4
@@ -269,11 +269,11 @@ def gru_step(a, gi, b_hh, h, gh_n, h_new):
         for j in range(hid):
             hn[j] = n[j]
         for j in range(2 * hid):
-            row[j] += g_row[j]
+            row[j] += g_row[j] + b_ih[j]
         _sigmoid_row(row[:2 * hid], fast)
-        gn = g_row[2 * hid:]
+        gn, bn = g_row[2 * hid:], b_ih[2 * hid:]
         for j in range(hid):
-            n[j] = gn[j] + r[j] * hn[j]
+            n[j] = (gn[j] + bn[j]) + r[j] * hn[j]
         _tanh_row(n, fast)
         hb, hp = h_new[b], h[b]
         for j in range(hid):
@@ -301,15 +301,15 @@ def gru_step_back(a, gh_n, h, dh, dy, dgi, dgh, direct):
             dirb[j] = d * z[j]
 
 
-@_jit("22b")
-def rnn_step(a, gi, relu):
-    """One Elman step, given a = h @ W_hh^T (B, H): a becomes act(a + gi), act = relu or
-    tanh, with gi = x_t W_ih^T + b_ih + b_hh."""
+@_jit("221b")
+def rnn_step(a, gi, bias, relu):
+    """One Elman step, given a = h @ W_hh^T (B, H): a becomes act(a + gi + bias),
+    act = relu or tanh, with gi = x_t W_ih^T and bias = b_ih + b_hh."""
     fast = a.itemsize == 4
     for b in range(a.shape[0]):
         row, g_row = a[b], gi[b]
         for j in range(row.shape[0]):
-            row[j] += g_row[j]
+            row[j] += g_row[j] + bias[j]
         if relu:
             for j in range(row.shape[0]):
                 row[j] = max(row[j], 0.0)
