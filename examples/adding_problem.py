@@ -6,7 +6,7 @@ answering 1.0 scores MSE 1/6 ~ 0.167, so a model below that line has learned to 
 marked values across time. Every cell gets the same batches, optimizer and step count; the
 table gives the MSE on 1000 fresh sequences.
 
-    python examples/adding_problem.py                      # the full run (a few minutes)
+    python examples/adding_problem.py                      # the full run (many minutes)
     python examples/adding_problem.py --steps 20 --seq-lens 10 --hidden 8   # a smoke test
 """
 

@@ -8,7 +8,7 @@ and time per update stay fixed however long the text. Gradients are clipped to `
 the optimizer is Adagrad (the classic char-RNN choice) or Adam. Samples are drawn at a low
 and a high temperature: cautious and repetitive versus adventurous and strange.
 
-    python examples/char_lm.py                        # about a minute
+    python examples/char_lm.py                        # about 10 s on idle cores
     python examples/char_lm.py --optimizer adam --lr 0.005 --steps 400 --text my.txt
 """
 
