@@ -105,7 +105,8 @@ def compile_all() -> None:
 
 # ---- recurrent step kernels (for ops/fused.py) ----------------------------------------------
 # The elementwise half of one LSTM / GRU / RNN time step and of its backward, on (B, G*H)
-# rows; ops/fused.py runs the time loop and the step's matmul (NumPy's BLAS) around them.
+# rows; ops/fused.py runs the time loop and the step's matmul (NumPy's BLAS) around them,
+# or, for small LSTM steps, ``lstm_forward`` / ``lstm_backward`` run the whole loop.
 # Plain @njit functions, built lazily like the ufuncs above, with explicit float32 and
 # float64 signatures over C-contiguous arrays (argument codes: "1"/"2" an array of that many
 # dims, "b" a bool). Loops run over contiguous rows so LLVM vectorizes them
@@ -115,6 +116,7 @@ def compile_all() -> None:
 # ulps from libm (libm's exp is one call per element, 5-10x slower here).
 _JIT_ARGS: dict = {}
 _JIT_HELPERS: list = []
+_REASSOCIATED: list = []
 
 
 def _jit(args: str):
@@ -129,6 +131,44 @@ def _helper(func):
     """A scalar function the kernels call; jitted (inlined) before a kernel is built."""
     _JIT_HELPERS.append(func)
     return func
+
+
+def _reassociated(func):
+    """A helper jitted with reassociated float sums (so its reductions vectorize), not
+    inlined: the flag stays on its own instructions, away from the kernels' careful math."""
+    _REASSOCIATED.append(func)
+    return func
+
+
+@_reassociated
+def _matmul_rows(h, w, out):
+    """out = h @ w^T for C-contiguous h (B, K) and w (N, K): each row of w is read once for
+    four rows of h (register blocking); for small products this beats a BLAS call, whose
+    fixed cost is paid at every time step."""
+    batch, inner = h.shape
+    zero = np.zeros(1, h.dtype)[0]  # a zero of the arrays' dtype, so sums stay in it
+    b = 0
+    while b + 4 <= batch:
+        h0, h1, h2, h3 = h[b], h[b + 1], h[b + 2], h[b + 3]
+        for j in range(w.shape[0]):
+            wj = w[j]
+            a0 = a1 = a2 = a3 = zero
+            for k in range(inner):
+                x = wj[k]
+                a0 += h0[k] * x
+                a1 += h1[k] * x
+                a2 += h2[k] * x
+                a3 += h3[k] * x
+            out[b, j], out[b + 1, j], out[b + 2, j], out[b + 3, j] = a0, a1, a2, a3
+        b += 4
+    for r in range(b, batch):
+        hr = h[r]
+        for j in range(w.shape[0]):
+            wj = w[j]
+            acc = zero
+            for k in range(inner):
+                acc += hr[k] * wj[k]
+            out[r, j] = acc
 
 
 @_helper
@@ -351,6 +391,36 @@ def sigmoid_float32(x: np.ndarray) -> np.ndarray:
     return y
 
 
+@_jit("31222b3333")
+def lstm_forward(gi, bias, w_hh, h0, c0, reverse, hs, cs, tcs, acts):
+    """A whole LSTM pass in one call (for small steps, where a BLAS call and a kernel call
+    per step cost more than the work): ``lstm_step`` after a = h @ W_hh^T at each step;
+    w_hh is (4H, H). Steps run t = 0..T-1, or T-1..0 when ``reverse``."""
+    n = gi.shape[0]
+    h, c = h0, c0
+    for s in range(n):
+        t = n - 1 - s if reverse else s
+        _matmul_rows(h, w_hh, acts[t])
+        lstm_step(acts[t], gi[t], bias, c, cs[t], tcs[t], hs[t])
+        h, c = hs[t], cs[t]
+
+
+@_jit("32222b333322")
+def lstm_backward(dy, dhn, dcn, w_hh_t, c0, reverse, cs, tcs, acts, da, dh0, dc0):
+    """BPTT through ``lstm_forward`` in one call: ``lstm_step_back`` then dh = da @ W_hh
+    at each step, latest first; w_hh_t is W_hh^T (H, 4H). dh0, dc0 receive the last ones."""
+    n = acts.shape[0]
+    dh, dc = dhn.copy(), dcn.copy()
+    for s in range(n):
+        t = s if reverse else n - 1 - s
+        p = t + 1 if reverse else t - 1
+        c_prev = c0 if p < 0 or p >= n else cs[p]
+        lstm_step_back(acts[t], tcs[t], c_prev, dh, dc, dy[t], da[t])
+        _matmul_rows(da[t], w_hh_t, dh)
+    dh0[:] = dh
+    dc0[:] = dc
+
+
 for _name in _JIT_ARGS:
     del globals()[_name]
 
@@ -363,7 +433,14 @@ def _build_jit(name: str):
         if globals()[helper.__name__] is helper:
             globals()[helper.__name__] = numba.njit(inline="always", error_model="numpy")(
                 helper)
+    for helper in _REASSOCIATED:
+        if globals()[helper.__name__] is helper:
+            globals()[helper.__name__] = numba.njit(
+                fastmath={"reassoc", "contract"}, error_model="numpy")(helper)
     func, codes = _JIT_ARGS[name]
+    for callee in func.__code__.co_names:  # kernels it calls must be built first
+        if callee in _JIT_ARGS and callee not in globals():
+            _build_jit(callee)
     signatures = []
     for dtype in (numba.float32, numba.float64):
         args = [numba.boolean if code == "b" else numba.types.Array(dtype, int(code), "C")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tinygrad_lstm.layers import GRU, LSTM, RNN, Recurrent
-from tinygrad_lstm.ops import kernels
+from tinygrad_lstm.ops import fused, kernels
 
 import tinygrad_lstm as tg
 from tinygrad_lstm.gradcheck import gradcheck
@@ -96,6 +96,22 @@ def test_fused_layer_keeps_float32_and_matches_composed(cell):
         assert rel_error(got[key], want[key]) < 1e-5, f"{cell}: {key} differs in float32"
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_per_step_blas_path_equals_composed(batch_first, monkeypatch):
+    """Large steps run a Python loop of BLAS calls and step kernels instead of the one-call
+    kernels that small ones (all the hypothesis cases) use; both must equal the oracle."""
+    monkeypatch.setattr(fused, "SMALL_STEP", -1)
+    dims = (4, 5, 3, 6)
+    options = {"num_layers": 2, "bias": True, "batch_first": batch_first,
+               "bidirectional": True}
+    composed, fused_layer = build_pair("lstm", dims, options, 11, np.float64)
+    x, state, weights = case_data("lstm", dims, options, True, 11)
+    want = run(composed, x, state, weights, np.float64)
+    got = run(fused_layer, x, state, weights, np.float64)
+    for key in want:
+        assert rel_error(got[key], want[key]) < 1e-12, f"{key} differs on the BLAS path"
+
+
 def op_inputs(cell, rng, steps=3, batch=2, isize=3, hidden=2):
     gates = {"lstm": 4, "gru": 3}.get(cell, 1)
     shapes = [(steps, batch, isize), (batch, hidden)] + ([(batch, hidden)] if gates == 4 else [])
@@ -104,9 +120,11 @@ def op_inputs(cell, rng, steps=3, batch=2, isize=3, hidden=2):
     return [tg.Tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes]
 
 
+@pytest.mark.parametrize("small_step", [fused.SMALL_STEP, -1])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("cell", sorted(LAYERS))
-def test_fused_op_passes_a_tight_gradcheck(cell, reverse):
+def test_fused_op_passes_a_tight_gradcheck(cell, reverse, small_step, monkeypatch):
+    monkeypatch.setattr(fused, "SMALL_STEP", small_step)
     name = f"{cell.split('_')[0]}_sequence"
     attrs = {"reverse": reverse}
     if cell.startswith("rnn"):
