@@ -4,8 +4,8 @@ The composed layers record ~10 ops per time step; these record one node per laye
 direction and backpropagate through time by hand, with the equations of RNN_SPEC.md §1 and
 §8. Each step is one matmul (``h @ W_hh^T`` forward, ``da @ W_hh`` backward, NumPy's BLAS,
 written in place) and one Numba kernel for all its elementwise work (``kernels.lstm_step``,
-``kernels.lstm_step_back`` ...); small LSTM steps run the whole loop in one kernel call
-instead (``SMALL_STEP``). The input projection of all steps is one matmul before the loop,
+``kernels.lstm_step_back`` ...); small LSTM and RNN steps run the whole loop in one kernel
+call instead (``SMALL_STEP``). The input projection of all steps is one matmul before the loop,
 and the weight gradients are one matmul each after it:
 
     dW_ih = sum_t da_t^T x_t,   dW_hh = sum_t da_t^T h_{t-1},   db = sum_t,b da_t.
@@ -26,8 +26,9 @@ from tinygrad_lstm import Function, ShapeError, register_op
 from . import kernels
 
 _GATES = {"lstm_sequence": 4, "gru_sequence": 3, "rnn_sequence": 1}
-# Up to this many multiply-adds per step's h @ W_hh^T, a whole LSTM pass runs in one kernel
-# call (its own blocked matmul); past it, per step, NumPy's BLAS and a step kernel. Measured
+# Up to this many multiply-adds per step's h @ W_hh^T, a whole LSTM or RNN pass runs in one
+# kernel call (its own blocked matmul); past it, per step, NumPy's BLAS and a step kernel
+# (GRU always: its fused pass already beats the others everywhere). Measured
 # here: at B=8, H=64 (131k) the kernel's matmul matches BLAS and saves ~3 us of calls a
 # step; at B=32, H=256 (8.4M) BLAS is twice as fast.
 SMALL_STEP = 2**18
@@ -238,12 +239,16 @@ class RNNSequence(Function):
         hs = np.empty((n, batch, hidden), x.dtype)
         h0 = np.ascontiguousarray(h0)
         relu = nonlinearity == "relu"
-        w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.rnn_step
-        h = h0
-        for t in _times(n, reverse):
-            np.dot(h, w_hh_t, out=hs[t])
-            step(hs[t], gi[t], bias, relu)
-            h = hs[t]
+        w_hh = np.ascontiguousarray(w_hh)
+        if _small_step(batch, w_hh):
+            kernels.rnn_forward(gi, bias, w_hh, h0, reverse, relu, hs)
+        else:
+            w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.rnn_step
+            h = h0
+            for t in _times(n, reverse):
+                np.dot(h, w_hh_t, out=hs[t])
+                step(hs[t], gi[t], bias, relu)
+                h = hs[t]
         ctx.save_for_backward(x, h0, w_ih, w_hh, hs)
         ctx.reverse, ctx.relu = reverse, relu
         return hs, hs[0 if reverse else n - 1].copy()
@@ -252,10 +257,16 @@ class RNNSequence(Function):
         x, h0, w_ih, w_hh, hs = ctx.saved
         da = np.empty_like(hs)
         dy = _grad_or_zeros(dy, hs)
-        dh = _grad_or_zeros(dhn, h0).copy()
-        step, relu = kernels.rnn_step_back, ctx.relu
-        for t in reversed(_times(len(hs), ctx.reverse)):
-            step(hs[t], dh, dy[t], relu, da[t])
-            np.dot(da[t], w_hh, out=dh)
+        dh, relu = _grad_or_zeros(dhn, h0), ctx.relu
+        if _small_step(len(h0), w_hh):
+            dh0 = np.empty_like(dh)
+            kernels.rnn_backward(dy, dh, np.ascontiguousarray(w_hh.T), ctx.reverse, relu, hs,
+                                 da, dh0)
+            dh = dh0
+        else:
+            dh, step = dh.copy(), kernels.rnn_step_back
+            for t in reversed(_times(len(hs), ctx.reverse)):
+                step(hs[t], dh, dy[t], relu, da[t])
+                np.dot(da[t], w_hh, out=dh)
         dx, dw_ih, dw_hh, db_ih, db_hh = _weight_grads(ctx, da, x, w_ih, hs, h0)
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh

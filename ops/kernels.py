@@ -421,6 +421,30 @@ def lstm_backward(dy, dhn, dcn, w_hh_t, c0, reverse, cs, tcs, acts, da, dh0, dc0
     dc0[:] = dc
 
 
+@_jit("3122bb3")
+def rnn_forward(gi, bias, w_hh, h0, reverse, relu, hs):
+    """A whole Elman pass in one call (small steps): ``rnn_step`` after h @ W_hh^T."""
+    n = gi.shape[0]
+    h = h0
+    for s in range(n):
+        t = n - 1 - s if reverse else s
+        _matmul_rows(h, w_hh, hs[t])
+        rnn_step(hs[t], gi[t], bias, relu)
+        h = hs[t]
+
+
+@_jit("322bb332")
+def rnn_backward(dy, dhn, w_hh_t, reverse, relu, hs, da, dh0):
+    """BPTT through ``rnn_forward`` in one call: ``rnn_step_back`` then dh = da @ W_hh."""
+    n = hs.shape[0]
+    dh = dhn.copy()
+    for s in range(n):
+        t = s if reverse else n - 1 - s
+        rnn_step_back(hs[t], dh, dy[t], relu, da[t])
+        _matmul_rows(da[t], w_hh_t, dh)
+    dh0[:] = dh
+
+
 for _name in _JIT_ARGS:
     del globals()[_name]
 

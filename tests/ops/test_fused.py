@@ -96,16 +96,15 @@ def test_fused_layer_keeps_float32_and_matches_composed(cell):
         assert rel_error(got[key], want[key]) < 1e-5, f"{cell}: {key} differs in float32"
 
 
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_lstm_per_step_blas_path_equals_composed(batch_first, monkeypatch):
+@pytest.mark.parametrize("cell", ["lstm", "rnn_tanh", "rnn_relu"])
+def test_per_step_blas_path_equals_composed(cell, monkeypatch):
     """Large steps run a Python loop of BLAS calls and step kernels instead of the one-call
     kernels that small ones (all the hypothesis cases) use; both must equal the oracle."""
     monkeypatch.setattr(fused, "SMALL_STEP", -1)
     dims = (4, 5, 3, 6)
-    options = {"num_layers": 2, "bias": True, "batch_first": batch_first,
-               "bidirectional": True}
-    composed, fused_layer = build_pair("lstm", dims, options, 11, np.float64)
-    x, state, weights = case_data("lstm", dims, options, True, 11)
+    options = {"num_layers": 2, "bias": True, "batch_first": True, "bidirectional": True}
+    composed, fused_layer = build_pair(cell, dims, options, 11, np.float64)
+    x, state, weights = case_data(cell, dims, options, True, 11)
     want = run(composed, x, state, weights, np.float64)
     got = run(fused_layer, x, state, weights, np.float64)
     for key in want:
