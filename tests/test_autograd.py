@@ -11,22 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Context, Function, Tensor, register_op, registry
+from tinygrad_lstm import Context, Function, Tensor, register_op
 from tinygrad_lstm.gradcheck import gradcheck
 
 
 @pytest.fixture
-def scratch_ops():
-    """Let a test register ops; the registry is restored afterwards."""
-    saved = dict(registry.OPS), dict(registry._OP_INFO)
-    yield
-    for table, old in zip((registry.OPS, registry._OP_INFO), saved):
-        table.clear()
-        table.update(old)
-
-
-@pytest.fixture
-def counting_op(scratch_ops):
+def counting_op(scratch_registry):
     """Register ``_test_count`` (identity) whose backward logs the forward's sequence number."""
     numbers, calls = itertools.count(), []
 
@@ -227,7 +217,7 @@ def test_backward_errors():
         Tensor([1.0, 2.0]).sum().backward()
 
 
-def test_backward_with_a_gradient_of_the_wrong_shape_names_the_op(scratch_ops):
+def test_backward_with_a_gradient_of_the_wrong_shape_names_the_op(scratch_registry):
     @register_op("_test_wrong_shape", arity=1, kind="shape", shapes=lambda d, a: [(2, 3)])
     class WrongShape(Function):
         def forward(ctx, x):

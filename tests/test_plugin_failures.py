@@ -38,10 +38,8 @@ class FakeEntryPoint:
 
 
 @pytest.fixture
-def fake_plugins(monkeypatch):
+def fake_plugins(monkeypatch, scratch_registry):
     """Install fake entry points for one ``load_plugins()`` call; restore the registry after."""
-    saved = (dict(registry.OPS), dict(registry._OP_INFO), dict(registry._CELLS),
-             set(registry._loaded))
 
     def install(*bodies: tuple[str, Callable[[], None]]) -> list[FakeEntryPoint]:
         eps = [FakeEntryPoint(name, f"fake_{name}_module", FakeDist(f"fake-dist-{name}"), body)
@@ -49,11 +47,7 @@ def fake_plugins(monkeypatch):
         monkeypatch.setattr(registry, "_entry_points", lambda: eps)
         return eps
 
-    yield install
-    for table, old in zip((registry.OPS, registry._OP_INFO, registry._CELLS, registry._loaded),
-                          saved):
-        table.clear()
-        table.update(old)
+    return install
 
 
 def load_expecting(match: str) -> list[str]:

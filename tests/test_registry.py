@@ -22,17 +22,6 @@ ISSUE_OPS = {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", 
              "mean", "max", "logsumexp", "softmax", "log_softmax"}
 
 
-@pytest.fixture
-def scratch_registry():
-    """Let a test register ops and cells; the registry is restored afterwards."""
-    tables = (registry.OPS, registry._OP_INFO, registry._CELLS, registry._loaded)
-    saved = [table.copy() for table in tables]
-    yield
-    for table, old in zip(tables, saved):
-        table.clear()
-        table.update(old)
-
-
 class Double(Function):
     """y = 2 x."""
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Function, register_op, registry
+from tinygrad_lstm import Function, register_op
 from tinygrad_lstm.testing import (
     assert_cell_gradients,
     assert_op_gradients,
@@ -23,16 +23,6 @@ from tinygrad_lstm.testing import (
 )
 
 FEW = 10  # examples per check_op call on a broken op: every bug below shows on any case
-
-
-@pytest.fixture
-def scratch_ops():
-    """Let a test register ops; the registry is restored afterwards."""
-    saved = dict(registry.OPS), dict(registry._OP_INFO)
-    yield
-    for table, old in zip((registry.OPS, registry._OP_INFO), saved):
-        table.clear()
-        table.update(old)
 
 
 # ---- strategies ----------------------------------------------------------------------------
@@ -64,7 +54,7 @@ def test_broadcastable_shapes_broadcast(shapes):
     np.broadcast_shapes(*shapes)
 
 
-def test_value_grid_for_open_and_half_open_domains(scratch_ops):
+def test_value_grid_for_open_and_half_open_domains(scratch_registry):
     @register_op("_test_log2", arity=1, domain=(0.0, math.inf), margin=0.25, avoid=(1.0,))
     class Log2(Function):
         def forward(ctx, x):
@@ -105,7 +95,7 @@ def _register_bad_sigmoid():
             return g * y  # the factor (1 - y) is missing
 
 
-def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_ops):
+def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_registry):
     _register_bad_sigmoid()
     report = check_op("_test_bad_sigmoid", max_examples=FEW, seed=3)
     assert not report.ok
@@ -118,7 +108,7 @@ def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_ops):
         assert_op_gradients("_test_bad_sigmoid", max_examples=FEW)
 
 
-def test_bug_behind_one_attribute_value_is_found_and_named(scratch_ops):
+def test_bug_behind_one_attribute_value_is_found_and_named(scratch_registry):
     @register_op("_test_bad_sum", arity=1, kind="reduction", attrs={"axis": [0, 1, -1]},
                  shapes=lambda dims, attrs: [(dims[0] + 1, dims[1] + 1)])
     class BadSum(Function):
@@ -134,7 +124,7 @@ def test_bug_behind_one_attribute_value_is_found_and_named(scratch_ops):
     assert not report.ok and "'axis': 1" in report.failure
 
 
-def test_wrong_gradient_of_a_second_output_is_found(scratch_ops):
+def test_wrong_gradient_of_a_second_output_is_found(scratch_registry):
     @register_op("_test_bad_halves", arity=1, kind="shape",
                  shapes=lambda dims, attrs: [(2 * dims[0], dims[1])])
     class BadHalves(Function):
@@ -152,7 +142,7 @@ def test_wrong_gradient_of_a_second_output_is_found(scratch_ops):
 
 
 @pytest.mark.parametrize("where", ["forward", "backward"])
-def test_float64_leaking_into_float32_is_found(scratch_ops, where):
+def test_float64_leaking_into_float32_is_found(scratch_registry, where):
     @register_op("_test_upcast", arity=1)
     class Upcast(Function):
         def forward(ctx, x):
@@ -165,7 +155,7 @@ def test_float64_leaking_into_float32_is_found(scratch_ops, where):
     assert not report.ok and "float64" in report.failure
 
 
-def test_backward_mutating_a_saved_input_is_found(scratch_ops):
+def test_backward_mutating_a_saved_input_is_found(scratch_registry):
     @register_op("_test_mutates_input", arity=1)
     class MutatesInput(Function):
         def forward(ctx, x):
@@ -181,7 +171,7 @@ def test_backward_mutating_a_saved_input_is_found(scratch_ops):
     assert not report.ok and "modified input 0 in place" in report.failure
 
 
-def test_backward_mutating_the_upstream_gradient_is_found(scratch_ops):
+def test_backward_mutating_the_upstream_gradient_is_found(scratch_registry):
     @register_op("_test_mutates_grad", arity=1)
     class MutatesGrad(Function):
         def forward(ctx, x):
@@ -195,7 +185,7 @@ def test_backward_mutating_the_upstream_gradient_is_found(scratch_ops):
     assert not report.ok and "upstream gradient in place" in report.failure
 
 
-def test_array_kept_outside_save_for_backward_is_found(scratch_ops):
+def test_array_kept_outside_save_for_backward_is_found(scratch_registry):
     @register_op("_test_keeps_array", arity=1)
     class KeepsArray(Function):
         def forward(ctx, x):
@@ -209,7 +199,7 @@ def test_array_kept_outside_save_for_backward_is_found(scratch_ops):
     assert not report.ok and "ctx.x" in report.failure
 
 
-def test_ignoring_needs_input_grad_positions_is_found(scratch_ops):
+def test_ignoring_needs_input_grad_positions_is_found(scratch_registry):
     @register_op("_test_bad_mul", arity=2)
     class BadMul(Function):
         def forward(ctx, a, b):
@@ -227,7 +217,7 @@ def test_ignoring_needs_input_grad_positions_is_found(scratch_ops):
     assert not report.ok and "only input 1 requiring grad" in report.failure
 
 
-def test_op_raising_is_a_failed_check_not_a_crash(scratch_ops):
+def test_op_raising_is_a_failed_check_not_a_crash(scratch_registry):
     @register_op("_test_raises", arity=1)
     class Raises(Function):
         def forward(ctx, x):
@@ -242,7 +232,7 @@ def test_op_raising_is_a_failed_check_not_a_crash(scratch_ops):
     assert not report.ok and "two-dimensional input not handled" in report.failure
 
 
-def test_non_differentiable_op_is_checked_for_dtype_only(scratch_ops):
+def test_non_differentiable_op_is_checked_for_dtype_only(scratch_registry):
     @register_op("_test_sign", arity=1, differentiable=False)
     class Sign(Function):
         def forward(ctx, x):
