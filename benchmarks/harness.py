@@ -46,6 +46,7 @@ CONFIGS = {"tiny": (20, 1, 8, 16), "small": (50, 16, 32, 64),
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 TORCH_NN = "torch.nn"
 TORCH_COMPOSED = "torch composed"
+NUMPY_BPTT = "numpy BPTT"
 
 
 @dataclass
@@ -122,8 +123,17 @@ def peak_memory(step: Callable) -> int:
         tracemalloc.stop()
 
 
-def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int) -> dict:
-    """Median seconds per call of each step, timed round-robin in a rotating order."""
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int,
+                     clock: str = "cpu") -> dict:
+    """Median seconds per call of each step, timed round-robin in a rotating order.
+
+    ``clock="cpu"`` counts this process's CPU time (everything runs on one thread, so on an
+    idle machine it equals wall time; on a shared one it leaves out the time other
+    processes held the core); ``"wall"`` counts elapsed time."""
+    now = CLOCKS[clock]
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -131,9 +141,9 @@ def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int) -> d
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
+            start = now()
             steps[n]()
-            times[n].append(time.perf_counter() - start)
+            times[n].append(now() - start)
     return {n: statistics.median(ts) for n, ts in times.items()}
 
 
@@ -146,6 +156,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per impl first")
     parser.add_argument("--check-only", action="store_true", help="only check agreement")
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: process CPU time (robust on a shared machine); wall")
     args = parser.parse_args()
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in args.configs if c not in CONFIGS]
@@ -159,17 +171,19 @@ def _ratio(value: float, ref: float | None) -> str:
 
 
 def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
-    """The whole benchmark of one cell type; prints a Markdown table. Returns an exit code."""
+    """The whole benchmark of one cell type; prints a Markdown table with each median's
+    ratio to torch.nn, torch composed and the NumPy BPTT. Returns an exit code."""
     args = parse_args(description)
     from tinygrad_lstm.ops import kernels
     kernels.compile_all()
     uptime = os.getloadavg()
     print(f"# {cell} training step, {datetime.date.today()}, threads={_THREADS}, "
+          f"clock={args.clock}, repeats={args.repeats}, "
           f"load average {uptime[0]:.2f} at start, python {sys.version.split()[0]}, "
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
     print("| config (T, B, I, H) | implementation | median ms | vs torch.nn | "
-          "vs torch composed | peak MB |")
-    print("|---|---|---|---|---|---|")
+          "vs torch composed | vs numpy BPTT | peak MB |")
+    print("|---|---|---|---|---|---|---|")
     for config_name in args.configs:
         config = CONFIGS[config_name]
         if not args.no_check:
@@ -180,14 +194,16 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
             continue
         problem = make_problem(cell, gates, config, np.float32)
         steps = {impl.name: impl.make(problem) for impl in impls}
-        medians = time_interleaved(steps, args.repeats, args.warmup)
+        medians = time_interleaved(steps, args.repeats, args.warmup, args.clock)
         memory = {impl.name: peak_memory(steps[impl.name]) for impl in impls if impl.traced}
         ref_nn, ref_composed = medians.get(TORCH_NN), medians.get(TORCH_COMPOSED)
+        ref_numpy = medians.get(NUMPY_BPTT)
         for impl in impls:
             m = medians[impl.name]
             mem = f"{memory[impl.name] / 2**20:.1f}" if impl.name in memory else "n/a"
             print(f"| {config_name} {config} | {impl.name} | {m * 1e3:.3f} | "
-                  f"{_ratio(m, ref_nn)} | {_ratio(m, ref_composed)} | {mem} |", flush=True)
+                  f"{_ratio(m, ref_nn)} | {_ratio(m, ref_composed)} | {_ratio(m, ref_numpy)} | "
+                  f"{mem} |", flush=True)
     print(f"<!-- load average at end {os.getloadavg()[0]:.2f} -->")
     return 0
 
@@ -261,7 +277,7 @@ def torch_composed(cell_step: Callable) -> Impl:
 def implementations(layer: str, numpy_bptt: Callable, cell_step: Callable,
                     **options) -> list[Impl]:
     """The five implementations in table order (the torch ones when torch is installed)."""
-    impls = [Impl("numpy BPTT", numpy_bptt)]
+    impls = [Impl(NUMPY_BPTT, numpy_bptt)]
     if torch is not None:
         impls = [torch_nn(layer, **options), torch_composed(cell_step)] + impls
     return impls + [ours(layer, fused=False, **options), ours(layer, fused=True, **options)]
