@@ -158,12 +158,28 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                         help="cpu: process CPU time (robust on a shared machine); wall")
+    parser.add_argument("--profile", metavar="IMPL",
+                        help="instead of timing, cProfile 5 steps of one implementation "
+                             "(e.g. 'ours composed') and print where the time goes")
     args = parser.parse_args()
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
     return args
+
+
+def profile(step: Callable, top: int = 15) -> None:
+    """Print the ``top`` functions by own time over 5 calls of ``step`` (after 2 untimed)."""
+    import cProfile
+    import pstats
+
+    for _ in range(2):
+        step()
+    profiler = cProfile.Profile()
+    for _ in range(5):
+        profiler.runcall(step)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
 def _ratio(value: float, ref: float | None) -> str:
@@ -193,6 +209,14 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
         if args.check_only:
             continue
         problem = make_problem(cell, gates, config, np.float32)
+        if args.profile:
+            chosen = [impl for impl in impls if impl.name == args.profile]
+            if not chosen:
+                raise SystemExit(f"--profile: no implementation {args.profile!r}; choose "
+                                 f"from {[impl.name for impl in impls]}")
+            print(f"<!-- profile of {args.profile}, {config_name}, 5 steps -->")
+            profile(chosen[0].make(problem))
+            continue
         steps = {impl.name: impl.make(problem) for impl in impls}
         medians = time_interleaved(steps, args.repeats, args.warmup, args.clock)
         memory = {impl.name: peak_memory(steps[impl.name]) for impl in impls if impl.traced}
