@@ -12,7 +12,7 @@ script names its implementations (``Impl``); this module
    the ratio of each to ``torch.nn`` and to torch composed, and the peak memory of the
    NumPy-based ones (tracemalloc, in a separate untimed run).
 
-BLAS and OpenMP use one thread unless BENCH_THREADS says otherwise: it must be set before
+BLAS and OpenMP use one thread unless BENCHTHREADS says otherwise: it must be set before
 numpy, scipy or torch load, hence the environment variables at the top of this module.
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 
-_THREADS = os.environ.get("BENCH_THREADS", "1")
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _THREADS
+THREADS = os.environ.get("BENCHTHREADS", "1")
+for _var in ("OMP_NUMTHREADS", "OPENBLAS_NUMTHREADS", "MKL_NUMTHREADS"):
+    os.environ[_var] = THREADS
 
 import argparse
 import datetime
@@ -37,7 +37,7 @@ import numpy as np
 
 try:
     import torch
-    torch.set_num_threads(int(_THREADS))
+    torch.set_num_threads(int(THREADS))
 except ImportError:  # the torch columns are then left out
     torch = None
 
@@ -193,7 +193,7 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
     from tinygrad_lstm.ops import kernels
     kernels.compile_all()
     uptime = os.getloadavg()
-    print(f"# {cell} training step, {datetime.date.today()}, threads={_THREADS}, "
+    print(f"# {cell} training step, {datetime.date.today()}, threads={THREADS}, "
           f"clock={args.clock}, repeats={args.repeats}, "
           f"load average {uptime[0]:.2f} at start, python {sys.version.split()[0]}, "
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")

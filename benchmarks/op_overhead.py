@@ -20,11 +20,9 @@ BLAS and OpenMP use one thread in both libraries unless BENCH_THREADS says other
 
 from __future__ import annotations
 
-import os
-
-_THREADS = os.environ.get("BENCH_THREADS", "1")
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = _THREADS
+# harness sets the BLAS/OpenMP thread count (BENCH_THREADS) before NumPy and torch load,
+# so it comes first; torch is None when it is not installed.
+from harness import THREADS, torch  # isort: split
 
 import argparse
 import statistics
@@ -37,12 +35,6 @@ import numpy as np
 from tinygrad_lstm.ops import kernels
 
 import tinygrad_lstm as tg
-
-try:
-    import torch
-    torch.set_num_threads(int(_THREADS))
-except ImportError:  # the torch columns are then left out
-    torch = None
 
 # (op, label, shapes of the inputs): calls per timed loop scale inversely with the work.
 CASES = [("sigmoid", [(1, 16)]), ("sigmoid", [(64, 256)]),
@@ -142,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     kernels.compile_all()
     rows = measure(args.rounds, args.quick)
     print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
-          f"BLAS/OpenMP threads {_THREADS}, {args.rounds} interleaved rounds, medians\n")
+          f"BLAS/OpenMP threads {THREADS}, {args.rounds} interleaved rounds, medians\n")
     header = f"{'op':8} {'input shapes':22} {'phase':9} {'ours us':>9}"
     if torch is not None:
         header += f" {'torch us':>9} {'ours/torch':>10}"
