@@ -180,6 +180,20 @@ def test_getitem_values_and_gradient(index):
     np.testing.assert_array_equal(x.grad, expected)
 
 
+def test_tensor_indices_mask_and_positions():
+    data = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    x = Tensor(data, requires_grad=True)
+    y = x[x > 0]                                   # a boolean Tensor selects, as in NumPy
+    np.testing.assert_array_equal(y.data, [2.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, data > 0)
+    rows = Tensor(np.array([1, 1, 0]))
+    z = x[rows, Tensor(np.array([0, 0, 1]))]      # repeated positions add their gradients
+    x.grad = None
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [2.0, 0.0]])
+
+
 def test_getitem_out_of_range_names_op_and_shape():
     with pytest.raises(tg.ShapeError, match=r"getitem.*\(3, 4\)"):
         Tensor(np.zeros((3, 4)))[5]

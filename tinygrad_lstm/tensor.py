@@ -217,6 +217,11 @@ class Tensor:
         return _op("matmul").apply(other, self)
 
     def __getitem__(self, index):
+        # A Tensor used as an index (a mask from ``x > 0``, integer positions) is its array.
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return _op("getitem").apply(self, index=index)
 
     # Comparisons give plain boolean tensors: no graph, no gradient.
