@@ -3,10 +3,10 @@
 The composed layers record ~10 ops per time step; these record one node per layer and
 direction and backpropagate through time by hand, with the equations of RNN_SPEC.md §1 and
 §8. Each step is one matmul (``h @ W_hh^T`` forward, ``da @ W_hh`` backward, NumPy's BLAS,
-written in place) and one Numba kernel for all its elementwise work (``kernels.lstm_step``,
-``kernels.lstm_step_back`` ...); small LSTM and RNN steps run the whole loop in one kernel
-call instead (``SMALL_STEP``). The input projection of all steps is one matmul before the loop,
-and the weight gradients are one matmul each after it:
+written in place) and one Numba kernel for all its elementwise work
+(``recurrent_kernels.lstm_step``, ``recurrent_kernels.lstm_step_back`` ...); small LSTM and RNN
+steps run the whole loop in one kernel call instead (``SMALL_STEP``). The input projection of
+all steps is one matmul before the loop, and the weight gradients are one matmul each after it:
 
     dW_ih = sum_t da_t^T x_t,   dW_hh = sum_t da_t^T h_{t-1},   db = sum_t,b da_t.
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from tinygrad_lstm import Function, ShapeError, register_op
 
-from . import kernels
+from . import recurrent_kernels
 
 _GATES = {"lstm_sequence": 4, "gru_sequence": 3, "rnn_sequence": 1}
 # Up to this many multiply-adds per step's h @ W_hh^T, a whole LSTM or RNN pass runs in one
@@ -142,9 +142,9 @@ class LSTMSequence(Function):
         h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
         w_hh = np.ascontiguousarray(w_hh)
         if _small_step(batch, w_hh):
-            kernels.lstm_forward(gi, bias, w_hh, h0, c0, reverse, hs, cs, tcs, acts)
+            recurrent_kernels.lstm_forward(gi, bias, w_hh, h0, c0, reverse, hs, cs, tcs, acts)
         else:
-            w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.lstm_step
+            w_hh_t, step = np.ascontiguousarray(w_hh.T), recurrent_kernels.lstm_step
             # Per-step views made once, in C: the loop runs T times and is short.
             a_t, gi_t, hs_t, cs_t, tcs_t = list(acts), list(gi), list(hs), list(cs), list(tcs)
             h, c = h0, c0
@@ -164,12 +164,12 @@ class LSTMSequence(Function):
         dh, dc = _grad_or_zeros(dhn, h0), _grad_or_zeros(dcn, c0)
         if _small_step(len(h0), w_hh):
             dh0, dc0 = np.empty_like(dh), np.empty_like(dc)
-            kernels.lstm_backward(dy, dh, dc, np.ascontiguousarray(w_hh.T), c0, ctx.reverse,
-                                  cs, tcs, acts, da, dh0, dc0)
+            recurrent_kernels.lstm_backward(dy, dh, dc, np.ascontiguousarray(w_hh.T), c0,
+                                            ctx.reverse, cs, tcs, acts, da, dh0, dc0)
             dh, dc = dh0, dc0
         else:
             dh, dc = dh.copy(), dc.copy()
-            step = kernels.lstm_step_back
+            step = recurrent_kernels.lstm_step_back
             a_t, tcs_t, dy_t, da_t = list(acts), list(tcs), list(dy), list(da)
             cprev = list(cs[1:]) + [c0] if ctx.reverse else [c0] + list(cs[:-1])
             for t in reversed(_times(len(hs), ctx.reverse)):
@@ -195,7 +195,7 @@ class GRUSequence(Function):
         hs, ghn = (np.empty((n, batch, hidden), x.dtype) for _ in range(2))
         acts = np.empty_like(gi)
         h0, b_ih, b_hh = (np.ascontiguousarray(a) for a in (h0, b_ih, b_hh))
-        w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.gru_step
+        w_hh_t, step = np.ascontiguousarray(w_hh.T), recurrent_kernels.gru_step
         h = h0
         for t in _times(n, reverse):
             np.dot(h, w_hh_t, out=acts[t])
@@ -212,7 +212,7 @@ class GRUSequence(Function):
         dh = _grad_or_zeros(dhn, h0).copy()
         direct = np.empty_like(dh)
         hprev = _previous_states(hs, h0, ctx.reverse)
-        step = kernels.gru_step_back
+        step = recurrent_kernels.gru_step_back
         for t in reversed(_times(len(hs), ctx.reverse)):
             step(acts[t], ghn[t], hprev[t], dh, dy[t], dgi[t], dgh[t], direct)
             np.dot(dgh[t], w_hh, out=dh)
@@ -241,9 +241,9 @@ class RNNSequence(Function):
         relu = nonlinearity == "relu"
         w_hh = np.ascontiguousarray(w_hh)
         if _small_step(batch, w_hh):
-            kernels.rnn_forward(gi, bias, w_hh, h0, reverse, relu, hs)
+            recurrent_kernels.rnn_forward(gi, bias, w_hh, h0, reverse, relu, hs)
         else:
-            w_hh_t, step = np.ascontiguousarray(w_hh.T), kernels.rnn_step
+            w_hh_t, step = np.ascontiguousarray(w_hh.T), recurrent_kernels.rnn_step
             h = h0
             for t in _times(n, reverse):
                 np.dot(h, w_hh_t, out=hs[t])
@@ -260,11 +260,11 @@ class RNNSequence(Function):
         dh, relu = _grad_or_zeros(dhn, h0), ctx.relu
         if _small_step(len(h0), w_hh):
             dh0 = np.empty_like(dh)
-            kernels.rnn_backward(dy, dh, np.ascontiguousarray(w_hh.T), ctx.reverse, relu, hs,
-                                 da, dh0)
+            recurrent_kernels.rnn_backward(dy, dh, np.ascontiguousarray(w_hh.T), ctx.reverse,
+                                           relu, hs, da, dh0)
             dh = dh0
         else:
-            dh, step = dh.copy(), kernels.rnn_step_back
+            dh, step = dh.copy(), recurrent_kernels.rnn_step_back
             for t in reversed(_times(len(hs), ctx.reverse)):
                 step(hs[t], dh, dy[t], relu, da[t])
                 np.dot(da[t], w_hh, out=dh)

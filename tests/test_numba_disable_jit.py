@@ -49,11 +49,11 @@ def test_results_without_jit_equal_the_jitted_ones(tmp_path):
 
 def _compare_without_jit(path: str) -> None:
     import numba
-    from tinygrad_lstm.ops import kernels
+    from tinygrad_lstm.ops import recurrent_kernels
 
     assert numba.config.DISABLE_JIT, "NUMBA_DISABLE_JIT=1 did not reach numba"
-    assert not isinstance(kernels.lstm_step, numba.core.dispatcher.Dispatcher), \
-        "kernels.lstm_step is still jitted"
+    assert not isinstance(recurrent_kernels.lstm_step, numba.core.dispatcher.Dispatcher), \
+        "recurrent_kernels.lstm_step is still jitted"
     jitted = np.load(path)
     plain = results()
     assert sorted(plain) == sorted(jitted.files)

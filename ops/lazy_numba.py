@@ -1,0 +1,136 @@
+"""Numba kernels built on first use, not at import: the machinery ops/kernels.py and
+ops/recurrent_kernels.py share.
+
+Importing numba costs about 0.25 s and loading one kernel from the on-disk cache about 0.1 s,
+which would put ``import tinygrad_lstm`` far past half a second. So a kernel module marks
+plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64 NumPy ufunc;
+``jit``: an @njit loop with explicit signatures), takes their names out of the module
+(``seal``) and sets ``__getattr__ = kernels.build``: the first read of a kernel builds it
+(``cache=True``: a second process loads it instead of compiling) and binds it in the module.
+
+Scalar helpers the jitted kernels call are marked with ``helper`` (inlined) or
+``reassociated``; ``jit_helpers`` jits them all before the first kernel is built and rebinds
+every module name that refers to one, in whichever kernel module imported it.
+"""
+
+from types import FunctionType
+
+_SIGNATURES = {
+    1: ["float32(float32)", "float64(float64)"],
+    2: ["float32(float32, float32)", "float64(float64, float64)"],
+    3: ["float32(float32, float32, float32)", "float64(float64, float64, float64)"],
+}
+_HELPERS: dict = {}  # scalar function -> its numba.njit options
+_JITTED: dict = {}  # scalar function -> its jitted form
+_NAMESPACES: dict = {}  # module name -> module globals that may refer to a helper
+
+
+def _register_namespace(namespace: dict) -> None:
+    _NAMESPACES[namespace["__name__"]] = namespace
+
+
+def helper(func: FunctionType) -> FunctionType:
+    """A scalar function the kernels call; jitted (inlined) before a kernel is built."""
+    _HELPERS[func] = {"inline": "always", "error_model": "numpy"}
+    _register_namespace(func.__globals__)
+    return func
+
+
+def reassociated(func: FunctionType) -> FunctionType:
+    """A helper jitted with reassociated float sums (so its reductions vectorize), not
+    inlined: the flag stays on its own instructions, away from the kernels' careful math."""
+    _HELPERS[func] = {"fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
+    _register_namespace(func.__globals__)
+    return func
+
+
+def jit_helpers() -> None:
+    """Jit every marked helper (once) and point each module name bound to one at its jitted
+    form, so kernels compiled afterwards find jitted functions among their globals."""
+    import numba
+
+    for func, options in _HELPERS.items():
+        if func not in _JITTED:
+            _JITTED[func] = numba.njit(**options)(func)
+    for namespace in _NAMESPACES.values():
+        for name, value in list(namespace.items()):
+            if isinstance(value, FunctionType) and value in _JITTED:
+                namespace[name] = _JITTED[value]
+
+
+class LazyKernels:
+    """The kernels of one module (``namespace``, its ``globals()``), each built on first use.
+
+    ``jit`` argument codes: "1"/"2"/"3" a C-contiguous array of that many dims, "b" a bool;
+    each kernel gets a float32 and a float64 signature (all its arrays of that dtype).
+    ``error_model="numpy"`` drops the per-division zero checks that would stop LLVM from
+    vectorizing the loops.
+    """
+
+    def __init__(self, namespace: dict) -> None:
+        self._namespace = namespace
+        self._ufuncs: dict = {}
+        self._jits: dict = {}
+        _register_namespace(namespace)
+
+    def vectorize(self, func: FunctionType) -> FunctionType:
+        """Mark ``func`` to become a float32/float64 ufunc of the same name on first use."""
+        self._ufuncs[func.__name__] = func
+        return func
+
+    def jit(self, codes: str):
+        """Mark a kernel to be jitted on first use, for the argument codes ``codes``."""
+        def mark(func: FunctionType) -> FunctionType:
+            self._jits[func.__name__] = (func, codes)
+            return func
+        return mark
+
+    def seal(self) -> None:
+        """Take every marked name out of the module, so that reading one calls ``build``."""
+        for name in (*self._ufuncs, *self._jits):
+            self._namespace.pop(name, None)
+
+    def build(self, name: str):
+        """The module's ``__getattr__``: build kernel ``name`` (loading it from the on-disk
+        cache when there), bind it in the module and return it."""
+        if name in self._jits:
+            return self._build_jit(name)
+        func = self._ufuncs.get(name)
+        if func is None:
+            raise AttributeError(
+                f"module {self._namespace['__name__']!r} has no kernel {name!r}")
+        import numba
+
+        built = numba.vectorize(_SIGNATURES[func.__code__.co_argcount], cache=True)(func)
+        # A DUFunc wrapper costs ~0.8 us a call over the plain NumPy ufunc it holds.
+        ufunc = getattr(built, "ufunc", built)
+        self._namespace[name] = ufunc
+        return ufunc
+
+    def get(self, name: str):
+        """Kernel ``name``, built if need be (for the module's own functions, whose global
+        lookups do not go through the module ``__getattr__``)."""
+        return self._namespace.get(name) or self.build(name)
+
+    def compile_all(self) -> None:
+        """Build (or load from the on-disk cache) every kernel of the module now."""
+        for name in (*self._ufuncs, *self._jits):
+            if name not in self._namespace:
+                self.build(name)
+
+    def _build_jit(self, name: str):
+        import numba
+
+        jit_helpers()
+        func, codes = self._jits[name]
+        for callee in func.__code__.co_names:  # kernels it calls must be built first
+            if callee in self._jits and callee not in self._namespace:
+                self._build_jit(callee)
+        signatures = []
+        for dtype in (numba.float32, numba.float64):
+            args = [numba.boolean if code == "b" else numba.types.Array(dtype, int(code), "C")
+                    for code in codes]
+            signatures.append(numba.void(*args))
+        built = numba.njit(signatures, cache=True, error_model="numpy")(func)
+        self._namespace[name] = built
+        return built
