@@ -58,3 +58,36 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert "pytest" in command
     ci = (ROOT / ".ci" / "run").read_text()
     assert command in ci.splitlines(), f"{command!r} not a line of .ci/run"
+
+
+def test_hypothesis_is_a_runtime_dependency_and_pytest_is_not():
+    # `tinygrad-lstm gradcheck` is a user command built on hypothesis; only the suite and the
+    # pytest plugin need pytest. A clean `pip install -e .` must run every command.
+    requires = DIST.requires or []
+    runtime = {re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires
+               if "extra ==" not in r}
+    assert "hypothesis" in runtime, requires
+    assert "pytest" not in runtime, requires
+
+
+# Run the console script with the test and optional extras made unimportable, as after the
+# README's plain `pip install -e .` (the CI smoke step checks the same in a real clean venv).
+_WITHOUT_EXTRAS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pytest", "_pytest", "torch", "matplotlib"):
+            raise ImportError(f"{name} is not installed by `pip install -e .`")
+sys.meta_path.insert(0, Block())
+from tinygrad_lstm.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_every_command_runs_without_the_test_extras(tmp_path):
+    for argv in (["--help"], ["ops"], ["gradcheck", "--ops", "sigmoid", "--cells", "rnn",
+                                       "--max-examples", "2"],
+                 ["demo", "--steps", "3", "--seq-len", "5", "--hidden", "4", "--batch", "2"]):
+        result = subprocess.run([sys.executable, "-c", _WITHOUT_EXTRAS, *argv], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"tinygrad-lstm {' '.join(argv)}:\n{result.stderr}"
