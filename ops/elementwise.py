@@ -15,7 +15,7 @@ from . import kernels
 _POSITIVE = (0.0, math.inf)
 
 
-@register_op("add", arity=2)
+@register_op("add", arity=2, scalar={"y": "a + b", "da": "g", "db": "g"})
 class Add(Function):
     """y = a + b;  da = g,  db = g."""
 
@@ -26,7 +26,7 @@ class Add(Function):
         return g, g
 
 
-@register_op("sub", arity=2)
+@register_op("sub", arity=2, scalar={"y": "a - b", "da": "g", "db": "-g"})
 class Sub(Function):
     """y = a - b;  da = g,  db = -g."""
 
@@ -37,7 +37,7 @@ class Sub(Function):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
-@register_op("mul", arity=2)
+@register_op("mul", arity=2, scalar={"y": "a * b", "da": "g * b", "db": "g * a"})
 class Mul(Function):
     """y = a * b;  da = g * b,  db = g * a."""
 
@@ -51,7 +51,8 @@ class Mul(Function):
         return (g * b if need_a else None), (g * a if need_b else None)
 
 
-@register_op("div", arity=2, domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
+@register_op("div", arity=2, scalar={"y": "a / b", "da": "g / b", "db": "-g * y / b"},
+             domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
              avoid=(0.0,), margin=0.2)
 class Div(Function):
     """y = a / b;  da = g / b,  db = -g * a / b**2."""
@@ -68,7 +69,7 @@ class Div(Function):
         return ga, gb
 
 
-@register_op("neg", arity=1)
+@register_op("neg", arity=1, scalar={"y": "-x", "dx": "-g"})
 class Neg(Function):
     """y = -x;  dx = -g."""
 
@@ -80,6 +81,7 @@ class Neg(Function):
 
 
 @register_op("pow", arity=1, domain=(0.1, math.inf),
+             scalar={"y": "x ** exponent", "dx": "g * exponent * x ** (exponent - 1)"},
              attrs={"exponent": [2.0, 3.0, 0.5, -1.5]})
 class Pow(Function):
     """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1)."""
@@ -94,7 +96,7 @@ class Pow(Function):
         return kernels.pow_grad(g, x, x.dtype.type(ctx.exponent))
 
 
-@register_op("exp", arity=1, domain=(-5.0, 5.0))
+@register_op("exp", arity=1, domain=(-5.0, 5.0), scalar={"y": "exp(x)", "dx": "g * y"})
 class Exp(Function):
     """y = exp(x);  dx = g * y."""
 
@@ -108,7 +110,8 @@ class Exp(Function):
         return g * y
 
 
-@register_op("log", arity=1, domain=_POSITIVE, margin=0.1)
+@register_op("log", arity=1, domain=_POSITIVE, margin=0.1,
+             scalar={"y": "log(x)", "dx": "g / x"})
 class Log(Function):
     """y = log(x), x > 0;  dx = g / x."""
 
@@ -121,7 +124,8 @@ class Log(Function):
         return g / x
 
 
-@register_op("sigmoid", arity=1)
+@register_op("sigmoid", arity=1,
+             scalar={"y": "1 / (1 + exp(-x))", "dx": "g * y * (1 - y)"})
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
 
@@ -137,7 +141,7 @@ class Sigmoid(Function):
         return kernels.sigmoid_grad(g, y)
 
 
-@register_op("tanh", arity=1)
+@register_op("tanh", arity=1, scalar={"y": "tanh(x)", "dx": "g * (1 - y * y)"})
 class Tanh(Function):
     """y = tanh(x);  dx = g * (1 - y**2)."""
 
@@ -151,7 +155,8 @@ class Tanh(Function):
         return kernels.tanh_grad(g, y)
 
 
-@register_op("relu", arity=1, avoid=(0.0,))
+@register_op("relu", arity=1, avoid=(0.0,),
+             scalar={"y": "x if x > 0 else 0 * x", "dx": "g if x > 0 else 0 * g"})
 class Relu(Function):
     """y = max(x, 0);  dx = g where x > 0 else 0."""
 

@@ -21,6 +21,7 @@ __all__ = [
     "OpInfo",
     "PluginWarning",
     "RegistryError",
+    "ScalarRule",
     "cell",
     "cell_info",
     "list_cells",
@@ -51,6 +52,59 @@ class PluginWarning(UserWarning):
     """A plugin failed to load; the rest of the registry keeps working."""
 
 
+# Names a scalar rule may call, besides its inputs, ``y``, ``g`` and the op's attributes.
+SCALAR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sqrt", "abs", "min", "max")
+
+
+@dataclass(frozen=True)
+class ScalarRule:
+    """An elementwise op's math on one element: its forward and one derivative per input.
+
+    Declared at registration as one dict, e.g. for sigmoid
+    ``{"y": "1 / (1 + exp(-x))", "dx": "g * y * (1 - y)"}``: ``"y"`` is the forward, each
+    ``"d<name>"`` the gradient for input ``<name>`` (inputs in the order the keys give), in
+    terms of the inputs, the output ``y``, the upstream gradient ``g`` and the op's
+    attributes; ``None`` for an input that takes no gradient. Expressions are Python
+    (``a if c else b`` included) over ``SCALAR_FUNCTIONS``. Code generators (the fused-cell
+    compiler, the ufunc builder) read these; an op without one is not fused.
+    """
+
+    inputs: tuple[str, ...]
+    forward: str
+    grads: tuple[str | None, ...]
+
+    @classmethod
+    def parse(cls, op_name: str, rule: dict[str, str | None], arity: int | None,
+              attrs: Sequence[str]) -> ScalarRule:
+        """Check and normalise a ``scalar=`` dict given to ``register_op``."""
+        where = f"register_op({op_name!r}): scalar="
+        if not isinstance(rule, dict) or not isinstance(rule.get("y"), str):
+            raise RegistryError(f'{where} must be a dict with a "y" forward expression, '
+                                f"got {rule!r}")
+        keys = [k for k in rule if k != "y"]
+        if any(not (k.startswith("d") and k[1:].isidentifier()) for k in keys):
+            raise RegistryError(f'{where} keys are "y" and "d<input>", got {list(rule)}')
+        inputs = tuple(k[1:] for k in keys)
+        if arity is None or len(inputs) != arity:
+            raise RegistryError(f"{where} gives {len(inputs)} derivatives for an op of arity "
+                                f"{arity}")
+        known = {*inputs, "y", "g", *attrs, *SCALAR_FUNCTIONS}
+        for key, expr in rule.items():
+            if expr is None and key != "y":
+                continue
+            try:
+                code = compile(expr, f"<{op_name} {key}>", "eval")
+            except (SyntaxError, TypeError) as exc:
+                raise RegistryError(f"{where} {key}: {expr!r} is not an expression: {exc}") \
+                    from None
+            unknown = sorted(set(code.co_names) - known)
+            if unknown:
+                raise RegistryError(f"{where} {key}: {expr!r} uses unknown names {unknown} "
+                                    f"(known: inputs {list(inputs)}, y, g, attributes "
+                                    f"{list(attrs)}, functions {list(SCALAR_FUNCTIONS)})")
+        return cls(inputs, rule["y"], tuple(rule[k] for k in keys))
+
+
 @dataclass(frozen=True)
 class OpInfo:
     """What a generic test needs to know about an op, besides its code.
@@ -66,6 +120,7 @@ class OpInfo:
       ints ``dims``; None for elementwise ops, whose tests draw broadcastable shapes.
     - ``n_inputs``: for variadic ops, how many inputs a test should pass.
     - ``differentiable``: False for ops with no gradient (comparisons).
+    - ``scalar``: the op's ``ScalarRule`` (elementwise ops), or None: what makes it fusible.
     """
 
     name: str
@@ -79,6 +134,7 @@ class OpInfo:
     shapes: Callable[[Sequence[int], dict], list[tuple[int, ...]]] | None = None
     n_inputs: int | None = None
     differentiable: bool = True
+    scalar: ScalarRule | None = None
     origin: str = "?"
     doc: str = ""
 
@@ -113,8 +169,11 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
                 domain: tuple = (-math.inf, math.inf), avoid: Sequence[float] = (),
                 margin: float = 1e-2, attrs: dict[str, list] | None = None,
                 shapes: Callable | None = None, n_inputs: int | None = None,
-                differentiable: bool = True, replace: bool = False) -> Callable[[type], type]:
+                differentiable: bool = True, scalar: dict[str, str | None] | None = None,
+                replace: bool = False) -> Callable[[type], type]:
     """Class decorator: register a ``Function`` subclass as the op ``name``.
+
+    ``scalar`` declares an elementwise op's per-element math (see ``ScalarRule``).
 
     Registering a name that exists raises ``RegistryError`` unless ``replace=True``.
     """
@@ -125,6 +184,9 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
     if kind != "elementwise" and shapes is None and differentiable:
         raise RegistryError(f"register_op({name!r}): a {kind} op needs shapes= so tests can "
                             "generate inputs for it")
+    if scalar is not None and kind != "elementwise":
+        raise RegistryError(f"register_op({name!r}): scalar= is for elementwise ops, not {kind}")
+    rule = None if scalar is None else ScalarRule.parse(name, scalar, arity, list(attrs or {}))
 
     def decorate(fn: type) -> type:
         if not (hasattr(fn, "forward") and hasattr(fn, "apply")):
@@ -143,7 +205,7 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
         _OP_INFO[name] = OpInfo(name=name, fn=fn, arity=arity, kind=kind, domain=tuple(domain),
                                 avoid=tuple(avoid), margin=margin, attrs=dict(attrs or {}),
                                 shapes=shapes, n_inputs=n_inputs, differentiable=differentiable,
-                                origin=_origin(fn), doc=_first_doc_line(fn))
+                                scalar=rule, origin=_origin(fn), doc=_first_doc_line(fn))
         OPS[name] = fn
         return fn
 

@@ -1,0 +1,99 @@
+"""Scalar rules: what an elementwise op declares about one element must be what it computes.
+
+Code generators trust ``OpInfo.scalar`` (the fused-cell compiler emits kernels from it), so
+every registered rule, a plugin's included, is checked here against the op's own forward and
+backward on inputs drawn from the op's metadata.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lstm as tg
+from tinygrad_lstm.registry import SCALAR_FUNCTIONS, RegistryError, ScalarRule
+from tinygrad_lstm.testing import op_cases
+
+_FUNCTIONS = {name: getattr(math, name, None) or getattr(__builtins__, name, None)
+              for name in SCALAR_FUNCTIONS}
+_FUNCTIONS.update(abs=abs, min=min, max=max)
+
+
+def _evaluate(expr: str, names: dict) -> float:
+    return eval(expr, {"__builtins__": {}}, {**_FUNCTIONS, **names})  # noqa: S307 - our rule
+
+
+def _rule_values(rule: ScalarRule, attrs: dict, arrays, g) -> tuple[np.ndarray, list]:
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    xs = [np.broadcast_to(a, shape).ravel() for a in arrays]
+    gs = np.broadcast_to(g, shape).ravel()
+    ys, grads = [], [[] for _ in rule.inputs]
+    for k in range(gs.size):
+        names = {**attrs, **{n: float(x[k]) for n, x in zip(rule.inputs, xs)}}
+        y = _evaluate(rule.forward, names)
+        ys.append(y)
+        for i, expr in enumerate(rule.grads):
+            if expr is not None:
+                grads[i].append(_evaluate(expr, {**names, "y": y, "g": float(gs[k])}))
+    return np.array(ys).reshape(shape), [np.array(d).reshape(shape) if d else None
+                                         for d in grads]
+
+
+RULED = [info.name for info in tg.list_ops() if info.scalar is not None]
+
+
+def test_the_builtin_elementwise_ops_declare_rules():
+    assert {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh",
+            "relu"} <= set(RULED)
+
+
+@pytest.mark.parametrize("name", RULED)
+def test_rule_matches_the_ops_forward_and_backward(name):
+    info = tg.op_info(name)
+
+    @settings(max_examples=20)
+    @given(op_cases(info), st.integers(0, 2**31 - 1))
+    def check(case, seed):
+        attrs, arrays = case
+        inputs = [tg.Tensor(a, requires_grad=True) for a in arrays]
+        out = tg.op(name).apply(*inputs, **attrs)
+        g = np.random.default_rng(seed).standard_normal(out.shape)
+        out.backward(g)
+        y, grads = _rule_values(info.scalar, attrs, arrays, g)
+        np.testing.assert_allclose(out.data, y, rtol=1e-12, atol=1e-14,
+                                   err_msg=f"{name}: rule y = {info.scalar.forward}")
+        for t, expr, d in zip(inputs, info.scalar.grads, grads):
+            if d is None:
+                continue
+            summed = tg.unbroadcast(d, t.shape)
+            np.testing.assert_allclose(t.grad, summed, rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{name}: rule d = {expr}")
+
+    check()
+
+
+@pytest.mark.parametrize("rule, match", [
+    ({"dx": "g"}, '"y" forward'),
+    ({"y": "x", "dx": "g", "dz": "g"}, "2 derivatives for an op of arity 1"),
+    ({"y": "x +", "dx": "g"}, "not an expression"),
+    ({"y": "erf(x)", "dx": "g"}, r"unknown names \['erf'\]"),
+    ({"y": "x", "x": "g"}, '"d<input>"'),
+])
+def test_bad_rules_are_refused(scratch_registry, rule, match):
+    class Ident(tg.Function):
+        def forward(ctx, x):
+            return x
+
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(RegistryError, match=match):
+        tg.register_op("ident", arity=1, scalar=rule)(Ident)
+
+
+def test_rules_are_for_elementwise_ops_only(scratch_registry):
+    with pytest.raises(RegistryError, match="scalar= is for elementwise ops"):
+        tg.register_op("red", arity=1, kind="reduction", shapes=lambda d, a: [(2,)],
+                       scalar={"y": "x", "dx": "g"})
