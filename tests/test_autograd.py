@@ -318,3 +318,13 @@ def test_scope_labels_nodes_and_nests():
         y = x * 2
     z = y * 2
     assert y._node.scope == "layer0/t3" and z._node.scope is None
+
+
+def test_a_comparison_mask_is_a_constant_in_arithmetic():
+    # A NumPy habit (and a natural way to gate a custom cell): x * (x > 0). The mask takes
+    # no gradient, as in PyTorch, where a bool tensor never requires grad.
+    x = tg.Tensor(np.array([1.5, -2.0, 3.0]), requires_grad=True)
+    y = (x * (x > 0)).sum() + ((x < 0) * x * x).sum()
+    y.backward()
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(x.grad, [1.0, -4.0, 1.0])

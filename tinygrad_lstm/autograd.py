@@ -215,6 +215,7 @@ class Function:
     ``Fn.apply(*tensors, **attrs)`` runs forward on the tensors' arrays and, when any input
     requires grad and grad mode is on, records a node. Python scalars and arrays given as
     inputs become constants; a Python scalar takes the dtype of the first tensor input.
+    Inputs are floating point, or bool (a mask, taken as a constant with no gradient).
     """
 
     op_name = "function"
@@ -228,7 +229,8 @@ class Function:
             if not isinstance(t, Tensor):
                 return cls.apply(*_with_constants(inputs), **attrs)
             a = t.data
-            if a.dtype.kind != "f":
+            # A bool tensor (a mask such as ``x > 0``) is a constant: it never requires grad.
+            if a.dtype.kind != "f" and a.dtype.kind != "b":
                 raise float_dtype_error(getattr(cls, "op_name", cls.__name__),
                                         [np.asarray(getattr(t, "data", t)) for t in inputs])
             arrays.append(a)
