@@ -54,7 +54,8 @@ def test_object_and_integer_dtypes_are_refused():
 
 @pytest.mark.parametrize("make", [lambda: Tensor(np.arange(3)) + 1.0,
                                   lambda: tg.sigmoid(Tensor(np.arange(3))),
-                                  lambda: Tensor(np.ones(3, bool)) * Tensor([1.0, 2.0, 3.0])])
+                                  lambda: Tensor(np.ones(3, bool)) * Tensor(np.ones(3, bool)),
+                                  lambda: Tensor(np.ones(3, bool)) * Tensor(np.arange(3))])
 def test_ops_refuse_non_float_inputs_naming_op_and_dtypes(make):
     with pytest.raises(TypeError, match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"):
         make()

@@ -215,7 +215,8 @@ class Function:
     ``Fn.apply(*tensors, **attrs)`` runs forward on the tensors' arrays and, when any input
     requires grad and grad mode is on, records a node. Python scalars and arrays given as
     inputs become constants; a Python scalar takes the dtype of the first tensor input.
-    Inputs are floating point, or bool (a mask, taken as a constant with no gradient).
+    Inputs are floating point, or bool beside a floating-point input (a mask, taken as a
+    constant with no gradient).
     """
 
     op_name = "function"
@@ -225,17 +226,22 @@ class Function:
         # One pass over the inputs: this runs for every op of every time step.
         arrays = []
         track = False
+        floats = 0
         for t in inputs:
             if not isinstance(t, Tensor):
                 return cls.apply(*_with_constants(inputs), **attrs)
             a = t.data
-            # A bool tensor (a mask such as ``x > 0``) is a constant: it never requires grad.
-            if a.dtype.kind != "f" and a.dtype.kind != "b":
-                raise float_dtype_error(getattr(cls, "op_name", cls.__name__),
-                                        [np.asarray(getattr(t, "data", t)) for t in inputs])
+            kind = a.dtype.kind
+            # A bool tensor (a mask such as ``x > 0``) is a constant beside a float input.
+            if kind == "f":
+                floats += 1
+            elif kind != "b":
+                floats = -len(inputs)
             arrays.append(a)
             if t.requires_grad:
                 track = True
+        if floats <= 0:
+            raise float_dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
         if track and _grad_enabled:
             ctx = Context(cls, tuple([t.requires_grad for t in inputs]))
         else:
