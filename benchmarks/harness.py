@@ -12,17 +12,33 @@ script names its implementations (``Impl``); this module
    the ratio of each to ``torch.nn`` and to torch composed, and the peak memory of the
    NumPy-based ones (tracemalloc, in a separate untimed run).
 
-BLAS and OpenMP use one thread unless BENCHTHREADS says otherwise: it must be set before
-numpy, scipy or torch load, hence the environment variables at the top of this module.
+BLAS and OpenMP use one thread unless ``BENCH_THREADS`` says otherwise. OpenBLAS, MKL and
+OpenMP read ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OMP_NUM_THREADS`` once, when they
+load, hence the assignments at the top of this module, before numpy or torch is imported. Then
+``pin_threads`` makes sure: with threadpoolctl installed it sets every loaded BLAS/OpenMP pool
+to that count and reads it back, and stops the benchmark if any still runs more threads.
 """
 
 from __future__ import annotations
 
 import os
 
-THREADS = os.environ.get("BENCHTHREADS", "1")
-for _var in ("OMP_NUMTHREADS", "OPENBLAS_NUMTHREADS", "MKL_NUMTHREADS"):
-    os.environ[_var] = THREADS
+THREAD_COUNT_VARIABLE = "BENCH_THREADS"
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_environment(environ) -> dict[str, str]:
+    """{variable: count} for each of ``BLAS_THREAD_VARIABLES``, the count being
+    ``environ["BENCH_THREADS"]`` (default 1); a count that is not a positive integer stops."""
+    value = environ.get(THREAD_COUNT_VARIABLE, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE} must be a positive "
+                         f"integer, got {value!r}")
+    return {variable: str(int(value)) for variable in BLAS_THREAD_VARIABLES}
+
+
+os.environ.update(thread_environment(os.environ))
+THREADS = os.environ["OMP_NUM_THREADS"]
 
 import argparse
 import datetime
@@ -40,6 +56,36 @@ try:
     torch.set_num_threads(int(THREADS))
 except ImportError:  # the torch columns are then left out
     torch = None
+
+try:
+    import threadpoolctl
+except ImportError:  # the environment variables above still apply, unverified
+    threadpoolctl = None
+
+
+def check_blas_threads(expected: int, pools: list[dict]) -> None:
+    """Stop (SystemExit) if any pool in ``pools`` (``threadpoolctl.threadpool_info()``
+    entries) runs more than ``expected`` threads."""
+    excess = [p for p in pools if p["num_threads"] > expected]
+    if excess:
+        found = "; ".join(f"{p.get('internal_api')} ({p.get('filepath')}): "
+                          f"{p['num_threads']} threads" for p in excess)
+        raise SystemExit(f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE}={expected}, but "
+                         f"{found}; the timings would not be single-threaded as documented")
+
+
+def pin_threads() -> str:
+    """Limit every loaded BLAS/OpenMP pool to ``THREADS`` and check it took effect (needs
+    threadpoolctl); returns a summary such as ``"openblas 1, openmp 1"`` for the table header."""
+    if threadpoolctl is None:
+        return "unverified: pip install threadpoolctl"
+    threadpoolctl.threadpool_limits(limits=int(THREADS))
+    pools = threadpoolctl.threadpool_info()
+    check_blas_threads(int(THREADS), pools)
+    return ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in pools) or "no pools"
+
+
+pin_threads()
 
 CONFIGS = {"tiny": (20, 1, 8, 16), "small": (50, 16, 32, 64),
            "medium": (100, 32, 128, 256), "long": (500, 8, 32, 64)}
@@ -192,8 +238,9 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
     args = parse_args(description)
     from tinygrad_lstm.ops import kernels
     kernels.compile_all()
+    pinned = pin_threads()  # again: importing the library may have loaded another pool
     uptime = os.getloadavg()
-    print(f"# {cell} training step, {datetime.date.today()}, threads={THREADS}, "
+    print(f"# {cell} training step, {datetime.date.today()}, threads={THREADS} ({pinned}), "
           f"clock={args.clock}, repeats={args.repeats}, "
           f"load average {uptime[0]:.2f} at start, python {sys.version.split()[0]}, "
           f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
