@@ -3,7 +3,7 @@
 The text (by default the short essay shipped with the package) is cut into ``--batch``
 parallel streams. Each step reads the next ``--seq-len`` characters of every stream and
 trains on them in chunks of ``--bptt`` steps: the state carries on from chunk to chunk and
-from step to step, but the graph is cut at every chunk boundary (RNN_SPEC §11), so memory
+from step to step, but the graph is cut at each chunk's end (docs/recurrent_equations.md §8): memory
 and time per update stay fixed however long the text. Gradients are clipped to ``--clip``;
 the optimizer is Adagrad (the classic char-RNN choice) or Adam. Samples are drawn at a low
 and a high temperature: cautious and repetitive versus adventurous and strange.

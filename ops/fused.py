@@ -1,8 +1,8 @@
 """Fused recurrent ops: one whole LSTM, GRU or RNN pass over a sequence as a single op.
 
 The composed layers record ~10 ops per time step; these record one node per layer and
-direction and backpropagate through time by hand, with the equations of RNN_SPEC.md §1 and
-§8. Each step is one matmul (``h @ W_hh^T`` forward, ``da @ W_hh`` backward, NumPy's BLAS,
+direction and backpropagate through time by hand (docs/recurrent_equations.md §2, §5, §6).
+Each step is one matmul (``h @ W_hh^T`` forward, ``da @ W_hh`` backward, NumPy's BLAS,
 written in place) and one Numba kernel for all its elementwise work
 (``recurrent_kernels.lstm_step``, ``recurrent_kernels.lstm_step_back`` ...); small LSTM and RNN
 steps run the whole loop in one kernel call instead (``SMALL_STEP``). The input projection of
@@ -131,7 +131,7 @@ class LSTMSequence(Function):
 
     a_t = x_t W_ih^T + b_ih + h W_hh^T + b_hh = [a_i|a_f|a_g|a_o];
     c' = sigmoid(a_f) c + sigmoid(a_i) tanh(a_g);  h' = sigmoid(a_o) tanh(c');  y_t = h'.
-    Backward: RNN_SPEC §8 per step, then the weight gradients in one matmul each.
+    Backward: docs/recurrent_equations.md §5 per step, then §6: one matmul per weight gradient.
     """
 
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
@@ -186,7 +186,7 @@ class GRUSequence(Function):
 
     gi = x_t W_ih^T + b_ih, gh = h W_hh^T + b_hh; r = sigmoid(gi_r + gh_r),
     z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r gh_n);  h' = (1 - z) n + z h;  y_t = h'.
-    Backward: RNN_SPEC §8 (dgh differs from dgi in the n block: dn * r).
+    Backward: docs/recurrent_equations.md §5-§6 (dgh differs from dgi in the n block: dn * r).
     """
 
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):

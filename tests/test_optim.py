@@ -1,5 +1,5 @@
 """Optimizers and clipping: the same gradients give the same steps as torch.optim, and
-clipping follows torch.nn.utils semantics (RNN_SPEC §10)."""
+clipping follows torch.nn.utils semantics (docs/recurrent_equations.md §7)."""
 
 import math
 

@@ -8,7 +8,7 @@
 
 and then ``backward()``, optional clipping and ``optimizer.step()``.
 
-Truncated BPTT (``bptt=K``) follows the convention of RNN_SPEC §11: the sequence is cut into
+Truncated BPTT (``bptt=K``), as in docs/recurrent_equations.md §8: the sequence is cut into
 chunks of K steps; the state's *values* go on from chunk to chunk but its graph is cut
 (``detach_state``), so no gradient crosses a chunk boundary and memory stays bounded by K.
 
