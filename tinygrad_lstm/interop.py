@@ -28,7 +28,7 @@ torch layer with options this library lacks) is refused with its path and type n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,10 +47,13 @@ from tinygrad_lstm.layers import (
 )
 from tinygrad_lstm.module import StateDictError
 
+if TYPE_CHECKING:  # torch is optional: imported only when a conversion runs
+    import torch
+
 __all__ = ["from_torch", "to_torch"]
 
-# Our layer, the torch.nn class of the same name, and the constructor options, read from
-# either side by the same attribute name (see _read_options).
+# Each supported layer of ours -> the constructor options it shares with the torch.nn class of
+# the same name, read from either side by attribute name (see _read_options).
 _RECURRENT = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
               "bidirectional")
 _LAYERS: dict[type, tuple[str, ...]] = {
@@ -65,7 +68,7 @@ _LAYERS: dict[type, tuple[str, ...]] = {
     Dropout: ("p",),
 }
 _RECURRENT_OF_CELL = {RNNCell: RNN, LSTMCell: LSTM, GRUCell: GRU}
-# torch options that change results and that our layers do not have: refused unless default.
+# torch options our layers lack, which change results or gradients: refused unless default.
 _TORCH_ONLY_DEFAULTS = {"Embedding": {"padding_idx": None, "max_norm": None,
                                       "scale_grad_by_freq": False, "sparse": False}}
 _SUPPORTED = ("RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dropout, or a "
@@ -126,7 +129,7 @@ def _signature(named_tensors) -> dict[str, tuple]:
 
 
 # ---- tinygrad_lstm -> torch --------------------------------------------------------------
-def to_torch(module: Module, *, into=None):
+def to_torch(module: Module, *, into: torch.nn.Module | None = None) -> torch.nn.Module:
     """The ``torch.nn.Module`` equivalent of ``module``: same structure, options and weights.
 
     ``into``: an existing ``torch.nn.Module`` whose ``state_dict()`` has exactly this module's
@@ -203,7 +206,7 @@ def _copy_into_torch(torch, target, source: Module) -> None:
 
 
 # ---- torch -> tinygrad_lstm --------------------------------------------------------------
-def from_torch(torch_module, *, into: Module | None = None) -> Module:
+def from_torch(torch_module: torch.nn.Module, *, into: Module | None = None) -> Module:
     """The tinygrad_lstm ``Module`` equivalent of ``torch_module`` (see the module docstring).
 
     ``into``: an existing Module whose ``state_dict()`` has exactly the torch module's keys,
