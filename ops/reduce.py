@@ -30,7 +30,7 @@ def _axes(name: str, shape: tuple[int, ...], axis):
                          f"shape {shape} (axes must be distinct, in [{-ndim}, {ndim - 1}])")
     if not shape:
         return None
-    positive = tuple(a % ndim for a in axes)
+    positive = tuple(int(a) % ndim for a in axes)
     return positive[0] if isinstance(axis, (int, np.integer)) else positive
 
 
@@ -48,6 +48,7 @@ def _count(shape, axis):
         return int(np.prod(shape))
     axes = (axis,) if isinstance(axis, int) else axis
     return int(np.prod([shape[a] for a in axes]))
+
 
 @register_op("sum", arity=1, kind="reduction", shapes=_any_shape, attrs=_AXES)
 class Sum(Function):

@@ -172,3 +172,12 @@ def test_mean_of_an_empty_axis_is_nan_with_an_empty_gradient():
     np.testing.assert_array_equal(y.data, [np.nan, np.nan])
     y.backward(np.ones(2))
     assert x.grad.shape == (0, 2)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "logsumexp"])
+def test_numpy_integer_axes_are_taken(name):
+    x = leaf(np.arange(6.0).reshape(2, 3))
+    y = tg.op(name).apply(x, axis=np.int64(1))
+    assert y.shape == (2,)
+    y.backward(np.ones(2))
+    assert x.grad.shape == (2, 3)
