@@ -18,9 +18,10 @@ from tinygrad_lstm import Function, Tensor, op, register_op
 __all__ = ["hardsigmoid", "hardtanh", "leaky_relu", "softplus"]
 
 
-# The linear branch starts at x = threshold / beta: 0.5, 1 and 2 for the choices tried.
+# The linear branch starts at x = threshold / beta: 0.5, 1, 2, 10, 20 and 40 for the choices
+# tried (a jump of log1p(exp(-threshold)) / beta there).
 @register_op("softplus", arity=1, attrs={"beta": [1.0, 2.0, 0.5], "threshold": [20.0, 1.0]},
-             avoid=(0.5, 1.0, 2.0), scalar={
+             avoid=(0.5, 1.0, 2.0, 10.0, 20.0, 40.0), scalar={
                  "y": "x if x * beta > threshold else log1p(exp(x * beta)) / beta",
                  "dx": "g if x * beta > threshold else "
                        "g * exp(x * beta) / (exp(x * beta) + 1)"})
