@@ -101,7 +101,7 @@ class Where(Function):
                 np.where(mask, zero, g) if need_b else None)
 
 
-# Kinks of the attribute choices the generic property tests try, kept away from.
+# The bounds the generic property tests try; ``avoid`` keeps their inputs off the finite ones.
 _CLIP_ATTRS = {"min": [-1.0, -math.inf], "max": [0.5, math.inf]}
 
 
