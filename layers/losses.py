@@ -75,16 +75,18 @@ def nll_loss(log_probs: Tensor, targets, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood ``-log_probs[..., targets]`` of integer class targets.
 
     ``log_probs``: ``(..., C)`` floating; ``targets``: ``(...)`` integers in ``[0, C)``.
-    The pick is a product with a constant one-hot mask summed over the class axis, so its
-    backward is ``-g`` at the target entry and 0 elsewhere.
+    The pick is ``where`` with a constant one-hot mask, summed over the class axis, so its
+    backward is ``-g`` at the target entry and 0 elsewhere. A product with the mask would
+    not do: a log-probability of -inf for another class (a masked-out logit) times 0 is NaN.
     """
     _check_reduction("nll_loss", reduction)
     if log_probs.dtype.kind != "f":
         raise TypeError(f"nll_loss: input must be floating, got dtype {log_probs.dtype}")
     targets = _check_targets("nll_loss", log_probs, targets)
-    one_hot = np.zeros(log_probs.shape, dtype=log_probs.dtype)
-    np.put_along_axis(one_hot, targets[..., None], 1.0, axis=-1)
-    picked = tg.sum(log_probs * Tensor(one_hot), axis=-1)
+    one_hot = np.zeros(log_probs.shape, dtype=bool)
+    np.put_along_axis(one_hot, targets[..., None], True, axis=-1)
+    zero = Tensor(np.zeros((), log_probs.dtype))
+    picked = tg.sum(tg.op("where").apply(Tensor(one_hot), log_probs, zero), axis=-1)
     return _reduce(-picked, reduction)
 
 
@@ -92,7 +94,9 @@ def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy: ``logsumexp(logits) - logits[target]`` per example.
 
     Computed as ``nll_loss(log_softmax(logits))``; ``log_softmax`` subtracts the max first,
-    so logits of any size (1e4 or -1e4) give finite losses.
+    so logits of any size (1e4 or -1e4) give finite losses, and a -inf logit (a class ruled
+    out) gives a finite loss and gradient unless it is the target's (then the loss is inf),
+    as in PyTorch.
     """
     _check_reduction("cross_entropy", reduction)
     if logits.dtype.kind != "f":

@@ -3,4 +3,12 @@
 Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party plugin.
 """
 
-from . import elementwise, fused, linalg, reduce, shape  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    activations,
+    elementwise,
+    fused,
+    linalg,
+    reduce,
+    selection,
+    shape,
+)

@@ -61,7 +61,7 @@ def _project(x, w_ih) -> np.ndarray:
     """gi = x @ W_ih^T for all steps at once, as a contiguous (T, B, G) array (the step
     kernels add the biases as they read it)."""
     n, batch, isize = x.shape
-    return (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, -1)
+    return (x.reshape(n * batch, isize) @ w_ih.T).reshape(n, batch, w_ih.shape[0])
 
 
 def _small_step(batch: int, w_hh: np.ndarray) -> bool:
@@ -75,7 +75,12 @@ def _times(n: int, reverse: bool) -> range:
 
 
 def _grad_or_zeros(g, like: np.ndarray) -> np.ndarray:
-    return np.zeros_like(like) if g is None else np.ascontiguousarray(g, dtype=like.dtype)
+    """g as a C-contiguous, writeable array of ``like``'s dtype (zeros for None). The kernels'
+    signatures take writeable arrays, and an upstream gradient can be a read-only broadcast
+    view that is contiguous all the same: one with no elements, or of shape (1, 1, 1)."""
+    if g is None:
+        return np.zeros_like(like)
+    return np.require(g, like.dtype, ("C_CONTIGUOUS", "WRITEABLE"))
 
 
 def _previous_states(hs: np.ndarray, h0: np.ndarray, reverse: bool) -> np.ndarray:
@@ -95,13 +100,15 @@ def _weight_grads(ctx, da, x, w_ih, hs, h0, dgh=None) -> tuple:
     da2 = da.reshape(n * batch, width)
     need = ctx.needs_input_grad
     dx = (da2 @ w_ih).reshape(x.shape) if need[0] else None
-    dw_ih = da2.T @ x.reshape(n * batch, -1) if need[-4] else None
+    dw_ih = da2.T @ x.reshape(n * batch, x.shape[2]) if need[-4] else None
     dgh = da if dgh is None else dgh
     dw_hh = None
     if need[-3]:
         first, rest, prev = ((n - 1, dgh[:-1], hs[1:]) if ctx.reverse else
                              (0, dgh[1:], hs[:-1]))
-        dw_hh = rest.reshape(-1, width).T @ prev.reshape(-1, h0.shape[1]) + dgh[first].T @ h0
+        # Sizes spelled out: reshape cannot infer -1 for arrays with no elements (B = 0).
+        rows, hidden = (n - 1) * batch, h0.shape[1]
+        dw_hh = rest.reshape(rows, width).T @ prev.reshape(rows, hidden) + dgh[first].T @ h0
     db_ih = da2.sum(axis=0) if need[-2] else None
     db_hh = None
     if need[-1]:

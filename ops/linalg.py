@@ -41,8 +41,10 @@ class Matmul(Function):
             g = np.expand_dims(g, -2)
         ga = g @ np.swapaxes(b2, -1, -2) if need_a else None
         gb = np.swapaxes(a2, -1, -2) @ g if need_b else None
+        # Sum over the batch axes and the added unit axis by naming them: a reshape to
+        # (-1, k) cannot infer -1 when k = 0 (an empty contraction, whose gradients are empty).
         if ga is not None and a.ndim == 1:
-            ga = ga.reshape(-1, a.shape[0]).sum(axis=0)
+            ga = ga.sum(axis=tuple(range(ga.ndim - 1)))
         if gb is not None and b.ndim == 1:
-            gb = gb.reshape(-1, b.shape[0]).sum(axis=0)
+            gb = gb.sum(axis=(*range(gb.ndim - 2), -1))
         return ga, gb

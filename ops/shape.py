@@ -9,6 +9,14 @@ import numpy as np
 from tinygrad_lstm import Function, ShapeError, register_op
 
 
+def _axis(name: str, shape: tuple[int, ...], axis: int) -> int:
+    """``axis`` of ``shape`` made non-negative; a ShapeError naming the op if out of range."""
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{name}: axis {axis} is out of range for shape {shape} "
+                         f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])")
+    return axis % len(shape)
+
+
 def _same_shapes(dims, attrs):
     return [(dims[0], dims[1], dims[2])] * 3
 
@@ -32,9 +40,14 @@ class Concat(Function):
         if not xs:
             raise ShapeError("concat: needs at least one tensor")
         ref = xs[0].shape
+        for k, x in enumerate(xs):
+            if x.ndim == 0:  # as in PyTorch: a 0-d tensor has no axis to join along
+                raise ShapeError(f"concat: input {k} is 0-d (shape ()) and has no axis to "
+                                 "join along; stack 0-d tensors instead")
+        axis = _axis("concat", ref, axis)
         for x in xs[1:]:
             if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref))
-                                         if i != axis % len(ref)):
+                                         if i != axis):
                 raise ShapeError(f"concat: shapes {ref} and {x.shape} differ outside "
                                  f"axis {axis}")
         ctx.axis = axis
@@ -99,14 +112,17 @@ class Split(Function):
     dx = the parts' gradients joined again (zeros for parts that got none)."""
 
     def forward(ctx, x, sections=2, axis=0):
-        n = x.shape[axis]
-        if isinstance(sections, int):
+        n = x.shape[_axis("split", x.shape, axis)]
+        if isinstance(sections, (int, np.integer)):
             if sections <= 0 or n % sections:
                 raise ShapeError(f"split: axis {axis} of shape {x.shape} does not divide "
                                  f"into {sections} equal parts")
             sizes = [n // sections] * sections
         else:
             sizes = list(sections)
+            if any(not isinstance(k, (int, np.integer)) or k < 0 for k in sizes):
+                raise ShapeError(f"split: sizes {sizes} must be non-negative integers "
+                                 f"(splitting axis {axis} of shape {x.shape})")
             if sum(sizes) != n:
                 raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)}, but axis {axis} "
                                  f"of shape {x.shape} has {n}")
@@ -196,9 +212,12 @@ class Transpose(Function):
     """y = x with axes permuted (reversed when ``axes`` is None);  dx = g permuted back."""
 
     def forward(ctx, x, axes=None):
-        if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
-            raise ShapeError(f"transpose: axes {axes} are not a permutation of the "
-                             f"{x.ndim} axes of shape {x.shape}")
+        n = x.ndim
+        # A 0-d tensor has one permutation, the empty one (None or ()), as in PyTorch.
+        if axes is not None and not (len(axes) == n and all(-n <= a < n for a in axes)
+                                     and len({a % n for a in axes}) == n):
+            raise ShapeError(f"transpose: axes {tuple(axes)} are not a permutation of the "
+                             f"{n} axes of shape {x.shape}")
         # argsort inverts the permutation only once negative axes are made positive.
         ctx.axes = None if axes is None else tuple(a % x.ndim for a in axes)
         return np.transpose(x, axes)

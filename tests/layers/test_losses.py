@@ -1,6 +1,8 @@
 """Losses: values and gradients against closed forms and torch.nn.functional, gradients by
 central differences, stability for huge logits, and clear errors for bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -62,6 +64,39 @@ def test_cross_entropy_is_stable_for_huge_logits():
     np.testing.assert_allclose(loss.data, [2e4, np.log(3.0)], rtol=1e-6)
     loss.sum().backward()
     assert np.all(np.isfinite(x.grad))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(("logits", "targets"), [
+    ([[1.0, -np.inf, 0.5], [2.0, 0.0, -np.inf]], [0, 1]),   # a ruled-out wrong class
+    ([[1e4, -np.inf, -1e4]], [2]),                          # beside huge logits
+    ([[1.0, -np.inf, 0.5]], [1]),                           # the target ruled out: inf
+], ids=["wrong_class", "huge", "target"])
+def test_cross_entropy_with_a_minus_inf_logit_matches_pytorch(logits, targets, reduction):
+    """PyTorch is the reference: a -inf logit for a wrong class gives a finite loss and
+    gradient (0 for that class); for the target class the loss is inf, the gradient finite.
+    (Picking the target by a product with a one-hot mask made -inf * 0 = NaN.)"""
+    torch = pytest.importorskip("torch")
+    logits, targets = np.array(logits), np.array(targets)
+    ours, ref = tg.Tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from an inf - inf or 0 * inf
+        out = cross_entropy(ours, targets, reduction=reduction)
+        out.backward(np.ones(out.shape))
+    tout = torch.nn.functional.cross_entropy(ref, torch.tensor(targets), reduction=reduction)
+    tout.backward(torch.ones(tout.shape, dtype=torch.float64))
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-14)
+    assert np.all(np.isfinite(ours.grad)), ours.grad
+    np.testing.assert_allclose(ours.grad, ref.grad.numpy(), rtol=1e-14, atol=1e-16)
+
+
+def test_nll_loss_ignores_minus_inf_of_other_classes():
+    log_probs = tg.Tensor(np.array([[0.0, -np.inf], [-np.inf, np.log(0.5)]]),
+                          requires_grad=True)
+    loss = nll_loss(log_probs, np.array([0, 1]), reduction="none")
+    np.testing.assert_array_equal(loss.data, [0.0, np.log(2.0)])
+    loss.sum().backward()
+    np.testing.assert_array_equal(log_probs.grad, [[-1.0, 0.0], [0.0, -1.0]])
 
 
 def test_losses_keep_float32():

@@ -179,3 +179,66 @@ def test_fused_layer_records_one_node_per_layer_and_direction():
                 stack.append(t._node)
     names = [node.name for node in seen]
     assert names.count("lstm_sequence") == 4, sorted(names)
+
+
+MODES = {"whole_pass": 2**62, "per_step_blas": -1}  # SMALL_STEP: every step below, or none
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("batch", range(4, 10))
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_batches_of_full_and_partial_row_blocks_equal_composed(cell, batch, mode, monkeypatch):
+    """The whole-pass kernels multiply four rows of h at a time plus a remainder loop: batch
+    4 and 8 are full blocks, 5-7 and 9 a block and a remainder (hypothesis draws 1..4 only).
+    A wrong row index in either loop must fail here. GRU has one path: both modes agree."""
+    monkeypatch.setattr(fused, "SMALL_STEP", MODES[mode])
+    dims = (3, batch, 3, 5)
+    options = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": True}
+    composed, fused_layer = build_pair(cell, dims, options, batch, np.float64)
+    x, state, weights = case_data(cell, dims, options, True, batch)
+    want = run(composed, x, state, weights, np.float64)
+    got = run(fused_layer, x, state, weights, np.float64)
+    for key in want:
+        err = rel_error(got[key], want[key])
+        assert err < 1e-12, f"{cell} batch {batch} ({mode}): {key} differs by {err:.2e}"
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_an_empty_batch_gives_pytorchs_shapes_and_the_composed_result(cell, mode, monkeypatch):
+    """torch.nn.LSTM/GRU/RNN take a batch of 0 (outputs (T, 0, H), states (L, 0, H)); the
+    composed layer does too. The fused ops raised "cannot reshape array of size 0"."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(fused, "SMALL_STEP", MODES[mode])
+    dims = (4, 0, 3, 5)
+    options = {"num_layers": 2, "bias": True, "batch_first": False, "bidirectional": True}
+    composed, fused_layer = build_pair(cell, dims, options, 0, np.float64)
+    x, state, weights = case_data(cell, dims, options, True, 0)
+    want = run(composed, x, state, weights, np.float64)
+    got = run(fused_layer, x, state, weights, np.float64)
+    for key in want:
+        assert got[key].shape == want[key].shape, f"{cell}: {key} shape"
+        np.testing.assert_array_equal(got[key], want[key], err_msg=f"{cell}: {key}")
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}.get(cell, torch.nn.RNN)
+    ty, tfinal = cls(3, 5, num_layers=2, bidirectional=True)(torch.zeros(4, 0, 3))
+    tfinals = tfinal if isinstance(tfinal, tuple) else (tfinal,)
+    assert got["output"].shape == tuple(ty.shape)
+    assert [got[f"final[{k}]"].shape for k in range(len(tfinals))] == \
+        [tuple(t.shape) for t in tfinals]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_a_read_only_upstream_gradient_is_taken(cell, mode, monkeypatch):
+    """y.sum().backward() hands the op a read-only broadcast view; for T = B = H = 1 it is
+    contiguous too, and the kernels, which take writeable arrays, refused it (TypeError)."""
+    monkeypatch.setattr(fused, "SMALL_STEP", MODES[mode])
+    grads = []
+    for layer in build_pair(cell, (1, 1, 3, 1), {"num_layers": 1, "bias": True,
+                                                 "batch_first": False,
+                                                 "bidirectional": False}, 5, np.float64):
+        y, _ = layer(tg.Tensor(np.ones((1, 1, 3))))
+        y.sum().backward()
+        grads.append({n: p.grad for n, p in layer.named_parameters()})
+    for name in grads[0]:
+        assert rel_error(grads[1][name], grads[0][name]) < 1e-12, name

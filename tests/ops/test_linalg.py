@@ -64,3 +64,23 @@ def test_mismatch_names_matmul_and_both_shapes(sa, sb):
         a @ b
     assert "matmul" in str(info.value) and str(sa) in str(info.value) \
         and str(sb) in str(info.value)
+
+
+@pytest.mark.parametrize(("sa", "sb"), [((0,), (0, 8)), ((0,), (0,)), ((3, 0), (0,)),
+                                        ((2, 3, 0), (0, 4)), ((0,), (2, 0, 5)),
+                                        ((4, 0), (0, 2))])
+def test_an_empty_contraction_matches_pytorch(sa, sb):
+    """PyTorch is the reference: a zero-length contraction gives zeros forward and
+    zero-size gradients backward (the 1-D folding reshaped to (-1, 0): ValueError)."""
+    torch = pytest.importorskip("torch")
+    a, b = leaf(sa, 0), leaf(sb, 1)
+    ta, tb = (torch.tensor(t.data, requires_grad=True) for t in (a, b))
+    y, ty = a @ b, ta @ tb
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    for ours, theirs in ((a, ta), (b, tb)):
+        assert ours.grad.shape == tuple(theirs.grad.shape) == ours.shape
+        np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())

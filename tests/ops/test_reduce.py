@@ -1,6 +1,7 @@
 """ops/reduce.py: reductions over any axes with keepdims, max's tie rule, and the stability of
 logsumexp, softmax and log_softmax for large inputs; PyTorch parity when installed."""
 
+import re
 import warnings
 
 import numpy as np
@@ -96,3 +97,87 @@ def test_values_and_gradients_match_pytorch(name):
     ty.backward(torch.tensor(g))
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-13, atol=1e-14)
+
+
+INF = np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("row", [[-INF, -INF], [INF, 0.0], [INF, INF], [INF, -INF],
+                                 [-INF, 1.0], [np.nan, 1.0]])
+def test_logsumexp_of_infinities_matches_pytorch(row, dtype):
+    """PyTorch is the reference: all -inf gives -inf, any +inf gives +inf (an unshifted max
+    made these NaN). Its gradient exp(x - y) is PyTorch's too, NaN where x = y = +-inf."""
+    torch = pytest.importorskip("torch")
+    x, tx = leaf(row, dtype), torch.tensor(np.array(row, dtype), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning for log(0) or inf - inf
+        y = x.logsumexp(axis=0)
+        y.backward(np.array(1.0, dtype))
+    ty = torch.logsumexp(tx, dim=0)
+    ty.backward()
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    np.testing.assert_array_equal(x.grad, tx.grad.numpy())
+    assert y.dtype == x.grad.dtype == dtype
+
+
+def test_logsumexp_of_an_empty_axis_is_minus_inf():
+    """As in PyTorch: log of an empty sum is log(0)."""
+    x = leaf(np.zeros((0, 3)))
+    y = x.logsumexp(axis=0)
+    np.testing.assert_array_equal(y.data, [-INF] * 3)
+    y.backward(np.ones(3))
+    assert x.grad.shape == (0, 3)
+
+
+REDUCTIONS = ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"]
+SOFTMAXES = ("softmax", "log_softmax")  # one int axis, no keepdims
+
+
+@pytest.mark.parametrize(("name", "axis", "keepdims"), [
+    (name, axis, keepdims) for name in REDUCTIONS for axis in (0, -1, (0,), (-1,))
+    for keepdims in (False, True)
+    if name not in SOFTMAXES or not (keepdims or isinstance(axis, tuple))])
+def test_reductions_of_a_0d_tensor_match_pytorch(name, axis, keepdims):
+    """PyTorch is the reference: a 0-d tensor reduces over dim 0 or -1 as over one element
+    (the backward divided by its 0 axes: ZeroDivisionError)."""
+    torch = pytest.importorskip("torch")
+    x, tx = leaf(1.5), torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    if name in SOFTMAXES:
+        y, ty = tg.op(name).apply(x, axis=axis), getattr(torch, name)(tx, dim=axis)
+    else:
+        y = tg.op(name).apply(x, axis=axis, keepdims=keepdims)
+        ty = getattr(torch, "amax" if name == "max" else name)(tx, dim=axis, keepdim=keepdims)
+    y.backward(np.array(3.0))
+    ty.backward(torch.tensor(3.0, dtype=torch.float64))
+    assert y.shape == tuple(ty.shape) == ()
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-15)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-15)
+
+
+@pytest.mark.parametrize(("name", "shape", "axis"), [
+    (name, shape, axis) for name in REDUCTIONS
+    for shape, axis in [((), 1), ((), (0, -1)), ((2, 3), 2), ((2, 3), (0, -2)), ((2, 3), (1, 1))]
+    if name not in SOFTMAXES or not isinstance(axis, tuple)])
+def test_axes_out_of_range_or_repeated_name_the_op(name, shape, axis):
+    with pytest.raises(tg.ShapeError, match=rf"{name}: axis .* is out of range or repeated "
+                                            rf"for an input of shape {re.escape(str(shape))}"):
+        tg.op(name).apply(leaf(np.zeros(shape)), axis=axis)
+
+
+def test_mean_of_an_empty_axis_is_nan_with_an_empty_gradient():
+    """PyTorch gives NaN too."""
+    x = leaf(np.zeros((0, 2)))
+    y = x.mean(axis=0)
+    np.testing.assert_array_equal(y.data, [np.nan, np.nan])
+    y.backward(np.ones(2))
+    assert x.grad.shape == (0, 2)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "logsumexp"])
+def test_numpy_integer_axes_are_taken(name):
+    x = leaf(np.arange(6.0).reshape(2, 3))
+    y = tg.op(name).apply(x, axis=np.int64(1))
+    assert y.shape == (2,)
+    y.backward(np.ones(2))
+    assert x.grad.shape == (2, 3)

@@ -1,6 +1,8 @@
 """ops/shape.py: concat/split and stack/unstack round trips, indexing gradients (repeated
 indices accumulate), reshape and transpose, and the shape errors."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,60 @@ def test_iterating_and_unpacking_a_tensor_stop_at_the_end():
     with pytest.raises(IndexError, match=r"getitem.*\(3, 2\)") as info:
         x[3]
     assert isinstance(info.value, tg.ShapeError)
+
+
+@pytest.mark.parametrize("sizes", [[-1, 6], [6, -1], [2, -2, 5], [2.5, 2.5]])
+def test_split_refuses_negative_or_fractional_sizes(sizes):
+    """[-1, 6] sums to 5 but gave parts of shapes (4,) and (1,)."""
+    with pytest.raises(tg.ShapeError, match=r"split: sizes .* must be non-negative integers "
+                                            r"\(splitting axis 0 of shape \(5,\)\)"):
+        tg.split(leaf(5), sizes)
+
+
+def test_split_takes_empty_parts():
+    a, b, c = tg.split(leaf(5), [0, 5, 0])
+    assert (a.shape, b.shape, c.shape) == ((0,), (5,), (0,))
+
+
+@pytest.mark.parametrize(("op", "call"), [
+    ("split", lambda x: tg.split(x, 2, axis=2)),
+    ("concat", lambda x: tg.concat([x, x], axis=-3)),
+])
+def test_shape_ops_name_an_axis_out_of_range(op, call):
+    with pytest.raises(tg.ShapeError, match=rf"{op}: axis -?\d is out of range for shape "
+                                            r"\(4, 2\) \(expected an axis in \[-2, 1\]\)"):
+        call(leaf(4, 2))
+
+
+def test_concat_of_0d_tensors_is_refused_as_in_pytorch():
+    """torch.cat refuses 0-d tensors too ("zero-dimensional tensor cannot be
+    concatenated"); this raised a bare IndexError."""
+    with pytest.raises(tg.ShapeError, match=r"concat: input 1 is 0-d \(shape \(\)\).*stack"):
+        tg.concat([leaf(1), Tensor(np.float64(2.0))])
+    with pytest.raises(tg.ShapeError, match=r"concat: input 0 is 0-d"):
+        tg.concat([leaf(), leaf()])
+    assert tg.stack([leaf(), leaf()]).shape == (2,)
+
+
+@pytest.mark.parametrize("transpose", [lambda x: x.T, lambda x: x.transpose(),
+                                       lambda x: tg.transpose(x, ())],
+                         ids=["T", "transpose()", "axes=()"])
+def test_transpose_of_a_0d_tensor_is_itself_as_in_pytorch(transpose):
+    """torch allows .T and permute(()) on a 0-d tensor; this raised ZeroDivisionError."""
+    torch = pytest.importorskip("torch")
+    x = leaf()
+    y = transpose(x)
+    y.backward(np.array(3.0))
+    t = torch.tensor(x.data, requires_grad=True)
+    ty = t.permute(())
+    ty.backward(torch.tensor(3.0, dtype=torch.float64))
+    assert y.shape == tuple(ty.shape) == ()
+    assert y.data == ty.item() and x.grad == t.grad.item()
+
+
+@pytest.mark.parametrize(("shape", "axes"), [((), (0,)), ((), (0, -1)), ((2, 3), (0, 2)),
+                                             ((2, 3), (0, -2)), ((2, 3), (1,))])
+def test_transpose_refuses_what_is_not_a_permutation(shape, axes):
+    with pytest.raises(tg.ShapeError, match=rf"transpose: axes {re.escape(str(axes))} are "
+                                            rf"not a permutation of the {len(shape)} axes"):
+        tg.transpose(leaf(*shape), axes)
