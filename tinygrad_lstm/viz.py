@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,100 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+@dataclass
+class _Graph:
+    """The recorded graph behind a tensor as ``to_dot`` walks it: op nodes (root first),
+    leaves, edges (source id, target id, label), the DOT id of every node and leaf, and the
+    shape of each output of a node that something consumed."""
+
+    root_id: str = "n0"
+    nodes: list = field(default_factory=list)
+    leaves: list[Tensor] = field(default_factory=list)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    ids: dict[int, str] = field(default_factory=dict)
+    out_shapes: dict[int, dict[int, tuple[int, ...]]] = field(default_factory=dict)
+
+    def leaf_id(self, t: Tensor) -> str:
+        if id(t) not in self.ids:
+            self.ids[id(t)] = f"l{len(self.leaves)}"
+            self.leaves.append(t)
+        return self.ids[id(t)]
+
+    def node_id(self, t: Tensor) -> tuple[str, bool]:
+        """The id of the node that made ``t`` and whether the walk meets it for the first
+        time; records the shape of that output."""
+        node = t._node
+        new = id(node) not in self.ids
+        if new:
+            self.ids[id(node)] = f"n{len(self.out_shapes)}"
+            self.out_shapes[id(node)] = {}
+        self.out_shapes[id(node)][t._idx] = t.shape
+        return self.ids[id(node)], new
+
+
+def _walk(tensor: Tensor) -> _Graph:
+    """Every node and leaf ``tensor`` depends on, depth first from its node."""
+    graph = _Graph()
+    if tensor._node is None:
+        graph.root_id = graph.leaf_id(tensor)
+        return graph
+    graph.node_id(tensor)
+    stack = [tensor._node]
+    while stack:
+        node = stack.pop()
+        graph.nodes.append(node)
+        if node.inputs is None:
+            raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
+                               "backward(); draw it before, or call backward(retain_graph=True)")
+        for t in node.inputs:
+            if t._node is None:
+                src, label = graph.leaf_id(t), ""
+            else:
+                src, new = graph.node_id(t)
+                if new:
+                    stack.append(t._node)
+                label = f"[{t._idx}]" if t._node.n_out > 1 else ""
+            graph.edges.append((src, graph.ids[id(node)], label))
+    return graph
+
+
+def _leaf_lines(graph: _Graph, leaf_names: Mapping[str, Tensor] | None) -> list[str]:
+    """One ellipse per leaf, labelled with its name (or leaf/const) and shape."""
+    known = {id(t): key for key, t in (leaf_names or {}).items()}
+    lines = []
+    for t in graph.leaves:
+        kind = known.get(id(t), "leaf" if t.requires_grad else "const")
+        lines.append(f"  {graph.ids[id(t)]} [shape=ellipse, label="
+                     f"{_quote(kind, _shape_text(t.shape))}];")
+    return lines
+
+
+def _node_lines(graph: _Graph) -> list[str]:
+    """One box per op node (the root in bold), those recorded in a scope grouped into one
+    cluster per scope label, clusters in natural order."""
+    lines, clusters = [], {}
+    for node in reversed(graph.nodes):
+        shapes = graph.out_shapes[id(node)]
+        shown = " ".join(_shape_text(shapes[i]) for i in sorted(shapes))
+        node_id = graph.ids[id(node)]
+        style = ", style=bold" if node_id == graph.root_id else ""
+        stmt = f"{node_id} [shape=box{style}, label={_quote(node.name, shown)}];"
+        if node.scope is None:
+            lines.append("  " + stmt)
+        else:
+            clusters.setdefault(node.scope, []).append(stmt)
+    for k, label in enumerate(sorted(clusters, key=_natural_key)):
+        lines += [f"  subgraph cluster_{k} {{", f"    label={_quote(label)};",
+                  '    style=rounded; color="#888888";',
+                  *("    " + s for s in clusters[label]), "  }"]
+    return lines
+
+
+def _edge_lines(graph: _Graph) -> list[str]:
+    return [f"  {src} -> {dst}" + (f" [label={_quote(label)}]" if label else "") + ";"
+            for src, dst, label in graph.edges]
+
+
 def to_dot(tensor: Tensor, name: str = "graph",
            leaf_names: Mapping[str, Tensor] | None = None) -> str:
     """The graph that produced ``tensor`` as Graphviz DOT text (``dot -Tsvg`` renders it).
@@ -54,73 +148,10 @@ def to_dot(tensor: Tensor, name: str = "graph",
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
-    node_ids: dict[int, str] = {}
-    leaf_ids: dict[int, str] = {}
-    out_shapes: dict[int, dict[int, tuple[int, ...]]] = {}
-    nodes, leaves, edges = [], [], []
-
-    def visit_leaf(t: Tensor) -> str:
-        key = id(t)
-        if key not in leaf_ids:
-            leaf_ids[key] = f"l{len(leaf_ids)}"
-            leaves.append(t)
-        return leaf_ids[key]
-
-    if tensor._node is None:
-        root_id = visit_leaf(tensor)
-    else:
-        root = tensor._node
-        node_ids[id(root)] = "n0"
-        out_shapes[id(root)] = {tensor._idx: tensor.shape}
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            nodes.append(node)
-            if node.inputs is None:
-                raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
-                                   "backward(); draw it before, or call backward(retain_graph="
-                                   "True)")
-            for t in node.inputs:
-                parent = t._node
-                if parent is None:
-                    src, label = visit_leaf(t), ""
-                else:
-                    if id(parent) not in node_ids:
-                        node_ids[id(parent)] = f"n{len(node_ids)}"
-                        out_shapes[id(parent)] = {}
-                        stack.append(parent)
-                    out_shapes[id(parent)][t._idx] = t.shape
-                    src = node_ids[id(parent)]
-                    label = f"[{t._idx}]" if parent.n_out > 1 else ""
-                edges.append((src, node_ids[id(node)], label))
-        root_id = "n0"
-
+    graph = _walk(tensor)
     lines = [f"digraph {_quote(name)} {{", '  node [fontname="Helvetica", fontsize=10];',
-             '  edge [fontsize=8];']
-    known = {id(t): key for key, t in (leaf_names or {}).items()}
-    for t in leaves:
-        kind = known.get(id(t), "leaf" if t.requires_grad else "const")
-        lines.append(f"  {leaf_ids[id(t)]} [shape=ellipse, label="
-                     f"{_quote(kind, _shape_text(t.shape))}];")
-    clusters: dict[str, list[str]] = {}
-    for node in reversed(nodes):
-        shapes = out_shapes[id(node)]
-        shown = " ".join(_shape_text(shapes[i]) for i in sorted(shapes))
-        style = ", style=bold" if node_ids[id(node)] == root_id else ""
-        stmt = f"{node_ids[id(node)]} [shape=box{style}, label={_quote(node.name, shown)}];"
-        if node.scope is None:
-            lines.append("  " + stmt)
-        else:
-            clusters.setdefault(node.scope, []).append(stmt)
-    for k, label in enumerate(sorted(clusters, key=_natural_key)):
-        lines.append(f"  subgraph cluster_{k} {{")
-        lines.append(f"    label={_quote(label)};")
-        lines.append('    style=rounded; color="#888888";')
-        lines.extend("    " + s for s in clusters[label])
-        lines.append("  }")
-    lines.extend(f"  {src} -> {dst}" + (f" [label={_quote(lab)}]" if lab else "") + ";"
-                 for src, dst, lab in edges)
-    lines.append("}")
+             '  edge [fontsize=8];', *_leaf_lines(graph, leaf_names), *_node_lines(graph),
+             *_edge_lines(graph), "}"]
     return "\n".join(lines) + "\n"
 
 
