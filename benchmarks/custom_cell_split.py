@@ -19,10 +19,10 @@ from pathlib import Path
 
 import harness
 import numpy as np
+from tinygrad_lstm.layers import Recurrent
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import registry
-from tinygrad_lstm.layers import Recurrent
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
@@ -30,7 +30,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 def documented_cells() -> dict:
     """Run the docs' JANET code block; returns its namespace (JANETCell, SplitJANETCell)."""
     text = DOC.read_text()
-    block = re.search(r"<!-- janet-cells:.*?-->\s*```python\n(.*?)```", text, re.S)
+    block = re.search(r"<!-- janet-cells:.*?-->\s*```python\n(.*?)```", text, re.DOTALL)
     namespace: dict = {}
     saved = dict(registry._CELLS)
     try:
