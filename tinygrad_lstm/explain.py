@@ -69,6 +69,11 @@ class Ledger:
     def agrees(self, tolerance: float = TOLERANCE) -> bool:
         return self.worst <= tolerance
 
+    def __str__(self) -> str:
+        """The tables ``tinygrad-lstm explain`` prints."""
+        from .commands.explain import format_ledger  # the command's module imports this one
+        return format_ledger(self)
+
     def to_dict(self) -> dict:
         """Everything, as JSON-able lists (``json.dumps(ledger.to_dict())``)."""
         def arrays(d: dict) -> dict:
