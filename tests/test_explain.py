@@ -144,6 +144,11 @@ def test_bad_models_are_refused():
                np.ones((2, 1, 3)), [1])
     with pytest.raises(ValueError, match="loss must be one of"):
         explain("lstm", loss="first")
+    layer = Recurrent("rnn", 2, 3, dtype=np.float64, rng=rng)
+    with pytest.raises(ValueError, match=r"x \(2, 1, 2\) and targets \(3, 1, 3\)"):
+        ledger(layer, np.ones((2, 1, 2)), np.ones((3, 1, 3)), [1])
+    with pytest.raises(ValueError, match=r"loss_steps \[5\] out of range for 2 steps"):
+        ledger(layer, np.ones((2, 1, 2)), np.ones((2, 1, 3)), [5])
 
 
 # ---- the command -------------------------------------------------------------------------

@@ -157,6 +157,17 @@ def _graph_steps(cell, x, targets, loss_steps, names) -> list[HandStep]:
     return steps
 
 
+def _checked(x, targets, loss_steps) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    x, targets = np.asarray(x, np.float64), np.asarray(targets, np.float64)
+    if x.ndim != 3 or targets.ndim != 3 or targets.shape[:2] != x.shape[:2]:
+        raise ValueError(f"ledger: expected x (T, N, I) and targets (T, N, H) with the same T "
+                         f"and N, got x {x.shape} and targets {targets.shape}")
+    steps = list(loss_steps)
+    if not steps or any(not -x.shape[0] <= t < x.shape[0] for t in steps):
+        raise ValueError(f"ledger: loss_steps {steps} out of range for {x.shape[0]} steps")
+    return x, targets, sorted({t % x.shape[0] for t in steps})
+
+
 def ledger(model, x, targets, loss_steps, from_graph: bool = False, eps: float = 5e-4,
            title: str = "") -> Ledger:
     """The ledger of ``model`` (a cell, or a one-layer unidirectional composed ``Recurrent``,
@@ -168,9 +179,8 @@ def ledger(model, x, targets, loss_steps, from_graph: bool = False, eps: float =
     if any(p.dtype != np.float64 for p in params.values()):
         raise ValueError("ledger: needs a float64 model (central differences in float32 are "
                          "good to about 1e-2); call model.to(np.float64)")
-    x = np.asarray(x, np.float64)
-    loss_steps = sorted({t % x.shape[0] for t in loss_steps})
-    chosen = [np.asarray(targets[t], np.float64) for t in loss_steps]
+    x, targets, loss_steps = _checked(x, targets, loss_steps)
+    chosen = [targets[t] for t in loss_steps]
 
     def loss_tensor() -> Tensor:
         outs = _outputs(model, x)
@@ -186,12 +196,12 @@ def ledger(model, x, targets, loss_steps, from_graph: bool = False, eps: float =
         forward, backward, header, meaning = hand
         path = (header, meaning)
         options = {"nonlinearity": cell.nonlinearity} if hasattr(cell, "nonlinearity") else {}
-        p = {k: v.data for k, v in params.items()}
-        fwd = forward(p, x, **options)
+        weights = {k: v.data for k, v in params.items()}
+        fwd = forward(weights, x, **options)
         dloss = np.zeros((x.shape[0], *fwd[0]["h"].shape))
         for t, y in zip(loss_steps, chosen):
             dloss[t] = fwd[t]["h"] - y
-        steps = backward(p, x, fwd, dloss)
+        steps = backward(weights, x, fwd, dloss)
         how = f"hand-written BPTT (bptt_derivations.{backward.__name__})"
     running, total = [], {n: np.zeros(p.shape) for n, p in params.items()}
     for step in steps:

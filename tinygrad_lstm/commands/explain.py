@@ -21,7 +21,9 @@ HELP = ("print the backward pass of a small RNN/LSTM/GRU (any registered cell) s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="lstm", help="a registered cell (default lstm)")
     parser.add_argument("--seq-len", type=int, default=4, help="time steps T (default 4)")
-    parser.add_argument("--hidden", type=int, default=3, help="hidden size (default 3)")
+    parser.add_argument("--hidden", type=int, default=3,
+                        help="hidden size (default 3; central differences run the model four "
+                             "times per weight, so keep it small)")
     parser.add_argument("--input-size", type=int, default=2, help="input features (default 2)")
     parser.add_argument("--loss", choices=LOSS_MODES, default="last",
                         help="put the loss on the last output or on all of them (default last)")
