@@ -244,3 +244,21 @@ def test_fused_layer_and_unknown_names_are_refused():
         tg.viz.step_param_grads(make_layer("lstm", fused=True), x, "weight_hh")
     with pytest.raises(ValueError, match=r"no parameter 'weight_xx' in LSTMCell; it has \["):
         tg.viz.step_param_grads(make_layer("lstm"), x, "weight_xx")
+
+
+class CachingCell(ScaleCell):
+    """Keeps its own reference to its weight, made at construction: the per-step split
+    cannot see those uses, and must say so rather than return pieces that do not add up."""
+
+    def __init__(self, w: float, size: int):
+        super().__init__(w, size)
+        object.__setattr__(self, "kept", self.w)
+
+    def forward(self, x_t, h):
+        h = h * self.kept + x_t
+        return h, h
+
+
+def test_a_weight_reused_behind_the_cells_back_is_refused():
+    with pytest.raises(RuntimeError, match="'w' reached the graph other than as the cell's"):
+        tg.viz.step_param_grads(CachingCell(0.5, 2), np.ones((3, 1, 2)), "w")

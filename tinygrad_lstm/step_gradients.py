@@ -96,6 +96,15 @@ def _loss_steps(caller: str, loss_steps, steps: int) -> list[int]:
     return sorted({t % steps for t in given})
 
 
+def _copy(grad):
+    return None if grad is None else grad.copy()
+
+
+def _same(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None
+                                         and np.array_equal(a, b))
+
+
 def _owner(cell, name: str):
     """The module holding parameter ``name`` (dotted for a sub-module's) and its attribute."""
     *path, attr = name.split(".")
@@ -200,7 +209,13 @@ def _unrolled(caller: str, model, x, loss_fn, loss_steps, params) -> UnrolledGra
         if t == chosen[-1]:
             break
     loss = (loss_fn or _mean_square)(outputs)
+    before = {n: _copy(swapped.originals[n].grad) for n in params}
     loss.backward()
+    for name in params:
+        if not _same(before[name], swapped.originals[name].grad):
+            raise RuntimeError(f"{caller}: {name!r} reached the graph other than as the cell's "
+                               "attribute at each step (a copy kept from an earlier step?), so "
+                               "its per-step split would be incomplete")
     return UnrolledGradients(states, from_next, swapped.contributions(params, steps), tuple(chosen),
                              float(loss.data))
 
