@@ -5,11 +5,17 @@ with the split-step protocol (``project_inputs`` / ``prepare_step`` / ``step``).
 
 The cells are JANET, exactly as docs/plugins.md shows them (its code block is run here). One
 training step = forward of a one-layer ``Recurrent`` over x (T, B, I), L = sum(y * w),
-backward to every weight; float32, one BLAS thread (harness.py sets it), both variants with
+backward to every weight; float32, one BLAS thread, both variants with
 the same weights, interleaved rounds, medians.
 """
 
 from __future__ import annotations
+
+import os
+
+# One BLAS thread unless BENCHTHREADS says otherwise; set before numpy loads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = os.environ.get("BENCHTHREADS", "1")
 
 import argparse
 import re
