@@ -133,3 +133,9 @@ def test_an_import_that_raises_is_reported_with_its_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--import {bad}: ValueError: half-written cell" in err, err
     assert "broken_cell" not in sys.modules
+
+
+def test_registry_lookups_say_how_to_make_a_name_visible():
+    for lookup, name in ((tg.cell, "janet"), (tg.op, "softplus2")):
+        with pytest.raises(tg.RegistryError, match=r"--import path/to/script.py.*docs/plugins.md"):
+            lookup(name)
