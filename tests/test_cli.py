@@ -48,3 +48,94 @@ def test_bad_command_line_is_one_line_and_exit_2(args):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+
+
+# ---- --import: a cell written in a script is visible to every command ---------------------
+CUSTOM_CELL = Path(__file__).resolve().parents[1] / "examples" / "custom_cell.py"
+
+
+@pytest.fixture
+def registry_restored():
+    """Whatever a test registers through --import is unregistered afterwards."""
+    from tinygrad_lstm import cli, registry
+    saved = dict(registry._CELLS), dict(registry.OPS), dict(registry._OP_INFO)
+    files, modules = dict(cli._imported_files), set(sys.modules)
+    yield
+    for table, before in zip((registry._CELLS, registry.OPS, registry._OP_INFO), saved):
+        table.clear()
+        table.update(before)
+    cli._imported_files.clear()
+    cli._imported_files.update(files)
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+
+
+def test_unknown_cell_says_how_to_make_a_script_cell_visible():
+    result = run("train", "--task", "adding", "--cell", "mgu", "--steps", "1")
+    assert result.returncode == 2
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "unknown cell 'mgu'" in err and "--import" in err and "docs/plugins.md" in err, err
+
+
+def test_train_sees_a_cell_registered_by_an_imported_script(tmp_path):
+    result = run("train", "--import", str(CUSTOM_CELL), "--task", "adding", "--cell", "mgu",
+                 "--steps", "2", "--seq-len", "5", "--hidden", "4", "--batch", "4",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "checkpoint.npz").exists()
+    assert "predicting y[t]" not in result.stdout, "importing the example ran its training"
+
+
+def test_import_by_module_name_and_repeated(tmp_path, capsys, registry_restored):
+    from tinygrad_lstm.cli import main
+    (tmp_path / "my_cells.py").write_text(
+        "import tinygrad_lstm as tg\n"
+        "from tinygrad_lstm.layers import RNNCell\n"
+        "tg.register_cell('elman2')(type('Elman2', (RNNCell,), {}))\n")
+    (tmp_path / "my_ops.py").write_text("IMPORTED = True\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        argv = ["ops", "--import", "my_cells", "--import", str(tmp_path / "my_ops.py")]
+        assert main(argv) == 0
+        assert main(argv) == 0, "a second import of the same script must not register twice"
+    finally:
+        sys.path.remove(str(tmp_path))
+    out = capsys.readouterr().out
+    assert "elman2" in out and sys.modules["my_ops"].IMPORTED
+
+
+def test_importing_the_example_registers_mgu_without_training(capsys, registry_restored):
+    from tinygrad_lstm.cli import main
+    assert main(["ops", "--import", str(CUSTOM_CELL)]) == 0
+    out = capsys.readouterr().out
+    assert any(line.startswith("mgu ") for line in out.splitlines()), out
+    assert "predicting y[t]" not in out and "gradient check of 'mgu'" not in out, \
+        "importing examples/custom_cell.py ran its main()"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no_such_file.py", "--import no_such_file.py: no such file"),
+    ("no_such.module", "--import no_such.module: ModuleNotFoundError: No module named"),
+])
+def test_failed_import_is_one_line(spec, message, capsys):
+    from tinygrad_lstm.cli import main
+    assert main(["ops", "--import", spec]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_import_that_raises_is_reported_with_its_error(tmp_path, capsys):
+    from tinygrad_lstm.cli import main
+    bad = tmp_path / "broken_cell.py"
+    bad.write_text("raise ValueError('half-written cell')\n")
+    assert main(["gradcheck", "--import", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"--import {bad}: ValueError: half-written cell" in err, err
+    assert "broken_cell" not in sys.modules
+
+
+def test_registry_lookups_say_how_to_make_a_name_visible():
+    for lookup, name in ((tg.cell, "janet"), (tg.op, "softplus2")):
+        with pytest.raises(tg.RegistryError, match=r"--import path/to/script.py.*docs/plugins.md"):
+            lookup(name)

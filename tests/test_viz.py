@@ -174,3 +174,91 @@ def test_multi_layer_models_are_refused():
     with pytest.raises(ValueError, match="num_layers=1"):
         step_gradient_norms(Recurrent("rnn", 2, 3, num_layers=2), np.ones((2, 1, 2)))
 
+
+
+# ---- per-step parameter contributions ----------------------------------------------------
+def test_step_contributions_follow_the_closed_form_of_a_linear_recurrence():
+    # h_t = w * h_{t-1} + x_t, L = mean(h_T ** 2): the gradient reaching h_t is
+    # g_t = w ** (T-1-t) * g_{T-1}, and step t's use of w contributes C_t = sum_n g_t h_{t-1}.
+    steps, w = 6, 0.7
+    x = np.random.default_rng(2).standard_normal((steps, 3, 2))
+    h = [np.zeros((3, 2))]
+    for t in range(steps):
+        h.append(w * h[-1] + x[t])
+    g_last = 2 * h[-1] / h[-1].size
+    expected = np.array([np.sum(w ** (steps - 1 - t) * g_last * h[t], axis=0)
+                         for t in range(steps)])
+    got = tg.viz.step_param_grads(ScaleCell(w, 2), x, "w")
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def make_layer(cell: str, fused: bool = False):
+    return Recurrent(cell, 3, 4, dtype=np.float64, rng=np.random.default_rng(5), fused=fused)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "scale"])
+def test_step_contributions_sum_to_the_layers_grad(cell):
+    """The per-step pieces, taken from a step-by-step run of the cell, add up to what the
+    composed layer's own backward (input projection for all steps in one matmul) gives."""
+    x = np.random.default_rng(3).standard_normal((7, 2, 3))
+    if cell == "scale":
+        model, names = ScaleCell(0.9, 3), ["w"]
+        out = model.init_state(2)
+        for t in range(7):
+            out, _ = model(Tensor(x[t]), out)
+        (out * out).mean().backward()
+    else:
+        model = make_layer(cell)
+        names = [n for n, _ in model.cell_l0.named_parameters()]
+        out, _ = model(Tensor(x))
+        (out[6] * out[6]).mean().backward()
+    params = dict((model if cell == "scale" else model.cell_l0).named_parameters())
+    for name in names:
+        contributions = tg.viz.step_param_grads(model, x, name)
+        assert contributions.shape == (7, *params[name].shape)
+        np.testing.assert_allclose(contributions.sum(axis=0), params[name].grad, rtol=1e-12,
+                                   atol=1e-15, err_msg=f"{cell}: {name}")
+        per_step = np.abs(contributions).reshape(7, -1).sum(axis=1)
+        # Only weight_hh's first use is free: it multiplies h_{-1} = 0.
+        assert np.count_nonzero(per_step) >= 6, f"{cell}: steps contributed nothing to {name}"
+
+
+def test_step_contributions_leave_grads_alone_and_take_layer_names():
+    layer = make_layer("lstm")
+    x = np.random.default_rng(4).standard_normal((3, 1, 3))
+    by_cell = tg.viz.step_param_grads(layer, x, "weight_hh")
+    by_layer = tg.viz.step_param_grads(layer, x, "weight_hh_l0")
+    np.testing.assert_array_equal(by_cell, by_layer)
+    assert all(p.grad is None for p in layer.parameters()), "parameter grads were changed"
+
+
+def test_loss_on_chosen_steps_leaves_later_steps_out():
+    x = np.ones((5, 1, 3))
+    got = tg.viz.step_param_grads(make_layer("gru"), x, "weight_ih", loss_steps=[1, 2])
+    assert np.all(got[3:] == 0) and np.all(np.abs(got[:3]) > 0)
+
+
+def test_fused_layer_and_unknown_names_are_refused():
+    x = np.ones((2, 1, 3))
+    with pytest.raises(ValueError, match="fused=True.*build it with fused=False"):
+        tg.viz.step_param_grads(make_layer("lstm", fused=True), x, "weight_hh")
+    with pytest.raises(ValueError, match=r"no parameter 'weight_xx' in LSTMCell; it has \["):
+        tg.viz.step_param_grads(make_layer("lstm"), x, "weight_xx")
+
+
+class CachingCell(ScaleCell):
+    """Keeps its own reference to its weight, made at construction: the per-step split
+    cannot see those uses, and must say so rather than return pieces that do not add up."""
+
+    def __init__(self, w: float, size: int):
+        super().__init__(w, size)
+        object.__setattr__(self, "kept", self.w)
+
+    def forward(self, x_t, h):
+        h = h * self.kept + x_t
+        return h, h
+
+
+def test_a_weight_reused_behind_the_cells_back_is_refused():
+    with pytest.raises(RuntimeError, match="'w' reached the graph other than as the cell's"):
+        tg.viz.step_param_grads(CachingCell(0.5, 2), np.ones((3, 1, 2)), "w")

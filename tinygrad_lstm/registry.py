@@ -40,6 +40,10 @@ OP_KINDS = ("elementwise", "reduction", "shape", "linalg", "loss", "fused", "oth
 OPS: dict[str, type] = {}
 _OP_INFO: dict[str, OpInfo] = {}
 _CELLS: dict[str, CellInfo] = {}
+# How to make a cell or op that a script registers visible, for "unknown name" messages.
+UNKNOWN_NAME_HINT = ("A cell or op registered in a script is visible to the command line "
+                     "with --import path/to/script.py (or a module name), and everywhere once "
+                     "installed as a plugin package (docs/plugins.md)")
 # Which plugin is being imported right now, so registrations can say where they came from.
 _loading: list[str] = []
 
@@ -238,7 +242,8 @@ def op(name: str) -> type:
     try:
         return OPS[name]
     except KeyError:
-        raise RegistryError(f"unknown op {name!r}; registered ops: {', '.join(sorted(OPS))}") from None
+        raise RegistryError(f"unknown op {name!r}; registered ops: {', '.join(sorted(OPS))}. "
+                            f"{UNKNOWN_NAME_HINT}") from None
 
 
 def op_info(name: str) -> OpInfo:
@@ -263,7 +268,8 @@ def cell_info(name: str) -> CellInfo:
         return _CELLS[name]
     except KeyError:
         known = ", ".join(sorted(_CELLS)) or "none"
-        raise RegistryError(f"unknown cell {name!r}; registered cells: {known}") from None
+        raise RegistryError(f"unknown cell {name!r}; registered cells: {known}. "
+                            f"{UNKNOWN_NAME_HINT}") from None
 
 
 def list_cells() -> list[CellInfo]:

@@ -5,25 +5,33 @@ output shape, grouped in one cluster per ``tg.scope`` label (the ``Recurrent`` r
 records each time step in ``layer{k}/{forward|reverse}/t{t}``, so the unrolled structure of
 backpropagation through time is visible).
 
-``step_gradient_norms(cell, x, ...)`` runs a cell over a sequence, hooks every step's state
-and returns ``||dL/dh_t||`` (and ``||dL/dc_t||`` for an LSTM) for every t: how much of the
-loss's gradient survives the trip back through time. This module is tooling: it may import
-the layer plugins.
+``step_gradient_norms(cell, x, ...)`` returns ``||dL/dh_t||`` (and ``||dL/dc_t||`` for an
+LSTM) for every t: how much of the loss's gradient survives the trip back through time;
+``step_param_grads(model, x, "weight_hh")`` each step's contribution to a weight's gradient.
+Both live in ``tinygrad_lstm.step_gradients`` and are re-exported here. This module is
+tooling: it may import the layer plugins.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .layers import Recurrent
-from .registry import op
+from .step_gradients import (
+    StepGradients,
+    UnrolledGradients,
+    step_gradient_norms,
+    step_param_grads,
+    unrolled_gradients,
+)
 from .tensor import Tensor
 
-__all__ = ["StepGradients", "step_gradient_norms", "to_dot", "unrolled_graph"]
+__all__ = ["StepGradients", "UnrolledGradients", "step_gradient_norms", "step_param_grads",
+           "to_dot", "unrolled_gradients", "unrolled_graph"]
 
 
 def _quote(*lines: str) -> str:
@@ -40,6 +48,100 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+@dataclass
+class _Graph:
+    """The recorded graph behind a tensor as ``to_dot`` walks it: op nodes (root first),
+    leaves, edges (source id, target id, label), the DOT id of every node and leaf, and the
+    shape of each output of a node that something consumed."""
+
+    root_id: str = "n0"
+    nodes: list = field(default_factory=list)
+    leaves: list[Tensor] = field(default_factory=list)
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    ids: dict[int, str] = field(default_factory=dict)
+    out_shapes: dict[int, dict[int, tuple[int, ...]]] = field(default_factory=dict)
+
+    def leaf_id(self, t: Tensor) -> str:
+        if id(t) not in self.ids:
+            self.ids[id(t)] = f"l{len(self.leaves)}"
+            self.leaves.append(t)
+        return self.ids[id(t)]
+
+    def node_id(self, t: Tensor) -> tuple[str, bool]:
+        """The id of the node that made ``t`` and whether the walk meets it for the first
+        time; records the shape of that output."""
+        node = t._node
+        new = id(node) not in self.ids
+        if new:
+            self.ids[id(node)] = f"n{len(self.out_shapes)}"
+            self.out_shapes[id(node)] = {}
+        self.out_shapes[id(node)][t._idx] = t.shape
+        return self.ids[id(node)], new
+
+
+def _walk(tensor: Tensor) -> _Graph:
+    """Every node and leaf ``tensor`` depends on, depth first from its node."""
+    graph = _Graph()
+    if tensor._node is None:
+        graph.root_id = graph.leaf_id(tensor)
+        return graph
+    graph.node_id(tensor)
+    stack = [tensor._node]
+    while stack:
+        node = stack.pop()
+        graph.nodes.append(node)
+        if node.inputs is None:
+            raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
+                               "backward(); draw it before, or call backward(retain_graph=True)")
+        for t in node.inputs:
+            if t._node is None:
+                src, label = graph.leaf_id(t), ""
+            else:
+                src, new = graph.node_id(t)
+                if new:
+                    stack.append(t._node)
+                label = f"[{t._idx}]" if t._node.n_out > 1 else ""
+            graph.edges.append((src, graph.ids[id(node)], label))
+    return graph
+
+
+def _leaf_lines(graph: _Graph, leaf_names: Mapping[str, Tensor] | None) -> list[str]:
+    """One ellipse per leaf, labelled with its name (or leaf/const) and shape."""
+    known = {id(t): key for key, t in (leaf_names or {}).items()}
+    lines = []
+    for t in graph.leaves:
+        kind = known.get(id(t), "leaf" if t.requires_grad else "const")
+        lines.append(f"  {graph.ids[id(t)]} [shape=ellipse, label="
+                     f"{_quote(kind, _shape_text(t.shape))}];")
+    return lines
+
+
+def _node_lines(graph: _Graph) -> list[str]:
+    """One box per op node (the root in bold), those recorded in a scope grouped into one
+    cluster per scope label, clusters in natural order."""
+    lines, clusters = [], {}
+    for node in reversed(graph.nodes):
+        shapes = graph.out_shapes[id(node)]
+        shown = " ".join(_shape_text(shapes[i]) for i in sorted(shapes))
+        node_id = graph.ids[id(node)]
+        style = ", style=bold" if node_id == graph.root_id else ""
+        stmt = f"{node_id} [shape=box{style}, label={_quote(node.name, shown)}];"
+        if node.scope is None:
+            lines.append("  " + stmt)
+        else:
+            clusters.setdefault(node.scope, []).append(stmt)
+    for k, label in enumerate(sorted(clusters, key=_natural_key)):
+        lines += [f"  subgraph cluster_{k} {{", f"    label={_quote(label)};",
+                  '    style=rounded; color="#888888";',
+                  *("    " + s for s in clusters[label]), "  }"]
+    return lines
+
+
+def _edge_lines(graph: _Graph) -> list[str]:
+    return [f"  {src} -> {dst}" + (f" [label={_quote(label)}]" if label else "") + ";"
+            for src, dst, label in graph.edges]
+
+
 def to_dot(tensor: Tensor, name: str = "graph",
            leaf_names: Mapping[str, Tensor] | None = None) -> str:
     """The graph that produced ``tensor`` as Graphviz DOT text (``dot -Tsvg`` renders it).
@@ -54,73 +156,10 @@ def to_dot(tensor: Tensor, name: str = "graph",
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
-    node_ids: dict[int, str] = {}
-    leaf_ids: dict[int, str] = {}
-    out_shapes: dict[int, dict[int, tuple[int, ...]]] = {}
-    nodes, leaves, edges = [], [], []
-
-    def visit_leaf(t: Tensor) -> str:
-        key = id(t)
-        if key not in leaf_ids:
-            leaf_ids[key] = f"l{len(leaf_ids)}"
-            leaves.append(t)
-        return leaf_ids[key]
-
-    if tensor._node is None:
-        root_id = visit_leaf(tensor)
-    else:
-        root = tensor._node
-        node_ids[id(root)] = "n0"
-        out_shapes[id(root)] = {tensor._idx: tensor.shape}
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            nodes.append(node)
-            if node.inputs is None:
-                raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
-                                   "backward(); draw it before, or call backward(retain_graph="
-                                   "True)")
-            for t in node.inputs:
-                parent = t._node
-                if parent is None:
-                    src, label = visit_leaf(t), ""
-                else:
-                    if id(parent) not in node_ids:
-                        node_ids[id(parent)] = f"n{len(node_ids)}"
-                        out_shapes[id(parent)] = {}
-                        stack.append(parent)
-                    out_shapes[id(parent)][t._idx] = t.shape
-                    src = node_ids[id(parent)]
-                    label = f"[{t._idx}]" if parent.n_out > 1 else ""
-                edges.append((src, node_ids[id(node)], label))
-        root_id = "n0"
-
+    graph = _walk(tensor)
     lines = [f"digraph {_quote(name)} {{", '  node [fontname="Helvetica", fontsize=10];',
-             '  edge [fontsize=8];']
-    known = {id(t): key for key, t in (leaf_names or {}).items()}
-    for t in leaves:
-        kind = known.get(id(t), "leaf" if t.requires_grad else "const")
-        lines.append(f"  {leaf_ids[id(t)]} [shape=ellipse, label="
-                     f"{_quote(kind, _shape_text(t.shape))}];")
-    clusters: dict[str, list[str]] = {}
-    for node in reversed(nodes):
-        shapes = out_shapes[id(node)]
-        shown = " ".join(_shape_text(shapes[i]) for i in sorted(shapes))
-        style = ", style=bold" if node_ids[id(node)] == root_id else ""
-        stmt = f"{node_ids[id(node)]} [shape=box{style}, label={_quote(node.name, shown)}];"
-        if node.scope is None:
-            lines.append("  " + stmt)
-        else:
-            clusters.setdefault(node.scope, []).append(stmt)
-    for k, label in enumerate(sorted(clusters, key=_natural_key)):
-        lines.append(f"  subgraph cluster_{k} {{")
-        lines.append(f"    label={_quote(label)};")
-        lines.append('    style=rounded; color="#888888";')
-        lines.extend("    " + s for s in clusters[label])
-        lines.append("  }")
-    lines.extend(f"  {src} -> {dst}" + (f" [label={_quote(lab)}]" if lab else "") + ";"
-                 for src, dst, lab in edges)
-    lines.append("}")
+             '  edge [fontsize=8];', *_leaf_lines(graph, leaf_names), *_node_lines(graph),
+             *_edge_lines(graph), "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -138,102 +177,3 @@ def unrolled_graph(cell: str, seq_len: int, input_size: int = 2, hidden_size: in
         loss = loss + part.sum()
     return to_dot(loss, name=f"{cell} unrolled over {seq_len} steps",
                   leaf_names=dict(layer.named_parameters()))
-
-
-@dataclass
-class StepGradients:
-    """Per-step gradient norms of one backward pass through an unrolled cell.
-
-    ``norms[name][t] = ||dL/d{name}_t||`` (Frobenius norm over the batch) for each state
-    tensor the cell carries (``"h"``; ``"h"`` and ``"c"`` for an LSTM), where ``{name}_t`` is
-    the state *after* step t; steps after the last loss step get 0. ``loss_steps`` are the
-    steps the loss read, ``loss`` its value.
-    """
-
-    norms: dict[str, np.ndarray]
-    loss_steps: tuple[int, ...]
-    loss: float
-
-    def ratio(self, name: str = "h") -> float:
-        """``||dL/d{name}_0|| / ||dL/d{name}_T'||``, T' the last loss step: the fraction of
-        the gradient that survives the trip back to the first step (nan when the loss step
-        itself got no gradient)."""
-        norms = self.norms[name]
-        last = norms[self.loss_steps[-1]]
-        return float(norms[0] / last) if last > 0 else float("nan")
-
-
-def _state_parts(cell, state) -> tuple[tuple[str, Tensor], ...]:
-    parts = state if isinstance(state, tuple) else (state,)
-    names = getattr(cell, "state_names", None) or ("h", "c", *(f"s{i}" for i in range(2, 9)))
-    return tuple(zip(names, parts))
-
-
-def _as_cell(model):
-    """A cell, or the only cell of a one-layer unidirectional ``Recurrent``."""
-    if callable(getattr(model, "init_state", None)) and not hasattr(model, "cell_l0"):
-        return model
-    if getattr(model, "num_layers", 1) != 1 or getattr(model, "bidirectional", False):
-        raise ValueError("step_gradient_norms: give a cell, or a Recurrent with num_layers=1 "
-                         "and bidirectional=False (pass model.cell_l{k} for another layer)")
-    return model.cell_l0
-
-
-def _mean_square(outputs: list[Tensor]) -> Tensor:
-    loss = None
-    for out in outputs:
-        term = (out * out).mean()
-        loss = term if loss is None else loss + term
-    return loss
-
-
-def step_gradient_norms(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | None = None,
-                        loss_steps: Sequence[int] | None = None) -> StepGradients:
-    """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
-    at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t
-    and every state tensor s.
-
-    ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
-    new_state)``) or a one-layer unidirectional ``Recurrent``. ``loss_fn(outputs) -> scalar
-    Tensor`` receives the outputs (N, H) at ``loss_steps``, in order; by default it is
-    ``sum_t mean(output_t ** 2)``. The norms are recorded by ``register_hook`` on each step's
-    new state, so they are the full gradients flowing into ``s_t``: from the loss directly
-    (when t is a loss step) plus everything arriving from later steps. The cell's parameter
-    gradients are left as they were (parameters used only by ``loss_fn`` do accumulate).
-    """
-    cell = _as_cell(model)
-    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-    if x.ndim != 3:
-        raise ValueError(f"step_gradient_norms: expected x of shape (T, N, I), got {x.shape}")
-    steps = x.shape[0]
-    chosen = sorted({t % steps for t in (loss_steps if loss_steps is not None else [-1])})
-    if not chosen or any(not -steps <= t < steps for t in (loss_steps or [-1])):
-        raise ValueError(f"step_gradient_norms: loss_steps {loss_steps} out of range for "
-                         f"{steps} steps")
-    params = list(cell.parameters())
-    saved = [p.grad for p in params]
-    state = cell.init_state(x.shape[1], x.dtype)
-    norms: dict[str, np.ndarray] = {}
-    outputs = []
-
-    def recorder(name: str, t: int):
-        def hook(grad: np.ndarray) -> None:
-            norms[name][t] = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
-        return hook
-
-    # unstack, not x[t]: each getitem's backward would allocate a whole (T, N, I) array.
-    for t, x_t in enumerate(op("unstack").apply(x, axis=0)):
-        out, state = cell(x_t, state)
-        for name, part in _state_parts(cell, state):
-            norms.setdefault(name, np.zeros(steps))
-            if part.requires_grad:
-                part.register_hook(recorder(name, t))
-        if t in chosen:
-            outputs.append(out)
-        if t == chosen[-1]:
-            break
-    loss = (loss_fn or _mean_square)(outputs)
-    loss.backward()
-    for p, g in zip(params, saved):
-        p.grad = g
-    return StepGradients(norms, tuple(chosen), float(loss.data))

@@ -12,25 +12,33 @@ import numpy as np
 Panels = Sequence[tuple[str, dict[str, np.ndarray]]]
 
 
-def plot_png(path: str, panels: Panels, ylabel: str, suptitle: str) -> bool:
-    """Draw the panels side by side, log y axis, into ``path``; False without matplotlib."""
+def plot_png(path: str, panels: Panels, ylabel: str | Sequence[str], suptitle: str,
+             xlabels: Sequence[str] | None = None) -> bool:
+    """Draw the panels side by side, log y axis, into ``path``; False without matplotlib.
+    ``ylabel`` is shared (one y axis) or one per panel; ``xlabels`` one per panel (default:
+    distance from the loss)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True,
+    shared = isinstance(ylabel, str)
+    ylabels = [ylabel] * len(panels) if shared else list(ylabel)
+    xlabels = list(xlabels or ["distance from the loss (time steps)"] * len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=shared,
                              squeeze=False)
-    for ax, (title, curves) in zip(axes[0], panels):
+    for k, (ax, (title, curves)) in enumerate(zip(axes[0], panels)):
         for label, y in curves.items():
             distance = np.arange(len(y))
-            keep = y > 0
+            keep = np.isfinite(y) & (y > 0)
             ax.semilogy(distance[keep], y[keep], label=label, lw=1.6)
-        ax.set(title=title, xlabel="distance from the loss (time steps)")
+        ax.set(title=title, xlabel=xlabels[k])
         ax.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=8, loc="lower left")
+        if k == 0 or not shared:
+            ax.set_ylabel(ylabels[k])
+        if k == len(panels) - 1 or not shared:
+            ax.legend(fontsize=8, loc="best")
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -38,9 +46,12 @@ def plot_png(path: str, panels: Panels, ylabel: str, suptitle: str) -> bool:
     return True
 
 
-def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int = 14) -> str:
+def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int = 14,
+                   xlabel: str = "distance from the loss") -> str:
     """A text chart of ``curves`` (log10 y, one row per band of decades, one column per bin
-    of distances); each curve is drawn with its own letter, ``*`` where curves overlap."""
+    of x); each curve is drawn with its own letter, ``*`` where curves overlap. Zeros and
+    non-finite values are left out."""
+    curves = {k: np.where(np.isfinite(y), y, 0.0) for k, y in curves.items()}
     finite = [np.log10(y[y > 0]) for y in curves.values() if np.any(y > 0)]
     if not finite:
         return "(every gradient is zero)"
@@ -71,6 +82,6 @@ def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int =
         label = f"1e{value:+.0f}" if r in (0, height - 1) or r % 3 == 0 else ""
         lines.append(f"{label:>7} |" + "".join(row))
     lines.append(" " * 8 + "+" + "-" * width)
-    caption = f" distance from the loss ({steps - 1} at the right) "
+    caption = f" {xlabel} ({steps - 1} at the right) "
     lines.append(" " * 9 + f"0{caption:^{max(0, width - 2)}}")
     return "\n".join(lines + [" " * 9 + "   ".join(legend)])

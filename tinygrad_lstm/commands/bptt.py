@@ -10,6 +10,13 @@ of 1e-30 would underflow float32), training runs in float32.
 
 An LSTM's gradient along its cell state is multiplied by the forget gate at every step, so
 its initial bias sets how far the gradient reaches: ``--forget-bias`` adds one LSTM per value.
+
+The other half of the story: ``--init-scale S`` rescales a square recurrent matrix (the
+RNN's) to spectral radius S. Above 1 the gradient can grow with the distance from the loss
+instead of shrinking; ``--compare-clipping N`` then trains each model N steps of plain SGD
+twice, without clipping and with ``clip_grad_norm_(--clip)``, from the same weights on the
+same batches, and reports when the unclipped run diverged and what loss the clipped run
+reached (``_clipping.py`` beside this file).
 """
 
 from __future__ import annotations
@@ -28,6 +35,13 @@ from tinygrad_lstm.training import Trainer
 from tinygrad_lstm.viz import StepGradients, step_gradient_norms
 
 from ._charts import plot_png, terminal_chart
+from ._clipping import (
+    ClippingRuns,
+    compare_clipping,
+    has_square_recurrence,
+    print_clipping,
+    set_spectral_radius,
+)
 
 NAME = "bptt"
 HELP = ("plot the gradient norm at every time step against the distance from the loss, for "
@@ -42,10 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=int, default=0, metavar="N",
                         help="also measure after N Adam steps on the task (default 0: only at "
                              "initialisation)")
-    parser.add_argument("--forget-bias", default="1.0",
+    parser.add_argument("--forget-bias", default=None,
                         help="comma-separated values: one extra LSTM per value, its forget-gate "
                              "bias set to it at init (b_ih = value, b_hh = 0); 'none' for no "
-                             "extra LSTM (default 1.0)")
+                             "extra LSTM (default 1.0 when lstm is among --cells)")
+    parser.add_argument("--init-scale", type=float, default=None, metavar="S",
+                        help="rescale each cell's square recurrent matrix W_hh (the RNN's) to "
+                             "spectral radius S at init; above 1 gradients can explode")
+    parser.add_argument("--compare-clipping", type=int, default=0, metavar="N",
+                        help="also train each model N steps of SGD (--lr) without and with "
+                             "gradient-norm clipping, and chart both losses (default 0: no)")
+    parser.add_argument("--clip", type=float, default=1.0,
+                        help="max gradient norm for --compare-clipping (default 1.0)")
     parser.add_argument("--batch", type=int, default=32, help="sequences per batch (default 32)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
@@ -65,12 +87,15 @@ def _variants(args) -> list[tuple[str, str, float | None]]:
         raise CommandError(f"bptt: unknown cell(s) {', '.join(map(repr, unknown)) or '(none)'}; "
                            f"registered cells: {', '.join(registered)}")
     variants = [(c, c, None) for c in cells]
-    if args.forget_bias.strip().lower() != "none":
+    given = args.forget_bias
+    if given is None and "lstm" not in cells:
+        return variants
+    if (given or "1.0").strip().lower() != "none":
         try:
-            biases = [float(b) for b in args.forget_bias.split(",")]
+            biases = [float(b) for b in (given or "1.0").split(",")]
         except ValueError:
             raise CommandError(f"bptt: --forget-bias takes numbers or 'none', got "
-                               f"{args.forget_bias!r}") from None
+                               f"{given!r}") from None
         if "lstm" not in cells:
             raise CommandError("bptt: --forget-bias needs lstm among --cells (or pass "
                                "--forget-bias none)")
@@ -79,13 +104,30 @@ def _variants(args) -> list[tuple[str, str, float | None]]:
     return variants
 
 
-def _build(task, cell: str, hidden: int, forget_bias: float | None, seed: int):
+def _ignored_options(args, cells: list[str]) -> list[str]:
+    """One note per cell that ignores a cell-specific option the user gave."""
+    notes = []
+    if args.forget_bias not in (None, "none"):
+        notes += [f"note: {c} ignores --forget-bias (it sets the LSTM's forget-gate bias; a "
+                  f"custom cell's gates are its own)" for c in cells if c != "lstm"]
+    if args.init_scale is not None:
+        for c in cells:
+            if not has_square_recurrence(tg.cell(c)(2, 3)):
+                notes.append(f"note: {c} ignores --init-scale (it rescales a square recurrent "
+                             f"matrix weight_hh; {c} has none)")
+    return notes
+
+
+def _build(task, cell: str, hidden: int, forget_bias: float | None, seed: int,
+           init_scale: float | None = None):
     model = tasks.build_model(tasks.model_config(task, cell, hidden),
                               rng=np.random.default_rng(seed))
     if forget_bias is not None:
         # Gate order i, f, g, o (PyTorch's): rows H..2H of the stacked biases are the forget gate.
         model.rnn.bias_ih_l0.data[hidden:2 * hidden] = forget_bias
         model.rnn.bias_hh_l0.data[hidden:2 * hidden] = 0.0
+    if init_scale is not None:
+        set_spectral_radius(model.rnn.cell_l0, init_scale)
     return model
 
 
@@ -112,16 +154,25 @@ def _check(args) -> None:
             raise CommandError(f"bptt: {flag} must be at least {low}, got {value}")
     if not args.lr > 0:
         raise CommandError(f"bptt: --lr must be positive, got {args.lr}")
+    if args.init_scale is not None and not args.init_scale > 0:
+        raise CommandError(f"bptt: --init-scale must be positive, got {args.init_scale}")
+    if args.compare_clipping < 0 or not args.clip > 0:
+        raise CommandError(f"bptt: --compare-clipping must be >= 0 and --clip positive, got "
+                           f"{args.compare_clipping} and {args.clip}")
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
     variants = _variants(args)
+    for note in _ignored_options(args, sorted({cell for _, cell, _ in variants})):
+        print(note)
     task = tasks.AddingTask(args.seq_len)
     probe_x, probe_y = task.batch(np.random.default_rng([args.seed, 1]), args.batch)
-    rows, before, after = [], {}, {}
+    rows, before, after, clipping = [], {}, {}, {}
     for label, cell, bias in tqdm(variants, desc="bptt", unit="model", leave=False):
-        model = _build(task, cell, args.hidden, bias, args.seed)
+        def build(cell=cell, bias=bias):
+            return _build(task, cell, args.hidden, bias, args.seed, args.init_scale)
+        model = build()
         start = _measure(model, task, probe_x, probe_y)
         before[label] = _relative(start)
         row = {"label": label, "init": start, "loss": math.nan}
@@ -136,20 +187,41 @@ def run(args: argparse.Namespace) -> int:
             row["loss"] = float(np.mean(losses[-max(1, len(losses) // 10):]))
             row["trained"] = _measure(model, task, probe_x, probe_y)
             after[label] = _relative(row["trained"])
+        if args.compare_clipping:
+            clipping[label] = compare_clipping(build, task, args)
         rows.append(row)
     _print_summary(args, rows, task)
-    panels = [(f"at initialisation (T={args.seq_len}, H={args.hidden})", before)]
+    if args.init_scale is not None or clipping:
+        print_clipping(args, rows, clipping, task)
+    _draw(args, before, after, clipping)
+    return 0
+
+
+def _draw(args, before: dict, after: dict, clipping: dict[str, ClippingRuns]) -> None:
+    scale = "" if args.init_scale is None else f", spectral radius {args.init_scale:g}"
+    panels = [(f"at initialisation (T={args.seq_len}, H={args.hidden}{scale})", before)]
+    xlabels = ["distance from the loss (time steps)"]
     if args.train_steps:
         panels.append((f"after {args.train_steps} Adam steps on the adding task", after))
-    ylabel = "||dL/dh_t|| / ||dL/dh_T||"
+        xlabels.append(xlabels[0])
+    ylabels = ["||dL/dh_t|| / ||dL/dh_T||"] * len(panels)
+    if clipping:
+        curves = {}
+        for label, runs in clipping.items():
+            curves[f"{label}, no clipping"] = np.asarray(runs.unclipped)
+            curves[f"{label}, clip {args.clip:g}"] = np.asarray(runs.clipped)
+        title = f"training loss, SGD lr {args.lr:g}: no clipping vs clip {args.clip:g}"
+        panels.append((title, curves))
+        xlabels.append("training step")
+        ylabels.append("loss")
     drawn = not args.terminal and plot_png(
-        args.out, panels, ylabel, "Gradient reaching back through time: loss on the last step")
+        args.out, panels, ylabels, "Gradient reaching back through time: loss on the last step",
+        xlabels)
     if drawn:
         print(f"\nwrote {args.out}")
     else:
-        for title, curves in panels:
-            print(f"\n{ylabel}, {title}\n{terminal_chart(curves)}")
-    return 0
+        for (title, curves), ylabel, xlabel in zip(panels, ylabels, xlabels):
+            print(f"\n{ylabel}, {title}\n{terminal_chart(curves, xlabel=xlabel)}")
 
 
 def _print_summary(args, rows: list[dict], task) -> None:
