@@ -185,7 +185,8 @@ class Module:
         return {name: param.data.copy() for name, param in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays from ``state`` into the parameters, in place.
+        """Copy arrays from ``state`` into the parameters' arrays, in place (a tracked
+        in-place write: a graph recorded before the load cannot be backpropagated after it).
 
         Every key, shape and dtype is checked first; any problem (missing or unexpected keys
         when ``strict``, a shape or dtype that differs, a value that is not a float array)
@@ -221,7 +222,14 @@ class Module:
             raise StateDictError(f"{type(self).__name__}.load_state_dict: the state dict does not "
                                  "fit (nothing was loaded):\n  " + "\n  ".join(problems))
         for param, array in updates:
-            param.data = array.copy()
+            # In place, as PyTorch's copy_: holders of the array (an optimizer, a detached
+            # alias) see the new values, and backward through a graph recorded before the load
+            # refuses to run on them (an in-place write, see ``versions``).
+            if param.data.flags.writeable:
+                np.copyto(param.data, array)
+                param._mark_written()
+            else:
+                param.data = array.copy()
         return IncompatibleKeys(missing if not strict else [], unexpected if not strict else [])
 
     def train(self, mode: bool = True) -> Module:
