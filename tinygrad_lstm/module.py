@@ -168,11 +168,16 @@ class Module:
         """
         seen: set[int] = set()
         for mod_name, module in self.named_modules(prefix):
-            for name, param in module._parameters.items():
+            for name, param in module._parameter_items():
                 if param is None or id(param) in seen:
                     continue
                 seen.add(id(param))
                 yield (f"{mod_name}.{name}" if mod_name else name), param
+
+    def _parameter_items(self):
+        """(name, Parameter or None) for this module's own parameters; a module that shows
+        a sub-module's parameter under a name of its own (``Recurrent``) lists it here."""
+        return self._parameters.items()
 
     def parameters(self) -> Iterator[Parameter]:
         """Every parameter once, in ``named_parameters()`` order."""
