@@ -20,8 +20,8 @@ import functools
 import numpy as np
 
 from . import versions
-from .backward import backward, gc_paused, unbroadcast
-from .tensor import ShapeError, Tensor
+from .backward import ShapeError, backward, gc_paused, unbroadcast
+from .tensor import Tensor
 
 __all__ = [
     "Context",

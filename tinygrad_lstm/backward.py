@@ -1,5 +1,8 @@
 """backward(): the walk from an output back to the leaves, as DeZero's ``Variable.backward``.
 
+Below tensor.py in the engine (it reads a Tensor's ``_data``, ``_node`` and ``grad`` but
+imports no Tensor), so ``Tensor.backward`` calls it with no import inside a function.
+
 Seed the output's gradient; visit the nodes in one iterative topological order (no
 recursion, linear in the graph size); at each node take the gradients summed for its
 outputs, run its op's backward, fit each input's gradient to that input's shape
@@ -11,13 +14,20 @@ runs, its saved arrays are checked against in-place writes since its forward (``
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import versions
-from .tensor import ShapeError, Tensor
 
-__all__ = ["backward", "gc_paused", "unbroadcast"]
+if TYPE_CHECKING:  # tensor.py imports this module: Tensor is only named in annotations here
+    from .tensor import Tensor
+
+__all__ = ["ShapeError", "backward", "gc_paused", "unbroadcast"]
+
+
+class ShapeError(ValueError):
+    """Input shapes an op or layer cannot work with; the message names the op and shapes."""
 
 
 class gc_paused:
@@ -99,7 +109,8 @@ def _seed_grad(root: Tensor, grad) -> np.ndarray:
             raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
                                f"output has shape {root.shape}, so pass grad= of that shape")
         return np.ones_like(root._data)
-    grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+    # A Tensor's array, or an array-like as it is.
+    grad = np.asarray(getattr(grad, "_data", grad), dtype=root.dtype)
     if grad.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {grad.shape}, expected {root.shape}")
     return grad
@@ -164,7 +175,7 @@ def _run_hooks(hooks: list, grad: np.ndarray) -> np.ndarray:
     for hook in hooks:
         replaced = hook(grad)
         if replaced is not None:
-            replaced = np.asarray(replaced._data if isinstance(replaced, Tensor) else replaced)
+            replaced = np.asarray(getattr(replaced, "_data", replaced))
             if replaced.shape != grad.shape:
                 raise ShapeError(f"backward: hook {getattr(hook, '__qualname__', hook)!r} "
                                  f"returned a gradient of shape {replaced.shape} for a tensor "

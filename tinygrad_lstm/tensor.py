@@ -14,13 +14,11 @@ import weakref
 import numpy as np
 
 from . import versions
+from .backward import ShapeError
+from .backward import backward as _run_backward
 from .registry import op
 
 __all__ = ["ShapeError", "Tensor"]
-
-
-class ShapeError(ValueError):
-    """Input shapes an op or layer cannot work with; the message names the op and shapes."""
 
 
 def _shape_arg(shape: tuple) -> tuple:
@@ -245,8 +243,7 @@ class Tensor:
         ``grad`` (same shape as self) is required unless self has one element. The graph's
         saved arrays are released afterwards unless ``retain_graph=True``.
         """
-        from .backward import backward  # not at the top: backward.py imports Tensor
-        backward(self, grad, retain_graph)
+        _run_backward(self, grad, retain_graph)
 
     def register_hook(self, hook) -> None:
         """Call ``hook(grad)`` with the gradient flowing into this tensor during backward;

@@ -22,7 +22,8 @@ code written that way); ``Module.load_state_dict`` (copies into the parameters' 
 ``Tensor._mark_written()``. Not tracked: writing into the array itself (``x.data[:] += 1``,
 ``np.copyto(x.data, ...)``, ``x.numpy()[0] = 1``): NumPy does not tell anyone. Assigning a
 *new* array to ``.data`` changes nothing an op saved (they hold the old array), so there is
-nothing to detect.
+nothing to detect; nor do ``t += 1`` (a Tensor has no in-place operators: the name is bound
+to a new tensor ``t + 1``) and ``zero_grad()`` (it sets ``.grad`` to None, writing no data).
 """
 
 from __future__ import annotations
