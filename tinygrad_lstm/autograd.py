@@ -6,10 +6,11 @@ them, without their array) and whatever arrays the op saved, but never its own o
 the graph has no reference cycles and is freed by reference counting alone (Python's
 cyclic collector would otherwise be triggered by every time step of a long sequence).
 
-backward() walks the nodes in one iterative topological order (no recursion, linear in the
-graph size), sums the gradients that fan in to a tensor, sums broadcast gradients back to
-each input's shape in one place (``unbroadcast``), and releases every node's saved arrays
-as it goes unless ``retain_graph=True``. It refuses to use a saved array that was changed in
+backward() (the walk is in backward.py, re-exported here) visits the nodes in one
+iterative topological order (no recursion, linear in the graph size), sums the gradients
+that fan in to a tensor, sums broadcast gradients back to each input's shape in one place
+(``unbroadcast``), and releases every node's saved arrays as it goes unless
+``retain_graph=True``. It refuses to use a saved array that was changed in
 place after its op ran (``optimizer.step()`` before ``backward()``; see ``versions``).
 """
 
