@@ -39,6 +39,7 @@ __all__ = [
 
 _grad_enabled = True
 _scope: str | None = None
+_clock = versions.clock
 
 
 class scope:
@@ -124,7 +125,7 @@ class Context:
         # A tick of the clock in-place writes also read: creation order is a topological
         # order (a node's inputs exist before it does), and a saved array written after this
         # tick was changed after the op saved it.
-        self._seq = next(versions.clock)
+        self._seq = next(_clock)
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays

@@ -77,9 +77,12 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         _seed_node(order, root, grad)
         check_versions = versions.writes_since(order[-1]._seq)
         for node in order:
-            grads = _output_grads(node)
+            grads = node.grads
             if grads is None:  # no gradient reached this node
                 continue
+            node.grads = node.owned = None
+            if node.hooks or node.retained:
+                _run_output_hooks(node, grads)
             if check_versions:
                 versions.check_saved(node)
             in_grads = node.fn.backward(node, *grads)
@@ -150,13 +153,9 @@ def _seed_node(order: list, root: Tensor, grad: np.ndarray) -> None:
     _accumulate(root._node, root._idx, grad)
 
 
-def _output_grads(node) -> list | None:
-    """Take the gradients summed for ``node``'s outputs (None: none arrived), after the
-    outputs' hooks, and give a retained output its ``.grad``."""
-    grads = node.grads
-    if grads is None:
-        return None
-    node.grads = node.owned = None
+def _run_output_hooks(node, grads: list) -> None:
+    """Pass ``node``'s output gradients through their hooks (in place in ``grads``) and
+    give each retained output its ``.grad``."""
     if node.hooks:
         for i, hooks in node.hooks.items():
             if grads[i] is not None:
@@ -166,7 +165,6 @@ def _output_grads(node) -> list | None:
             t = ref()
             if t is not None and grads[i] is not None:
                 t.grad = grads[i].copy() if t.grad is None else t.grad + grads[i]
-    return grads
 
 
 def _run_hooks(hooks: list, grad: np.ndarray) -> np.ndarray:
