@@ -107,7 +107,7 @@ def measure(rounds: int, quick: bool) -> list[dict]:
     writes = {"ours": write_ours, "torch": write_torch}
     samples: dict = {}
     for r in range(rounds + 1):  # round 0 is the warm-up
-        for i, (op, shapes) in enumerate(CASES):
+        for i, (_, shapes) in enumerate(CASES):
             big = shapes[0][0] > 1
             calls = (20 if big else 300) if quick else (100 if big else 2000)
             for lib in libraries:

@@ -3,5 +3,4 @@
 Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party plugin.
 """
 
-from . import elementwise, fused, linalg, reduce, shape  # noqa: F401  (registration side effects)
-from . import cast  # noqa: F401  (registers "cast": Tensor.to, float, double, clone)
+from . import cast, elementwise, fused, linalg, reduce, shape  # noqa: F401  (they register ops)

@@ -256,7 +256,7 @@ def test_to_an_integer_or_bool_dtype_gives_a_tensor_without_graph():
         np.testing.assert_array_equal(got.data, expected.numpy())
     ints = Tensor(np.array([1, 2], np.int64))
     assert ints.float().dtype == np.float32 and ints.float().tolist() == [1.0, 2.0]
-    with pytest.raises(TypeError, match="Tensor.to: expected a dtype"):
+    with pytest.raises(TypeError, match=r"Tensor\.to: expected a dtype"):
         x.to("cpu")
 
 

@@ -6,7 +6,7 @@ entry-point group, the built-in ops and layers included.
 
 from . import functional
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad, scope, unbroadcast
-from .functional import *  # noqa: F403  (its __all__: the ops' function forms, the factories)
+from .functional import *  # noqa: F403  (the names in functional.__all__)
 from .module import Module, Parameter, default_rng, manual_seed
 from .registry import (
     CellInfo,
@@ -54,7 +54,7 @@ __all__ = [
     "register_op",
     "scope",
     "unbroadcast",
-    *functional.__all__,
 ]
+__all__ += functional.__all__  # the ops' function forms and the tensor factories
 
 load_plugins()

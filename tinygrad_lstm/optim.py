@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,6 +21,10 @@ from .tensor import Tensor
 
 __all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_",
            "clip_grad_value_", "grad_norm"]
+
+
+# hyperparameter -> (low, high, high included?): the range its value must lie in.
+Limits = dict[str, tuple[float, float, bool]]
 
 
 def _as_list(params) -> list[Tensor]:
@@ -52,8 +56,7 @@ class Optimizer:
 
     name = "optimizer"
 
-    # hyperparameter -> (low, high, high included?): the range a value must lie in.
-    limits: dict[str, tuple[float, float, bool]] = {}
+    limits: ClassVar[Limits] = {}
 
     def __init__(self, params: Iterable[Tensor], **defaults: Any):
         self.params = _as_list(params)
@@ -158,8 +161,8 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    limits = {"lr": (0.0, math.inf, True), "momentum": (0.0, math.inf, True),
-              "weight_decay": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "momentum": (0.0, math.inf, True),
+                                "weight_decay": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
@@ -191,8 +194,8 @@ class Adam(Optimizer):
     """
 
     name = "adam"
-    limits = {"lr": (0.0, math.inf, True), "betas": (0.0, 1.0, False),
-              "eps": (0.0, math.inf, True), "weight_decay": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "betas": (0.0, 1.0, False),
+                                "eps": (0.0, math.inf, True), "weight_decay": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -226,8 +229,8 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
-    limits = {"lr": (0.0, math.inf, True), "lr_decay": (0.0, math.inf, True),
-              "weight_decay": (0.0, math.inf, True), "eps": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "lr_decay": (0.0, math.inf, True),
+                                "weight_decay": (0.0, math.inf, True), "eps": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, eps: float = 1e-10):

@@ -214,7 +214,7 @@ def test_a_wrong_input_dtype_suggests_a_fix_that_works(make, dtype):
     for fix in suggestions:  # each one, applied as written, makes the call work
         fixed_layer = LSTM(3, 4, rng=np.random.default_rng(0))
         scope = {"x": x, "np": np, "layer": fixed_layer}
-        converted = eval(fix, scope)  # noqa: S307 - the message's own suggestion
+        converted = eval(fix, scope)  # the message's own suggestion, applied as written
         fixed_x = x if fix.startswith("layer") else converted
         out, _ = fixed_layer(fixed_x)
         assert out.shape == (2, 1, 4)
