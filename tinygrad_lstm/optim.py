@@ -3,7 +3,9 @@
 An optimizer holds a list of tensors (usually ``module.parameters()``) and updates their
 ``.data`` in place from their ``.grad``; a parameter whose ``.grad`` is None is skipped, as in
 ``torch.optim``. Its ``state_dict()`` holds only NumPy arrays and plain numbers, so a
-checkpoint can store it without pickle.
+checkpoint can store it without pickle. A step is a tracked in-place write (``p.data -= ...``,
+see ``versions``): a graph recorded before ``step()`` cannot be backpropagated after it, as in
+PyTorch. Hyperparameters are checked (finite, in range) wherever they are set.
 
 Engine level: works on arrays and never looks up an op.
 """
