@@ -33,6 +33,7 @@ def test_optimizer_step_before_backward_is_refused(optimizer):
                  "at version 1", "mul saw version 0"):
         assert part in message, message
     assert np.array_equal(x.grad, np.ones(3)), "a refused backward must not touch .grad"
+    assert y._node.saved != () and y._node.inputs is not None, "nor release the graph"
 
 
 def test_torch_refuses_the_same_case():

@@ -7,8 +7,10 @@ Seed the output's gradient; visit the nodes in one iterative topological order (
 recursion, linear in the graph size); at each node take the gradients summed for its
 outputs, run its op's backward, fit each input's gradient to that input's shape
 (``unbroadcast``) and add it to what that input has gathered; release the node's saved
-arrays unless ``retain_graph``; last, write the leaves' ``.grad``. Before a node's backward
-runs, its saved arrays are checked against in-place writes since its forward (``versions``).
+arrays unless ``retain_graph``; last, write the leaves' ``.grad``. Before the walk, when
+anything was written in place since the graph was recorded, every node's saved arrays are
+checked against those writes (``versions``), so a refusal leaves the graph and every
+``.grad`` as they were.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         _to_leaf(leaves, root, grad)
     else:
         order = _topological_order(root._node)
+        if versions.writes_since(order[-1]._seq):  # refused before anything is released
+            versions.check_saved(order)
         _seed_node(order, root, grad)
-        check_versions = versions.writes_since(order[-1]._seq)
         for node in order:
             grads = node.grads
             if grads is None:  # no gradient reached this node
@@ -83,8 +86,6 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
             node.grads = node.owned = None
             if node.hooks or node.retained:
                 _run_output_hooks(node, grads)
-            if check_versions:
-                versions.check_saved(node)
             in_grads = node.fn.backward(node, *grads)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)

@@ -9,7 +9,7 @@ bumped by every in-place write that goes through the library, checked in backwar
 One clock orders both events: every graph node takes a tick when it is recorded
 (``Context._seq``), every tracked write takes a tick when it happens. A saved array was
 overwritten after its op ran exactly when its last write's tick is larger than the node's.
-So forward does no extra work at all; backward checks a node's saved arrays only when some
+So forward does no extra work at all; backward checks the nodes' saved arrays only when some
 write happened after the oldest node of the graph (in a plain training loop, never).
 
 Writes are recorded per *owner* array (``a.base`` for a view, else ``a`` itself): writing a
@@ -76,12 +76,18 @@ def writes_since(tick: int) -> bool:
     return _last_tick > tick
 
 
-def check_saved(node) -> None:
-    """Raise if an array ``node`` saved for backward was written after the node was recorded.
+def check_saved(nodes) -> None:
+    """Raise if an array one of ``nodes`` saved for backward was written after that node was
+    recorded.
 
-    The message names the op, which saved array (an input of the op, or its output), its
-    shape and dtype, its version now and the version the op saw.
+    The message names the op, which saved array (and the input it is, for a leaf input),
+    its shape and dtype, its version now and the version the op saw.
     """
+    for node in nodes:
+        _check_node(node)
+
+
+def _check_node(node) -> None:
     for k, array in enumerate(node.saved):
         if type(array) is not np.ndarray:
             continue
