@@ -76,8 +76,6 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
         _to_leaf(leaves, root, grad)
     else:
         order = _topological_order(root._node)
-        if versions.writes_since(order[-1]._seq):  # refused before anything is released
-            versions.check_saved(order)
         _seed_node(order, root, grad)
         for node in order:
             grads = node.grads
@@ -148,7 +146,11 @@ def _creation_key(node) -> int:
 
 
 def _seed_node(order: list, root: Tensor, grad: np.ndarray) -> None:
-    """Clear what an interrupted backward may have left on the nodes, then seed the root."""
+    """Refuse a graph whose saved arrays were changed in place since it was recorded (before
+    anything is released), clear what an interrupted backward may have left on the nodes,
+    then seed the root's node with ``grad``."""
+    if versions.writes_since(order[-1]._seq):
+        versions.check_saved(order)
     for node in order:
         node.grads = node.owned = None
     _accumulate(root._node, root._idx, grad)
