@@ -5,7 +5,10 @@ For sigmoid, mul and matmul on a small (1, 16) and a larger (64, 256) float32 in
 
 - forward: the cost of one recorded op (the call, its graph node, dropping the result);
 - backward: the cost of ``y.backward(g)`` through that one op into the leaves' ``.grad``
-  (graphs are built before the timed loop).
+  (graphs are built before the timed loop);
+- backward after a write: the same, with an in-place write (into an unrelated tensor)
+  between building the graphs and backward, so that every node's saved arrays are checked
+  for in-place changes (tinygrad_lstm checks only then; torch checks every time).
 
 Rounds are interleaved (each round times ours, then torch, for every case) so that load on
 the shared machine hits both alike; each figure is the median over rounds of the mean time
@@ -72,9 +75,12 @@ def time_forward(fn: Callable, ins: list, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def time_backward(fn: Callable, ins: list, g, calls: int) -> float:
-    """Mean seconds per ``y.backward(g)`` through one op, graphs built beforehand."""
+def time_backward(fn: Callable, ins: list, g, calls: int, write=None) -> float:
+    """Mean seconds per ``y.backward(g)`` through one op, graphs built beforehand (then
+    ``write()`` called, when given)."""
     outs = [fn(*ins) for _ in range(calls)]
+    if write is not None:
+        write()
     start = time.perf_counter()
     for y in outs:
         y.backward(g)
@@ -89,21 +95,33 @@ def measure(rounds: int, quick: bool) -> list[dict]:
     libraries = ["ours"] + (["torch"] if torch is not None else [])
     setups = {(i, lib): _setup(op, shapes, lib) for i, (op, shapes) in enumerate(CASES)
               for lib in libraries}
+    scratch = {"ours": tg.Tensor(np.zeros(1)),
+               "torch": torch.zeros(1) if torch is not None else None}
+
+    def write_ours():
+        scratch["ours"].data += 1.0   # a tracked in-place write
+
+    def write_torch():
+        scratch["torch"].add_(1.0)
+
+    writes = {"ours": write_ours, "torch": write_torch}
     samples: dict = {}
     for r in range(rounds + 1):  # round 0 is the warm-up
-        for i, (op, shapes) in enumerate(CASES):
+        for i, (_, shapes) in enumerate(CASES):
             big = shapes[0][0] > 1
             calls = (20 if big else 300) if quick else (100 if big else 2000)
             for lib in libraries:
                 fn, ins, g = setups[(i, lib)]
                 fwd = time_forward(fn, ins, calls)
                 bwd = time_backward(fn, ins, g, calls)
+                checked = time_backward(fn, ins, g, calls, writes[lib])
                 if r:
                     samples.setdefault((i, "forward", lib), []).append(fwd)
                     samples.setdefault((i, "backward", lib), []).append(bwd)
+                    samples.setdefault((i, "bwd+write", lib), []).append(checked)
     rows = []
     for i, (op, shapes) in enumerate(CASES):
-        for phase in ("forward", "backward"):
+        for phase in ("forward", "backward", "bwd+write"):
             row = {"op": op, "shapes": " @ ".join(map(str, shapes)) if op == "matmul"
                    else str(shapes[0]), "phase": phase}
             for lib in libraries:

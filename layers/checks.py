@@ -29,9 +29,14 @@ def check_float_dtype(layer: str, dtype) -> np.dtype:
 
 
 def as_float_input(layer: str, x, dtype: np.dtype) -> Tensor:
-    """``x`` as a Tensor, or a ``ValueError`` when its dtype differs from the weights'."""
+    """``x`` as a Tensor, or a ``ValueError`` when its dtype differs from the weights'; the
+    message suggests conversions that work (a layer converts only to float32 or float64)."""
+    how = "x.to" if isinstance(x, Tensor) else "x.astype"
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.dtype != dtype:
+        fix = f"convert the input with {how}(np.{dtype})"
+        if x.dtype in (np.float32, np.float64):
+            fix += f", or the layer with layer.to(np.{x.dtype})"
         raise ValueError(f"{layer}: input dtype {x.dtype} does not match the weights' dtype "
-                         f"{dtype}; convert the input, or the layer with .to({x.dtype})")
+                         f"{dtype}; {fix}")
     return x

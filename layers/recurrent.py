@@ -86,6 +86,9 @@ class Recurrent(Module):
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         rng = tg.default_rng() if rng is None else rng
         cells, aliases, size = [], {}, self.input_size
+        # PyTorch's flat names (weight_ih_l0) are aliases of the cells' parameters, resolved
+        # when used: one Parameter, whichever name it is assigned through.
+        object.__setattr__(self, "_aliases", aliases)
         for k in range(self.num_layers):
             for suffix in self._directions():
                 try:
@@ -95,17 +98,14 @@ class Recurrent(Module):
                     raise type(exc)(f"{name}: {exc}") from None
                 cells.append(c)
                 setattr(self, f"cell_l{k}{suffix}", c)
-                for pname, param in c.named_parameters():
-                    flat = f"{pname.replace('.', '_')}_l{k}{suffix}"
-                    setattr(self, flat, param)
-                    aliases[flat] = (c, pname)
+                for pname, _ in c.named_parameters():
+                    aliases[f"{pname.replace('.', '_')}_l{k}{suffix}"] = (c, pname)
             size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
         object.__setattr__(self, "_cells", cells)
         self.fused = bool(fused)
         if self.fused and getattr(cells[0], "fused_op", "") is None:
             raise ValueError(f"{name}: fused=True is not available for {cells[0]!r} (no "
                              "fused op for these options)")
-        object.__setattr__(self, "_aliases", aliases)
         if self.dropout > 0 and self.num_layers > 1:
             self.layer_dropout = Dropout(self.dropout, rng=rng)
 
@@ -117,12 +117,29 @@ class Recurrent(Module):
     def _directions(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
 
+    def _alias_owner(self, name: str):
+        """(module, attribute) holding the parameter that flat name ``name`` stands for."""
+        cell, path = self.__dict__.get("_aliases", {})[name]
+        *modules, attribute = path.split(".")
+        for module_name in modules:
+            cell = getattr(cell, module_name)
+        return cell, attribute
+
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails: the flat names live in the cells.
+        if name not in self.__dict__.get("_aliases", {}):
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        return getattr(*self._alias_owner(name))
+
     def __setattr__(self, name: str, value) -> None:
-        # lstm.weight_ih_l0 = Parameter(...) must also reach the cell that computes with it.
-        alias = self.__dict__.get("_aliases", {}).get(name)
-        if alias is not None and "." not in alias[1]:
-            setattr(alias[0], alias[1], value)
-        super().__setattr__(name, value)
+        # lstm.weight_ih_l0 = Parameter(...) goes to the cell that computes with it.
+        if name in self.__dict__.get("_aliases", {}):
+            setattr(*self._alias_owner(name), value)
+        else:
+            super().__setattr__(name, value)
+
+    def _parameter_items(self):
+        return [(name, getattr(self, name)) for name in self._aliases]
 
     @property
     def output_size(self) -> int:

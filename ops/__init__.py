@@ -5,6 +5,7 @@ Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party p
 
 from . import (  # noqa: F401  (registration side effects)
     activations,
+    cast,
     elementwise,
     fused,
     linalg,

@@ -328,3 +328,72 @@ def test_a_comparison_mask_is_a_constant_in_arithmetic():
     y.backward()
     assert y.dtype == np.float64
     np.testing.assert_array_equal(x.grad, [1.0, -4.0, 1.0])
+
+
+# ---- hooks return a gradient of the tensor's shape --------------------------------------------
+def test_a_leaf_hook_returning_the_wrong_shape_is_refused_before_any_grad_changes():
+    x, other = leaf(3), leaf(2, seed=1)
+    x.register_hook(lambda g: np.ones((2, 3)))
+    with pytest.raises(tg.ShapeError, match=r"hook.*shape \(2, 3\) for a tensor of shape \(3,\)"):
+        ((x * 2.0).sum() + (other * 3.0).sum()).backward()
+    assert x.grad is None and other.grad is None
+
+
+def test_a_non_leaf_hook_returning_the_wrong_shape_is_refused():
+    x = leaf(3)
+    y = x * 2.0
+    y.register_hook(lambda g: g[:2])
+    with pytest.raises(tg.ShapeError, match=r"hook.*shape \(2,\) for a tensor of shape \(3,\)"):
+        (y * 5.0).sum().backward()
+
+
+# ---- a forward's ValueError: ShapeError only for shapes, the op named once --------------------
+def test_a_value_error_that_is_not_about_shapes_stays_a_value_error_named_once():
+    seq = tg.op("rnn_sequence")
+    x, h0 = Tensor(np.zeros((2, 1, 3))), Tensor(np.zeros((1, 4)))
+    w_ih, w_hh, b = Tensor(np.zeros((4, 3))), Tensor(np.zeros((4, 4))), Tensor(np.zeros(4))
+    with pytest.raises(ValueError) as info:
+        seq.apply(x, h0, w_ih, w_hh, b, b, nonlinearity="sigmoid")
+    assert type(info.value) is ValueError, type(info.value)
+    message = str(info.value)
+    assert message.startswith("rnn_sequence: nonlinearity") and message.count("rnn_sequence") == 1
+
+
+def test_an_op_value_error_without_the_op_name_gets_it(scratch_registry):
+    @register_op("_test_bad_value", arity=1)
+    class BadValue(Function):
+        def forward(ctx, x, level=0):
+            raise ValueError(f"level must be positive, got {level}")
+
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(ValueError, match=r"^_test_bad_value: level must be positive, got -1$"):
+        BadValue.apply(leaf(2), level=-1)
+
+
+def test_numpys_shape_errors_become_shape_errors_naming_the_op_once(scratch_registry):
+    @register_op("_test_numpy_add", arity=2)
+    class NumpyAdd(Function):
+        def forward(ctx, a, b):
+            return a + b
+
+        def backward(ctx, g):
+            return g, g
+
+    with pytest.raises(tg.ShapeError) as info:
+        NumpyAdd.apply(leaf(2, 3), leaf(4))
+    message = str(info.value)
+    assert message.startswith("_test_numpy_add: operands could not be broadcast"), message
+    assert "input shapes (2, 3), (4,)" in message
+
+
+def test_accumulation_never_writes_into_an_array_it_did_not_make():
+    """Fan-in sums into a fresh array, then in place into that one: the caller's upstream
+    gradient and the first gradient that arrived are left alone."""
+    x = leaf(3)
+    g = np.ones(3)
+    y = x * 1.0
+    (y + y + y).backward(g)
+    np.testing.assert_array_equal(g, np.ones(3))
+    np.testing.assert_array_equal(x.grad, np.full(3, 3.0))

@@ -2,6 +2,7 @@
 clipping follows torch.nn.utils semantics (docs/recurrent_equations.md §7)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -199,3 +200,95 @@ def test_clip_grad_value_matches_torch():
     for p, t in zip(ps, ts):
         np.testing.assert_array_equal(p.grad, t.grad.numpy())
     assert max(np.abs(p.grad).max() for p in ps) == 0.5
+
+
+# ---- hyperparameters: non-finite or out-of-range values are refused, naming all three ---------
+BAD = [float("nan"), float("inf"), -float("inf")]
+BAD_HYPERPARAMETERS = (  # (optimizer, keyword arguments, the parameter, the bad value)
+    [(SGD, {"lr": v}, "lr", v) for v in BAD + [-0.1]]
+    + [(SGD, {"lr": 0.1, "momentum": v}, "momentum", v) for v in BAD + [-0.5]]
+    + [(SGD, {"lr": 0.1, "weight_decay": v}, "weight_decay", v) for v in BAD + [-1e-3]]
+    + [(Adam, {"lr": v}, "lr", v) for v in BAD + [-1e-3, "abc"]]
+    + [(Adam, {"betas": (v, 0.999)}, "betas", v) for v in BAD + [-0.1, 1.0]]
+    + [(Adam, {"betas": (0.9, v)}, "betas", v) for v in BAD]
+    + [(Adam, {"eps": v}, "eps", v) for v in BAD + [-1e-8]]
+    + [(Adam, {"weight_decay": v}, "weight_decay", v) for v in BAD]
+    + [(Adagrad, {"lr": v}, "lr", v) for v in BAD]
+    + [(Adagrad, {"lr_decay": v}, "lr_decay", v) for v in BAD + [-0.1]]
+    + [(Adagrad, {"eps": v}, "eps", v) for v in BAD]
+    + [(Adagrad, {"weight_decay": v}, "weight_decay", v) for v in BAD])
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "name", "bad"), BAD_HYPERPARAMETERS,
+                         ids=[f"{c.__name__}-{n}-{v}" for c, _, n, v in BAD_HYPERPARAMETERS])
+def test_non_finite_and_out_of_range_hyperparameters_are_refused(cls, kwargs, name, bad):
+    p = tg.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError) as info:
+        cls([p], **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{cls.__name__}: {name} must"), message
+    assert message.endswith(f"got {float(bad) if bad != 'abc' else bad!r}"), message
+
+
+@pytest.mark.parametrize("value", BAD + [-1.0])
+def test_a_learning_rate_schedule_cannot_set_a_bad_lr(value):
+    p = tg.Tensor(np.ones(3), requires_grad=True)
+    opt = Adam([p], lr=0.1)
+    with pytest.raises(ValueError, match=f"Adam: lr must be >= 0 and finite, got {value}"):
+        opt.lr = value
+    assert opt.lr == 0.1
+
+
+@pytest.mark.parametrize("lr", [float("nan"), -0.5, "abc", float("inf")])
+def test_load_state_dict_refuses_bad_hyperparameters_before_changing_anything(lr):
+    p = tg.Tensor(np.ones(3), requires_grad=True)
+    source = Adam([p], lr=0.1)
+    p.grad = np.ones(3)
+    source.step()
+    state = source.state_dict()
+    state["defaults"]["lr"] = lr
+    target = Adam([tg.Tensor(np.ones(3), requires_grad=True)], lr=0.2)
+    with pytest.raises(ValueError, match="Adam: lr must be >= 0 and finite"):
+        target.load_state_dict(state)
+    assert target.lr == 0.2 and target.state == [{}]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda ps: clip_grad_norm_(ps, float("nan")), "clip_grad_norm_: max_norm must be"),
+    (lambda ps: clip_grad_norm_(ps, float("inf")), "clip_grad_norm_: max_norm must be"),
+    (lambda ps: clip_grad_norm_(ps, -1.0), "clip_grad_norm_: max_norm must be"),
+    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=float("nan")),
+     "clip_grad_norm_: norm_type must be"),
+    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=0.0), "clip_grad_norm_: norm_type must be"),
+    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=-2.0), "clip_grad_norm_: norm_type must be"),
+    (lambda ps: clip_grad_value_(ps, float("nan")), "clip_grad_value_: clip_value must be"),
+    (lambda ps: clip_grad_value_(ps, float("inf")), "clip_grad_value_: clip_value must be"),
+    (lambda ps: clip_grad_value_(ps, -0.5), "clip_grad_value_: clip_value must be"),
+])
+def test_clipping_refuses_bad_arguments_before_touching_the_grads(call, message):
+    ps = _with_grads([np.array([3.0, 4.0])])
+    with pytest.raises(ValueError, match=message):
+        call(ps)
+    np.testing.assert_array_equal(ps[0].grad, [3.0, 4.0])
+
+
+# ---- norms of float32 gradients are computed in float64 -----------------------------------
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0])
+def test_huge_float32_gradients_have_a_finite_norm(norm_type):
+    """1e20 squared overflows float32 (torch's float32 norm is inf there); the reference is
+    torch on the same gradients in float64, where the norm is finite and exact."""
+    grads = [np.full((3, 4), 1e20, np.float32), np.full(5, -2e20, np.float32)]
+    ps = [tg.Tensor(np.zeros_like(g), requires_grad=True) for g in grads]
+    for p, g in zip(ps, grads):
+        p.grad = g.copy()
+    ts = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for t, g in zip(ts, grads):
+        t.grad = torch.tensor(g, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "overflow encountered in power"
+        total = clip_grad_norm_(ps, 1.0, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(ts, 1.0, norm_type=norm_type).item()
+    assert math.isfinite(total) and total == pytest.approx(expected, rel=1e-12)
+    for p, t in zip(ps, ts):
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(p.grad, t.grad.numpy().astype(np.float32), rtol=1e-6)

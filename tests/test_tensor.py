@@ -198,3 +198,99 @@ def test_tensor_indices_mask_and_positions():
 def test_getitem_out_of_range_names_op_and_shape():
     with pytest.raises(tg.ShapeError, match=r"getitem.*\(3, 4\)"):
         Tensor(np.zeros((3, 4)))[5]
+
+
+# ---- PyTorch habits: to / float / double / clone / tolist / argmax ---------------------------
+def _leaf(dtype=np.float32, seed=0):
+    values = np.random.default_rng(seed).standard_normal((2, 3)).astype(dtype)
+    return Tensor(values, requires_grad=True)
+
+
+@pytest.mark.parametrize(("source", "call", "target"), [
+    (np.float32, lambda t: t.double(), np.float64),
+    (np.float64, lambda t: t.float(), np.float32),
+    (np.float32, lambda t: t.to(np.float64), np.float64),
+    (np.float64, lambda t: t.to("float32"), np.float32),
+    (np.float32, lambda t: t.to(np.float16), np.float16),
+])
+def test_casts_are_differentiable_and_cast_the_gradient_back(source, call, target):
+    """As torch: y = x.double() is on the graph; x.grad has x's dtype."""
+    x = _leaf(source)
+    y = call(x)
+    assert y.dtype == target and y.requires_grad and y.op == "cast"
+    np.testing.assert_array_equal(y.data, x.data.astype(target))
+    upstream = np.arange(6, dtype=target).reshape(2, 3)
+    y.backward(upstream)
+    assert x.grad.dtype == source
+    np.testing.assert_array_equal(x.grad, upstream.astype(source))
+
+
+def test_casts_match_torch_values_and_gradients():
+    torch = pytest.importorskip("torch")
+    x = _leaf(np.float32)
+    tx = torch.tensor(x.data, requires_grad=True)
+    y, ty = (x.double() * 3.0).sum(), (tx.double() * 3.0).sum()
+    y.backward()
+    ty.backward()
+    assert y.dtype == np.float64 and ty.dtype == torch.float64
+    np.testing.assert_array_equal(x.grad, tx.grad.numpy())
+    assert x.grad.dtype == np.float32 and tx.grad.dtype == torch.float32
+
+
+def test_to_the_same_dtype_is_the_tensor_itself():
+    """torch: x.to(x.dtype) is x, x.float() of a float32 tensor is x."""
+    x = _leaf(np.float32)
+    assert x.to(np.float32) is x and x.float() is x
+    y = _leaf(np.float64)
+    assert y.double() is y
+
+
+def test_to_an_integer_or_bool_dtype_gives_a_tensor_without_graph():
+    torch = pytest.importorskip("torch")
+    x = Tensor(np.array([1.7, -2.2, 0.0], np.float32), requires_grad=True)
+    for ours, theirs in ((np.int64, torch.int64), (np.bool_, torch.bool)):
+        got = x.to(ours)
+        expected = torch.tensor(x.data, requires_grad=True).to(theirs)
+        assert got.dtype == ours and not got.requires_grad and got.is_leaf
+        assert not expected.requires_grad
+        np.testing.assert_array_equal(got.data, expected.numpy())
+    ints = Tensor(np.array([1, 2], np.int64))
+    assert ints.float().dtype == np.float32 and ints.float().tolist() == [1.0, 2.0]
+    with pytest.raises(TypeError, match=r"Tensor\.to: expected a dtype"):
+        x.to("cpu")
+
+
+def test_clone_copies_and_stays_on_the_graph():
+    x = _leaf(np.float64)
+    y = x.clone()
+    assert y.op == "cast" and y.dtype == x.dtype and not np.shares_memory(y.data, x.data)
+    np.testing.assert_array_equal(y.data, x.data)
+    (y * y).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-15)
+    plain = Tensor([1.0, 2.0])
+    copy = plain.clone()
+    assert not copy.requires_grad and not np.shares_memory(copy.data, plain.data)
+    mask = Tensor(np.array([True, False]))
+    assert mask.clone().dtype == np.bool_ and mask.clone().tolist() == [True, False]
+
+
+def test_tolist_matches_torch():
+    torch = pytest.importorskip("torch")
+    for values in (np.arange(6.0).reshape(2, 3), np.float64(2.5), np.array([True, False])):
+        ours = Tensor(np.asarray(values)).tolist()
+        assert ours == torch.tensor(np.asarray(values)).tolist()
+    assert isinstance(Tensor(np.float64(2.5)).tolist(), float)
+
+
+@pytest.mark.parametrize(("axis", "keepdims"), [(None, False), (0, False), (1, False),
+                                                (-1, True), (0, True), (None, True)])
+def test_argmax_matches_torch(axis, keepdims):
+    """torch.argmax(x, dim, keepdim), ties and NaN included (first index; NaN is largest)."""
+    torch = pytest.importorskip("torch")
+    values = np.array([[1.0, 3.0, 3.0], [np.nan, 2.0, 5.0], [4.0, 4.0, -1.0]])
+    x = Tensor(values, requires_grad=True)
+    got = x.argmax(axis=axis, keepdims=keepdims)
+    expected = torch.argmax(torch.tensor(values), dim=axis, keepdim=keepdims)
+    assert got.dtype == np.int64 and not got.requires_grad
+    assert got.shape == tuple(expected.shape)
+    np.testing.assert_array_equal(got.data, expected.numpy())

@@ -6,22 +6,23 @@ them, without their array) and whatever arrays the op saved, but never its own o
 the graph has no reference cycles and is freed by reference counting alone (Python's
 cyclic collector would otherwise be triggered by every time step of a long sequence).
 
-backward() walks the nodes in one iterative topological order (no recursion, linear in the
-graph size), sums the gradients that fan in to a tensor, sums broadcast gradients back to
-each input's shape in one place (``unbroadcast``), and releases every node's saved arrays
-as it goes unless ``retain_graph=True``.
+backward() (the walk is in backward.py, re-exported here) visits the nodes in one
+iterative topological order (no recursion, linear in the graph size), sums the gradients
+that fan in to a tensor, sums broadcast gradients back to each input's shape in one place
+(``unbroadcast``), and releases every node's saved arrays as it goes unless
+``retain_graph=True``. It refuses to use a saved array that was changed in
+place after its op ran (``optimizer.step()`` before ``backward()``; see ``versions``).
 """
 
 from __future__ import annotations
 
 import functools
-import gc
-import itertools
-import weakref
 
 import numpy as np
 
-from .tensor import ShapeError, Tensor, float_dtype_error
+from . import versions
+from .backward import ShapeError, backward, gc_paused, unbroadcast
+from .tensor import Tensor
 
 __all__ = [
     "Context",
@@ -38,7 +39,7 @@ __all__ = [
 
 _grad_enabled = True
 _scope: str | None = None
-_creation_order = itertools.count()
+_clock = versions.clock
 
 
 class scope:
@@ -60,25 +61,6 @@ class scope:
     def __exit__(self, *exc):
         global _scope
         _scope = self._prev
-
-
-class gc_paused:
-    """Context manager: Python's cyclic garbage collector stays off inside.
-
-    The graph holds no reference cycles, so reference counting frees it; the collector,
-    triggered by the thousands of nodes an unrolled sequence allocates, would only scan
-    (with torch imported, one full scan cost ~0.2 s at T=500). Sequence layers record
-    their time loop, and backward() runs, inside this. Re-entrant; restores the old state.
-    """
-
-    def __enter__(self):
-        self._was_enabled = gc.isenabled()
-        gc.disable()
-        return self
-
-    def __exit__(self, *exc):
-        if self._was_enabled:
-            gc.enable()
 
 
 def is_grad_enabled() -> bool:
@@ -118,17 +100,6 @@ class enable_grad(_GradMode):
     _enabled = True
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
-
-
 class Context:
     """One node of the graph, and the ``ctx`` an op's forward and backward share.
 
@@ -143,17 +114,18 @@ class Context:
     inputs: tuple | None = None
     n_out = 1
     grads: list | None = None      # gradients of the outputs, during backward
-    owned: set | None = None       # output indices whose grad array we allocated
+    owned: set | None = None       # indices into grads whose array backward allocated
     hooks: dict | None = None      # output index -> [hook]
     retained: dict | None = None   # output index -> weakref to the output tensor
-    released = False
 
     def __init__(self, fn: type, needs_input_grad: tuple[bool, ...]):
         self.fn = fn
         self.needs_input_grad = needs_input_grad
         self.scope = _scope
-        # Creation order is a topological order: a node's inputs exist before it does.
-        self._seq = next(_creation_order)
+        # A tick of the clock in-place writes also read: creation order is a topological
+        # order (a node's inputs exist before it does), and a saved array written after this
+        # tick was changed after the op saved it.
+        self._seq = next(_clock)
 
     def save_for_backward(self, *arrays) -> None:
         self.saved = arrays
@@ -178,8 +150,8 @@ class Edge:
     requires_grad = True
 
     def __init__(self, t: Tensor):
-        self._node, self._idx, self.shape, self.dtype = t._node, t._idx, t.data.shape, \
-            t.data.dtype
+        self._node, self._idx, self.shape, self.dtype = t._node, t._idx, t._data.shape, \
+            t._data.dtype
 
 
 def _graph_inputs(inputs: tuple) -> tuple:
@@ -204,8 +176,32 @@ def _as_constant(x, like_dtype) -> Tensor:
 def _with_constants(inputs: tuple) -> tuple:
     """``inputs`` with every non-Tensor made a constant Tensor (a Python scalar takes the
     dtype of the first Tensor input)."""
-    first = next((t.data.dtype for t in inputs if isinstance(t, Tensor)), None)
+    first = next((t._data.dtype for t in inputs if isinstance(t, Tensor)), None)
     return tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
+
+
+def _dtype_error(name: str, arrays: list) -> TypeError:
+    dtypes = ", ".join(str(a.dtype) for a in arrays)
+    return TypeError(f"{name}: expected floating-point inputs (float32 or float64), or a bool "
+                     f"mask beside one, got dtypes {dtypes}")
+
+
+# Words of NumPy's messages for shapes that do not fit (broadcasting, matmul, concatenate,
+# reshape, an axis out of range): such a ValueError from a forward is a ShapeError.
+_SHAPE_WORDS = ("shape", "dimension", "broadcast", "size", "axis")
+
+
+def _forward_error(name: str, exc: ValueError, arrays: list) -> ValueError:
+    """What to raise for ``exc`` from op ``name``'s forward: a ShapeError (with the input
+    shapes) when it is about shapes, else a ValueError; the message names the op once."""
+    if isinstance(exc, ShapeError):
+        return exc
+    message = str(exc)
+    named = message.startswith(f"{name}:")
+    if not any(word in message.lower() for word in _SHAPE_WORDS):
+        return exc if named else ValueError(f"{name}: {message}")
+    shapes = ", ".join(str(a.shape) for a in arrays)
+    return ShapeError(f"{message if named else f'{name}: {message}'} (input shapes {shapes})")
 
 
 class Function:
@@ -216,7 +212,8 @@ class Function:
     requires grad and grad mode is on, records a node. Python scalars and arrays given as
     inputs become constants; a Python scalar takes the dtype of the first tensor input.
     Inputs are floating point, or bool beside a floating-point input (a mask, taken as a
-    constant with no gradient).
+    constant with no gradient). A ValueError from forward comes out as a ``ShapeError`` when
+    it is about shapes, and names the op.
     """
 
     op_name = "function"
@@ -230,7 +227,7 @@ class Function:
         for t in inputs:
             if not isinstance(t, Tensor):
                 return cls.apply(*_with_constants(inputs), **attrs)
-            a = t.data
+            a = t._data
             kind = a.dtype.kind
             # A bool tensor (a mask such as ``x > 0``) is a constant beside a float input.
             if kind == "f":
@@ -241,7 +238,7 @@ class Function:
             if t.requires_grad:
                 track = True
         if floats <= 0:
-            raise float_dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
+            raise _dtype_error(getattr(cls, "op_name", cls.__name__), arrays)
         if track and _grad_enabled:
             ctx = Context(cls, tuple([t.requires_grad for t in inputs]))
         else:
@@ -249,11 +246,8 @@ class Function:
             ctx = Context(cls, (False,) * len(inputs))
         try:
             out = cls.forward(ctx, *arrays, **attrs)
-        except ShapeError:
-            raise
         except ValueError as exc:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ShapeError(f"{ctx.name}: {exc} (input shapes {shapes})") from None
+            raise _forward_error(ctx.name, exc, arrays) from None
         if type(out) is tuple:
             ctx.n_out = len(out)
             if not track:
@@ -272,155 +266,3 @@ class Function:
 
     def backward(ctx, *grads):  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def _topological_order(root: Context) -> list[Context]:
-    """Nodes reachable from ``root``, every node after all nodes that consume it.
-
-    Reverse creation order is such an order (an op's inputs are made before its output),
-    so one sweep collects the reachable nodes and a sort orders them.
-    """
-    reached = {root}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.inputs is None:
-            raise RuntimeError(
-                f"backward: the graph through op {node.name!r} was already released by an "
-                "earlier backward(); call backward(retain_graph=True) the first time to "
-                "backpropagate through it again")
-        for t in node.inputs:
-            parent = t._node
-            if parent is not None and parent not in reached:
-                reached.add(parent)
-                stack.append(parent)
-    return sorted(reached, key=_creation_key, reverse=True)
-
-
-def _creation_key(node: Context) -> int:
-    return node._seq
-
-
-def _run_hooks(hooks, grad):
-    for hook in hooks:
-        replaced = hook(grad)
-        if replaced is not None:
-            grad = np.asarray(replaced)
-    return grad
-
-
-def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) * grad into ``.grad`` of every leaf that requires grad."""
-    with gc_paused():
-        _backward(root, grad, retain_graph)
-
-
-def _backward(root: Tensor, grad, retain_graph: bool) -> None:
-    if not root.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad (no input that "
-                           "requires grad went into it, or it was made under no_grad())")
-    if grad is None:
-        if root.data.size != 1:
-            raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
-                               f"output has shape {root.shape}, so pass grad= of that shape")
-        grad = np.ones_like(root.data)
-    else:
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
-        if grad.shape != root.shape:
-            raise ShapeError(f"backward: grad has shape {grad.shape}, expected {root.shape}")
-
-    leaf_acc: dict[int, list] = {}   # id(leaf) -> [leaf, summed grad, owned?]
-
-    def to_leaf(t: Tensor, g: np.ndarray) -> None:
-        entry = leaf_acc.get(id(t))
-        if entry is None:
-            leaf_acc[id(t)] = [t, g, False]
-        elif entry[2]:
-            entry[1] += g
-        else:
-            entry[1] = entry[1] + g
-            entry[2] = True
-
-    node = root._node
-    if node is None:
-        to_leaf(root, grad)
-    else:
-        order = _topological_order(node)
-        for n in order:
-            n.grads = None
-        node.grads = [None] * node.n_out
-        node.grads[root._idx] = grad
-        for n in order:
-            grads, n.grads, n.owned = n.grads, None, None
-            if grads is None:
-                continue
-            if n.hooks:
-                for i, hooks in n.hooks.items():
-                    if grads[i] is not None:
-                        grads[i] = _run_hooks(hooks, grads[i])
-            if n.retained:
-                for i, ref in n.retained.items():
-                    t = ref()
-                    if t is not None and grads[i] is not None:
-                        t.grad = grads[i].copy() if t.grad is None else t.grad + grads[i]
-            in_grads = n.fn.backward(n, *grads)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            for t, g, need in zip(n.inputs, in_grads, n.needs_input_grad):
-                if g is None or not need:
-                    continue
-                if type(g) is not np.ndarray:
-                    g = np.asarray(g, dtype=t.dtype)
-                shape = t.shape
-                if g.shape != shape:
-                    g = unbroadcast(g, shape)
-                    if g.shape != shape:
-                        raise ShapeError(f"backward of {n.name}: the gradient for an input of "
-                                         f"shape {shape} has shape {g.shape}")
-                parent = t._node
-                if parent is None:
-                    to_leaf(t, g)
-                    continue
-                pg = parent.grads
-                if pg is None:
-                    pg = parent.grads = [None] * parent.n_out
-                i = t._idx
-                cur = pg[i]
-                if cur is None:
-                    pg[i] = g
-                elif parent.owned is not None and i in parent.owned:
-                    cur += g
-                else:
-                    pg[i] = cur + g
-                    if parent.owned is None:
-                        parent.owned = set()
-                    parent.owned.add(i)
-            if not retain_graph:
-                n.saved = ()
-                n.inputs = None
-                n.released = True
-
-    for t, g, owned in leaf_acc.values():
-        if t._hooks:
-            g = _run_hooks(t._hooks, g)
-            owned = False
-        if g.dtype != t.data.dtype:
-            g, owned = g.astype(t.data.dtype), True
-        if t.grad is None:
-            t.grad = g if owned else g.copy()
-        else:
-            t.grad += g
-
-
-def _set_retained(t: Tensor) -> None:
-    node = t._node
-    if node.retained is None:
-        node.retained = {}
-    node.retained[t._idx] = weakref.ref(t)
-
-
-def _add_hook(t: Tensor, hook) -> None:
-    node = t._node
-    if node.hooks is None:
-        node.hooks = {}
-    node.hooks.setdefault(t._idx, []).append(hook)

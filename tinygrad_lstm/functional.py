@@ -1,4 +1,5 @@
-"""Function forms of the registered ops, resolved by name at call time.
+"""Function forms of the registered ops, resolved by name at call time, and the factories
+that make tensors (``tensor``, ``zeros``, ``ones``, ``randn``, ``zeros_like``).
 
 ``tg.sigmoid(x)`` runs whatever op is registered as ``"sigmoid"``; nothing here imports an
 op's code, so a plugin that replaces an op (``register_op(..., replace=True)``) changes what
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .tensor import Tensor, _op
+import numpy as np
+
+from .registry import op
+from .tensor import Tensor, _shape_arg
 
 __all__ = [
     "add",
@@ -24,7 +28,9 @@ __all__ = [
     "mean",
     "mul",
     "neg",
+    "ones",
     "pow",
+    "randn",
     "relu",
     "reshape",
     "sigmoid",
@@ -34,122 +40,151 @@ __all__ = [
     "sub",
     "sum",
     "tanh",
+    "tensor",
     "transpose",
+    "zeros",
+    "zeros_like",
 ]
 
 
 def add(a, b) -> Tensor:
     """a + b, broadcasting."""
-    return _op("add").apply(a, b)
+    return op("add").apply(a, b)
 
 
 def sub(a, b) -> Tensor:
     """a - b, broadcasting."""
-    return _op("sub").apply(a, b)
+    return op("sub").apply(a, b)
 
 
 def mul(a, b) -> Tensor:
     """a * b elementwise, broadcasting."""
-    return _op("mul").apply(a, b)
+    return op("mul").apply(a, b)
 
 
 def div(a, b) -> Tensor:
     """a / b elementwise, broadcasting."""
-    return _op("div").apply(a, b)
+    return op("div").apply(a, b)
 
 
 def neg(x) -> Tensor:
     """-x."""
-    return _op("neg").apply(x)
+    return op("neg").apply(x)
 
 
 def pow(x, exponent: float) -> Tensor:
     """x ** exponent for a scalar exponent."""
-    return _op("pow").apply(x, exponent=float(exponent))
+    return op("pow").apply(x, exponent=float(exponent))
 
 
 def exp(x) -> Tensor:
     """e ** x."""
-    return _op("exp").apply(x)
+    return op("exp").apply(x)
 
 
 def log(x) -> Tensor:
     """Natural logarithm (x > 0)."""
-    return _op("log").apply(x)
+    return op("log").apply(x)
 
 
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(-x)), numerically stable."""
-    return _op("sigmoid").apply(x)
+    return op("sigmoid").apply(x)
 
 
 def tanh(x) -> Tensor:
     """Hyperbolic tangent."""
-    return _op("tanh").apply(x)
+    return op("tanh").apply(x)
 
 
 def relu(x) -> Tensor:
     """max(x, 0)."""
-    return _op("relu").apply(x)
+    return op("relu").apply(x)
 
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules (2-D, batched, 1-D vectors)."""
-    return _op("matmul").apply(a, b)
+    return op("matmul").apply(a, b)
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    return _op("concat").apply(*tensors, axis=axis)
+    return op("concat").apply(*tensors, axis=axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
-    return _op("stack").apply(*tensors, axis=axis)
+    return op("stack").apply(*tensors, axis=axis)
 
 
 def split(x, sections, axis: int = 0) -> tuple[Tensor, ...]:
     """Split into ``sections`` equal parts (an int) or parts of the given sizes (a list)."""
     if not isinstance(sections, int):
         sections = tuple(sections)
-    return _op("split").apply(x, sections=sections, axis=axis)
+    return op("split").apply(x, sections=sections, axis=axis)
 
 
 def reshape(x, shape) -> Tensor:
     """Same data, new shape (one dimension may be -1)."""
-    return _op("reshape").apply(x, shape=tuple(shape))
+    return op("reshape").apply(x, shape=tuple(shape))
 
 
 def transpose(x, axes=None) -> Tensor:
     """Permute axes (reverse them when ``axes`` is None)."""
-    return _op("transpose").apply(x, axes=None if axes is None else tuple(axes))
+    return op("transpose").apply(x, axes=None if axes is None else tuple(axes))
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
-    return _op("sum").apply(x, axis=axis, keepdims=keepdims)
+    return op("sum").apply(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
-    return _op("mean").apply(x, axis=axis, keepdims=keepdims)
+    return op("mean").apply(x, axis=axis, keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
-    return _op("max").apply(x, axis=axis, keepdims=keepdims)
+    return op("max").apply(x, axis=axis, keepdims=keepdims)
 
 
 def logsumexp(x, axis=None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``axis``, computed stably."""
-    return _op("logsumexp").apply(x, axis=axis, keepdims=keepdims)
+    return op("logsumexp").apply(x, axis=axis, keepdims=keepdims)
 
 
 def softmax(x, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``."""
-    return _op("softmax").apply(x, axis=axis)
+    return op("softmax").apply(x, axis=axis)
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``."""
-    return _op("log_softmax").apply(x, axis=axis)
+    return op("log_softmax").apply(x, axis=axis)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Make a Tensor (lists become float32, NumPy arrays keep their dtype)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros; ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones; ``ones(2, 3)`` or ``ones((2, 3))``."""
+    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=np.float32, requires_grad: bool = False, rng=None) -> Tensor:
+    """Standard-normal samples, from ``rng`` (a ``np.random.Generator``) when given."""
+    rng = np.random.default_rng() if rng is None else rng
+    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    """Zeros with ``t``'s shape and dtype."""
+    return Tensor(np.zeros_like(t._data), requires_grad=requires_grad)

@@ -168,11 +168,16 @@ class Module:
         """
         seen: set[int] = set()
         for mod_name, module in self.named_modules(prefix):
-            for name, param in module._parameters.items():
+            for name, param in module._parameter_items():
                 if param is None or id(param) in seen:
                     continue
                 seen.add(id(param))
                 yield (f"{mod_name}.{name}" if mod_name else name), param
+
+    def _parameter_items(self):
+        """(name, Parameter or None) for this module's own parameters; a module that shows
+        a sub-module's parameter under a name of its own (``Recurrent``) lists it here."""
+        return self._parameters.items()
 
     def parameters(self) -> Iterator[Parameter]:
         """Every parameter once, in ``named_parameters()`` order."""
@@ -185,7 +190,8 @@ class Module:
         return {name: param.data.copy() for name, param in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays from ``state`` into the parameters, in place.
+        """Copy arrays from ``state`` into the parameters' arrays, in place (a tracked
+        in-place write: a graph recorded before the load cannot be backpropagated after it).
 
         Every key, shape and dtype is checked first; any problem (missing or unexpected keys
         when ``strict``, a shape or dtype that differs, a value that is not a float array)
@@ -221,7 +227,14 @@ class Module:
             raise StateDictError(f"{type(self).__name__}.load_state_dict: the state dict does not "
                                  "fit (nothing was loaded):\n  " + "\n  ".join(problems))
         for param, array in updates:
-            param.data = array.copy()
+            # In place, as PyTorch's copy_: holders of the array (an optimizer, a detached
+            # alias) see the new values, and backward through a graph recorded before the load
+            # refuses to run on them (an in-place write, see ``versions``).
+            if param.data.flags.writeable:
+                np.copyto(param.data, array)
+                param._mark_written()
+            else:
+                param.data = array.copy()
         return IncompatibleKeys(missing if not strict else [], unexpected if not strict else [])
 
     def train(self, mode: bool = True) -> Module:

@@ -3,7 +3,9 @@
 An optimizer holds a list of tensors (usually ``module.parameters()``) and updates their
 ``.data`` in place from their ``.grad``; a parameter whose ``.grad`` is None is skipped, as in
 ``torch.optim``. Its ``state_dict()`` holds only NumPy arrays and plain numbers, so a
-checkpoint can store it without pickle.
+checkpoint can store it without pickle. A step is a tracked in-place write (``p.data -= ...``,
+see ``versions``): a graph recorded before ``step()`` cannot be backpropagated after it, as in
+PyTorch. Hyperparameters are checked (finite, in range) wherever they are set.
 
 Engine level: works on arrays and never looks up an op.
 """
@@ -11,8 +13,9 @@ Engine level: works on arrays and never looks up an op.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,8 +25,27 @@ __all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_
            "clip_grad_value_", "grad_norm"]
 
 
+# hyperparameter -> (low, high, high included?): the range its value must lie in.
+Limits = dict[str, tuple[float, float, bool]]
+
+
 def _as_list(params) -> list[Tensor]:
     return [params] if isinstance(params, Tensor) else list(params)
+
+
+def _in_range(what: str, value: Any, low: float, high: float = math.inf,
+              closed: bool = True) -> float:
+    """``value`` as a float, or a ValueError unless it is a finite real in [low, high]
+    (``[low, high)`` when not ``closed``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and low <= value and (value <= high if closed else value < high)
+    if not ok:
+        bound = (f"be >= {low:g} and finite" if high == math.inf
+                 else f"lie in [{low:g}, {high:g}{']' if closed else ')'}")
+        raise ValueError(f"{what} must {bound}, got {value!r}")
+    return value
 
 
 class Optimizer:
@@ -36,6 +58,8 @@ class Optimizer:
 
     name = "optimizer"
 
+    limits: ClassVar[Limits] = {}
+
     def __init__(self, params: Iterable[Tensor], **defaults: Any):
         self.params = _as_list(params)
         if not self.params:
@@ -44,15 +68,25 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameter {i} is a "
                                 f"{type(p).__name__}, expected a Tensor")
-        for key, value in defaults.items():
-            if isinstance(value, tuple):
-                if any(not (0.0 <= v < 1.0) for v in value):
-                    raise ValueError(f"{type(self).__name__}: {key} must lie in [0, 1), "
-                                     f"got {value}")
-            elif value < 0:
-                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {value}")
-        self.defaults = defaults
+        self.defaults = self._checked(defaults)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def _checked(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """``defaults`` with every limited hyperparameter a float (a tuple of floats for
+        ``betas``) inside its range; a ``ValueError`` naming the optimizer, the parameter
+        and the value otherwise (NaN and inf included)."""
+        checked = dict(defaults)
+        for key, (low, high, closed) in self.limits.items():
+            if key not in defaults:
+                continue
+            value = defaults[key]
+            if isinstance(value, (tuple, list)):
+                checked[key] = tuple(_in_range(f"{type(self).__name__}: {key}", v, low, high,
+                                               closed) for v in value)
+            else:
+                checked[key] = _in_range(f"{type(self).__name__}: {key}", value, low, high,
+                                         closed)
+        return checked
 
     def __getattr__(self, key: str):
         defaults = self.__dict__.get("defaults", {})
@@ -67,7 +101,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self.defaults["lr"] = float(value)
+        self.defaults["lr"] = self._checked({"lr": value})["lr"]
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None (PyTorch's ``set_to_none=True``)."""
@@ -103,6 +137,7 @@ class Optimizer:
         unknown = set(state_dict.get("defaults", {})) - set(self.defaults)
         if unknown:
             raise ValueError(f"{cls}.load_state_dict: unknown hyperparameters {sorted(unknown)}")
+        defaults = self._checked({**self.defaults, **state_dict.get("defaults", {})})
         new_state = []
         for i, (p, s) in enumerate(zip(self.params, states)):
             entry = {}
@@ -115,8 +150,7 @@ class Optimizer:
                     value = value.astype(p.data.dtype, copy=True)
                 entry[key] = value
             new_state.append(entry)
-        self.defaults.update({k: (tuple(v) if isinstance(v, list) else v)
-                              for k, v in state_dict.get("defaults", {}).items()})
+        self.defaults = defaults
         self.state = new_state
 
 
@@ -129,13 +163,15 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "momentum": (0.0, math.inf, True),
+                                "weight_decay": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        if nesterov and momentum <= 0:
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         nesterov=bool(nesterov))
+        if nesterov and self.defaults["momentum"] <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
-        super().__init__(params, lr=float(lr), momentum=float(momentum),
-                         weight_decay=float(weight_decay), nesterov=bool(nesterov))
 
     def _update(self, p, grad, state):
         d = self.defaults
@@ -160,12 +196,15 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "betas": (0.0, 1.0, False),
+                                "eps": (0.0, math.inf, True), "weight_decay": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        super().__init__(params, lr=float(lr), betas=tuple(float(b) for b in betas),
-                         eps=float(eps), weight_decay=float(weight_decay))
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
     def _update(self, p, grad, state):
         d = self.defaults
@@ -192,11 +231,12 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
+    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "lr_decay": (0.0, math.inf, True),
+                                "weight_decay": (0.0, math.inf, True), "eps": (0.0, math.inf, True)}
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, eps: float = 1e-10):
-        super().__init__(params, lr=float(lr), lr_decay=float(lr_decay),
-                         weight_decay=float(weight_decay), eps=float(eps))
+        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
     def _update(self, p, grad, state):
         d = self.defaults
@@ -217,17 +257,29 @@ def grad_norm(params: Iterable[Tensor] | Tensor, norm_type: float = 2.0) -> floa
     """The joint ``norm_type``-norm of all existing gradients, without changing them.
 
     ``||(||g_1||_p, ..., ||g_k||_p)||_p`` (``p = inf``: the largest ``|g|``); 0.0 with no
-    grads.
+    grads. Computed in float64, so float32 gradients up to float32's largest value give a
+    finite norm (their squares would overflow float32 past ~1e19).
     """
+    norm_type = _norm_type("grad_norm", norm_type)
     grads = [p.grad for p in _as_list(params) if p.grad is not None]
     if not grads:
         return 0.0
-    norm_type = float(norm_type)
     if norm_type == math.inf:
         return float(max(np.max(np.abs(g)) if g.size else 0.0 for g in grads))
-    norms = np.asarray([np.sum(np.abs(g) ** norm_type) ** (1.0 / norm_type) for g in grads],
-                       dtype=np.float64)
+    norms = np.asarray([np.sum(np.abs(g.astype(np.float64)) ** norm_type) ** (1.0 / norm_type)
+                        for g in grads])
     return float(np.sum(norms ** norm_type) ** (1.0 / norm_type))
+
+
+def _norm_type(where: str, norm_type: Any) -> float:
+    """``norm_type`` as a float: a positive number or inf, else a ValueError."""
+    if isinstance(norm_type, numbers.Real) and not isinstance(norm_type, bool) \
+            and float(norm_type) == math.inf:
+        return math.inf
+    value = _in_range(f"{where}: norm_type", norm_type, 0.0)
+    if value == 0.0:
+        raise ValueError(f"{where}: norm_type must be > 0 (or inf), got {norm_type!r}")
+    return value
 
 
 def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
@@ -240,6 +292,8 @@ def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
     only when ``error_if_nonfinite``; otherwise the grads are scaled anyway (torch's
     semantics: an ``inf`` total gives coef 0).
     """
+    max_norm = _in_range("clip_grad_norm_: max_norm", max_norm, 0.0)
+    norm_type = _norm_type("clip_grad_norm_", norm_type)
     params = _as_list(params)
     total = grad_norm(params, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
@@ -256,8 +310,7 @@ def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
 def clip_grad_value_(params: Iterable[Tensor] | Tensor, clip_value: float) -> None:
     """Clamp every element of every existing ``.grad`` to ``[-clip_value, clip_value]``,
     in place."""
-    if clip_value < 0:
-        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    clip_value = _in_range("clip_grad_value_: clip_value", clip_value, 0.0)
     for p in _as_list(params):
         if p.grad is not None:
             np.clip(p.grad, -clip_value, clip_value, out=p.grad)

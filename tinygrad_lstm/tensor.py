@@ -9,29 +9,55 @@ dtype rules: Python lists and scalars become float32; NumPy arrays keep their dt
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from .registry import OPS, RegistryError
+from . import versions
+from .backward import ShapeError
+from .backward import backward as _run_backward
+from .registry import op
 
-__all__ = ["ShapeError", "Tensor", "ones", "randn", "tensor", "zeros", "zeros_like"]
-
-
-class ShapeError(ValueError):
-    """Input shapes an op or layer cannot work with; the message names the op and shapes."""
-
-
-def float_dtype_error(what: str, arrays) -> TypeError:
-    dtypes = ", ".join(str(a.dtype) for a in arrays)
-    return TypeError(f"{what}: expected floating-point inputs (float32 or float64), "
-                     f"got dtypes {dtypes}")
+__all__ = ["ShapeError", "Tensor"]
 
 
-def _op(name: str):
-    try:
-        return OPS[name]
-    except KeyError:
-        raise RegistryError(f"op {name!r} is not registered; did the built-in plugins load? "
-                            "(install the package: pip install -e .)") from None
+def _shape_arg(shape: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` alike: the shape (or axes) given either way."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return shape
+
+
+# Operators and method forms: each runs the op registered under its name when called.
+def _binary(name: str, reflected: bool = False):
+    if reflected:
+        def method(self, other):
+            return op(name).apply(other, self)
+    else:
+        def method(self, other):
+            return op(name).apply(self, other)
+    return method
+
+
+def _unary(name: str):
+    def method(self):
+        return op(name).apply(self)
+    method.__name__ = method.__doc__ = name
+    return method
+
+
+def _reduction(name: str):
+    def method(self, axis=None, keepdims: bool = False):
+        return op(name).apply(self, axis=axis, keepdims=keepdims)
+    method.__name__ = method.__doc__ = name
+    return method
+
+
+def _comparison(ufunc):
+    def method(self, other):
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._make(ufunc(self._data, other), None, 0)
+    return method
 
 
 class Tensor:
@@ -41,13 +67,13 @@ class Tensor:
     PyTorch: zero it (``t.grad = None`` or ``module.zero_grad()``) between steps.
     """
 
-    __slots__ = ("__weakref__", "_edge", "_hooks", "_idx", "_node", "data", "grad",
+    __slots__ = ("__weakref__", "_data", "_edge", "_hooks", "_idx", "_node", "grad",
                  "requires_grad")
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         if dtype is not None:
             arr = np.array(data, dtype=dtype)
         elif isinstance(data, np.ndarray):
@@ -62,7 +88,7 @@ class Tensor:
             raise TypeError(f"Tensor: cannot hold dtype object (from {type(data).__name__})")
         if requires_grad and arr.dtype.kind != "f":
             raise TypeError(f"Tensor: requires_grad needs a floating-point dtype, got {arr.dtype}")
-        self.data = arr
+        self._data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._node = None
@@ -73,7 +99,7 @@ class Tensor:
     @classmethod
     def _make(cls, data: np.ndarray, node, idx: int) -> Tensor:
         t = object.__new__(cls)
-        t.data = data
+        t._data = data
         t.grad = None
         t.requires_grad = node is not None
         t._node = node
@@ -84,20 +110,42 @@ class Tensor:
 
     # ---- properties -------------------------------------------------------------------
     @property
+    def data(self) -> np.ndarray:
+        """The array. Assigning it the array it holds (``t.data -= g``, an augmented
+        assignment) is an in-place write that backward checks for (see ``versions``);
+        assigning a new array replaces it and leaves what ops saved untouched."""
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        if value is self._data:
+            versions.note_write(value)
+        self._data = value if isinstance(value, np.ndarray) else np.asarray(value)
+
+    @property
+    def _version(self) -> int:
+        """Tracked in-place writes into this tensor's array so far (PyTorch's ``_version``)."""
+        return versions.version(self._data)
+
+    def _mark_written(self) -> None:
+        """Record that this tensor's array was just changed in place by library code."""
+        versions.note_write(self._data)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -111,13 +159,13 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return _op("transpose").apply(self)
+        return op("transpose").apply(self)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, separator=", ", threshold=20)
+        body = np.array2string(self._data, precision=4, separator=", ", threshold=20)
         extra = f", op={self.op}" if self._node is not None else ""
         extra += ", requires_grad=True" if self.requires_grad and self._node is None else ""
         return f"Tensor({body}, dtype={self.dtype}{extra})"
@@ -125,24 +173,66 @@ class Tensor:
     # ---- conversion and graph control ------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
+
+    def tolist(self):
+        """The values as (nested) Python lists, a Python number for a 0-d tensor; no graph."""
+        return self._data.tolist()
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the largest value (the first among ties; NaN counts as largest) in the
+        flattened tensor (``axis=None``) or along ``axis``: an int64 tensor, no graph."""
+        return Tensor._make(np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims)),
+                            None, 0)
+
+    def to(self, dtype) -> Tensor:
+        """This tensor as ``dtype``: self when it has that dtype already (as in PyTorch).
+
+        Between floating-point dtypes it is the op ``cast``: recorded, and the gradient
+        flows back cast to this tensor's dtype. To or from any other dtype (int, bool) the
+        result is a new tensor with no graph.
+        """
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Tensor.to: expected a dtype (np.float32, 'float64', ...), got "
+                            f"{dtype!r}") from None
+        if dtype == self._data.dtype:
+            return self
+        if dtype.kind == "f" and self._data.dtype.kind == "f":
+            return op("cast").apply(self, dtype=dtype)
+        return Tensor._make(self._data.astype(dtype), None, 0)
+
+    def float(self) -> Tensor:
+        """``to(np.float32)``."""
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        """``to(np.float64)``."""
+        return self.to(np.float64)
+
+    def clone(self) -> Tensor:
+        """A copy of the data, on the graph: the gradient flows back to this tensor."""
+        if self._data.dtype.kind != "f":
+            return Tensor._make(self._data.copy(), None, 0)
+        return op("cast").apply(self)
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._make(self.data, None, 0)
+        return Tensor._make(self._data, None, 0)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
         if self._node is not None:
             raise RuntimeError("requires_grad_(): only leaf tensors can change requires_grad; "
                                "use detach() to cut a tensor from the graph")
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(f"requires_grad_(): needs a floating-point dtype, got {self.dtype}")
         self.requires_grad = bool(requires_grad)
         return self
@@ -153,8 +243,7 @@ class Tensor:
         ``grad`` (same shape as self) is required unless self has one element. The graph's
         saved arrays are released afterwards unless ``retain_graph=True``.
         """
-        from .autograd import backward
-        backward(self, grad, retain_graph)
+        _run_backward(self, grad, retain_graph)
 
     def register_hook(self, hook) -> None:
         """Call ``hook(grad)`` with the gradient flowing into this tensor during backward;
@@ -165,159 +254,64 @@ class Tensor:
             if self._hooks is None:
                 self._hooks = []
             self._hooks.append(hook)
-        else:
-            from .autograd import _add_hook
-            _add_hook(self, hook)
+        else:  # kept on the node: a non-leaf's gradient lives there during backward
+            node = self._node
+            if node.hooks is None:
+                node.hooks = {}
+            node.hooks.setdefault(self._idx, []).append(hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad(): this tensor does not require grad")
-        if self._node is not None:
-            from .autograd import _set_retained
-            _set_retained(self)
+        node = self._node
+        if node is not None:
+            if node.retained is None:
+                node.retained = {}
+            node.retained[self._idx] = weakref.ref(self)
 
     # ---- arithmetic (dispatch by op name) ----------------------------------------------
-    def __add__(self, other):
-        return _op("add").apply(self, other)
-
-    def __radd__(self, other):
-        return _op("add").apply(other, self)
-
-    def __sub__(self, other):
-        return _op("sub").apply(self, other)
-
-    def __rsub__(self, other):
-        return _op("sub").apply(other, self)
-
-    def __mul__(self, other):
-        return _op("mul").apply(self, other)
-
-    def __rmul__(self, other):
-        return _op("mul").apply(other, self)
-
-    def __truediv__(self, other):
-        return _op("div").apply(self, other)
-
-    def __rtruediv__(self, other):
-        return _op("div").apply(other, self)
+    __add__, __radd__ = _binary("add"), _binary("add", reflected=True)
+    __sub__, __rsub__ = _binary("sub"), _binary("sub", reflected=True)
+    __mul__, __rmul__ = _binary("mul"), _binary("mul", reflected=True)
+    __truediv__, __rtruediv__ = _binary("div"), _binary("div", reflected=True)
+    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", reflected=True)
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a Python number, not a Tensor")
-        return _op("pow").apply(self, exponent=float(exponent))
+        return op("pow").apply(self, exponent=float(exponent))
 
     def __neg__(self):
-        return _op("neg").apply(self)
-
-    def __matmul__(self, other):
-        return _op("matmul").apply(self, other)
-
-    def __rmatmul__(self, other):
-        return _op("matmul").apply(other, self)
+        return op("neg").apply(self)
 
     def __getitem__(self, index):
         # A Tensor used as an index (a mask from ``x > 0``, integer positions) is its array.
         if isinstance(index, Tensor):
-            index = index.data
+            index = index._data
         elif isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        return _op("getitem").apply(self, index=index)
+            index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
+        return op("getitem").apply(self, index=index)
 
     # Comparisons give plain boolean tensors: no graph, no gradient.
-    def _compare(self, other, ufunc):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(ufunc(self.data, other), None, 0)
-
-    def __lt__(self, other):
-        return self._compare(other, np.less)
-
-    def __le__(self, other):
-        return self._compare(other, np.less_equal)
-
-    def __gt__(self, other):
-        return self._compare(other, np.greater)
-
-    def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
-
-    def __eq__(self, other):
-        return self._compare(other, np.equal)
-
-    def __ne__(self, other):
-        return self._compare(other, np.not_equal)
-
+    __lt__, __le__ = _comparison(np.less), _comparison(np.less_equal)
+    __gt__, __ge__ = _comparison(np.greater), _comparison(np.greater_equal)
+    __eq__, __ne__ = _comparison(np.equal), _comparison(np.not_equal)
     __hash__ = object.__hash__
 
     # ---- method forms of common ops ------------------------------------------------------
-    def exp(self):
-        return _op("exp").apply(self)
-
-    def log(self):
-        return _op("log").apply(self)
-
-    def sigmoid(self):
-        return _op("sigmoid").apply(self)
-
-    def tanh(self):
-        return _op("tanh").apply(self)
-
-    def relu(self):
-        return _op("relu").apply(self)
-
-    def sum(self, axis=None, keepdims=False):
-        return _op("sum").apply(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _op("mean").apply(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _op("max").apply(self, axis=axis, keepdims=keepdims)
+    exp, log, sigmoid, tanh, relu = map(_unary, ("exp", "log", "sigmoid", "tanh", "relu"))
+    sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
 
     def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _op("reshape").apply(self, shape=shape)
+        return op("reshape").apply(self, shape=_shape_arg(shape))
 
     def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _op("transpose").apply(self, axes=axes or None)
+        return op("transpose").apply(self, axes=_shape_arg(axes) or None)
 
     def softmax(self, axis=-1):
-        return _op("softmax").apply(self, axis=axis)
+        return op("softmax").apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
-        return _op("log_softmax").apply(self, axis=axis)
+        return op("log_softmax").apply(self, axis=axis)
 
-    def logsumexp(self, axis=None, keepdims=False):
-        return _op("logsumexp").apply(self, axis=axis, keepdims=keepdims)
-
-
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """Make a Tensor (lists become float32, NumPy arrays keep their dtype)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros; ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    """A tensor of ones; ``ones(2, 3)`` or ``ones((2, 3))``."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=np.float32, requires_grad: bool = False, rng=None) -> Tensor:
-    """Standard-normal samples, from ``rng`` (a ``np.random.Generator``) when given."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    rng = np.random.default_rng() if rng is None else rng
-    return Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=requires_grad)
-
-
-def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    """Zeros with ``t``'s shape and dtype."""
-    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad)

@@ -1,6 +1,8 @@
 """Recurrent, RNN, LSTM, GRU: PyTorch's parameter names and state layout, shapes in every
 input layout, any registered cell by name, dropout between layers, the recorded graph."""
 
+import re
+
 import numpy as np
 import pytest
 from tinygrad_lstm.layers import GRU, LSTM, RNN, Recurrent
@@ -160,3 +162,59 @@ def test_to_float64_and_repr():
     assert out.dtype == np.float64
     assert repr(lstm).startswith("LSTM(3, 4, num_layers=2, bidirectional=True")
     assert "(cell_l1_reverse): LSTMCell(8, 4)" in repr(lstm)
+
+
+# ---- one Parameter behind both names: lstm.weight_ih_l0 and lstm.cell_l0.weight_ih ----------
+@pytest.mark.parametrize("through", ["flat", "cell"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_assigning_a_weight_through_either_name_replaces_the_one_parameter(through, fused):
+    rng = np.random.default_rng(0)
+    lstm = LSTM(3, 4, num_layers=2, dtype=np.float64, rng=rng, fused=fused)
+    keys = list(lstm.state_dict())
+    x = tg.Tensor(rng.standard_normal((5, 2, 3)))
+    new = Parameter(rng.standard_normal((16, 3)))
+    if through == "flat":
+        lstm.weight_ih_l0 = new
+    else:
+        lstm.cell_l0.weight_ih = new
+    assert lstm.weight_ih_l0 is new and lstm.cell_l0.weight_ih is new
+    assert list(lstm.state_dict()) == keys, "state_dict keys stay PyTorch's, none stale or extra"
+    np.testing.assert_array_equal(lstm.state_dict()["weight_ih_l0"], new.data)
+    assert sum(p is new for p in lstm.parameters()) == 1
+    # The layer computes with the new weight: the same as a fresh layer loaded with it.
+    reference = LSTM(3, 4, num_layers=2, dtype=np.float64, fused=fused)
+    reference.load_state_dict(lstm.state_dict())
+    out, _ = lstm(x)
+    np.testing.assert_array_equal(out.data, reference(x)[0].data)
+    out.sum().backward()
+    assert new.grad is not None and new.grad.shape == (16, 3)
+
+
+def test_reading_an_unknown_attribute_still_raises_attribute_error():
+    lstm = LSTM(3, 4)
+    with pytest.raises(AttributeError, match="weight_ih_l7"):
+        lstm.weight_ih_l7  # noqa: B018
+
+
+# ---- a dtype mismatch suggests conversions that work ----------------------------------------
+def _suggestions(message):
+    return re.findall(r"(x\.(?:to|astype)\(np\.\w+\)|layer\.to\(np\.\w+\))", message)
+
+
+@pytest.mark.parametrize("make", [lambda a: tg.Tensor(a), lambda a: a], ids=["Tensor", "array"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float64])
+def test_a_wrong_input_dtype_suggests_a_fix_that_works(make, dtype):
+    layer = LSTM(3, 4, rng=np.random.default_rng(0))
+    x = make(np.ones((2, 1, 3), dtype=dtype))
+    with pytest.raises(ValueError, match="does not match the weights' dtype float32") as info:
+        layer(x)
+    suggestions = _suggestions(str(info.value))
+    assert suggestions, str(info.value)
+    assert not any("int" in s and s.startswith("layer") for s in suggestions), str(info.value)
+    for fix in suggestions:  # each one, applied as written, makes the call work
+        fixed_layer = LSTM(3, 4, rng=np.random.default_rng(0))
+        scope = {"x": x, "np": np, "layer": fixed_layer}
+        converted = eval(fix, scope)  # the message's own suggestion, applied as written
+        fixed_x = x if fix.startswith("layer") else converted
+        out, _ = fixed_layer(fixed_x)
+        assert out.shape == (2, 1, 4)
