@@ -27,12 +27,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .gradcheck import gradcheck
+from .gradcheck import GradcheckError, gradcheck
 from .registry import OpInfo, op_info
 from .tensor import Tensor
 
 __all__ = ["OP_ATOL", "OP_RTOL", "CheckReport", "assert_cell_gradients", "assert_op_gradients",
-           "broadcastable_shapes", "check_cell", "check_op", "op_attrs", "op_cases",
+           "broadcastable_shapes", "check_cell", "check_op", "measured_error", "op_attrs", "op_cases",
            "op_values", "shapes", "value_grid"]
 
 # Measured on the built-in ops (100 cases each, eps = 1e-6): |analytic - numeric| stays
@@ -57,7 +57,7 @@ class CheckReport:
     name: str
     kind: str  # "op" or "cell"
     cases: int
-    worst_rel_error: float
+    worst_rel_error: float  # a failed report: the failing case's error (nan: not a gradient)
     ok: bool
     failure: str | None = None
 
@@ -207,13 +207,32 @@ def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: in
             raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
 
 
+def measured_error(fn, inputs: list[Tensor], seed: int, rtol: float, atol: float,
+                   names: list[str] | None = None) -> float:
+    """The worst relative gradient error of ``fn`` at ``inputs``, pass or fail.
+
+    ``gradcheck`` raises on a mismatch without a figure; this reruns it with both tolerances
+    scaled by the same huge factor, so nothing finite fails but the relative error keeps its
+    ``atol / rtol`` floor and reads as in a passing report. ``inf`` when a gradient is not
+    finite (or the error is beyond any float), ``nan`` when the function itself raises.
+    """
+    scale = 1e280
+    try:
+        return gradcheck(fn, *inputs, rtol=rtol * scale, atol=atol * scale, seed=seed,
+                         names=names).worst_rel_error
+    except GradcheckError:
+        return math.inf
+    except Exception:  # noqa: BLE001 - the op's own error is reported by the failed check
+        return math.nan
+
+
 def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
                 rtol: float, atol: float) -> float:
     """Check one drawn case; returns the worst relative gradient error."""
     worst = 0.0
     if info.differentiable:
         ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        result = gradcheck(lambda *ts: info.fn.apply(*ts, **attrs), *ins, rtol=rtol,
+        result = gradcheck(_op_call(info, attrs), *ins, rtol=rtol,
                            atol=atol, seed=seed,
                            names=[f"input {i} of {info.name}" for i in range(len(ins))])
         worst = result.worst_rel_error
@@ -222,6 +241,19 @@ def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
                 raise CaseFailure(f"{info.name}: forward/backward modified input {i} in place")
     _check_float32(info, attrs, arrays, seed)
     return worst
+
+
+def _op_call(info: OpInfo, attrs: dict):
+    return lambda *ts: info.fn.apply(*ts, **attrs)
+
+
+def _failed_case_error(info: OpInfo, case, seed: int, rtol: float, atol: float) -> float:
+    """The error of the (shrunk) failing case, for the report: nan if it is not a gradient."""
+    if case is None or not info.differentiable:
+        return math.nan
+    attrs, arrays = case
+    return measured_error(_op_call(info, attrs), [Tensor(a.copy(), requires_grad=True)
+                                                  for a in arrays], seed, rtol, atol)
 
 
 def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
@@ -248,10 +280,12 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
 
     Each case checks the properties listed in this module's docstring. The search is seeded
     by ``seed`` (the same seed gives the same cases), shrinks a failure to a small case and
-    reports it in ``CheckReport.failure``.
+    reports it in ``CheckReport.failure``; a failed report's ``worst_rel_error`` is that
+    case's gradient error (``inf`` for a non-finite gradient, ``nan`` when the failure is
+    not about gradient values).
     """
     info = op_info(name)
-    state = {"cases": 0, "worst": 0.0, "failure": None}
+    state = {"cases": 0, "worst": 0.0, "failure": None, "case": None}
 
     def check(case):
         attrs, arrays = case
@@ -262,6 +296,7 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
         except Exception as exc:
             state["failure"] = (f"op {name!r} failed: {type(exc).__name__}: {exc} "
                                 f"[{_describe(arrays, attrs, seed)}]")
+            state["case"] = case
             raise
 
     try:
@@ -269,6 +304,8 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
     except Exception as exc:  # noqa: BLE001 - any error raised by the op is a failed check
         if state["failure"] is None:
             state["failure"] = f"op {name!r}: {type(exc).__name__}: {exc}"
+    if state["failure"] is not None:
+        state["worst"] = _failed_case_error(info, state["case"], seed, rtol, atol)
     return CheckReport(name, "op", state["cases"], state["worst"], state["failure"] is None,
                        state["failure"])
 
@@ -318,8 +355,11 @@ def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5
 
         names = (["input x"] + [f"initial state {i}" for i in range(len(state))]
                  + [f"parameter {n}" for n, _ in params])
-        result = gradcheck(unroll, x, *state, *(p for _, p in params), rtol=rtol, atol=atol,
-                           seed=seed, names=names)
+        inputs = [x, *state, *(p for _, p in params)]
+        result = gradcheck(unroll, *inputs, rtol=rtol, atol=atol, seed=seed, names=names)
+    except GradcheckError as exc:
+        return CheckReport(name, "cell", 1, measured_error(unroll, inputs, seed, rtol, atol),
+                           False, f"{where} failed: {type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - any error of the cell is a failed check
         return CheckReport(name, "cell", 1, math.nan, False,
                            f"{where} failed: {type(exc).__name__}: {exc}")
