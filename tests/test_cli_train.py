@@ -88,8 +88,8 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--cell", "lstmm"], "unknown cell 'lstmm'; registered cells:"),
-    (["train", "--hidden", "0"], "--hidden must be positive, got 0"),
-    (["train", "--steps", "-3"], "--steps must be positive, got -3"),
+    (["train", "--hidden", "0"], "argument --hidden: must be an integer >= 1, got 0"),
+    (["train", "--steps", "-3"], "argument --steps: must be an integer >= 1, got -3"),
     (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
     (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
@@ -98,9 +98,10 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
     (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
     (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
     (["sample", "--checkpoint", "nowhere"], "no checkpoint at nowhere"),
-    (["sample", "--checkpoint", ".", "--temperature", "0"], "--temperature must be positive"),
+    (["sample", "--checkpoint", ".", "--temperature", "0"],
+     "argument --temperature: must be a finite number > 0, got '0'"),
     (["demo", "--cells", "rnn,elman"], "unknown cell 'elman'"),
-    (["train", "--hidden", "many"], "invalid int value: 'many'"),
+    (["train", "--hidden", "many"], "argument --hidden: must be an integer >= 1, got 'many'"),
 ])
 def test_bad_arguments_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

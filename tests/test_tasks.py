@@ -165,5 +165,5 @@ def test_evaluate_restores_training_mode_and_sampling_is_seeded():
     a = tasks.sample_text(model, task, "The ", 20, 0.8, _rng(5))
     assert a == tasks.sample_text(model, task, "The ", 20, 0.8, _rng(5))
     assert a.startswith("The ") and len(a) == 24
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         tasks.sample_text(model, task, "The ", 5, 0.0, _rng())
