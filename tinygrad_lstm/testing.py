@@ -40,9 +40,16 @@ __all__ = ["OP_ATOL", "OP_RTOL", "CheckReport", "assert_cell_gradients", "assert
 # by 2 eps); every op also passes rtol = 1e-7. A wrong backward is off by O(1).
 OP_RTOL = 1e-6
 OP_ATOL = 1e-8
-# Inputs with an unbounded domain are drawn from [-SPAN, SPAN]: well scaled, so the
-# central-difference error stays far below the tolerances.
+# Inputs are drawn at one of SCALES, log-uniformly: the core grid (unbounded ends at
+# [-SPAN, SPAN], as small values are where most bugs show and where shrinking goes), then
+# magnitudes in [SPAN * s / 10, SPAN * s] for the larger scales s, up to 300, with the ends
+# of a bounded domain included: a backward wrong only for large |x| or near a domain edge
+# fails. Beyond ~1e2-1e3 float64 central differences (eps 1e-6) stop resolving a small
+# derivative next to large outputs at these tolerances, so the range stops there; whole
+# recurrent layers (kind "fused") stay at the core scale, since their pre-activations,
+# which the input metadata does not describe, would reach their kinks (relu) and saturate.
 SPAN = 3.0
+SCALES = (1.0, 10.0, 100.0)
 GRID_POINTS = 512
 
 
@@ -81,46 +88,66 @@ def broadcastable_shapes(num_shapes: int, max_dims: int = 3,
                                              max_side=max_side).map(lambda s: s.input_shapes)
 
 
-def value_grid(info: OpInfo, i: int) -> np.ndarray:
-    """Candidate values for input ``i`` of an op, smallest magnitude first.
+def scales(info: OpInfo) -> tuple[float, ...]:
+    """The magnitude scales inputs of ``info`` are drawn at (see ``SCALES``)."""
+    return SCALES[:1] if info.kind == "fused" else SCALES
 
-    ``GRID_POINTS`` evenly spaced points inside the declared open domain (each finite end
-    pulled in by ``margin``; an open end extends ``2 * SPAN`` from the other), without the
-    points closer than ``margin`` to one of ``info.avoid``. Drawing distinct grid points keeps
-    every two elements of an array at least one grid step apart, so reductions such as max
-    never meet a tie, where they are not differentiable.
+
+def value_grid(info: OpInfo, i: int, scale: float = 1.0) -> np.ndarray:
+    """Candidate values for input ``i`` of an op at ``scale``, smallest magnitude first.
+
+    ``scale`` 1: ``GRID_POINTS`` evenly spaced points inside the declared open domain (each
+    finite end pulled in by ``margin``; an open end extends ``2 * SPAN`` from the other;
+    ``[-SPAN, SPAN]`` when both are open). A larger ``scale``: log-spaced magnitudes in
+    ``[SPAN * scale / 10, SPAN * scale]`` of either sign, inside the domain, plus the
+    domain's (margin-adjusted) ends that fall in that band. Points closer than ``margin``
+    to one of ``info.avoid`` are dropped. Drawing distinct grid points keeps every two
+    elements of an array apart, so reductions such as max never meet a tie, where they
+    are not differentiable.
     """
-    return _grid(*info.input_domain(i), info.margin, tuple(info.avoid))[0]
+    return _grid(*info.input_domain(i), info.margin, tuple(info.avoid), scale)[0]
 
 
 @functools.lru_cache(maxsize=1024)
-def _grid(low: float, high: float, margin: float,
-          avoid: tuple[float, ...]) -> tuple[np.ndarray, st.SearchStrategy]:
+def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
+          scale: float = 1.0) -> tuple[np.ndarray, st.SearchStrategy | None]:
     low = low + margin if math.isfinite(low) else None
     high = high - margin if math.isfinite(high) else None
-    if low is None and high is None:
-        low, high = -SPAN, SPAN
-    elif low is None:
-        low = high - 2 * SPAN
-    elif high is None:
-        high = low + 2 * SPAN
-    grid = np.linspace(low, high, GRID_POINTS)
+    if scale == 1.0:
+        if low is None and high is None:
+            low, high = -SPAN, SPAN
+        elif low is None:
+            low = high - 2 * SPAN
+        elif high is None:
+            high = low + 2 * SPAN
+        grid = np.linspace(low, high, GRID_POINTS)
+    else:
+        band = np.geomspace(SPAN * scale / 10, SPAN * scale, GRID_POINTS // 2)
+        ends = [e for e in (low, high) if e is not None and band[0] <= abs(e) <= band[-1]]
+        grid = np.unique(np.concatenate([-band, band, ends]))
+        grid = grid[(grid >= (-math.inf if low is None else low))
+                    & (grid <= (math.inf if high is None else high))]
     for point in avoid:
         grid = grid[np.abs(grid - point) >= margin]
     grid = grid[np.argsort(np.abs(grid), kind="stable")]
     grid.flags.writeable = False
     # Built once per grid: hypothesis draws are much slower with a fresh strategy each time.
-    return grid, st.sampled_from(grid.tolist())
+    return grid, (st.sampled_from(grid.tolist()) if len(grid) else None)
 
 
 def op_values(info: OpInfo, i: int, shape: tuple[int, ...],
               dtype=np.float64) -> st.SearchStrategy:
-    """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i)``."""
-    grid, elements = _grid(*info.input_domain(i), info.margin, tuple(info.avoid))
-    if math.prod(shape) > len(grid):
+    """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i, s)``,
+    at a scale ``s`` drawn from ``scales(info)`` (those whose grid has enough points)."""
+    key = (*info.input_domain(i), info.margin, tuple(info.avoid))
+    size = math.prod(shape)
+    core = _grid(*key, 1.0)[0]
+    if size > len(core):
         raise ValueError(f"{info.name}: shape {shape} has more elements than the "
-                         f"{len(grid)} distinct values available for input {i}")
-    return hnp.arrays(dtype, shape, elements=elements, unique=True)
+                         f"{len(core)} distinct values available for input {i}")
+    usable = [s for s in scales(info) if len(_grid(*key, s)[0]) >= max(size, 1)]
+    return st.sampled_from(usable).flatmap(
+        lambda s: hnp.arrays(dtype, shape, elements=_grid(*key, s)[1], unique=True))
 
 
 def op_attrs(info: OpInfo) -> st.SearchStrategy:
@@ -232,7 +259,7 @@ def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
     worst = 0.0
     if info.differentiable:
         ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        result = gradcheck(_op_call(info, attrs), *ins, rtol=rtol,
+        result = gradcheck(_op_call(info, attrs, arrays), *ins, rtol=rtol,
                            atol=atol, seed=seed,
                            names=[f"input {i} of {info.name}" for i in range(len(ins))])
         worst = result.worst_rel_error
@@ -243,8 +270,18 @@ def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
     return worst
 
 
-def _op_call(info: OpInfo, attrs: dict):
-    return lambda *ts: info.fn.apply(*ts, **attrs)
+def _op_call(info: OpInfo, attrs: dict, arrays: list[np.ndarray]):
+    """The op minus its (constant) outputs at ``arrays``: the same gradients, but in
+    gradcheck's sum ``L = sum(v * outputs)`` every output a perturbed element does not
+    reach is exactly 0, so large outputs elsewhere add no rounding noise to a small
+    derivative (what lets inputs reach large magnitudes at tight tolerances)."""
+    at = [Tensor(c.data.copy()) for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays],
+                                                            **attrs))]
+
+    def centred(*ts):
+        return tuple(o - c for o, c in zip(_as_tuple(info.fn.apply(*ts, **attrs)), at))
+
+    return centred
 
 
 def _failed_case_error(info: OpInfo, case, seed: int, rtol: float, atol: float) -> float:
@@ -252,8 +289,12 @@ def _failed_case_error(info: OpInfo, case, seed: int, rtol: float, atol: float) 
     if case is None or not info.differentiable:
         return math.nan
     attrs, arrays = case
-    return measured_error(_op_call(info, attrs), [Tensor(a.copy(), requires_grad=True)
-                                                  for a in arrays], seed, rtol, atol)
+    try:
+        centred = _op_call(info, attrs, arrays)
+    except Exception:  # noqa: BLE001 - the forward itself fails: reported by the message
+        return math.nan
+    return measured_error(centred, [Tensor(a.copy(), requires_grad=True) for a in arrays],
+                          seed, rtol, atol)
 
 
 def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
