@@ -116,3 +116,22 @@ def test_resume_refuses_a_changed_configuration(tmp_path, capsys):
     assert "--hidden 16 differs from the checkpoint's 8" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--steps", "2"]) == 2
     assert "at step 2 already" in capsys.readouterr().err
+
+
+def test_demo_verdict_never_reads_partly_learned_for_nan():
+    from tinygrad_lstm.commands.demo import verdict
+
+    nan, inf = float("nan"), float("inf")
+    for loss, mse in ((nan, nan), (0.05, nan), (nan, 0.05), (inf, 0.1)):
+        assert verdict(loss, mse, 1 / 6).startswith("diverged"), (loss, mse)
+    assert verdict(0.08, 0.08, 1 / 6) == "partly learned"
+    assert verdict(0.001, 0.001, 1 / 6) == "learned the sum"
+
+
+def test_demo_with_a_diverging_lr_says_so(capsys):
+    assert main(["demo", "--steps", "5", "--seq-len", "6", "--hidden", "4", "--batch", "4",
+                 "--lr", "1e30"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("cell "):out.index("\n\n", out.index("cell "))].splitlines()[1:]
+    assert len(table) == 3 and all("diverged" in row for row in table), table
+    assert "partly learned" not in out

@@ -19,7 +19,6 @@ from tinygrad_lstm import tasks
 from tinygrad_lstm.cli import CommandError
 from tinygrad_lstm.commands._args import POSITIVE_FLOAT, POSITIVE_INT, SEED, integer
 from tinygrad_lstm.commands._memory import check_fits
-from tinygrad_lstm.commands._table import print_table
 from tinygrad_lstm.optim import Adam
 from tinygrad_lstm.training import Trainer
 
@@ -94,10 +93,10 @@ def run(args) -> int:
           f"{baseline:.3f}.\nEach cell: hidden {args.hidden}, Adam lr {args.lr}, clip 1.0, "
           f"{args.steps} steps of {args.batch} sequences.\n")
     rows = [train_cell(task, cell, args) for cell in cells]
-    print_table(("cell", "final loss", "test MSE", "|err|<0.04", "time", "verdict"),
-                [(r["cell"], f"{r['loss']:.4f}", f"{r['mse']:.4f}", f"{r['accuracy']:.1%}",
-                  f"{r['seconds']:.1f}s", verdict(r["loss"], r["mse"], baseline))
-                 for r in rows], right=(1, 2, 3, 4))
+    print(f"{'cell':<6}{'final loss':>11}{'test MSE':>10}{'|err|<0.04':>12}{'time':>8}  verdict")
+    for r in rows:
+        print(f"{r['cell']:<6}{r['loss']:>11.4f}{r['mse']:>10.4f}{r['accuracy']:>12.1%}"
+              f"{r['seconds']:>7.1f}s  {verdict(r['loss'], r['mse'], baseline)}")
     print("\nfinal loss: mean training MSE of the last 50 steps; test MSE and |err|<0.04: on "
           "1000 fresh\nsequences. The gated cells keep the marked values in their state; the "
           "plain RNN's\ngradient fades over the steps between a marker and the answer.\n")
