@@ -35,9 +35,9 @@ __all__ = ["OP_ATOL", "OP_RTOL", "CheckReport", "assert_cell_gradients", "assert
            "broadcastable_shapes", "check_cell", "check_op", "measured_error", "op_attrs", "op_cases",
            "op_values", "shapes", "value_grid"]
 
-# Measured on the built-in ops (100 cases each, eps = 1e-6): |analytic - numeric| stays
-# below 5e-10, except exp near x = 5 at 3e-9 (float64 rounding of a loss of ~1e3, divided
-# by 2 eps); every op also passes rtol = 1e-7. A wrong backward is off by O(1).
+# Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
+# relative error is 1.9e-7 (gru_sequence), most stay below 1e-8. A wrong backward is off
+# by O(1).
 OP_RTOL = 1e-6
 OP_ATOL = 1e-8
 # Inputs are drawn at one of SCALES, log-uniformly: the core grid (unbounded ends at
