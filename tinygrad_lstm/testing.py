@@ -1,7 +1,9 @@
 """Property-based checks for op and cell authors: one call tests a registered op or cell.
 
 ``assert_op_gradients("sigmoid")`` lets hypothesis draw inputs from the op's registration
-metadata (shapes, domain, points to avoid, attribute choices) and checks, per example:
+metadata (shapes, domain, points to avoid, attribute choices), at magnitudes from the core
+grid up to ~300 and at the ends of a bounded domain (``tinygrad_lstm.testing_strategies``),
+and checks, per example:
 
 - gradients against central differences in float64, with a random upstream gradient for
   every output (``tinygrad_lstm.gradcheck`` with tight tolerances);
@@ -17,40 +19,53 @@ and the initial state. This module belongs to the tooling layer: it may import p
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from .gradcheck import GradcheckError, gradcheck
 from .registry import OpInfo, op_info
 from .tensor import Tensor
+from .testing_strategies import (
+    SCALES,
+    SPAN,
+    broadcastable_shapes,
+    op_attrs,
+    op_cases,
+    op_values,
+    scales,
+    shapes,
+    value_grid,
+)
 
-__all__ = ["OP_ATOL", "OP_RTOL", "CheckReport", "assert_cell_gradients", "assert_op_gradients",
-           "broadcastable_shapes", "check_cell", "check_op", "measured_error", "op_attrs", "op_cases",
-           "op_values", "shapes", "value_grid"]
+__all__ = [
+    "OP_ATOL",
+    "OP_RTOL",
+    "SCALES",
+    "SPAN",
+    "CheckReport",
+    "assert_cell_gradients",
+    "assert_op_gradients",
+    "broadcastable_shapes",
+    "check_cell",
+    "check_op",
+    "measured_error",
+    "op_attrs",
+    "op_cases",
+    "op_values",
+    "scales",
+    "shapes",
+    "value_grid",
+]
 
 # Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
 # relative error is 1.9e-7 (gru_sequence), most stay below 1e-8. A wrong backward is off
 # by O(1).
 OP_RTOL = 1e-6
 OP_ATOL = 1e-8
-# Inputs are drawn at one of SCALES, log-uniformly: the core grid (unbounded ends at
-# [-SPAN, SPAN], as small values are where most bugs show and where shrinking goes), then
-# magnitudes in [SPAN * s / 10, SPAN * s] for the larger scales s, up to 300, with the ends
-# of a bounded domain included: a backward wrong only for large |x| or near a domain edge
-# fails. Beyond ~1e2-1e3 float64 central differences (eps 1e-6) stop resolving a small
-# derivative next to large outputs at these tolerances, so the range stops there; whole
-# recurrent layers (kind "fused") stay at the core scale, since their pre-activations,
-# which the input metadata does not describe, would reach their kinks (relu) and saturate.
-SPAN = 3.0
-SCALES = (1.0, 10.0, 100.0)
-GRID_POINTS = 512
 
 
 @dataclass
@@ -71,105 +86,6 @@ class CheckReport:
 
 class CaseFailure(AssertionError):
     """One drawn case broke a property other than the gradient values."""
-
-
-# ---- strategies ----------------------------------------------------------------------------
-def shapes(min_dims: int = 0, max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy:
-    """Array shapes with ``min_dims..max_dims`` axes of length ``1..max_side``."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
-                            max_side=max_side)
-
-
-def broadcastable_shapes(num_shapes: int, max_dims: int = 3,
-                         max_side: int = 4) -> st.SearchStrategy:
-    """Tuples of ``num_shapes`` shapes that broadcast together (NumPy rules)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=0,
-                                             max_dims=max_dims, min_side=1,
-                                             max_side=max_side).map(lambda s: s.input_shapes)
-
-
-def scales(info: OpInfo) -> tuple[float, ...]:
-    """The magnitude scales inputs of ``info`` are drawn at (see ``SCALES``)."""
-    return SCALES[:1] if info.kind == "fused" else SCALES
-
-
-def value_grid(info: OpInfo, i: int, scale: float = 1.0) -> np.ndarray:
-    """Candidate values for input ``i`` of an op at ``scale``, smallest magnitude first.
-
-    ``scale`` 1: ``GRID_POINTS`` evenly spaced points inside the declared open domain (each
-    finite end pulled in by ``margin``; an open end extends ``2 * SPAN`` from the other;
-    ``[-SPAN, SPAN]`` when both are open). A larger ``scale``: log-spaced magnitudes in
-    ``[SPAN * scale / 10, SPAN * scale]`` of either sign, inside the domain, plus the
-    domain's (margin-adjusted) ends that fall in that band. Points closer than ``margin``
-    to one of ``info.avoid`` are dropped. Drawing distinct grid points keeps every two
-    elements of an array apart, so reductions such as max never meet a tie, where they
-    are not differentiable.
-    """
-    return _grid(*info.input_domain(i), info.margin, tuple(info.avoid), scale)[0]
-
-
-@functools.lru_cache(maxsize=1024)
-def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
-          scale: float = 1.0) -> tuple[np.ndarray, st.SearchStrategy | None]:
-    low = low + margin if math.isfinite(low) else None
-    high = high - margin if math.isfinite(high) else None
-    if scale == 1.0:
-        if low is None and high is None:
-            low, high = -SPAN, SPAN
-        elif low is None:
-            low = high - 2 * SPAN
-        elif high is None:
-            high = low + 2 * SPAN
-        grid = np.linspace(low, high, GRID_POINTS)
-    else:
-        band = np.geomspace(SPAN * scale / 10, SPAN * scale, GRID_POINTS // 2)
-        ends = [e for e in (low, high) if e is not None and band[0] <= abs(e) <= band[-1]]
-        grid = np.unique(np.concatenate([-band, band, ends]))
-        grid = grid[(grid >= (-math.inf if low is None else low))
-                    & (grid <= (math.inf if high is None else high))]
-    for point in avoid:
-        grid = grid[np.abs(grid - point) >= margin]
-    grid = grid[np.argsort(np.abs(grid), kind="stable")]
-    grid.flags.writeable = False
-    # Built once per grid: hypothesis draws are much slower with a fresh strategy each time.
-    return grid, (st.sampled_from(grid.tolist()) if len(grid) else None)
-
-
-def op_values(info: OpInfo, i: int, shape: tuple[int, ...],
-              dtype=np.float64) -> st.SearchStrategy:
-    """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i, s)``,
-    at a scale ``s`` drawn from ``scales(info)`` (those whose grid has enough points)."""
-    key = (*info.input_domain(i), info.margin, tuple(info.avoid))
-    size = math.prod(shape)
-    core = _grid(*key, 1.0)[0]
-    if size > len(core):
-        raise ValueError(f"{info.name}: shape {shape} has more elements than the "
-                         f"{len(core)} distinct values available for input {i}")
-    usable = [s for s in scales(info) if len(_grid(*key, s)[0]) >= max(size, 1)]
-    return st.sampled_from(usable).flatmap(
-        lambda s: hnp.arrays(dtype, shape, elements=_grid(*key, s)[1], unique=True))
-
-
-def op_attrs(info: OpInfo) -> st.SearchStrategy:
-    """Dicts with one of the declared choices for every attribute of the op."""
-    return st.fixed_dictionaries({k: st.sampled_from(list(v)) for k, v in info.attrs.items()})
-
-
-@st.composite
-def op_cases(draw, info: OpInfo) -> tuple[dict, list[np.ndarray]]:
-    """``(attrs, float64 input arrays)`` for one call of the op.
-
-    Ops without ``shapes`` (elementwise) get mutually broadcastable shapes, one per input;
-    the others get ``info.shapes(dims, attrs)`` for six small ints ``dims`` in 1..3.
-    """
-    attrs = draw(op_attrs(info))
-    if info.shapes is None:
-        n_inputs = info.arity if info.arity is not None else info.n_inputs
-        in_shapes = draw(broadcastable_shapes(n_inputs))
-    else:
-        dims = draw(st.lists(st.integers(1, 3), min_size=6, max_size=6))
-        in_shapes = [tuple(s) for s in info.shapes(dims, attrs)]
-    return attrs, [draw(op_values(info, i, s)) for i, s in enumerate(in_shapes)]
 
 
 # ---- one op ----------------------------------------------------------------------------------
