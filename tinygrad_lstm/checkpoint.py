@@ -17,7 +17,8 @@ member's ``.npy`` header is parsed first, and an archive whose members are compr
 Python objects, declare more (or fewer) bytes than they contain, or differ from the JSON
 header is refused before any array is read, so a small file cannot make the reader
 allocate a large array. ``load`` also checks the declared names, shapes and dtypes against
-the module, and the optimizer state against the optimizer (``checkpoint_state``), before it
+the module, and the optimizer state against the optimizer (``checkpoint_archive``,
+``checkpoint_state``), before it
 reads the data and before it changes anything. Every such failure is a ``CheckpointError``.
 Engine level: no op, no layer.
 """
@@ -28,31 +29,21 @@ import contextlib
 import json
 import os
 import secrets
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .checkpoint_state import (
-    CheckpointError,
-    check_header,
-    check_model_specs,
-    check_optimizer_state,
-)
+from .checkpoint_archive import FORMAT, HEADER, VERSION, Archive, open_archive, read_member
+from .checkpoint_state import CheckpointError, check_model_specs, check_optimizer_state
 from .module import Module, StateDictError
 
 __all__ = ["CHECKPOINT_FILE", "Checkpoint", "CheckpointError", "load", "read", "read_meta",
            "resolve", "save"]
 
-FORMAT = "tinygrad-lstm-checkpoint"
-VERSION = 1
 CHECKPOINT_FILE = "checkpoint.npz"
 TEMP_PREFIX = ".checkpoint-"
-_HEADER = "header.json"
-_MAX_NPY_HEADER = 10_000          # numpy's own default limit for a safe .npy header
-_MAX_JSON_HEADER = 64 * 1024 * 1024
 
 
 @dataclass
@@ -151,7 +142,7 @@ def save(path: str | os.PathLike, module: Module, optimizer=None,
         header["optimizer"] = {"name": sd["name"], "defaults": sd["defaults"],
                                "scalars": scalars}
     header["arrays"] = {k: _spec(v) for k, v in arrays.items()}
-    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path.parent)
     fd, temp = _open_temp(path.parent)
@@ -169,127 +160,19 @@ def save(path: str | os.PathLike, module: Module, optimizer=None,
 
 
 # ---- reading -------------------------------------------------------------------------------
-@dataclass
-class _Archive:
-    """An opened checkpoint whose structure is checked and whose data is not read yet."""
-
-    path: Path
-    zip: zipfile.ZipFile
-    members: dict[str, zipfile.ZipInfo]   # array key -> its member
-    header: dict[str, Any]
-    specs: dict[str, tuple[tuple[int, ...], np.dtype]]
-
-
-def _npy_spec(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
-    """(shape, dtype) from a member's ``.npy`` header, checked against the member's size."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise CheckpointError(f"{where}: member {info.filename!r} is compressed; checkpoints "
-                              "store arrays uncompressed (refused: its size cannot be checked)")
-    with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = read_header(f, max_header_size=_MAX_NPY_HEADER)
-        offset = f.tell()
-    if dtype.hasobject:
-        raise CheckpointError(f"{where}: array {info.filename[:-4]!r} holds Python objects, "
-                              "which would need pickle (running code from the file) to load; "
-                              "refused")
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if offset + declared != info.file_size:
-        raise CheckpointError(f"{where}: array {info.filename[:-4]!r} declares shape {shape} "
-                              f"and dtype {dtype} ({declared} bytes) but its member holds "
-                              f"{info.file_size - offset} bytes of data")
-    return tuple(shape), dtype
-
-
-def _read_member(archive: _Archive, key: str) -> np.ndarray:
-    try:
-        with archive.zip.open(archive.members[key]) as f:
-            return np.lib.format.read_array(f, allow_pickle=False,
-                                            max_header_size=_MAX_NPY_HEADER)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any damage is a refused file
-        raise CheckpointError(f"{archive.path}: array {key!r} is unreadable "
-                              f"({type(exc).__name__}: {exc})") from None
-
-
-def _parse_header(archive: _Archive, where: str) -> dict:
-    shape, dtype = archive.specs[_HEADER]
-    if dtype != np.uint8 or len(shape) != 1 or shape[0] > _MAX_JSON_HEADER:
-        raise CheckpointError(f"{where}: {_HEADER} must be a 1-d uint8 array of at most "
-                              f"{_MAX_JSON_HEADER} bytes, got shape {shape} and dtype {dtype}")
-    raw = _read_member(archive, _HEADER)
-    try:
-        return json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{where}: {_HEADER} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise CheckpointError(f"{where}: {_HEADER} is nested too deeply to be a checkpoint "
-                              "header") from None
-
-
-def _open(path: str | os.PathLike) -> _Archive:
-    """Open ``path`` and check its structure; no array data is read but the JSON header."""
-    path = resolve(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    where = str(path)
-    try:
-        zf = zipfile.ZipFile(path)
-    except Exception as exc:  # noqa: BLE001 - empty, truncated, not a zip: all refused
-        raise CheckpointError(f"{where}: not a checkpoint archive ({type(exc).__name__}: "
-                              f"{exc})") from None
-    try:
-        members, specs = {}, {}
-        for info in zf.infolist():
-            key = info.filename[:-4] if info.filename.endswith(".npy") else None
-            if key is None or key in members:
-                raise CheckpointError(f"{where}: unexpected member {info.filename!r}; not "
-                                      "written by tinygrad_lstm.checkpoint.save")
-            members[key] = info
-            specs[key] = _npy_spec(zf, info, where)
-        if _HEADER not in members:
-            raise CheckpointError(f"{where}: no {_HEADER} entry; not written by "
-                                  "tinygrad_lstm.checkpoint.save")
-        archive = _Archive(path, zf, members, {}, specs)
-        archive.header = check_header(_parse_header(archive, where), FORMAT, VERSION, where)
-        listed = archive.header["arrays"]
-        missing = sorted(set(listed) - set(members))
-        extra = sorted(set(members) - set(listed) - {_HEADER})
-        if missing or extra:
-            raise CheckpointError(f"{where}: the archive does not match its header: missing "
-                                  f"arrays {missing}, unexpected arrays {extra}")
-        for key, (shape, dtype) in listed.items():
-            if specs[key] != (shape, dtype):
-                raise CheckpointError(f"{where}: array {key!r} has shape {specs[key][0]} and "
-                                      f"dtype {specs[key][1]}, the header says {shape} and "
-                                      f"{dtype}")
-        del specs[_HEADER]
-        return archive
-    except CheckpointError:
-        zf.close()
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged member (bad CRC, truncated, ...)
-        zf.close()
-        raise CheckpointError(f"{where}: damaged checkpoint archive ({type(exc).__name__}: "
-                              f"{exc})") from None
-
-
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The ``meta`` of the checkpoint at ``path``, from a file whose structure is checked,
     without reading its arrays (to rebuild the model before ``load``)."""
-    archive = _open(path)
+    archive = open_archive(resolve(path))
     archive.zip.close()
     return archive.header["meta"]
 
 
-def _read_arrays(archive: _Archive) -> dict[str, np.ndarray]:
-    return {key: _read_member(archive, key) for key in archive.specs}
+def _read_arrays(archive: Archive) -> dict[str, np.ndarray]:
+    return {key: read_member(archive, key) for key in archive.specs}
 
 
-def _split(archive: _Archive, arrays: dict[str, np.ndarray]) -> Checkpoint:
+def _split(archive: Archive, arrays: dict[str, np.ndarray]) -> Checkpoint:
     model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     opt = archive.header["optimizer"]
     optimizer = None
@@ -311,7 +194,7 @@ def read(path: str | os.PathLike) -> Checkpoint:
     is missing, damaged, not written by ``save``, holds object arrays, or its arrays differ
     from what its header lists. Memory used is bounded by the file's size.
     """
-    archive = _open(path)
+    archive = open_archive(resolve(path))
     with archive.zip:
         return _split(archive, _read_arrays(archive))
 
@@ -327,7 +210,7 @@ def load(path: str | os.PathLike, module: Module, optimizer=None) -> Checkpoint:
     module and the optimizer as they were. Returns the ``Checkpoint`` (its ``meta``
     included).
     """
-    archive = _open(path)
+    archive = open_archive(resolve(path))
     with archive.zip:
         where = str(archive.path)
         check_model_specs(archive.specs, module, where)
