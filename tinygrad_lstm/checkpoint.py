@@ -15,12 +15,11 @@ no pickle anywhere):
 Reading never runs code from the file (``allow_pickle=False``) and never trusts it: every
 member's ``.npy`` header is parsed first, and an archive whose members are compressed, hold
 Python objects, declare more (or fewer) bytes than they contain, or differ from the JSON
-header is refused before any array is read, so a small file cannot make the reader
-allocate a large array. ``load`` also checks the declared names, shapes and dtypes against
-the module, and the optimizer state against the optimizer (``checkpoint_archive``,
-``checkpoint_state``), before it
-reads the data and before it changes anything. Every such failure is a ``CheckpointError``.
-Engine level: no op, no layer.
+header is refused before any array is read (``checkpoint_archive``), so a small file
+cannot make the reader allocate a large array. ``load`` also checks the declared names,
+shapes and dtypes against the module, and the optimizer state against the optimizer
+(``checkpoint_state``), before it reads the data and before it changes anything. Every such
+failure is a ``CheckpointError``. Engine level: no op, no layer.
 """
 
 from __future__ import annotations
