@@ -20,3 +20,11 @@ def test_no_trailing_spaces_after_a_short_last_cell():
 def test_ops_and_gradcheck_print_through_the_shared_printer():
     assert ops.print_table is gradcheck.print_table
     assert not hasattr(ops, "_table")
+
+
+def test_ops_with_an_unknown_kind_is_an_error_not_an_empty_list(capsys):
+    from tinygrad_lstm.cli import main
+
+    assert main(["ops", "--kind", "elementwize"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --kind 'elementwize'; kinds: elementwise, reduction" in err

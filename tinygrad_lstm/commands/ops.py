@@ -1,7 +1,9 @@
 """``tinygrad-lstm ops``: list the registered ops and cells and where each came from."""
 
 import tinygrad_lstm as tg
+from tinygrad_lstm.cli import CommandError
 from tinygrad_lstm.commands._table import print_table
+from tinygrad_lstm.registry import OP_KINDS
 
 NAME = "ops"
 HELP = "list the registered ops (name, kind, arity, origin) and recurrent cells"
@@ -12,6 +14,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if args.kind is not None and args.kind not in OP_KINDS:
+        raise CommandError(f"ops: unknown --kind {args.kind!r}; kinds: {', '.join(OP_KINDS)}")
     infos = [i for i in tg.list_ops() if args.kind is None or i.kind == args.kind]
     rows = [(i.name, i.kind, "n" if i.arity is None else str(i.arity), i.origin, i.doc)
             for i in infos]
