@@ -19,6 +19,7 @@ from tinygrad_lstm.testing import (
     check_cell,
     check_op,
     op_cases,
+    scales,
     value_grid,
 )
 
@@ -350,3 +351,6 @@ def test_value_grids_by_scale(scratch_registry):
     assert np.allclose(ratios[ratios > 1], ratios[ratios > 1][0]), "log-spaced"
     for scale in (1.0, 10.0, 100.0):
         assert len(np.unique(value_grid(wide, 0, scale))) == len(value_grid(wide, 0, scale))
+    assert scales(wide) == (1.0, 10.0, 100.0)
+    assert scales(tg.op_info("matmul")) == (1.0, 10.0) and scales(tg.op_info("sum"))[-1] == 100
+    assert scales(tg.op_info("lstm_sequence")) == (1.0,)

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 # Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
-# relative error is 1.9e-7 (gru_sequence), most stay below 1e-8. A wrong backward is off
+# relative error is 2.6e-7 (logsumexp), most stay below 1e-7. A wrong backward is off
 # by O(1).
 OP_RTOL = 1e-6
 OP_ATOL = 1e-8

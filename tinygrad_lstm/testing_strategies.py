@@ -25,9 +25,10 @@ __all__ = ["GRID_POINTS", "SCALES", "SPAN", "broadcastable_shapes", "op_attrs", 
 # magnitudes in [SPAN * s / 10, SPAN * s] for the larger scales s, up to 300, with the ends
 # of a bounded domain included: a backward wrong only for large |x| or near a domain edge
 # fails. Beyond ~1e2-1e3 float64 central differences (eps 1e-6) stop resolving a small
-# derivative next to large outputs at these tolerances, so the range stops there; whole
-# recurrent layers (kind "fused") stay at the core scale, since their pre-activations,
-# which the input metadata does not describe, would reach their kinks (relu) and saturate.
+# derivative next to large outputs at these tolerances, so the range stops there (at 30 for
+# linalg ops, whose outputs are sums of products); whole recurrent layers (kind "fused")
+# stay at the core scale, since their pre-activations, which the input metadata does not
+# describe, would reach their kinks (relu) and saturate.
 SPAN = 3.0
 SCALES = (1.0, 10.0, 100.0)
 GRID_POINTS = 512
@@ -49,7 +50,11 @@ def broadcastable_shapes(num_shapes: int, max_dims: int = 3,
 
 def scales(info: OpInfo) -> tuple[float, ...]:
     """The magnitude scales inputs of ``info`` are drawn at (see ``SCALES``)."""
-    return SCALES[:1] if info.kind == "fused" else SCALES
+    if info.kind == "fused":
+        return SCALES[:1]
+    # A matmul output sums products of two inputs: at 300 x 300 a small derivative next to
+    # it drowns in the rounding of the large output (measured: seed 5 failed at 2.9e-8).
+    return SCALES[:2] if info.kind == "linalg" else SCALES
 
 
 def value_grid(info: OpInfo, i: int, scale: float = 1.0) -> np.ndarray:
