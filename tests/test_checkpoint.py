@@ -2,7 +2,9 @@
 change, of unsafe or inconsistent files."""
 
 import io
+import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -172,3 +174,57 @@ def test_optimizer_that_does_not_fit_leaves_module_and_optimizer_unchanged(tmp_p
     assert wrong.state == [{}] and wrong.lr == 0.3
     with pytest.raises(CheckpointError, match="holds no optimizer state"):
         checkpoint.load(checkpoint.save(tmp_path / "plain", model), target, wrong)
+
+
+def test_a_path_without_npz_is_a_run_directory(tmp_path):
+    """The docs' ``checkpoint.save("runs/mine", ...)`` makes a directory holding
+    checkpoint.npz, which load/read accept by the directory's name."""
+    model, opt = _trained()
+    written = checkpoint.save(tmp_path / "runs" / "mine", model, opt)
+    assert written == tmp_path / "runs" / "mine" / "checkpoint.npz" and written.is_file()
+    checkpoint.load(tmp_path / "runs" / "mine", Tiny(seed=4), Adam(Tiny().parameters()))
+    assert checkpoint.save(tmp_path / "one.npz", model) == tmp_path / "one.npz"
+    (tmp_path / "plain").write_text("not a directory")
+    with pytest.raises(CheckpointError, match="is a file; give a run directory"):
+        checkpoint.save(tmp_path / "plain", model)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoint_file_mode_follows_the_umask_like_other_outputs(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = checkpoint.save(tmp_path, Tiny())
+        other = tmp_path / "metrics.csv"
+        other.write_text("step\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(other.stat().st_mode)
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(
+        tmp_path, monkeypatch):
+    model, opt = _trained()
+    checkpoint.save(tmp_path, model, opt, meta={"step": 1})
+
+    def interrupted(file, **arrays):
+        file.write(b"PK partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path, Tiny(seed=5), meta={"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+    assert checkpoint.read(tmp_path).meta == {"step": 1}
+
+
+def test_temporary_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
+    dead = tmp_path / f"{checkpoint.TEMP_PREFIX}999999999-0a1b2c3d.npz"   # no such process
+    older = tmp_path / f"{checkpoint.TEMP_PREFIX}k2j3h4.npz"            # mkstemp's old names
+    alive = tmp_path / f"{checkpoint.TEMP_PREFIX}{os.getpid()}-00000000.npz"
+    for path in (dead, older, alive):
+        path.write_bytes(b"PK half written")
+    checkpoint.save(tmp_path, Tiny())
+    assert not dead.exists() and not older.exists()
+    assert alive.exists(), "a save still running in a live process must be left alone"
+    assert checkpoint.read(tmp_path).model.keys() == {"w", "inner.b"}

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tinygrad_lstm.cli import main
 
 BROKEN = textwrap.dedent("""
@@ -82,6 +84,21 @@ def test_user_errors_exit_2_with_one_line(capsys):
     assert main(["gradcheck", "--cells", "nope"]) == 2
     assert "unknown cell 'nope'" in capsys.readouterr().err
     assert main(["gradcheck", "--max-examples", "0"]) == 2
+    assert "argument --max-examples: must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ops", ""], "--ops '' names no op; checking nothing is not a pass"),
+    (["--ops", " , "], "--ops ' , ' names no op"),
+    (["--cells", ""], "--cells '' names no cell"),
+    (["--ops", "", "--cells", "rnn"], "--ops '' names no op"),
+    (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
+    (["--seed", "x"], "argument --seed: must be an integer in [0, "),
+])
+def test_checking_nothing_or_a_bad_number_is_a_named_error(argv, message, capsys):
+    assert main(["gradcheck", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
 
 
 def test_broken_op_fails_and_names_a_reproducible_case():
@@ -89,6 +106,9 @@ def test_broken_op_fails_and_names_a_reproducible_case():
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rows = table_rows(proc.stdout)
     assert rows["broken_square"][-1] == "FAIL" and rows["mul"][-1] == "ok", proc.stdout
+    # The FAIL row shows the error that failed: the backward gives g*x for 2*g*x, half the
+    # true gradient, so the relative error is 0.5 (up to the floor of tiny gradients).
+    assert 0.4 <= float(rows["broken_square"][4]) <= 1.0, proc.stdout
     assert "1 passed, 1 failed" in proc.stdout
     failure = proc.stdout.split("FAILED op broken_square:")[1]
     assert "gradient mismatch" in failure and "seed 3" in failure and "input shapes" in failure
@@ -101,6 +121,7 @@ def test_broken_cell_fails_and_names_the_wrong_gradient():
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rows = table_rows(proc.stdout)
     assert rows["leaky_broken"][-1] == "FAIL" and rows["rnn"][-1] == "ok", proc.stdout
+    assert float(rows["leaky_broken"][4]) > 1e-2, proc.stdout   # the failing error, not 0
     failure = proc.stdout.split("FAILED cell leaky_broken:")[1]
     assert "gradient mismatch for input x" in failure, failure
     assert "reproduce: tinygrad-lstm gradcheck --cells leaky_broken" in failure

@@ -88,8 +88,8 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--cell", "lstmm"], "unknown cell 'lstmm'; registered cells:"),
-    (["train", "--hidden", "0"], "--hidden must be positive, got 0"),
-    (["train", "--steps", "-3"], "--steps must be positive, got -3"),
+    (["train", "--hidden", "0"], "argument --hidden: must be an integer >= 1, got 0"),
+    (["train", "--steps", "-3"], "argument --steps: must be an integer >= 1, got -3"),
     (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
     (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
@@ -98,9 +98,10 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
     (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
     (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
     (["sample", "--checkpoint", "nowhere"], "no checkpoint at nowhere"),
-    (["sample", "--checkpoint", ".", "--temperature", "0"], "--temperature must be positive"),
+    (["sample", "--checkpoint", ".", "--temperature", "0"],
+     "argument --temperature: must be a finite number > 0, got '0'"),
     (["demo", "--cells", "rnn,elman"], "unknown cell 'elman'"),
-    (["train", "--hidden", "many"], "invalid int value: 'many'"),
+    (["train", "--hidden", "many"], "argument --hidden: must be an integer >= 1, got 'many'"),
 ])
 def test_bad_arguments_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -115,3 +116,22 @@ def test_resume_refuses_a_changed_configuration(tmp_path, capsys):
     assert "--hidden 16 differs from the checkpoint's 8" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--steps", "2"]) == 2
     assert "at step 2 already" in capsys.readouterr().err
+
+
+def test_demo_verdict_never_reads_partly_learned_for_nan():
+    from tinygrad_lstm.commands.demo import verdict
+
+    nan, inf = float("nan"), float("inf")
+    for loss, mse in ((nan, nan), (0.05, nan), (nan, 0.05), (inf, 0.1)):
+        assert verdict(loss, mse, 1 / 6).startswith("diverged"), (loss, mse)
+    assert verdict(0.08, 0.08, 1 / 6) == "partly learned"
+    assert verdict(0.001, 0.001, 1 / 6) == "learned the sum"
+
+
+def test_demo_with_a_diverging_lr_says_so(capsys):
+    assert main(["demo", "--steps", "5", "--seq-len", "6", "--hidden", "4", "--batch", "4",
+                 "--lr", "1e30"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("cell "):out.index("\n\n", out.index("cell "))].splitlines()[1:]
+    assert len(table) == 3 and all("diverged" in row for row in table), table
+    assert "partly learned" not in out

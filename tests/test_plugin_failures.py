@@ -163,3 +163,30 @@ def test_a_clean_plugin_gives_no_warning(fake_plugins):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginWarning)
         assert tg.load_plugins() == ["fake-dist-clean:clean"]
+
+
+@pytest.mark.parametrize("exc", [SystemExit(2), GeneratorExit(), BaseException("odd")],
+                         ids=["SystemExit", "GeneratorExit", "BaseException"])
+def test_a_plugin_exiting_at_import_is_contained(fake_plugins, exc):
+    """argparse at a plugin's module level raises SystemExit; the library must survive it."""
+    def exiting():
+        register_op("fake_exiting", arity=1)(Softsignish)
+        raise exc
+
+    def good():
+        register_op("fake_after_exit", arity=1)(Softsignish)
+
+    fake_plugins(("a_exiting", exiting), ("b_good", good))
+    loaded = load_expecting(rf"fake-dist-a_exiting:a_exiting.*{type(exc).__name__}")
+    assert loaded == ["fake-dist-b_good:b_good"]
+    assert "fake_exiting" not in [i.name for i in tg.list_ops()]
+    builtins_still_work()
+
+
+def test_ctrl_c_during_a_plugin_import_still_interrupts(fake_plugins):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    fake_plugins(("ctrl_c", interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        tg.load_plugins()

@@ -165,5 +165,73 @@ def test_evaluate_restores_training_mode_and_sampling_is_seeded():
     a = tasks.sample_text(model, task, "The ", 20, 0.8, _rng(5))
     assert a == tasks.sample_text(model, task, "The ", 20, 0.8, _rng(5))
     assert a.startswith("The ") and len(a) == 24
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         tasks.sample_text(model, task, "The ", 5, 0.0, _rng())
+
+
+def _adding_model():
+    task = tasks.AddingTask(6)
+    return task, tasks.build_model(tasks.model_config(task, "gru", 4), rng=_rng())
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda t, m: tasks.evaluate(m, t), TypeError, None),   # rng forgotten: Python's own
+    (lambda t, m: tasks.evaluate(m, t, 7), TypeError,
+     "evaluate: rng must be a numpy.random.Generator, e.g. np.random.default_rng(0); got int"),
+    (lambda t, m: tasks.evaluate(m, t, None), TypeError, "evaluate: rng must be a numpy"),
+    (lambda t, m: tasks.evaluate(m, t, _rng(), 0), ValueError,
+     "evaluate: batch_size must be an integer >= 1, got 0"),
+    (lambda t, m: tasks.evaluate(m, t, _rng(), 2.5), TypeError,
+     "evaluate: batch_size must be an integer >= 1, got float 2.5"),
+    (lambda t, m: tasks.evaluate(t, m, _rng()), TypeError, "evaluate: model must be a Module"),
+    (lambda t, m: t.batch(3, 4), TypeError, "adding.batch: rng must be a numpy"),
+    (lambda t, m: t.batch(_rng(), -1), ValueError, "adding.batch: batch_size must be"),
+    (lambda t, m: tasks.make_task("adding"), TypeError, "make_task: config must be a dict"),
+    (lambda t, m: tasks.make_task({"name": "adding", "seq_len": 5, "vocab": "ab"}),
+     ValueError, "make_task: task adding takes ['seq_len']"),
+    (lambda t, m: tasks.make_task({"name": "adding"}), ValueError, "seq_len required"),
+    (lambda t, m: tasks.model_config(t, "gru", 0), ValueError, "model_config: hidden must be"),
+    (lambda t, m: tasks.model_config("adding", "gru", 4), TypeError, "task must be a Task"),
+    (lambda t, m: tasks.build_model({"cell": "gru"}), ValueError, "build_model: config must"),
+    (lambda t, m: tasks.build_model({**tasks.model_config(t, "gru", 4), "hidden_size": "4"}),
+     TypeError, "build_model: hidden_size must be an integer"),
+    (lambda t, m: tasks.TextTask(8, vocab=["a", "b"]), ValueError, "vocab must be a string"),
+])
+def test_public_entry_points_check_their_arguments(call, error, message):
+    task, model = _adding_model()
+    with pytest.raises(error) as info:
+        call(task, model)
+    if message is not None:
+        assert message in str(info.value), str(info.value)
+    else:   # the missing argument is named, not "only integer scalar arrays ..."
+        assert "rng" in str(info.value), str(info.value)
+
+
+def test_sample_text_checks_its_arguments():
+    task = tasks.TextTask(8)
+    model = tasks.build_model(tasks.model_config(task, "gru", 4), rng=_rng())
+    for kwargs, message in (({"rng": 5}, "sample_text: rng must be"),
+                            ({"length": -1}, "sample_text: length must be an integer >= 0"),
+                            ({"temperature": float("nan")}, "temperature must be a finite"),
+                            ({"prime": 42}, "the prime must be a non-empty string")):
+        args = {"prime": "The ", "length": 3, "temperature": 0.8, "rng": _rng(), **kwargs}
+        with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+            tasks.sample_text(model, task, **args)
+
+
+@pytest.mark.parametrize("name, cell, hidden, layers, bidirectional", [
+    ("adding", "lstm", 64, 1, False), ("text", "gru", 50, 2, False),
+    ("copy", "rnn", 7, 3, True), ("text", "lstm", 20, 1, False),
+])
+def test_parameter_count_equals_the_built_model(name, cell, hidden, layers, bidirectional):
+    config = tasks.model_config(tasks.make_task({"name": name, "seq_len": 12}), cell, hidden,
+                                layers, bidirectional)
+    built = sum(p.data.size for p in tasks.build_model(config).parameters())
+    assert tasks.parameter_count(config) == built
+
+
+def test_parameter_count_of_a_huge_model_builds_nothing_large():
+    config = tasks.model_config(tasks.AddingTask(5), "lstm", 10**11)
+    # torch.nn.LSTM's count: 4H(I + H) + 8H weights, H + 1 for the Linear head.
+    h = 10**11
+    assert tasks.parameter_count(config) == 4 * h * (2 + h) + 8 * h + h + 1

@@ -19,6 +19,7 @@ from tinygrad_lstm.testing import (
     check_cell,
     check_op,
     op_cases,
+    scales,
     value_grid,
 )
 
@@ -289,3 +290,67 @@ def test_check_cell_names_the_parameter_with_a_wrong_gradient():
 def test_check_cell_reports_a_cell_that_cannot_be_built():
     report = check_cell(TinyCell, no_such_option=1)
     assert not report.ok and "no_such_option" in report.failure
+
+
+# ---- the range of drawn values -------------------------------------------------------------
+def _wrong_beyond(threshold: float, name: str, **registration):
+    """y = x**3 / 3 (so dx = g * x**2) with a backward that is off by 1% where |x| > threshold."""
+
+    @register_op(name, arity=1, **registration)
+    class CubeThird(Function):
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x * x / 3
+
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            return g * x * x * np.where(np.abs(x) > threshold, 1.01, 1.0).astype(x.dtype)
+
+    return name
+
+
+def test_a_backward_wrong_only_beyond_three_fails(scratch_registry):
+    """Before, unbounded inputs came from [-3, 3] only, and this op passed every check."""
+    report = check_op(_wrong_beyond(3.0, "_test_wrong_beyond_3"), max_examples=25)
+    assert not report.ok and "gradient mismatch" in report.failure, report
+    assert 1e-3 < report.worst_rel_error < 0.1, report     # the 1% that was wrong
+
+
+def test_a_backward_wrong_only_far_out_fails(scratch_registry):
+    report = check_op(_wrong_beyond(40.0, "_test_wrong_beyond_40"), max_examples=25)
+    assert not report.ok, "magnitudes up to ~300 must be drawn"
+
+
+def test_a_backward_wrong_only_near_a_domain_edge_fails(scratch_registry):
+    """Domain (-5, 5): the values near its ends (4.5 < |x| < 5) must be drawn."""
+    name = _wrong_beyond(4.5, "_test_wrong_near_edge", domain=(-5.0, 5.0))
+    assert not check_op(name, max_examples=25).ok
+
+
+def test_a_correct_op_passes_at_every_scale_with_tight_tolerances(scratch_registry):
+    name = _wrong_beyond(math.inf, "_test_cube_third")
+    report = check_op(name, max_examples=50)
+    assert report.ok, report.failure
+    assert report.worst_rel_error < 1e-6
+
+
+def test_value_grids_by_scale(scratch_registry):
+    register_op("_test_wide", arity=1)(type("Wide", (Function,), {
+        "forward": lambda ctx, x: x, "backward": lambda ctx, g: g}))
+    register_op("_test_narrow", arity=1, domain=(-5.0, 5.0))(type("Narrow", (Function,), {
+        "forward": lambda ctx, x: x, "backward": lambda ctx, g: g}))
+    wide, narrow = tg.op_info("_test_wide"), tg.op_info("_test_narrow")
+    assert np.abs(value_grid(wide, 0)).max() == 3.0
+    assert np.isclose(np.abs(value_grid(wide, 0, 100.0)).max(), 300.0)
+    assert np.isclose(np.abs(value_grid(wide, 0, 10.0)).min(), 3.0)
+    big = value_grid(narrow, 0, 10.0)
+    assert big.min() == -4.99 and big.max() == 4.99 and np.all(np.abs(big) >= 3.0)
+    assert len(value_grid(narrow, 0, 100.0)) == 0
+    magnitudes = np.abs(value_grid(wide, 0, 100.0))
+    ratios = magnitudes[1:] / magnitudes[:-1]
+    assert np.allclose(ratios[ratios > 1], ratios[ratios > 1][0]), "log-spaced"
+    for scale in (1.0, 10.0, 100.0):
+        assert len(np.unique(value_grid(wide, 0, scale))) == len(value_grid(wide, 0, scale))
+    assert scales(wide) == (1.0, 10.0, 100.0)
+    assert scales(tg.op_info("matmul")) == (1.0, 10.0) and scales(tg.op_info("sum"))[-1] == 100
+    assert scales(tg.op_info("lstm_sequence")) == (1.0,)

@@ -170,8 +170,12 @@ def test_bad_arguments():
     opt = SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="bptt must be a positive number"):
         Trainer(model, opt, _mse, bptt=0)
-    with pytest.raises(ValueError, match="clip must be positive"):
-        Trainer(model, opt, _mse, clip=-1.0)
+    for clip in (-1.0, 0.0, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="clip must be a finite number > 0 or None"):
+            Trainer(model, opt, _mse, clip=clip)
+    for bptt in (2.5, True, "4"):
+        with pytest.raises(ValueError, match="bptt must be a positive number"):
+            Trainer(model, opt, _mse, bptt=bptt)
     x, y = _data()
     with pytest.raises(ValueError, match="per-step targets need 6 time steps"):
         Trainer(model, opt, _mse).step(x, y[:4])

@@ -1,43 +1,48 @@
 """Checkpoints: a module's weights, an optimizer's state and JSON metadata in one ``.npz``.
 
-Layout of the archive (``np.savez``, no pickle anywhere):
+A checkpoint lives in a directory, as ``<dir>/checkpoint.npz``: ``save("runs/mine", ...)``
+creates ``runs/mine/`` and writes ``runs/mine/checkpoint.npz``. A path ending in ``.npz``
+names the file itself. Layout of the archive (``np.savez``: stored, uncompressed members,
+no pickle anywhere):
 
 - ``model/<parameter name>``: one float array per entry of ``module.state_dict()``;
 - ``optim/<i>/<buffer>``: the optimizer's per-parameter arrays (Adam's moments, ...);
 - ``header.json``: UTF-8 JSON stored as a ``uint8`` array: the format tag, the name, shape
-  and dtype of every array above, the optimizer's hyperparameters and counters, and the
-  caller's ``meta`` (put the model configuration there, so the model can be rebuilt from
-  the file alone).
+  and dtype of every array above, the optimizer's name, hyperparameters and counters, and
+  the caller's ``meta`` (put the model configuration there, so the model can be rebuilt
+  from the file alone).
 
-Reading uses ``np.load(allow_pickle=False)``: an archive holding object arrays (which would
-need pickle, i.e. running code from the file) is refused, as is one whose arrays do not
-match its header (missing, extra, wrong shape or dtype). Engine level: no op, no layer.
+Reading never runs code from the file (``allow_pickle=False``) and never trusts it: every
+member's ``.npy`` header is parsed first, and an archive whose members are compressed, hold
+Python objects, declare more (or fewer) bytes than they contain, or differ from the JSON
+header is refused before any array is read (``checkpoint_archive``), so a small file
+cannot make the reader allocate a large array. ``load`` also checks the declared names,
+shapes and dtypes against the module, and the optimizer state against the optimizer
+(``checkpoint_state``), before it reads the data and before it changes anything. Every such
+failure is a ``CheckpointError``. Engine level: no op, no layer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
-import zipfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .checkpoint_archive import FORMAT, HEADER, VERSION, Archive, open_archive, read_member
+from .checkpoint_state import CheckpointError, check_model_specs, check_optimizer_state
 from .module import Module, StateDictError
 
-__all__ = ["CHECKPOINT_FILE", "Checkpoint", "CheckpointError", "load", "read", "save"]
+__all__ = ["CHECKPOINT_FILE", "Checkpoint", "CheckpointError", "load", "read", "read_meta",
+           "resolve", "save"]
 
-FORMAT = "tinygrad-lstm-checkpoint"
-VERSION = 1
 CHECKPOINT_FILE = "checkpoint.npz"
-_HEADER = "header.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, unsafe or does not fit the module."""
+TEMP_PREFIX = ".checkpoint-"
 
 
 @dataclass
@@ -52,26 +57,71 @@ class Checkpoint:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """``path`` itself, or ``path/checkpoint.npz`` when ``path`` is a directory."""
+    """The checkpoint file ``path`` names: ``path`` itself when it is an existing file or
+    ends in ``.npz``, else ``path/checkpoint.npz`` (``path`` is a run directory)."""
     path = Path(path)
-    return path / CHECKPOINT_FILE if path.is_dir() else path
+    if path.is_file() or (path.suffix == ".npz" and not path.is_dir()):
+        return path
+    return path / CHECKPOINT_FILE
 
 
+# ---- writing -------------------------------------------------------------------------------
 def _spec(array: np.ndarray) -> list:
     return [list(array.shape), array.dtype.str]
 
 
+def _is_stale(temp: Path) -> bool:
+    """A temporary file left by a save whose process is gone (killed mid-write)."""
+    pid = temp.name[len(TEMP_PREFIX):].split("-")[0]
+    if not pid.isdigit():
+        return True
+    if os.name != "posix":       # no harmless liveness probe: leave it
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:              # alive, owned by someone else
+        return False
+    return False
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    for temp in directory.glob(f"{TEMP_PREFIX}*.npz"):
+        if _is_stale(temp):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _open_temp(directory: Path) -> tuple[int, Path]:
+    """A new file next to the checkpoint, created with mode 0666 minus the umask (as any
+    other output file; ``mkstemp`` would make it 0600), named after this process."""
+    while True:
+        temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.npz"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
+        except FileExistsError:
+            continue
+
+
 def save(path: str | os.PathLike, module: Module, optimizer=None,
          meta: dict[str, Any] | None = None) -> Path:
-    """Write ``module``'s weights (and ``optimizer``'s state, and ``meta``) to ``path``.
+    """Write ``module``'s weights (and ``optimizer``'s state, and ``meta``) and return the
+    file's path.
 
-    ``path`` may be a directory (the file is ``checkpoint.npz`` inside it). ``meta`` must be
-    JSON-serialisable. The file is written to a temporary name and renamed, so an
-    interrupted save never leaves a half-written checkpoint. Returns the file's path.
+    ``path`` is a run directory (created if needed; the file is ``checkpoint.npz`` in it),
+    or a file name ending in ``.npz``. ``meta`` must be JSON-serialisable. The file is
+    written under a temporary name and renamed, so an interrupted save never leaves a
+    half-written checkpoint; temporary files of saves that were killed are removed by the
+    next save into the same directory. Failing to write raises ``OSError``.
     """
-    path = resolve(path)
+    path = Path(path)
+    if path.is_file() and path.suffix != ".npz":
+        raise CheckpointError(f"save {path}: is a file; give a run directory or a file name "
+                              "ending in .npz")
+    path = path if path.suffix == ".npz" and not path.is_dir() else path / CHECKPOINT_FILE
     try:
-        meta_json = json.loads(json.dumps(meta or {}))
+        meta_json = json.loads(json.dumps(meta or {}, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"save {path}: meta must be JSON-serialisable ({exc})") from None
     arrays = {f"model/{k}": v for k, v in module.state_dict().items()}
@@ -91,113 +141,99 @@ def save(path: str | os.PathLike, module: Module, optimizer=None,
         header["optimizer"] = {"name": sd["name"], "defaults": sd["defaults"],
                                "scalars": scalars}
     header["arrays"] = {k: _spec(v) for k, v in arrays.items()}
-    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".npz")
+    _remove_stale_temps(path.parent)
+    fd, temp = _open_temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            temp.unlink()
         raise
     return path
 
 
-def _read_array(archive, key: str, where: Path) -> np.ndarray:
-    try:
-        return archive[key]
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise CheckpointError(f"{where}: array {key!r} holds Python objects, which would "
-                                  "need pickle (running code from the file) to load; refused"
-                                  ) from None
-        raise CheckpointError(f"{where}: array {key!r} is unreadable ({exc})") from None
+# ---- reading -------------------------------------------------------------------------------
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``meta`` of the checkpoint at ``path``, from a file whose structure is checked,
+    without reading its arrays (to rebuild the model before ``load``)."""
+    archive = open_archive(resolve(path))
+    archive.zip.close()
+    return archive.header["meta"]
+
+
+def _read_arrays(archive: Archive) -> dict[str, np.ndarray]:
+    return {key: read_member(archive, key) for key in archive.specs}
+
+
+def _split(archive: Archive, arrays: dict[str, np.ndarray]) -> Checkpoint:
+    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    opt = archive.header["optimizer"]
+    optimizer = None
+    if opt is not None:
+        state = [dict(numbers) for numbers in opt["scalars"]]
+        for key, array in arrays.items():
+            if key.startswith("optim/"):
+                _, index, name = key.split("/", 2)
+                state[int(index)][name] = array
+        optimizer = {"name": opt["name"], "defaults": opt["defaults"], "state": state}
+    return Checkpoint(path=archive.path, model=model, optimizer=optimizer,
+                      meta=archive.header["meta"])
 
 
 def read(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint file without touching any module.
+    """Read and check a checkpoint file without touching any module.
 
-    Raises ``CheckpointError`` when the file is missing, is not an ``.npz`` written by
-    ``save``, holds object arrays, or its arrays differ from what its header lists.
+    ``path``: a run directory or the ``.npz`` file. Raises ``CheckpointError`` when the file
+    is missing, damaged, not written by ``save``, holds object arrays, or its arrays differ
+    from what its header lists. Memory used is bounded by the file's size.
     """
-    path = resolve(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"{path}: not a checkpoint archive ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path}: holds a single array, not a checkpoint archive")
-    with archive:
-        names = set(archive.files)
-        if _HEADER not in names:
-            raise CheckpointError(f"{path}: no {_HEADER} entry; not written by "
-                                  "tinygrad_lstm.checkpoint.save")
-        raw = _read_array(archive, _HEADER, path)
-        try:
-            header = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: {_HEADER} is not valid JSON ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: not a {FORMAT} file")
-        if header.get("version") != VERSION:
-            raise CheckpointError(f"{path}: format version {header.get('version')} is not "
-                                  f"supported (this library reads version {VERSION})")
-        listed = header.get("arrays", {})
-        missing = sorted(set(listed) - names)
-        extra = sorted(names - set(listed) - {_HEADER})
-        if missing or extra:
-            raise CheckpointError(f"{path}: the archive does not match its header: missing "
-                                  f"arrays {missing}, unexpected arrays {extra}")
-        arrays = {}
-        for key, (shape, dtype) in listed.items():
-            array = _read_array(archive, key, path)
-            if list(array.shape) != shape or array.dtype.str != dtype:
-                raise CheckpointError(f"{path}: array {key!r} has shape {array.shape} and "
-                                      f"dtype {array.dtype}, the header says {tuple(shape)} "
-                                      f"and {np.dtype(dtype)}")
-            arrays[key] = array
-    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    return Checkpoint(path=path, model=model, optimizer=_optimizer_state(header, arrays, path),
-                      meta=header.get("meta") or {})
-
-
-def _optimizer_state(header: dict, arrays: dict, path: Path) -> dict | None:
-    opt = header.get("optimizer")
-    if opt is None:
-        return None
-    state = [dict(numbers) for numbers in opt["scalars"]]
-    for key, array in arrays.items():
-        if key.startswith("optim/"):
-            _, index, name = key.split("/", 2)
-            if not index.isdigit() or int(index) >= len(state):
-                raise CheckpointError(f"{path}: optimizer array {key!r} names no parameter")
-            state[int(index)][name] = array
-    return {"name": opt["name"], "defaults": opt["defaults"], "state": state}
+    archive = open_archive(resolve(path))
+    with archive.zip:
+        return _split(archive, _read_arrays(archive))
 
 
 def load(path: str | os.PathLike, module: Module, optimizer=None) -> Checkpoint:
     """Read ``path`` and copy its weights into ``module`` (and its state into ``optimizer``).
 
-    Everything is checked before anything changes: a missing or unexpected weight, a shape
-    or dtype that differs, or optimizer state that does not fit raises ``CheckpointError``
-    and leaves both the module and the optimizer as they were. Returns the ``Checkpoint``
-    (its ``meta`` included).
+    Everything is checked before anything changes, and the shapes the file declares are
+    checked against the module before its data is read: a missing or unexpected weight, a
+    shape or dtype that differs, or optimizer state that does not fit this optimizer or
+    could not be stepped (a hyperparameter that is not a finite number in range, an entry
+    without its counter, a non-finite buffer) raises ``CheckpointError`` and leaves both the
+    module and the optimizer as they were. Returns the ``Checkpoint`` (its ``meta``
+    included).
     """
-    ckpt = read(path)
-    if optimizer is not None and ckpt.optimizer is None:
-        raise CheckpointError(f"{ckpt.path}: holds no optimizer state to load")
-    before = module.state_dict() if optimizer is not None else None
+    archive = open_archive(resolve(path))
+    with archive.zip:
+        where = str(archive.path)
+        check_model_specs(archive.specs, module, where)
+        if optimizer is not None:
+            check_optimizer_state(archive.header["optimizer"], archive.specs, optimizer, where)
+        ckpt = _split(archive, _read_arrays(archive))
+    if optimizer is not None:
+        for i, entry in enumerate(ckpt.optimizer["state"]):
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray) and not np.all(np.isfinite(value)):
+                    raise CheckpointError(f"{where}: optimizer buffer {key!r} of parameter "
+                                          f"{i} holds NaN or inf; refused")
+    before = module.state_dict()
+    opt_before = None if optimizer is None else (dict(optimizer.defaults), optimizer.state)
     try:
         module.load_state_dict(ckpt.model)
-    except StateDictError as exc:
-        raise CheckpointError(f"{ckpt.path}: {exc}") from None
-    if optimizer is not None:
-        try:
+        if optimizer is not None:
             optimizer.load_state_dict(ckpt.optimizer)
-        except ValueError as exc:
-            module.load_state_dict(before)   # leave both as they were
-            raise CheckpointError(f"{ckpt.path}: {exc}") from None
+    except (StateDictError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # Checked above, so not expected; but should it happen, leave both as they were.
+        module.load_state_dict(before)
+        if opt_before is not None:
+            optimizer.defaults.clear()
+            optimizer.defaults.update(opt_before[0])
+            optimizer.state = opt_before[1]
+        raise CheckpointError(f"{where}: {exc}") from None
     return ckpt

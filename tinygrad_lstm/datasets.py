@@ -22,13 +22,31 @@ module knows no op and no layer.
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 import math
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SineTask", "Task", "TextTask",
-           "default_text_path", "make_task"]
+           "check_count", "check_rng", "default_text_path", "make_task"]
+
+
+def check_rng(where: str, rng) -> None:
+    """``TypeError`` naming ``where`` unless ``rng`` is a ``np.random.Generator``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{where}: rng must be a numpy.random.Generator, e.g. "
+                        f"np.random.default_rng(0); got {type(rng).__name__}")
+
+
+def check_count(where: str, name: str, value, low: int = 1) -> None:
+    """``ValueError`` (``TypeError`` for a non-integer) naming ``where`` and ``name`` unless
+    ``value`` is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an integer >= {low}, got "
+                        f"{type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value}")
 
 
 class Task:
@@ -67,7 +85,13 @@ class Task:
         return {"name": self.name, "seq_len": self.seq_len}
 
     def batch(self, rng: np.random.Generator, batch_size: int):
-        """``(x, y)`` for ``batch_size`` sequences."""
+        """``(x, y)`` for ``batch_size`` sequences drawn from ``rng``."""
+        check_rng(f"{self.name}.batch", rng)
+        check_count(f"{self.name}.batch", "batch_size", batch_size)
+        return self._batch(rng, int(batch_size))
+
+    def _batch(self, rng: np.random.Generator, batch_size: int):
+        """``batch`` after its arguments are checked; each task defines it."""
         raise NotImplementedError
 
     def metrics(self, prediction: np.ndarray, y) -> dict[str, float]:
@@ -93,7 +117,7 @@ class AddingTask(Task):
         if seq_len < 2:
             raise ValueError(f"adding: seq_len must be at least 2, got {seq_len}")
 
-    def batch(self, rng, batch_size):
+    def _batch(self, rng, batch_size):
         t, half = self.seq_len, self.seq_len // 2
         x = np.zeros((t, batch_size, 2), dtype=np.float32)
         x[:, :, 0] = rng.random((t, batch_size))
@@ -129,7 +153,7 @@ class CopyTask(Task):
                              f"({self.recall} symbols, a go marker, {self.recall} recalls), "
                              f"got {seq_len}")
 
-    def batch(self, rng, batch_size):
+    def _batch(self, rng, batch_size):
         t, k, n = self.seq_len, self.symbols, self.recall
         codes = np.full((t, batch_size), k)                     # blank
         data = rng.integers(0, k, (n, batch_size))
@@ -182,7 +206,7 @@ class ReberTask(Task):
                 out.append(s)
         return out
 
-    def batch(self, rng, batch_size):
+    def _batch(self, rng, batch_size):
         strings = self.strings(rng, batch_size)
         t = max(len(s) for s in strings) - 1
         x = np.zeros((t, batch_size, self.input_size), dtype=np.float32)
@@ -215,7 +239,7 @@ class SineTask(Task):
     name, readout, regression = "sine", "all", True
     baseline_label = "MSE of repeating the last value"
 
-    def batch(self, rng, batch_size):
+    def _batch(self, rng, batch_size):
         w = rng.uniform(0.1, 0.5, batch_size)
         phi = rng.uniform(0, 2 * np.pi, batch_size)
         t = np.arange(self.seq_len + 1)[:, None]
@@ -244,6 +268,10 @@ class TextTask(Task):
 
     def __init__(self, seq_len: int, path: str | None = None, vocab: str | None = None):
         super().__init__(seq_len)
+        if vocab is not None and (not isinstance(vocab, str) or not vocab
+                                  or len(set(vocab)) != len(vocab)):
+            raise ValueError(f"text: vocab must be a string of distinct characters, got "
+                             f"{vocab!r:.60}")
         self.path = path
         self.text = None
         if path is not None or vocab is None:
@@ -275,7 +303,7 @@ class TextTask(Task):
             raise ValueError(f"text: characters {unknown} are not in the model's vocabulary")
         return np.array([self.index[c] for c in text], dtype=np.int64)
 
-    def batch(self, rng, batch_size):
+    def _batch(self, rng, batch_size):
         if self.text is None:
             raise ValueError("text: this task was rebuilt from a vocabulary only; give a path")
         starts = rng.integers(0, len(self.codes) - self.seq_len - 1, batch_size)
@@ -292,9 +320,17 @@ TASKS: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, ReberT
 
 def make_task(config: dict) -> Task:
     """The task described by ``config`` (``Task.config()``'s output, or name + seq_len)."""
+    if not isinstance(config, dict):
+        raise TypeError(f"make_task: config must be a dict such as {{'name': 'adding', "
+                        f"'seq_len': 50}}, got {type(config).__name__}")
     options = dict(config)
     name = options.pop("name", None)
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    accepted = set(inspect.signature(TASKS[name]).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown or "seq_len" not in options:
+        raise ValueError(f"make_task: task {name} takes {sorted(accepted)} (seq_len "
+                         f"required), got {sorted(options)}")
     return TASKS[name](**options)
 

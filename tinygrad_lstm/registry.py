@@ -299,10 +299,11 @@ def _entry_points() -> list:
 def load_plugins() -> list[str]:
     """Import every plugin declared under the ``tinygrad_lstm.plugins`` entry-point group.
 
-    Built-in plugins load first. A plugin that fails to import (or registers a name that is
-    taken, or registers with missing or unusable metadata) produces a ``PluginWarning``
-    naming the distribution and the entry point; whatever it registered before failing is
-    removed, and the others still load. Returns the labels of the plugins loaded by this call.
+    Built-in plugins load first. A plugin that fails to import (any exception but
+    ``KeyboardInterrupt``, ``SystemExit`` included), registers a name that is taken, or
+    registers with missing or unusable metadata produces a ``PluginWarning`` naming the
+    distribution and the entry point; whatever it registered before failing is removed, and
+    the others still load. Returns the labels of the plugins loaded by this call.
     """
     loaded = []
     for ep in _entry_points():
@@ -316,11 +317,16 @@ def load_plugins() -> list[str]:
         before = (dict(OPS), dict(_OP_INFO), dict(_CELLS))
         try:
             ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the library down
+        # BaseException: a plugin running argparse at import raises SystemExit, and a broken
+        # plugin must not take the library down; only Ctrl-C goes through (after the undo).
+        except BaseException as exc:
             # Undo what it registered before failing: half a plugin is worse than none.
             for table, saved in zip((OPS, _OP_INFO, _CELLS), before):
                 table.clear()
                 table.update(saved)
+            if isinstance(exc, KeyboardInterrupt):
+                _loaded.discard(key)   # not loaded: a later call may try again
+                raise
             warnings.warn(f"tinygrad_lstm plugin {label} (entry point {ep.name} = {ep.value}) "
                           f"failed to load: {type(exc).__name__}: {exc}", PluginWarning,
                           stacklevel=2)

@@ -13,6 +13,8 @@ and re-exported here, so commands and examples need only this module:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import tinygrad_lstm as tg
@@ -25,6 +27,8 @@ from tinygrad_lstm.datasets import (
     SineTask,
     Task,
     TextTask,
+    check_count,
+    check_rng,
     default_text_path,
     make_task,
 )
@@ -32,7 +36,7 @@ from tinygrad_lstm.layers import Embedding, Linear, Recurrent, cross_entropy, ms
 
 __all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SequenceModel", "SineTask", "Task",
            "TextTask", "build_model", "default_text_path", "evaluate", "make_task",
-           "model_config", "sample_text", "task_loss"]
+           "model_config", "parameter_count", "sample_text", "task_loss"]
 
 
 def task_loss(task: Task, prediction: Tensor, y) -> Tensor:
@@ -92,6 +96,11 @@ class SequenceModel(Module):
 def model_config(task: Task, cell: str, hidden: int, layers: int = 1,
                  bidirectional: bool = False, fused: bool = False) -> dict:
     """The JSON-able description of a model for ``task`` that ``build_model`` builds."""
+    if not isinstance(task, Task):
+        raise TypeError(f"model_config: task must be a Task (e.g. AddingTask(50)), got "
+                        f"{type(task).__name__}")
+    check_count("model_config", "hidden", hidden)
+    check_count("model_config", "layers", layers)
     tg.cell(cell)  # a clear error for an unknown cell, before anything is built
     return {"cell": cell, "input_size": task.input_size, "hidden_size": hidden,
             "output_size": task.output_size, "num_layers": layers,
@@ -99,14 +108,69 @@ def model_config(task: Task, cell: str, hidden: int, layers: int = 1,
             "embed_dim": min(hidden, 32) if task.vocab_size else None, "fused": fused}
 
 
+_CONFIG_KEYS = ("cell", "input_size", "hidden_size", "output_size", "num_layers",
+                "bidirectional", "readout", "tail", "embed_dim", "fused")
+
+
+def _check_config(config) -> None:
+    """``model_config``'s dict, field by field: it may come from a file."""
+    if not isinstance(config, dict) or sorted(config) != sorted(_CONFIG_KEYS):
+        got = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"build_model: config must be model_config()'s dict with keys "
+                         f"{list(_CONFIG_KEYS)}, got {got}")
+    for key in ("input_size", "hidden_size", "output_size", "num_layers", "tail"):
+        check_count("build_model", key, config[key])
+    if config["embed_dim"] is not None:
+        check_count("build_model", "embed_dim", config["embed_dim"])
+    for key in ("bidirectional", "fused"):
+        if not isinstance(config[key], bool):
+            raise TypeError(f"build_model: {key} must be true or false, got {config[key]!r}")
+    if not isinstance(config["cell"], str):
+        raise TypeError(f"build_model: cell must be a registered cell's name, got "
+                        f"{config['cell']!r}")
+
+
 def build_model(config: dict, rng: np.random.Generator | None = None) -> SequenceModel:
     """A ``SequenceModel`` from ``model_config``'s dict (e.g. a checkpoint's meta)."""
+    _check_config(config)
+    if rng is not None:
+        check_rng("build_model", rng)
     return SequenceModel(**config, rng=rng)
+
+
+def parameter_count(config: dict) -> int:
+    """How many numbers ``build_model(config)`` would hold, without building it.
+
+    Every weight of a recurrent layer and its head is a matrix or a vector whose sides are
+    the hidden size or fixed sizes, so the count is a quadratic ``a h^2 + b h + c`` in the
+    hidden size ``h``: it is fitted exactly from three tiny models (h = 1, 2, 3) and
+    evaluated at the real ``h`` (exact for the built-in cells; an estimate for a cell whose
+    weights grow faster than h^2).
+    """
+    _check_config(config)
+
+    def count(hidden: int) -> int:
+        model = SequenceModel(**{**config, "hidden_size": hidden},
+                              rng=np.random.default_rng(0))
+        return sum(p.data.size for p in model.parameters())
+
+    c1, c2, c3 = count(1), count(2), count(3)
+    a2 = c3 - 2 * c2 + c1                    # 2a, the second difference
+    b = c2 - c1 - 3 * a2 // 2                # count(h) = a h^2 + b h + c, a = a2 / 2
+    c = c1 - a2 // 2 - b
+    h = config["hidden_size"]
+    return a2 * h * h // 2 + b * h + c
 
 
 def evaluate(model: Module, task: Task, rng: np.random.Generator,
              batch_size: int = 256) -> dict[str, float]:
     """Loss and metrics on one fresh batch, without a graph and in eval mode."""
+    if not isinstance(model, Module):
+        raise TypeError(f"evaluate: model must be a Module, got {type(model).__name__}")
+    if not isinstance(task, Task):
+        raise TypeError(f"evaluate: task must be a Task, got {type(task).__name__}")
+    check_rng("evaluate", rng)
+    check_count("evaluate", "batch_size", batch_size)
     x, y = task.batch(rng, batch_size)
     was_training = model.training
     model.eval()
@@ -123,10 +187,16 @@ def sample_text(model: Module, task: TextTask, prime: str, length: int,
                 temperature: float, rng: np.random.Generator) -> str:
     """``prime`` followed by ``length`` characters drawn one at a time from
     ``softmax(logits / temperature)`` (low temperature: cautious; high: adventurous)."""
-    if temperature <= 0:
-        raise ValueError(f"sample: temperature must be positive, got {temperature}")
-    if not prime:
-        raise ValueError("sample: the prime text must not be empty")
+    if not isinstance(task, TextTask):
+        raise TypeError(f"sample_text: task must be a TextTask, got {type(task).__name__}")
+    if not (isinstance(temperature, (int, float, np.floating)) and math.isfinite(temperature)
+            and temperature > 0):
+        raise ValueError(f"sample: temperature must be a finite number > 0, got "
+                         f"{temperature!r}")
+    check_count("sample_text", "length", length, low=0)
+    check_rng("sample_text", rng)
+    if not isinstance(prime, str) or not prime:
+        raise ValueError(f"sample: the prime must be a non-empty string, got {prime!r}")
     codes = task.encode(prime)
     out = []
     with tg.no_grad():

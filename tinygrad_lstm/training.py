@@ -24,6 +24,7 @@ With ``bptt`` None or ``>= T`` both reduce to full backpropagation through time.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,11 +107,13 @@ class Trainer:
     def __init__(self, model: Callable, optimizer: Optimizer, loss_fn: Callable,
                  clip: float | None = None, bptt: int | None = None,
                  per_step_targets: bool = True):
-        if clip is not None and clip <= 0:
-            raise ValueError(f"Trainer: clip must be positive or None, got {clip}")
-        if bptt is not None and bptt <= 0:
+        if clip is not None and not (isinstance(clip, (int, float, np.floating))
+                                     and math.isfinite(clip) and clip > 0):
+            raise ValueError(f"Trainer: clip must be a finite number > 0 or None, got {clip!r}")
+        if bptt is not None and (isinstance(bptt, bool) or not isinstance(bptt, (int, np.integer))
+                                 or bptt <= 0):
             raise ValueError(f"Trainer: bptt must be a positive number of steps or None, "
-                             f"got {bptt}")
+                             f"got {bptt!r}")
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn

@@ -9,6 +9,7 @@ data, the same optimizer and the same number of steps.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -16,6 +17,8 @@ from tqdm import tqdm
 
 from tinygrad_lstm import tasks
 from tinygrad_lstm.cli import CommandError
+from tinygrad_lstm.commands._args import POSITIVE_FLOAT, POSITIVE_INT, SEED, integer
+from tinygrad_lstm.commands._memory import check_fits
 from tinygrad_lstm.optim import Adam
 from tinygrad_lstm.training import Trainer
 
@@ -26,15 +29,28 @@ LEARNED = 0.1  # a cell "learned" the task when its MSE is below this fraction o
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--seq-len", type=int, default=50, help="sequence length (default 50)")
-    parser.add_argument("--steps", type=int, default=1200,
+    parser.add_argument("--seq-len", type=integer(2), default=50,
+                        help="sequence length (default 50)")
+    parser.add_argument("--steps", type=POSITIVE_INT, default=1200,
                         help="training steps per cell (default 1200)")
-    parser.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
-    parser.add_argument("--batch", type=int, default=32, help="sequences per step (default 32)")
-    parser.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default 0.02)")
+    parser.add_argument("--hidden", type=POSITIVE_INT, default=32,
+                        help="hidden units (default 32)")
+    parser.add_argument("--batch", type=POSITIVE_INT, default=32,
+                        help="sequences per step (default 32)")
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=0.02,
+                        help="Adam learning rate (default 0.02)")
     parser.add_argument("--cells", default="rnn,lstm,gru",
                         help="comma-separated cells to compare (default rnn,lstm,gru)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights and data")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed for weights and data")
+
+
+def verdict(loss: float, mse: float, baseline: float) -> str:
+    """How a cell did against the baseline; a NaN/inf result diverged (it learned nothing)."""
+    if not (math.isfinite(loss) and math.isfinite(mse)):
+        return "diverged (NaN/inf loss): lower --lr"
+    if mse < LEARNED * baseline:
+        return "learned the sum"
+    return "no better than the baseline" if mse > 0.75 * baseline else "partly learned"
 
 
 def train_cell(task, cell: str, args) -> dict:
@@ -51,6 +67,8 @@ def train_cell(task, cell: str, args) -> dict:
         for step in bar:
             x, y = task.batch(np.random.default_rng([args.seed, step]), args.batch)
             losses.append(trainer.step(x, y).loss)
+            if not math.isfinite(losses[-1]):
+                break                         # diverged: more steps cannot bring it back
             if step % 25 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-25:]):.4f}")
     seconds = time.perf_counter() - start
@@ -60,17 +78,13 @@ def train_cell(task, cell: str, args) -> dict:
 
 
 def run(args) -> int:
-    for key in ("seq_len", "steps", "hidden", "batch"):
-        if getattr(args, key) <= 0:
-            raise CommandError(f"--{key.replace('_', '-')} must be positive, "
-                               f"got {getattr(args, key)}")
-    if args.lr <= 0:
-        raise CommandError(f"--lr must be positive, got {args.lr}")
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if not cells:
+        raise CommandError(f"--cells {args.cells!r} names no cell")
     try:
         task = tasks.AddingTask(args.seq_len)
         for cell in cells:
-            tasks.model_config(task, cell, args.hidden)
+            check_fits(tasks.model_config(task, cell, args.hidden), args.seq_len, args.batch)
     except (ValueError, LookupError) as exc:
         raise CommandError(str(exc)) from None
     baseline = task.baseline()
@@ -81,11 +95,8 @@ def run(args) -> int:
     rows = [train_cell(task, cell, args) for cell in cells]
     print(f"{'cell':<6}{'final loss':>11}{'test MSE':>10}{'|err|<0.04':>12}{'time':>8}  verdict")
     for r in rows:
-        verdict = ("learned the sum" if r["mse"] < LEARNED * baseline
-                   else "no better than the baseline" if r["mse"] > 0.75 * baseline
-                   else "partly learned")
         print(f"{r['cell']:<6}{r['loss']:>11.4f}{r['mse']:>10.4f}{r['accuracy']:>12.1%}"
-              f"{r['seconds']:>7.1f}s  {verdict}")
+              f"{r['seconds']:>7.1f}s  {verdict(r['loss'], r['mse'], baseline)}")
     print("\nfinal loss: mean training MSE of the last 50 steps; test MSE and |err|<0.04: on "
           "1000 fresh\nsequences. The gated cells keep the marked values in their state; the "
           "plain RNN's\ngradient fades over the steps between a marker and the answer.\n")

@@ -4,12 +4,15 @@ cell, plugins included, as one table; a non-zero exit names the failing case."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from tqdm import tqdm
 
 import tinygrad_lstm as tg
 from tinygrad_lstm.cli import CommandError
+from tinygrad_lstm.commands._args import POSITIVE_INT, SEED
+from tinygrad_lstm.commands._table import print_table
 from tinygrad_lstm.testing import CheckReport, check_cell, check_op
 
 NAME = "gradcheck"
@@ -22,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "only --cells is given)")
     parser.add_argument("--cells", help="comma-separated cell names, or 'all' (default: all, "
                         "unless only --ops is given)")
-    parser.add_argument("--max-examples", type=int, default=25, metavar="N",
+    parser.add_argument("--max-examples", type=POSITIVE_INT, default=25, metavar="N",
                         help="hypothesis examples per op (default 25)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=SEED, default=0,
                         help="seed of the example search and the upstream gradients (default 0)")
 
 
@@ -34,6 +37,9 @@ def _select(given: str | None, registered: list[str], what: str, default_all: bo
     if given.strip() == "all":
         return registered
     names = [n.strip() for n in given.split(",") if n.strip()]
+    if not names:
+        raise CommandError(f"gradcheck: --{what}s {given!r} names no {what}; checking nothing "
+                           f"is not a pass (registered {what}s: {', '.join(registered)})")
     unknown = [n for n in names if n not in registered]
     if unknown:
         raise CommandError(f"gradcheck: unknown {what} {', '.join(map(repr, unknown))}; "
@@ -47,12 +53,12 @@ def _origin(kind: str, name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_examples < 1:
-        raise CommandError(f"gradcheck: --max-examples must be at least 1, got {args.max_examples}")
     neither = args.ops is None and args.cells is None
     ops = _select(args.ops, [i.name for i in tg.list_ops() if i.differentiable], "op", neither)
     cells = _select(args.cells, [c.name for c in tg.list_cells()], "cell", neither)
     jobs = [("op", n) for n in ops] + [("cell", n) for n in cells]
+    if not jobs:
+        raise CommandError("gradcheck: no op or cell to check")
     reports: list[tuple[str, CheckReport]] = []
     with tqdm(jobs, desc="gradcheck", unit="check", file=sys.stderr, leave=False) as bar:
         for kind, name in bar:
@@ -72,11 +78,16 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _error(report: CheckReport) -> str:
+    """A passing row's worst error, or the error of the case that failed."""
+    error = report.worst_rel_error
+    if math.isnan(error):
+        return "n/a"   # the failure is not about gradient values: see the message below
+    return "non-finite" if math.isinf(error) else f"{error:.2e}"
+
+
 def _print_table(reports: list[tuple[str, CheckReport]]) -> None:
-    header = ("name", "kind", "origin", "cases", "worst rel. error", "verdict")
-    rows = [(r.name, r.kind, origin, str(r.cases), f"{r.worst_rel_error:.2e}",
-             "ok" if r.ok else "FAIL") for origin, r in reports]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(c.rjust(w) if i in (3, 4) else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    rows = [(r.name, r.kind, origin, r.cases, _error(r), "ok" if r.ok else "FAIL")
+            for origin, r in reports]
+    print_table(("name", "kind", "origin", "cases", "worst rel. error", "verdict"), rows,
+                right=(3, 4))

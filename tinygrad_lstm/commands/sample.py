@@ -6,6 +6,7 @@ import numpy as np
 
 from tinygrad_lstm import checkpoint, tasks
 from tinygrad_lstm.cli import CommandError
+from tinygrad_lstm.commands._args import POSITIVE_FLOAT, POSITIVE_INT, SEED
 
 NAME = "sample"
 HELP = "generate text from a checkpoint trained with 'train --task text'"
@@ -15,31 +16,36 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="DIR",
                         help="a directory written by 'train --task text' (or its .npz)")
     parser.add_argument("--prime", default="The ", help="text to start from (default 'The ')")
-    parser.add_argument("--length", type=int, default=300,
+    parser.add_argument("--length", type=POSITIVE_INT, default=300,
                         help="characters to generate (default 300)")
-    parser.add_argument("--temperature", type=float, default=0.8,
+    parser.add_argument("--temperature", type=POSITIVE_FLOAT, default=0.8,
                         help="softmax temperature: low is cautious, high is adventurous "
                              "(default 0.8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the sampler (default 0)")
+
+
+def _text_model(path: str):
+    """(task, model) rebuilt from the checkpoint's meta; weights not loaded yet."""
+    try:
+        meta = checkpoint.read_meta(path)
+    except checkpoint.CheckpointError as exc:
+        raise CommandError(str(exc)) from None
+    where = checkpoint.resolve(path)
+    task_meta, model_meta = meta.get("task"), meta.get("model")
+    if not isinstance(task_meta, dict) or task_meta.get("name") != "text" or model_meta is None:
+        raise CommandError(f"{where} is not a text model (train one with "
+                           "'tinygrad-lstm train --task text')")
+    try:
+        task = tasks.TextTask(task_meta.get("seq_len"), vocab=task_meta.get("vocab"))
+        return task, tasks.build_model(model_meta)
+    except (TypeError, ValueError, LookupError) as exc:
+        raise CommandError(f"{where}: its model description is damaged ({exc})") from None
 
 
 def run(args) -> int:
-    if args.length <= 0:
-        raise CommandError(f"--length must be positive, got {args.length}")
-    if args.temperature <= 0:
-        raise CommandError(f"--temperature must be positive, got {args.temperature}")
+    task, model = _text_model(args.checkpoint)
     try:
-        ckpt = checkpoint.read(args.checkpoint)
-    except checkpoint.CheckpointError as exc:
-        raise CommandError(str(exc)) from None
-    meta = ckpt.meta
-    if meta.get("task", {}).get("name") != "text" or "model" not in meta:
-        raise CommandError(f"{ckpt.path} is not a text model (train one with "
-                           "'tinygrad-lstm train --task text')")
-    task = tasks.TextTask(meta["task"]["seq_len"], vocab=meta["task"]["vocab"])
-    model = tasks.build_model(meta["model"])
-    try:
-        checkpoint.load(ckpt.path, model)
+        checkpoint.load(args.checkpoint, model)
         text = tasks.sample_text(model, task, args.prime, args.length, args.temperature,
                                  np.random.default_rng(args.seed))
     except (checkpoint.CheckpointError, ValueError) as exc:
