@@ -4,18 +4,14 @@ PyTorch's definitions and its gradient at the kinks (``torch.nn.functional`` of 
 names): leaky_relu'(0) = negative_slope, hardsigmoid'(+-3) = 0, hardtanh' = 0 at its bounds,
 softplus is linear past its threshold. Gated cells with hard or smooth-positive gates
 (hard-gated LSTMs, Li-GRU) reach for these.
-
-The functions at the bottom (``softplus(x)`` ...) call the ops by name through the
-registry, so a plugin that replaces one changes what they run.
+Their function forms are ``tg.softplus`` and the like (tinygrad_lstm.functional).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_lstm import Function, Tensor, op, register_op
-
-__all__ = ["hardsigmoid", "hardtanh", "leaky_relu", "softplus"]
+from tinygrad_lstm import Function, register_op
 
 
 # The linear branch starts at x = threshold / beta: 0.5, 1, 2, 10, 20 and 40 for the choices
@@ -98,23 +94,3 @@ class Hardtanh(Function):
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where((x > ctx.low) & (x < ctx.high), g, np.zeros_like(g))
-
-
-def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + exp(beta x)) / beta, linear (x) where beta x > threshold."""
-    return op("softplus").apply(x, beta=float(beta), threshold=float(threshold))
-
-
-def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else negative_slope * x."""
-    return op("leaky_relu").apply(x, negative_slope=float(negative_slope))
-
-
-def hardsigmoid(x) -> Tensor:
-    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between."""
-    return op("hardsigmoid").apply(x)
-
-
-def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x limited to [min_val, max_val]; gradient 0 at the bounds."""
-    return op("hardtanh").apply(x, min_val=float(min_val), max_val=float(max_val))

@@ -4,9 +4,7 @@ Each output element is one of its inputs (or a bound), so each gradient is the u
 gradient routed to whichever input was picked. Where the pick is a tie PyTorch's convention
 holds: abs'(0) = 0, a tie of maximum/minimum gives each side half, clip passes the gradient
 at its bounds. Cells such as IndRNN, JANET or hard-gated variants reach for these.
-
-The functions at the bottom (``abs(x)``, ``where(mask, a, b)`` ...) call the ops by name
-through the registry, so a plugin that replaces one changes what they run.
+Their function forms are ``tg.abs``, ``tg.where`` and the like (tinygrad_lstm.functional).
 """
 
 from __future__ import annotations
@@ -15,9 +13,7 @@ import math
 
 import numpy as np
 
-from tinygrad_lstm import Function, Tensor, op, register_op
-
-__all__ = ["abs", "clip", "maximum", "minimum", "where"]
+from tinygrad_lstm import Function, register_op
 
 
 @register_op("abs", arity=1, avoid=(0.0,),
@@ -126,45 +122,3 @@ class Clip(Function):
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where((x >= ctx.low) & (x <= ctx.high), g, np.zeros_like(g))
-
-
-def _like(value, dtype):
-    """A Python number as a constant of ``dtype``; a Tensor or an array as it is."""
-    if isinstance(value, Tensor):
-        return value
-    return Tensor(np.asarray(value, dtype) if isinstance(value, (int, float)) else value)
-
-
-def abs(x) -> Tensor:
-    """|x| elementwise; gradient sign(x), 0 at 0."""
-    return op("abs").apply(x)
-
-
-def maximum(a, b) -> Tensor:
-    """max(a, b) elementwise, broadcasting; a tie gives each side half the gradient."""
-    return op("maximum").apply(a, b)
-
-
-def minimum(a, b) -> Tensor:
-    """min(a, b) elementwise, broadcasting; a tie gives each side half the gradient."""
-    return op("minimum").apply(a, b)
-
-
-def where(mask, a, b) -> Tensor:
-    """a where ``mask`` (bool, or float: nonzero is true) else b, broadcasting all three.
-
-    A Python number for a or b takes the dtype of the other one (float32 if neither is a
-    Tensor); the mask takes no gradient."""
-    floats = [t.dtype for t in (a, b) if isinstance(t, Tensor) and t.dtype.kind == "f"]
-    dtype = floats[0] if floats else np.float32
-    # Not left to the engine, which gives a Python number the first input's dtype: the mask's.
-    mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
-    return op("where").apply(mask, _like(a, dtype), _like(b, dtype))
-
-
-def clip(x, min: float | None = None, max: float | None = None) -> Tensor:
-    """x limited to [min, max] (PyTorch's clamp); None leaves a side open, not both."""
-    if min is None and max is None:
-        raise TypeError("clip: needs min or max (both are None)")
-    return op("clip").apply(x, min=-math.inf if min is None else float(min),
-                            max=math.inf if max is None else float(max))

@@ -294,3 +294,25 @@ def test_argmax_matches_torch(axis, keepdims):
     assert got.dtype == np.int64 and not got.requires_grad
     assert got.shape == tuple(expected.shape)
     np.testing.assert_array_equal(got.data, expected.numpy())
+
+
+def test_method_and_function_forms_of_the_selection_and_activation_ops_agree():
+    x = Tensor(np.array([-2.5, -0.5, 0.25, 4.0]))
+    other = Tensor(np.array([0.0, -1.0, 1.0, 3.0]))
+    pairs = [(abs(x), tg.abs(x)), (x.abs(), tg.abs(x)), (x.clip(-1, 1), tg.clip(x, -1, 1)),
+             (x.clip(max=0.0), tg.clip(x, None, 0.0)), (x.maximum(other), tg.maximum(x, other)),
+             (x.minimum(other), tg.minimum(x, other)), (x.softplus(2.0), tg.softplus(x, 2.0)),
+             (x.leaky_relu(0.2), tg.leaky_relu(x, 0.2)), (x.hardsigmoid(), tg.hardsigmoid(x)),
+             (x.hardtanh(-2, 2), tg.hardtanh(x, -2, 2))]
+    for method, function in pairs:
+        np.testing.assert_array_equal(method.data, function.data)
+    np.testing.assert_array_equal(x.clip(-1, 1).data, np.clip(x.data, -1, 1))
+    with pytest.raises(TypeError, match="clip: needs min or max"):
+        x.clip()
+
+
+def test_a_python_number_beside_a_mask_takes_the_float_inputs_dtype():
+    x = Tensor(np.array([-1.0, 2.0]))
+    y = tg.where(x > 0, 2.5, x)  # the engine, not the op, picks float64 for 2.5 over the bool
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y.data, [-1.0, 2.5])

@@ -175,8 +175,9 @@ def _as_constant(x, like_dtype) -> Tensor:
 
 def _with_constants(inputs: tuple) -> tuple:
     """``inputs`` with every non-Tensor made a constant Tensor (a Python scalar takes the
-    dtype of the first Tensor input)."""
-    first = next((t._data.dtype for t in inputs if isinstance(t, Tensor)), None)
+    dtype of the first floating-point Tensor input, so never a mask's bool)."""
+    first = next((t._data.dtype for t in inputs
+                  if isinstance(t, Tensor) and t._data.dtype.kind == "f"), None)
     return tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
 
 
@@ -266,3 +267,7 @@ class Function:
 
     def backward(ctx, *grads):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # The registry refuses a differentiable op still carrying this backward, without
+    # importing this module (it sits below autograd).
+    backward.abstract = True

@@ -13,19 +13,26 @@ from collections.abc import Sequence
 import numpy as np
 
 from .registry import op
-from .tensor import Tensor, _shape_arg
+from .tensor import Tensor, _clip_bounds, _shape_arg
 
 __all__ = [
+    "abs",
     "add",
+    "clip",
     "concat",
     "div",
     "exp",
+    "hardsigmoid",
+    "hardtanh",
+    "leaky_relu",
     "log",
     "log_softmax",
     "logsumexp",
     "matmul",
     "max",
+    "maximum",
     "mean",
+    "minimum",
     "mul",
     "neg",
     "ones",
@@ -35,6 +42,7 @@ __all__ = [
     "reshape",
     "sigmoid",
     "softmax",
+    "softplus",
     "split",
     "stack",
     "sub",
@@ -42,6 +50,7 @@ __all__ = [
     "tanh",
     "tensor",
     "transpose",
+    "where",
     "zeros",
     "zeros_like",
 ]
@@ -100,6 +109,55 @@ def tanh(x) -> Tensor:
 def relu(x) -> Tensor:
     """max(x, 0)."""
     return op("relu").apply(x)
+
+
+def abs(x) -> Tensor:
+    """|x|; gradient sign(x), 0 at 0 (PyTorch's convention)."""
+    return op("abs").apply(x)
+
+
+def maximum(a, b) -> Tensor:
+    """max(a, b) elementwise, broadcasting; a tie gives each side half the gradient."""
+    return op("maximum").apply(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    """min(a, b) elementwise, broadcasting; a tie gives each side half the gradient."""
+    return op("minimum").apply(a, b)
+
+
+def where(mask, a, b) -> Tensor:
+    """a where ``mask`` (bool, or float: nonzero is true) else b, broadcasting all three.
+
+    A Python number for a or b takes the dtype of the first floating-point tensor given;
+    the mask takes no gradient."""
+    return op("where").apply(mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask)),
+                             a, b)
+
+
+def clip(x, min: float | None = None, max: float | None = None) -> Tensor:
+    """x limited to [min, max] (PyTorch's clamp); None leaves that side open, not both."""
+    return op("clip").apply(x, **_clip_bounds(min, max))
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, linear (x) where beta x > threshold."""
+    return op("softplus").apply(x, beta=float(beta), threshold=float(threshold))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    return op("leaky_relu").apply(x, negative_slope=float(negative_slope))
+
+
+def hardsigmoid(x) -> Tensor:
+    """relu6(x + 3) / 6: 0 below -3, 1 above 3, linear between."""
+    return op("hardsigmoid").apply(x)
+
+
+def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x limited to [min_val, max_val]; gradient 0 at the bounds."""
+    return op("hardtanh").apply(x, min_val=float(min_val), max_val=float(max_val))
 
 
 def matmul(a, b) -> Tensor:

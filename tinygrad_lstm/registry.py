@@ -198,8 +198,7 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
         if name in OPS and not replace:
             raise RegistryError(f"op {name!r} is already registered by {_OP_INFO[name].origin}; "
                                 "pass replace=True to override it")
-        from .autograd import Function  # not at the top: autograd imports this module
-        if differentiable and fn.backward is Function.backward:
+        if differentiable and getattr(fn.backward, "abstract", False):
             raise RegistryError(f"register_op({name!r}): {fn.__name__} defines no backward(); "
                                 "define it or register with differentiable=False")
         if name in OPS and _loading:

@@ -9,6 +9,7 @@ dtype rules: Python lists and scalars become float32; NumPy arrays keep their dt
 
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -51,6 +52,14 @@ def _reduction(name: str):
         return op(name).apply(self, axis=axis, keepdims=keepdims)
     method.__name__ = method.__doc__ = name
     return method
+
+
+def _clip_bounds(low: float | None, high: float | None) -> dict[str, float]:
+    """clip's attributes: None leaves that side open (infinite), but not both sides."""
+    if low is None and high is None:
+        raise TypeError("clip: needs min or max (both are None)")
+    return {"min": -math.inf if low is None else float(low),
+            "max": math.inf if high is None else float(high)}
 
 
 def _comparison(ufunc):
@@ -301,6 +310,21 @@ class Tensor:
 
     # ---- method forms of common ops ------------------------------------------------------
     exp, log, sigmoid, tanh, relu = map(_unary, ("exp", "log", "sigmoid", "tanh", "relu"))
+    abs, hardsigmoid = map(_unary, ("abs", "hardsigmoid"))
+    __abs__ = abs
+    maximum, minimum = _binary("maximum"), _binary("minimum")
+
+    def clip(self, min: float | None = None, max: float | None = None):
+        return op("clip").apply(self, **_clip_bounds(min, max))
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return op("softplus").apply(self, beta=float(beta), threshold=float(threshold))
+
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return op("leaky_relu").apply(self, negative_slope=float(negative_slope))
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0):
+        return op("hardtanh").apply(self, min_val=float(min_val), max_val=float(max_val))
     sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
 
     def reshape(self, *shape):

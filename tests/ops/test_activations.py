@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from tinygrad_lstm.ops import activations, selection
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Parameter, Tensor
@@ -42,14 +41,14 @@ def compare_with_torch(ours, theirs, grad_rtol=1e-15):
                                                  (-1.0, 20.0)])
 def test_softplus_matches_pytorch(beta, threshold):
     torch = pytest.importorskip("torch")
-    compare_with_torch(lambda x: activations.softplus(x, beta, threshold),
+    compare_with_torch(lambda x: tg.softplus(x, beta, threshold),
                        lambda t: torch.nn.functional.softplus(t, beta, threshold))
 
 
 def test_softplus_is_linear_past_the_threshold_and_finite_far_below():
     x = leaf([-1000.0, 20.0, 20.5, 1000.0])
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        y = activations.softplus(x)
+        y = tg.softplus(x)
         y.backward(np.ones(4))
     np.testing.assert_array_equal(y.data[2:], [20.5, 1000.0])
     assert y.data[0] == 0.0 and y.data[1] == pytest.approx(20.0 + math.exp(-20.0), rel=1e-15)
@@ -58,17 +57,17 @@ def test_softplus_is_linear_past_the_threshold_and_finite_far_below():
 
 def test_softplus_refuses_beta_zero():
     with pytest.raises(ValueError, match="softplus: beta must be nonzero"):
-        activations.softplus(leaf([1.0]), beta=0.0)
+        tg.softplus(leaf([1.0]), beta=0.0)
 
 
 @pytest.mark.parametrize("slope", [0.01, 0.2, 0.0, -0.5, 1.5])
 def test_leaky_relu_matches_pytorch_with_the_slope_at_zero(slope):
     torch = pytest.importorskip("torch")
-    grad = compare_with_torch(lambda x: activations.leaky_relu(x, slope),
+    grad = compare_with_torch(lambda x: tg.leaky_relu(x, slope),
                               lambda t: torch.nn.functional.leaky_relu(t, slope))
     zero = list(X).index(0.0)
     x = leaf([0.0])
-    activations.leaky_relu(x, slope).backward(np.ones(1))
+    tg.leaky_relu(x, slope).backward(np.ones(1))
     assert x.grad[0] == slope and np.isfinite(grad[zero])
 
 
@@ -76,10 +75,10 @@ def test_hardsigmoid_matches_pytorch():
     """PyTorch's float64 backward multiplies by 1/6 rounded to float32 (0.16666667163...),
     a relative error of 3e-8; ours uses 1/6 in the input's dtype, checked exactly below."""
     torch = pytest.importorskip("torch")
-    compare_with_torch(activations.hardsigmoid, torch.nn.functional.hardsigmoid,
+    compare_with_torch(tg.hardsigmoid, torch.nn.functional.hardsigmoid,
                        grad_rtol=abs(float(np.float32(1 / 6)) * 6 - 1) * 1.01)
     x = leaf([-3.5, -3.0, -1.0, 0.0, 2.0, 3.0, 3.5])
-    y = activations.hardsigmoid(x)
+    y = tg.hardsigmoid(x)
     y.backward(np.ones(7))
     np.testing.assert_array_equal(y.data, [0, 0, 2 / 6, 0.5, 5 / 6, 1, 1])
     np.testing.assert_array_equal(x.grad, [0, 0, 1 / 6, 1 / 6, 1 / 6, 0, 0])
@@ -88,17 +87,17 @@ def test_hardsigmoid_matches_pytorch():
 @pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (-2.0, 0.5), (0.5, 0.5)])
 def test_hardtanh_matches_pytorch_with_zero_gradient_at_the_bounds(low, high):
     torch = pytest.importorskip("torch")
-    compare_with_torch(lambda x: activations.hardtanh(x, low, high),
+    compare_with_torch(lambda x: tg.hardtanh(x, low, high),
                        lambda t: torch.nn.functional.hardtanh(t, low, high))
     x = leaf([low, (low + high) / 2, high])
-    activations.hardtanh(x, low, high).backward(np.ones(3))
+    tg.hardtanh(x, low, high).backward(np.ones(3))
     np.testing.assert_array_equal(x.grad, [0.0, 0.0 if low == high else 1.0, 0.0])
 
 
 def test_hardtanh_refuses_min_above_max_as_pytorch_does():
     with pytest.raises(ValueError, match=r"hardtanh: min_val 1.0 must not be greater than "
                                          r"max_val -1.0"):
-        activations.hardtanh(leaf([0.0]), 1.0, -1.0)
+        tg.hardtanh(leaf([0.0]), 1.0, -1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -106,7 +105,7 @@ def test_hardtanh_refuses_min_above_max_as_pytorch_does():
 def test_dtype_is_kept_in_values_and_gradients(name, dtype):
     x = leaf(X, dtype)
     with np.errstate(over="raise"):
-        y = getattr(activations, name)(x)
+        y = getattr(tg, name)(x)
         y.backward(np.ones(y.shape, dtype))
     assert y.dtype == x.grad.dtype == dtype
     assert np.all(np.isfinite(y.data)) and np.all(np.isfinite(x.grad))
@@ -141,11 +140,11 @@ class HardGatedCell(Module):
     def forward(self, x, h):
         a = x @ self.weight_ih.T + h @ self.weight_hh.T + self.bias
         i, f, c = tg.split(a, 3, axis=1)
-        keep = selection.clip(activations.softplus(f), max=1.0)
-        gate = activations.hardsigmoid(i)
-        cand = activations.hardtanh(activations.leaky_relu(c, 0.1), -0.2, 0.5)
-        mixed = selection.where(h > 0, selection.maximum(cand, h), selection.minimum(cand, h))
-        h = (keep * h + gate * mixed) * 0.5 - 0.1 * selection.abs(h)
+        keep = f.softplus().clip(max=1.0)  # the Tensor method forms
+        gate = tg.hardsigmoid(i)
+        cand = tg.hardtanh(tg.leaky_relu(c, 0.1), -0.2, 0.5)
+        mixed = tg.where(h > 0, cand.maximum(h), tg.minimum(cand, h))
+        h = (keep * h + gate * mixed) * 0.5 - 0.1 * abs(h)
         return h, h
 
 

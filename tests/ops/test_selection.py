@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-from tinygrad_lstm.ops import selection
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Tensor
@@ -49,9 +48,9 @@ def assert_same(got, want, what):
 
 def test_abs_matches_pytorch_with_zero_gradient_at_zero():
     torch = pytest.importorskip("torch")
-    assert_same(*torch_pair(selection.abs, torch.abs, [X]), "abs")
+    assert_same(*torch_pair(tg.abs, torch.abs, [X]), "abs")
     x = leaf([-2.0, 0.0, -0.0, 3.0])
-    selection.abs(x).sum().backward()
+    tg.abs(x).sum().backward()
     np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 0.0, 1.0])
 
 
@@ -60,7 +59,7 @@ def test_maximum_minimum_match_pytorch_ties_split_the_gradient(name):
     """Ties (1 vs 1, 0 vs -0, 4 vs 4) give each side g / 2 and NaN gives both sides g, as in
     PyTorch; both broadcast."""
     torch = pytest.importorskip("torch")
-    ours, theirs = getattr(selection, name), getattr(torch, name)
+    ours, theirs = getattr(tg, name), getattr(torch, name)
     assert_same(*torch_pair(ours, theirs, [A, B]), name)
     assert_same(*torch_pair(ours, theirs, [X[:, None], X[None, ::-1]], seed=1),
                 f"{name} broadcast")
@@ -77,19 +76,19 @@ def test_clip_matches_pytorch_clamp(low, high):
     """Bounds included in the gradient (x == min or max passes g); min > max gives max
     everywhere and no gradient, as torch.clamp does."""
     torch = pytest.importorskip("torch")
-    assert_same(*torch_pair(lambda x: selection.clip(x, low, high),
+    assert_same(*torch_pair(lambda x: tg.clip(x, low, high),
                             lambda t: torch.clamp(t, low, high), [X]), f"clip({low}, {high})")
 
 
 def test_clip_passes_the_gradient_at_its_bounds():
     x = leaf([-2.0, -1.0, 0.0, 0.5, 1.0])
-    selection.clip(x, -1.0, 0.5).sum().backward()
+    tg.clip(x, -1.0, 0.5).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 1.0, 0.0])
 
 
 def test_clip_needs_a_bound():
     with pytest.raises(TypeError, match="clip: needs min or max"):
-        selection.clip(leaf([1.0]))
+        tg.clip(leaf([1.0]))
     with pytest.raises(TypeError, match="clip: needs min or max"):
         tg.op("clip").apply(leaf([1.0]), min=None, max=None)
 
@@ -98,7 +97,7 @@ def test_where_matches_pytorch_with_a_bool_mask():
     torch = pytest.importorskip("torch")
     mask = np.array([True, False, True, False, False, True, True, False, True, False])
     b = X[::-1].copy()
-    assert_same(*torch_pair(lambda a, b: selection.where(Tensor(mask), a, b),
+    assert_same(*torch_pair(lambda a, b: tg.where(Tensor(mask), a, b),
                             lambda a, b: torch.where(torch.tensor(mask), a, b), [X, b]),
                 "where")
 
@@ -106,7 +105,7 @@ def test_where_matches_pytorch_with_a_bool_mask():
 def test_where_broadcasts_and_routes_the_gradient():
     mask = Tensor(np.array([[True], [False]]))
     a, b = leaf([1.0, 2.0, 3.0]), leaf(np.full((2, 1), -1.0))
-    y = selection.where(mask, a, b)
+    y = tg.where(mask, a, b)
     np.testing.assert_array_equal(y.data, [[1, 2, 3], [-1, -1, -1]])
     y.backward(np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(a.grad, [0.0, 1.0, 2.0])
@@ -116,7 +115,7 @@ def test_where_broadcasts_and_routes_the_gradient():
 def test_where_takes_a_float_mask_nonzero_true_and_gives_it_no_gradient():
     mask = leaf([0.0, -0.0, 2.0, -3.0, np.nan])
     a, b = leaf(np.ones(5)), leaf(-np.ones(5))
-    y = selection.where(mask, a, b)
+    y = tg.where(mask, a, b)
     np.testing.assert_array_equal(y.data, [-1, -1, 1, 1, 1])
     y.backward(np.full(5, 2.0))
     np.testing.assert_array_equal(a.grad, [0, 0, 2, 2, 2])
@@ -128,16 +127,16 @@ def test_where_takes_a_float_mask_nonzero_true_and_gives_it_no_gradient():
 def test_where_gives_a_python_number_the_dtype_of_the_other_branch(dtype):
     """Not the mask's bool: where(x > 0, x, 2.5) keeps 2.5 (a bool constant would be 1.0)."""
     x = leaf([-1.0, 3.0], dtype)
-    for y in (selection.where(x > 0, x, 2.5), selection.where(x <= 0, 2.5, x)):
+    for y in (tg.where(x > 0, x, 2.5), tg.where(x <= 0, 2.5, x)):
         assert y.dtype == dtype
         np.testing.assert_array_equal(y.data, np.array([2.5, 3.0], dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("call", [
-    lambda x: selection.abs(x), lambda x: selection.maximum(x, x[::-1]),
-    lambda x: selection.minimum(x, 0.25), lambda x: selection.where(x > 0, x, -x),
-    lambda x: selection.clip(x, -1.0, 0.5), lambda x: selection.clip(x, max=math.inf)],
+    lambda x: tg.abs(x), lambda x: tg.maximum(x, x[::-1]),
+    lambda x: tg.minimum(x, 0.25), lambda x: tg.where(x > 0, x, -x),
+    lambda x: tg.clip(x, -1.0, 0.5), lambda x: tg.clip(x, max=math.inf)],
     ids=["abs", "maximum", "minimum", "where", "clip", "clip_open"])
 def test_dtype_is_kept_in_values_and_gradients(call, dtype):
     x = leaf(X, dtype)
