@@ -25,6 +25,7 @@ class Softplus(Function):
     """y = log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's
     beta = 1, threshold = 20 by default);  dx = g * sigmoid(beta x), or g past the threshold."""
 
+    @staticmethod
     def forward(ctx, x, beta=1.0, threshold=20.0):
         if beta == 0:
             raise ValueError("softplus: beta must be nonzero, got 0")
@@ -36,6 +37,7 @@ class Softplus(Function):
         ctx.save_for_backward(linear, e)
         return np.where(linear, x, np.log1p(e) / beta)
 
+    @staticmethod
     def backward(ctx, g):
         linear, e = ctx.saved
         return np.where(linear, g, g * e / (e + 1))
@@ -48,12 +50,14 @@ class LeakyRelu(Function):
     """y = x where x > 0 else negative_slope * x;  dx = g where x > 0 else
     negative_slope * g (the slope at 0, as in PyTorch)."""
 
+    @staticmethod
     def forward(ctx, x, negative_slope=0.01):
         slope = x.dtype.type(negative_slope)
         ctx.save_for_backward(x)
         ctx.slope = slope
         return np.where(x > 0, x, x * slope)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where(x > 0, g, g * ctx.slope)
@@ -66,10 +70,12 @@ class Hardsigmoid(Function):
     """y = relu6(x + 3) / 6 = min(max(x + 3, 0), 6) / 6;  dx = g / 6 where -3 < x < 3,
     else 0 (0 at +-3, as in PyTorch)."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return np.minimum(np.maximum(x + 3, 0), 6) / x.dtype.type(6)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where((x > -3) & (x < 3), g / g.dtype.type(6), np.zeros_like(g))
@@ -83,6 +89,7 @@ class Hardtanh(Function):
     """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = g where
     min_val < x < max_val, else 0 (0 at the bounds, as in PyTorch: unlike clip)."""
 
+    @staticmethod
     def forward(ctx, x, min_val=-1.0, max_val=1.0):
         if min_val > max_val:
             raise ValueError(f"min_val {min_val} must not be greater than max_val {max_val}")
@@ -91,6 +98,7 @@ class Hardtanh(Function):
         ctx.low, ctx.high = low, high
         return np.minimum(np.maximum(x, low), high)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where((x > ctx.low) & (x < ctx.high), g, np.zeros_like(g))

@@ -14,9 +14,11 @@ from tinygrad_lstm import Function, register_op
 class Cast(Function):
     """y = x as ``dtype`` (a copy; None keeps x's dtype);  dx = g as x's dtype."""
 
+    @staticmethod
     def forward(ctx, x, dtype=None):
         ctx.dtype = x.dtype
         return x.astype(x.dtype if dtype is None else np.dtype(dtype))
 
+    @staticmethod
     def backward(ctx, g):
         return g.astype(ctx.dtype)

@@ -141,6 +141,7 @@ class LSTMSequence(Function):
     Backward: docs/recurrent_equations.md §5 per step, then §6: one matmul per weight gradient.
     """
 
+    @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         n, batch, _, hidden = _check("lstm_sequence", x, (h0, c0), w_ih, w_hh, b_ih, b_hh)
         gi, bias = _project(x, w_ih), np.ascontiguousarray(b_ih + b_hh)
@@ -164,6 +165,7 @@ class LSTMSequence(Function):
         last = 0 if reverse else n - 1
         return hs, hs[last].copy(), cs[last].copy()
 
+    @staticmethod
     def backward(ctx, dy, dhn, dcn):
         x, h0, c0, w_ih, w_hh, hs, cs, tcs, acts = ctx.saved
         da = np.empty_like(acts)
@@ -196,6 +198,7 @@ class GRUSequence(Function):
     Backward: docs/recurrent_equations.md §5-§6 (dgh differs from dgi in the n block: dn * r).
     """
 
+    @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
         n, batch, _, hidden = _check("gru_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
         gi = _project(x, w_ih)
@@ -212,6 +215,7 @@ class GRUSequence(Function):
         ctx.reverse = reverse
         return hs, hs[0 if reverse else n - 1].copy()
 
+    @staticmethod
     def backward(ctx, dy, dhn):
         x, h0, w_ih, w_hh, hs, acts, ghn = ctx.saved
         dgi, dgh = np.empty_like(acts), np.empty_like(acts)
@@ -237,6 +241,7 @@ class RNNSequence(Function):
     Backward: da = dh (1 - h'^2) or dh [h' > 0]; the previous step gets da W_hh.
     """
 
+    @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, nonlinearity="tanh"):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', "
@@ -260,6 +265,7 @@ class RNNSequence(Function):
         ctx.reverse, ctx.relu = reverse, relu
         return hs, hs[0 if reverse else n - 1].copy()
 
+    @staticmethod
     def backward(ctx, dy, dhn):
         x, h0, w_ih, w_hh, hs = ctx.saved
         da = np.empty_like(hs)

@@ -21,6 +21,7 @@ def _matmul_shapes(dims, attrs):
 class Matmul(Function):
     """y = a @ b;  da = g @ b^T,  db = a^T @ g."""
 
+    @staticmethod
     def forward(ctx, a, b, case=None):  # ``case`` only selects test shapes
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align "
@@ -28,6 +29,7 @@ class Matmul(Function):
         ctx.save_for_backward(a, b)
         return a @ b
 
+    @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad

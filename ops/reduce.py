@@ -54,10 +54,12 @@ def _count(shape, axis):
 class Sum(Function):
     """y = sum of x over ``axis``;  dx = g broadcast back over the summed axes."""
 
+    @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.shape, ctx.axis, ctx.keepdims = x.shape, _axes(ctx.name, x.shape, axis), keepdims
         return np.sum(x, axis=ctx.axis, keepdims=keepdims)
 
+    @staticmethod
     def backward(ctx, g):
         return np.broadcast_to(_expand(g, ctx.shape, ctx.axis, ctx.keepdims), ctx.shape)
 
@@ -66,12 +68,14 @@ class Sum(Function):
 class Mean(Function):
     """y = sum(x) / n over ``axis`` (n = elements averaged);  dx = sum's dx of g / n."""
 
+    @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         total = Sum.forward(ctx, x, axis, keepdims)
         ctx.count = _count(x.shape, ctx.axis)
         with np.errstate(invalid="ignore"):  # the mean of nothing is NaN, as in PyTorch
             return total / x.dtype.type(ctx.count)
 
+    @staticmethod
     def backward(ctx, g):
         # An empty mean has an empty gradient: any nonzero divisor avoids 0 / 0 there.
         return Sum.backward(ctx, g / g.dtype.type(max(ctx.count, 1)))
@@ -81,6 +85,7 @@ class Mean(Function):
 class Max(Function):
     """y = max of x over ``axis``;  dx = g shared equally among the elements equal to the max."""
 
+    @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         axis = _axes(ctx.name, x.shape, axis)
         y = np.max(x, axis=axis, keepdims=True)
@@ -88,6 +93,7 @@ class Max(Function):
         ctx.axis, ctx.keepdims = axis, keepdims
         return y if keepdims else np.squeeze(y, axis=axis)
 
+    @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved
         mask = (x == y).astype(x.dtype)
@@ -110,6 +116,7 @@ class LogSumExp(Function):
     As in PyTorch, all -inf gives -inf (an empty axis too), any +inf gives +inf, and the
     gradient is exp(x - y) even there (NaN where x and y are the same infinity)."""
 
+    @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         axis = _axes(ctx.name, x.shape, axis)
         m = _finite_max(x, axis)
@@ -119,6 +126,7 @@ class LogSumExp(Function):
         ctx.axis, ctx.keepdims = axis, keepdims
         return y if keepdims else np.squeeze(y, axis=axis)
 
+    @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved
         with np.errstate(invalid="ignore"):
@@ -132,6 +140,7 @@ _SOFTMAX_AXES = {"axis": [-1, 0, 1]}
 class Softmax(Function):
     """y = exp(x) / sum(exp(x)) along ``axis``;  dx = y * (g - sum(g * y))."""
 
+    @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _axes(ctx.name, x.shape, axis)
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
@@ -140,6 +149,7 @@ class Softmax(Function):
         ctx.axis = axis
         return y
 
+    @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
         return y * (g - np.sum(g * y, axis=ctx.axis, keepdims=True))
@@ -150,6 +160,7 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """y = x - logsumexp(x) along ``axis``;  dx = g - softmax(x) * sum(g)."""
 
+    @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _axes(ctx.name, x.shape, axis)
         shifted = x - np.max(x, axis=axis, keepdims=True)
@@ -158,6 +169,7 @@ class LogSoftmax(Function):
         ctx.axis = axis
         return y
 
+    @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
         return g - np.exp(y) * np.sum(g, axis=ctx.axis, keepdims=True)

@@ -21,10 +21,12 @@ from tinygrad_lstm import Function, register_op
 class Abs(Function):
     """y = |x|;  dx = g * sign(x) (0 at x = 0, as in PyTorch)."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return np.abs(x)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return g * np.sign(x)
@@ -45,10 +47,12 @@ class Maximum(Function):
     """y = max(a, b) elementwise, broadcasting (NaN if either is NaN);
     da = g where a > b, g / 2 where a == b, else 0;  db likewise."""
 
+    @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return np.maximum(a, b)
 
+    @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
@@ -64,10 +68,12 @@ class Minimum(Function):
     """y = min(a, b) elementwise, broadcasting (NaN if either is NaN);
     da = g where a < b, g / 2 where a == b, else 0;  db likewise."""
 
+    @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return np.minimum(a, b)
 
+    @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
@@ -84,10 +90,12 @@ class Where(Function):
 
     A float mask that requires grad gets zeros: y does not change when it moves a little."""
 
+    @staticmethod
     def forward(ctx, mask, a, b):
         ctx.save_for_backward(mask)
         return np.where(mask, a, b)
 
+    @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved
         need_mask, need_a, need_b = ctx.needs_input_grad
@@ -110,6 +118,7 @@ class Clip(Function):
 
     ``min`` or ``max`` None (or -inf / inf) leaves that side open."""
 
+    @staticmethod
     def forward(ctx, x, min=-math.inf, max=math.inf):
         if min is None and max is None:
             raise TypeError("clip: needs min or max (both are None)")
@@ -119,6 +128,7 @@ class Clip(Function):
         ctx.low, ctx.high = low, high
         return np.minimum(np.maximum(x, low), high)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return np.where((x >= ctx.low) & (x <= ctx.high), g, np.zeros_like(g))

@@ -36,6 +36,7 @@ def _concat_shapes(dims, attrs):
 class Concat(Function):
     """y = [x_1 | x_2 | ...] along ``axis``;  dx_i = the matching slice of g."""
 
+    @staticmethod
     def forward(ctx, *xs, axis=0):
         if not xs:
             raise ShapeError("concat: needs at least one tensor")
@@ -54,6 +55,7 @@ class Concat(Function):
         ctx.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
         return np.concatenate(xs, axis=axis)
 
+    @staticmethod
     def backward(ctx, g):
         return tuple(np.split(g, ctx.bounds, axis=ctx.axis))
 
@@ -63,6 +65,7 @@ class Concat(Function):
 class Stack(Function):
     """y = the inputs stacked along a new ``axis``;  dx_i = g taken at index i of that axis."""
 
+    @staticmethod
     def forward(ctx, *xs, axis=0):
         for x in xs[1:]:
             if x.shape != xs[0].shape:
@@ -71,12 +74,14 @@ class Stack(Function):
         ctx.axis = axis
         return np.stack(xs, axis=axis)
 
+    @staticmethod
     def backward(ctx, g):
         moved = np.moveaxis(g, ctx.axis, 0)
         return tuple(moved[i] for i in range(moved.shape[0]))
 
 
-@register_op("unstack", arity=1, kind="shape", shapes=lambda dims, attrs: [(dims[0], dims[1], dims[2])],
+@register_op("unstack", arity=1, kind="shape",
+             shapes=lambda dims, attrs: [(dims[0], dims[1], dims[2])],
              attrs={"axis": [0, 1, -1]})
 class Unstack(Function):
     """(y_0, ..., y_{n-1}) = the slices of x along ``axis`` (the axis dropped);
@@ -85,11 +90,13 @@ class Unstack(Function):
     A sequence layer takes its time steps with one unstack rather than T getitems, whose
     backwards would each allocate a whole-sequence array."""
 
+    @staticmethod
     def forward(ctx, x, axis=0):
         ctx.axis, ctx.shape, ctx.dtype = axis, x.shape, x.dtype
         moved = np.moveaxis(x, axis, 0)
         return tuple(moved[i] for i in range(moved.shape[0]))
 
+    @staticmethod
     def backward(ctx, *grads):
         dx = np.zeros(ctx.shape, ctx.dtype)
         moved = np.moveaxis(dx, ctx.axis, 0)
@@ -111,6 +118,7 @@ class Split(Function):
     """(y_1, ..., y_k) = x cut along ``axis`` into ``sections`` equal parts or given sizes;
     dx = the parts' gradients joined again (zeros for parts that got none)."""
 
+    @staticmethod
     def forward(ctx, x, sections=2, axis=0):
         n = x.shape[_axis("split", x.shape, axis)]
         if isinstance(sections, (int, np.integer)):
@@ -127,7 +135,7 @@ class Split(Function):
                 raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)}, but axis {axis} "
                                  f"of shape {x.shape} has {n}")
         ctx.axis, ctx.shape, ctx.dtype, ctx.sizes = axis, x.shape, x.dtype, sizes
-        # Plain slicing: np.split costs ~4x more, and an LSTM splits at every time step.
+        # Plain slicing: np.split costs more per call, and an LSTM splits at every time step.
         index, start, parts = [slice(None)] * x.ndim, 0, []
         for size in sizes:
             index[axis] = slice(start, start + size)
@@ -135,6 +143,7 @@ class Split(Function):
             start += size
         return tuple(parts)
 
+    @staticmethod
     def backward(ctx, *grads):
         if any(g is None for g in grads):
             grads = [np.zeros(_with(ctx.shape, ctx.axis, n), ctx.dtype) if g is None else g
@@ -166,6 +175,7 @@ _BASIC_INDICES = [0, -1, (slice(1, None),), (slice(None), 1), (1, slice(None, No
 class GetItem(Function):
     """y = x[index];  dx = zeros with g scattered back at index (summed where repeated)."""
 
+    @staticmethod
     def forward(ctx, x, index):
         ctx.index, ctx.shape, ctx.dtype = index, x.shape, x.dtype
         ctx.basic = not any(isinstance(i, (np.ndarray, list))
@@ -176,6 +186,7 @@ class GetItem(Function):
             raise IndexOutOfRange(f"getitem: index {index!r} does not fit shape {x.shape}: "
                                   f"{exc}") from None
 
+    @staticmethod
     def backward(ctx, g):
         dx = np.zeros(ctx.shape, ctx.dtype)
         if ctx.basic:
@@ -194,6 +205,7 @@ def _reshape_shapes(dims, attrs):
 class Reshape(Function):
     """y = x viewed with a new shape;  dx = g reshaped back."""
 
+    @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
         try:
@@ -202,6 +214,7 @@ class Reshape(Function):
             raise ShapeError(f"reshape: cannot view shape {x.shape} ({x.size} elements) "
                              f"as {tuple(shape)}") from None
 
+    @staticmethod
     def backward(ctx, g):
         return g.reshape(ctx.shape)
 
@@ -211,6 +224,7 @@ class Reshape(Function):
 class Transpose(Function):
     """y = x with axes permuted (reversed when ``axes`` is None);  dx = g permuted back."""
 
+    @staticmethod
     def forward(ctx, x, axes=None):
         n = x.ndim
         # A 0-d tensor has one permutation, the empty one (None or ()), as in PyTorch.
@@ -222,5 +236,6 @@ class Transpose(Function):
         ctx.axes = None if axes is None else tuple(a % x.ndim for a in axes)
         return np.transpose(x, axes)
 
+    @staticmethod
     def backward(ctx, g):
         return np.transpose(g, None if ctx.axes is None else np.argsort(ctx.axes))

@@ -22,10 +22,12 @@ def counting_op(scratch_registry):
 
     @register_op("_test_count", arity=1)
     class Count(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.number = next(numbers)
             return x.copy()
 
+        @staticmethod
         def backward(ctx, g):
             calls.append(ctx.number)
             return g
@@ -37,7 +39,7 @@ def leaf(*shape, seed=0):
     return Tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
 
 
-# ---- accumulation and fan-out ------------------------------------------------------------
+# ---- accumulation and fan-out -------------------------------------------------------------------
 def test_grad_accumulates_across_backward_calls():
     x = leaf(3)
     (x * x).sum().backward()
@@ -101,7 +103,7 @@ def test_random_dags_match_central_differences(steps, n_outputs):
     assert gradcheck(build, a, b, rtol=1e-6, atol=1e-9)
 
 
-# ---- no_grad and detach --------------------------------------------------------------------
+# ---- no_grad and detach -------------------------------------------------------------------------
 def test_no_grad_as_context_manager_restores_on_error():
     x = leaf(2)
     with tg.no_grad():
@@ -132,7 +134,7 @@ def test_detach_blocks_the_gradient():
     np.testing.assert_allclose(x.grad, x.data)
 
 
-# ---- hooks, retain_grad, retain_graph --------------------------------------------------------
+# ---- hooks, retain_grad, retain_graph -----------------------------------------------------------
 def test_leaf_hook_sees_and_replaces_the_gradient():
     x, seen = leaf(3), []
     x.register_hook(lambda g: seen.append(g.copy()))
@@ -176,7 +178,7 @@ def test_retain_graph_allows_a_second_backward():
         loss.backward()
 
 
-# ---- broadcasting and multi-output ops ---------------------------------------------------------
+# ---- broadcasting and multi-output ops ----------------------------------------------------------
 def test_unbroadcast_sums_added_and_stretched_axes():
     g = np.arange(24.0).reshape(2, 3, 4)
     np.testing.assert_array_equal(tg.unbroadcast(g, (4,)), g.sum((0, 1)))
@@ -206,7 +208,7 @@ def test_multi_output_ops_with_unused_outputs():
     assert gradcheck(lambda t: tg.split(t, [1, 2, 3])[2] * 2.0, z, rtol=1e-6, atol=1e-9)
 
 
-# ---- errors ----------------------------------------------------------------------------------------
+# ---- errors -------------------------------------------------------------------------------------
 def test_backward_errors():
     x = leaf(2, 3)
     with pytest.raises(RuntimeError, match=r"scalar output.*\(2, 3\)"):
@@ -220,9 +222,11 @@ def test_backward_errors():
 def test_backward_with_a_gradient_of_the_wrong_shape_names_the_op(scratch_registry):
     @register_op("_test_wrong_shape", arity=1, kind="shape", shapes=lambda d, a: [(2, 3)])
     class WrongShape(Function):
+        @staticmethod
         def forward(ctx, x):
             return x.T.copy()
 
+        @staticmethod
         def backward(ctx, g):
             return g  # should be g.T
 
@@ -246,7 +250,7 @@ def test_shape_mismatch_names_op_and_both_shapes(make, op, shapes):
     assert op in message and all(s in message for s in shapes), message
 
 
-# ---- long graphs: no recursion, linear time, freed by reference counting ---------------------------
+# ---- long graphs: no recursion, linear time, freed by reference counting ------------------------
 def test_100k_op_chain_backpropagates_each_node_once(counting_op):
     count, calls = counting_op
     x = leaf(2)
@@ -330,7 +334,7 @@ def test_a_comparison_mask_is_a_constant_in_arithmetic():
     np.testing.assert_array_equal(x.grad, [1.0, -4.0, 1.0])
 
 
-# ---- hooks return a gradient of the tensor's shape --------------------------------------------
+# ---- hooks return a gradient of the tensor's shape ----------------------------------------------
 def test_a_leaf_hook_returning_the_wrong_shape_is_refused_before_any_grad_changes():
     x, other = leaf(3), leaf(2, seed=1)
     x.register_hook(lambda g: np.ones((2, 3)))
@@ -347,7 +351,7 @@ def test_a_non_leaf_hook_returning_the_wrong_shape_is_refused():
         (y * 5.0).sum().backward()
 
 
-# ---- a forward's ValueError: ShapeError only for shapes, the op named once --------------------
+# ---- a forward's ValueError: ShapeError only for shapes, the op named once ----------------------
 def test_a_value_error_that_is_not_about_shapes_stays_a_value_error_named_once():
     seq = tg.op("rnn_sequence")
     x, h0 = Tensor(np.zeros((2, 1, 3))), Tensor(np.zeros((1, 4)))
@@ -362,9 +366,11 @@ def test_a_value_error_that_is_not_about_shapes_stays_a_value_error_named_once()
 def test_an_op_value_error_without_the_op_name_gets_it(scratch_registry):
     @register_op("_test_bad_value", arity=1)
     class BadValue(Function):
+        @staticmethod
         def forward(ctx, x, level=0):
             raise ValueError(f"level must be positive, got {level}")
 
+        @staticmethod
         def backward(ctx, g):
             return g
 
@@ -375,9 +381,11 @@ def test_an_op_value_error_without_the_op_name_gets_it(scratch_registry):
 def test_numpys_shape_errors_become_shape_errors_naming_the_op_once(scratch_registry):
     @register_op("_test_numpy_add", arity=2)
     class NumpyAdd(Function):
+        @staticmethod
         def forward(ctx, a, b):
             return a + b
 
+        @staticmethod
         def backward(ctx, g):
             return g, g
 

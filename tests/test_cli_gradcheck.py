@@ -24,9 +24,11 @@ BROKEN = textwrap.dedent("""
     @register_op("broken_square", arity=1)
     class BrokenSquare(Function):
         '''y = x**2 with the factor 2 forgotten in backward.'''
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return x * x
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             return g * x

@@ -26,9 +26,11 @@ def test_correct_gradients_pass_tight_tolerances():
 def test_wrong_gradient_names_input_element_and_values(scratch_registry):
     @register_op("_test_wrong_at_one", arity=1)
     class WrongAtOne(Function):
+        @staticmethod
         def forward(ctx, x):
             return x * 3.0
 
+        @staticmethod
         def backward(ctx, g):
             out = g * 3.0
             out[1, 2] *= 1.001  # one element off by 0.1 %
@@ -47,9 +49,11 @@ def test_random_upstream_gradient_catches_errors_that_cancel_in_a_plain_sum(scra
     class Flipped(Function):
         """y = x, with a backward that returns g reversed: right for g = ones only."""
 
+        @staticmethod
         def forward(ctx, x):
             return x.copy()
 
+        @staticmethod
         def backward(ctx, g):
             return g[::-1].copy()
 
@@ -64,9 +68,11 @@ def test_every_output_is_checked(scratch_registry):
     @register_op("_test_two_outputs", arity=1, kind="shape",
                  shapes=lambda dims, attrs: [(dims[0],)])
     class TwoOutputs(Function):
+        @staticmethod
         def forward(ctx, x):
             return x * 2.0, x * 3.0
 
+        @staticmethod
         def backward(ctx, g0, g1):
             g0 = 0.0 if g0 is None else g0
             g1 = 0.0 if g1 is None else g1

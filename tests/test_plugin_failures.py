@@ -26,7 +26,7 @@ class FakeDist:
 
 @dataclass
 class FakeEntryPoint:
-    """Quacks like ``importlib.metadata.EntryPoint``; ``load`` runs ``body`` instead of an import."""
+    """Quacks like ``importlib.metadata.EntryPoint``; ``load`` runs ``body``, not an import."""
 
     name: str
     value: str
@@ -68,10 +68,12 @@ def builtins_still_work() -> None:
 class Softsignish(Function):
     """y = x / (1 + |x|)."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return x / (1 + np.abs(x))
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / (1 + np.abs(x)) ** 2

@@ -24,10 +24,12 @@ def test_assert_op_gradients_fixture_names_a_wrong_backward(assert_op_gradients,
     class Cube(Function):
         """y = x**3 with backward g * x**2 (the factor 3 forgotten)."""
 
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return x ** 3
 
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             return g * x ** 2

@@ -25,9 +25,11 @@ ISSUE_OPS = {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", 
 class Double(Function):
     """y = 2 x."""
 
+    @staticmethod
     def forward(ctx, x):
         return 2.0 * x
 
+    @staticmethod
     def backward(ctx, g):
         return 2.0 * g
 
@@ -88,6 +90,7 @@ def test_non_function_and_missing_backward_are_refused(scratch_registry):
         register_op("_test_bad", arity=1)(object)
 
     class NoBackward(Function):
+        @staticmethod
         def forward(ctx, x):
             return x
 

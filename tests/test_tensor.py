@@ -57,7 +57,8 @@ def test_object_and_integer_dtypes_are_refused():
                                   lambda: Tensor(np.ones(3, bool)) * Tensor(np.ones(3, bool)),
                                   lambda: Tensor(np.ones(3, bool)) * Tensor(np.arange(3))])
 def test_ops_refuse_non_float_inputs_naming_op_and_dtypes(make):
-    with pytest.raises(TypeError, match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"):
+    with pytest.raises(TypeError,
+                       match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"):
         make()
 
 

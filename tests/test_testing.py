@@ -58,10 +58,12 @@ def test_broadcastable_shapes_broadcast(shapes):
 def test_value_grid_for_open_and_half_open_domains(scratch_registry):
     @register_op("_test_log2", arity=1, domain=(0.0, math.inf), margin=0.25, avoid=(1.0,))
     class Log2(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return np.log2(x)
 
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             return g / (x * x.dtype.type(np.log(2.0)))
@@ -86,11 +88,13 @@ def test_report_of_a_correct_op():
 def _register_bad_sigmoid():
     @register_op("_test_bad_sigmoid", arity=1)
     class BadSigmoid(Function):
+        @staticmethod
         def forward(ctx, x):
             y = 1 / (1 + np.exp(-x))
             ctx.save_for_backward(y)
             return y
 
+        @staticmethod
         def backward(ctx, g):
             (y,) = ctx.saved
             return g * y  # the factor (1 - y) is missing
@@ -113,10 +117,12 @@ def test_bug_behind_one_attribute_value_is_found_and_named(scratch_registry):
     @register_op("_test_bad_sum", arity=1, kind="reduction", attrs={"axis": [0, 1, -1]},
                  shapes=lambda dims, attrs: [(dims[0] + 1, dims[1] + 1)])
     class BadSum(Function):
+        @staticmethod
         def forward(ctx, x, axis):
             ctx.shape, ctx.axis = x.shape, axis
             return x.sum(axis=axis)
 
+        @staticmethod
         def backward(ctx, g):
             scale = 2.0 if ctx.axis == 1 else 1.0  # wrong only for axis=1
             return np.broadcast_to(np.expand_dims(g, ctx.axis), ctx.shape) * scale
@@ -129,10 +135,12 @@ def test_wrong_gradient_of_a_second_output_is_found(scratch_registry):
     @register_op("_test_bad_halves", arity=1, kind="shape",
                  shapes=lambda dims, attrs: [(2 * dims[0], dims[1])])
     class BadHalves(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.n = x.shape[0] // 2
             return x[:ctx.n].copy(), x[ctx.n:].copy()
 
+        @staticmethod
         def backward(ctx, g0, g1):
             g0 = np.zeros_like(g1) if g0 is None else g0
             g1 = np.zeros_like(g0) if g1 is None else g1
@@ -146,9 +154,11 @@ def test_wrong_gradient_of_a_second_output_is_found(scratch_registry):
 def test_float64_leaking_into_float32_is_found(scratch_registry, where):
     @register_op("_test_upcast", arity=1)
     class Upcast(Function):
+        @staticmethod
         def forward(ctx, x):
             return x * (np.float64(2.0) if where == "forward" else x.dtype.type(2.0))
 
+        @staticmethod
         def backward(ctx, g):
             return g * (np.float64(2.0) if where == "backward" else g.dtype.type(2.0))
 
@@ -159,10 +169,12 @@ def test_float64_leaking_into_float32_is_found(scratch_registry, where):
 def test_backward_mutating_a_saved_input_is_found(scratch_registry):
     @register_op("_test_mutates_input", arity=1)
     class MutatesInput(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return 3.0 * x
 
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             x += 1.0  # y is linear, so the gradient itself stays right
@@ -175,9 +187,11 @@ def test_backward_mutating_a_saved_input_is_found(scratch_registry):
 def test_backward_mutating_the_upstream_gradient_is_found(scratch_registry):
     @register_op("_test_mutates_grad", arity=1)
     class MutatesGrad(Function):
+        @staticmethod
         def forward(ctx, x):
             return 3.0 * x
 
+        @staticmethod
         def backward(ctx, g):
             g *= 3.0
             return g
@@ -189,10 +203,12 @@ def test_backward_mutating_the_upstream_gradient_is_found(scratch_registry):
 def test_array_kept_outside_save_for_backward_is_found(scratch_registry):
     @register_op("_test_keeps_array", arity=1)
     class KeepsArray(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.x = x  # never released by the engine
             return x * x
 
+        @staticmethod
         def backward(ctx, g):
             return 2.0 * g * ctx.x
 
@@ -203,10 +219,12 @@ def test_array_kept_outside_save_for_backward_is_found(scratch_registry):
 def test_ignoring_needs_input_grad_positions_is_found(scratch_registry):
     @register_op("_test_bad_mul", arity=2)
     class BadMul(Function):
+        @staticmethod
         def forward(ctx, a, b):
             ctx.save_for_backward(a, b)
             return a * b
 
+        @staticmethod
         def backward(ctx, g):
             a, b = ctx.saved
             need_a, need_b = ctx.needs_input_grad
@@ -221,11 +239,13 @@ def test_ignoring_needs_input_grad_positions_is_found(scratch_registry):
 def test_op_raising_is_a_failed_check_not_a_crash(scratch_registry):
     @register_op("_test_raises", arity=1)
     class Raises(Function):
+        @staticmethod
         def forward(ctx, x):
             if x.ndim == 2:
                 raise RuntimeError("two-dimensional input not handled")
             return x.copy()
 
+        @staticmethod
         def backward(ctx, g):
             return g
 
@@ -236,6 +256,7 @@ def test_op_raising_is_a_failed_check_not_a_crash(scratch_registry):
 def test_non_differentiable_op_is_checked_for_dtype_only(scratch_registry):
     @register_op("_test_sign", arity=1, differentiable=False)
     class Sign(Function):
+        @staticmethod
         def forward(ctx, x):
             return np.sign(x)
 
@@ -298,10 +319,12 @@ def _wrong_beyond(threshold: float, name: str, **registration):
 
     @register_op(name, arity=1, **registration)
     class CubeThird(Function):
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return x * x * x / 3
 
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             return g * x * x * np.where(np.abs(x) > threshold, 1.01, 1.0).astype(x.dtype)

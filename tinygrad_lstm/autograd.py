@@ -142,7 +142,7 @@ class Edge:
     Holding the input Tensor would keep every intermediate array alive until backward
     (an add's inputs, a matmul's output fed to an add...), though only what an op saved
     is needed there; without it those arrays are freed as soon as the forward is done with
-    them (LSTM, T=100, B=32, H=256: 8100 fresh memory pages a step fewer). Leaves are kept
+    them (the saving is measured in benchmarks/README.md). Leaves are kept
     as Tensors: backward accumulates into their ``.grad``.
     """
 
@@ -262,11 +262,17 @@ class Function:
         ctx.inputs = _graph_inputs(inputs)
         return Tensor._make(out, ctx, 0)
 
+    @staticmethod
     def forward(ctx, *arrays, **attrs):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @staticmethod
     def backward(ctx, *grads):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # The registry refuses a differentiable op still carrying this backward, without
+    # importing this module (it sits below autograd).
+    backward.__func__.abstract = True
 
     # The registry refuses a differentiable op still carrying this backward, without
     # importing this module (it sits below autograd).

@@ -37,7 +37,7 @@ class gc_paused:
 
     The graph holds no reference cycles, so reference counting frees it; the collector,
     triggered by the thousands of nodes an unrolled sequence allocates, would only scan
-    (with torch imported, one full scan cost ~0.2 s at T=500). Sequence layers record
+    (a full scan is costly with large modules such as torch imported). Sequence layers record
     their time loop, and backward() runs, inside this. Re-entrant; restores the old state.
     """
 

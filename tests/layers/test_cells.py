@@ -137,9 +137,11 @@ def test_default_state_is_zeros_and_unbatched_input_works(make):
 
 def test_cell_errors_name_the_cell_and_shapes():
     cell = LSTMCell(I, H)
-    with pytest.raises(tg.ShapeError, match=r"LSTMCell expected input of shape \(N, 3\) or \(3,\), got \(5, 4\)"):
+    with pytest.raises(tg.ShapeError,
+                       match=r"LSTMCell expected input of shape \(N, 3\) or \(3,\), got \(5, 4\)"):
         cell(tg.Tensor(np.zeros((N, 4), np.float32)))
-    with pytest.raises(tg.ShapeError, match=r"LSTMCell expected state c of shape \(5, 4\), got \(5, 3\)"):
+    with pytest.raises(tg.ShapeError,
+                       match=r"LSTMCell expected state c of shape \(5, 4\), got \(5, 3\)"):
         cell(tg.Tensor(np.zeros((N, I), np.float32)),
              (tg.zeros(N, H), tg.zeros(N, 3)))
     with pytest.raises(tg.ShapeError, match=r"expected a state of 2 tensor\(s\)"):

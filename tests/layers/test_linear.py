@@ -43,9 +43,11 @@ def test_linear_gradients():
 
 def test_linear_errors():
     layer = Linear(3, 2)
-    with pytest.raises(tg.ShapeError, match=r"Linear expected input of shape \(\.\.\., 3\), got \(4, 5\)"):
+    with pytest.raises(tg.ShapeError,
+                       match=r"Linear expected input of shape \(\.\.\., 3\), got \(4, 5\)"):
         layer(tg.Tensor(np.zeros((4, 5), np.float32)))
-    with pytest.raises(ValueError, match="input dtype float64 does not match the weights' dtype float32"):
+    with pytest.raises(ValueError,
+                       match="input dtype float64 does not match the weights' dtype float32"):
         layer(tg.Tensor(np.zeros((4, 3))))
     with pytest.raises(ValueError, match="out_features must be an integer >= 1, got 0"):
         Linear(3, 0)

@@ -83,9 +83,11 @@ def test_rule_matches_the_ops_forward_and_backward(name):
 ])
 def test_bad_rules_are_refused(scratch_registry, rule, match):
     class Ident(tg.Function):
+        @staticmethod
         def forward(ctx, x):
             return x
 
+        @staticmethod
         def backward(ctx, g):
             return g
 
