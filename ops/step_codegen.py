@@ -1,0 +1,296 @@
+"""Numba source for each stage of a compiled step, forward and backward, from scalar rules.
+
+A stage's kernel loops over the batch rows b and, inside, over the columns j of its
+targets (one loop per distinct target width). Each value a target needs becomes one scalar
+local of the loop body, written with its op's scalar rule; a slice costs nothing (its
+consumer reads the input at a shifted column: ``split(a + b, 4)[1]`` at column j is
+``a[b, j + H] + b[b, j + H]``), and a value read twice at one column is computed once.
+
+The backward kernel is reverse mode done while generating the code: it walks the same
+scalar locals in reverse and adds each op's derivative rule to its inputs' adjoints,
+
+    adj(input_i) += rule.grads[i](inputs, y, g = adj(output)),
+
+then adds the adjoints of what the stage read (state, hoisted rows, matmul outputs,
+parameter vectors) into their gradient arrays. It reads, rather than recomputes, every
+forward value a rule mentions: the forward kernel saves exactly those (``saved``).
+In float32, ops with a fast variant (``FAST_FLOAT32``: sigmoid, tanh) call it forward.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .step_program import LEAF_KINDS, NotFusible, Schedule
+
+__all__ = ["FAST_FLOAT32", "StageKernel", "generate"]
+
+FUNCTIONS = {"exp": "math.exp", "log": "math.log", "log1p": "math.log1p",
+             "expm1": "math.expm1", "tanh": "math.tanh", "sqrt": "math.sqrt",
+             "abs": "abs", "min": "min", "max": "max"}
+# An op's float32 fast variant: ops/scalar_math.py's function of the same math, a few ulps
+# from libm but vectorizable (the hand-written kernels use the same ones).
+FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
+
+
+@dataclass
+class StageKernel:
+    """The two generated functions of one stage and what to pass them.
+
+    Arguments after ``(B, dims)`` are arrays named by ``(role, node)``: ``val`` the node's
+    value at this step, ``save`` its saved copy, ``adj`` its gradient (added to).
+    """
+
+    stage: int
+    forward_args: list[tuple[str, int]] = field(default_factory=list)
+    backward_args: list[tuple[str, int]] = field(default_factory=list)
+    saved: list[int] = field(default_factory=list)
+
+
+class _Rewrite(ast.NodeTransformer):
+    def __init__(self, names: dict, constant):
+        self.names, self.constant = names, constant
+
+    def visit_Name(self, node):
+        if node.id in self.names:
+            value = self.names[node.id]
+            name = value if isinstance(value, str) else self.constant(value)
+            return ast.Name(id=name, ctx=ast.Load())
+        if node.id in FUNCTIONS:
+            return ast.parse(FUNCTIONS[node.id], mode="eval").body
+        return node
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return ast.Name(id=self.constant(node.value), ctx=ast.Load())
+        return node
+
+
+def _names_in(expr: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+
+
+class _Module:
+    """The generated module's text: typed constants, shared by all its kernels."""
+
+    def __init__(self, dtype: np.dtype, sizes: list[int]):
+        self.dtype, self.constants = np.dtype(dtype), {}
+        self.size_names = {s: f"n{i}" for i, s in enumerate(sizes)}
+        self.zero = self.constant(0.0)
+
+    def constant(self, value: float) -> str:
+        """The name of a module-level constant of the kernel dtype (Numba freezes it, typed:
+        a bare ``1`` would turn float32 arithmetic into float64)."""
+        key = float(value)
+        if key not in self.constants:
+            self.constants[key] = f"_c{len(self.constants)}"
+        return self.constants[key]
+
+    def rewrite(self, expr: str, names: dict) -> str:
+        return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
+
+    def header(self) -> list[str]:
+        lines = ["import math", "", "import numba", "import numpy as np", ""]
+        if self.dtype == np.float32:
+            lines += ["from tinygrad_lstm.ops.lazy_numba import jit_helpers", "",
+                      "jit_helpers()", "from tinygrad_lstm.ops.scalar_math import "
+                      + ", ".join(sorted(FAST_FLOAT32.values())) + "  # noqa: E402", ""]
+        for value, name in self.constants.items():
+            lines.append(f"{name} = np.{self.dtype.name}({value!r})")
+        return lines
+
+
+class _Loop:
+    """One column loop of a stage: its scalar locals in creation (topological) order."""
+
+    def __init__(self, gen: _Stage, width: int):
+        self.gen, self.width = gen, width
+        self.memo: dict = {}
+        self.locals: list[dict] = []  # {"var", "node", "index", "kind", "operands"}
+        self.targets: list[tuple[str, int, int]] = []  # (local, target node, column offset)
+
+    def index(self, base: str, offsets: tuple[int, ...]) -> str:
+        terms = ([base] if base == "j" else []) + [self.gen.module.size_names[o]
+                                                   for o in offsets if o]
+        return " + ".join(terms) or "0"
+
+    def emit(self, node: int, base: str, offsets: tuple[int, ...]) -> str:
+        offsets = tuple(sorted(o for o in offsets if o))
+        key = (node, base, offsets)
+        if key not in self.memo:
+            self.memo[key] = self._make(node, base, offsets)
+        return self.memo[key]
+
+    def _make(self, i: int, base: str, offsets: tuple[int, ...]) -> str:
+        gen, n = self.gen, self.gen.nodes[i]
+        if n.kind == "const" and n.value is not None:
+            return gen.module.constant(n.value)
+        if n.kind == "slice":
+            return self.emit(n.inputs[0], base, offsets + (n.offset,))
+        index = self.index(base, offsets)
+        if n.kind in LEAF_KINDS or n.kind == "matmul" or gen.is_input(i):
+            where = f"[{index}]" if n.kind in ("vector", "const") else f"[b, {index}]"
+            return self._add(i, index, "load", (), where)
+        if n.kind == "concat":
+            raise NotFusible(f"concat %{i} is read by an op of the stage that makes it; "
+                             "only a concat feeding a matmul or ending the step is fused")
+        operands = []
+        for j in n.inputs:
+            wide = gen.nodes[j].width != 1 or n.width == 1
+            operands.append(self.emit(j, base if wide else "0", offsets if wide else ()))
+        return self._add(i, index, "op", tuple(operands), "")
+
+    def _add(self, node, index, kind, operands, where) -> str:
+        var = f"x{len(self.locals)}"
+        self.locals.append({"var": var, "node": node, "index": index, "kind": kind,
+                            "operands": operands, "where": where})
+        return var
+
+
+class _Stage:
+    def __init__(self, schedule: Schedule, stage: int, module: _Module):
+        self.schedule, self.stage, self.module = schedule, stage, module
+        self.nodes = schedule.program.nodes
+        self.targets = set(schedule.kernels[stage])
+        self.loops: dict[int, _Loop] = {}
+        for t in schedule.kernels[stage]:
+            n = self.nodes[t]
+            parts = [(j, self.nodes[j].width) for j in n.inputs] if n.kind == "concat" \
+                else [(t, n.width)]
+            column = 0
+            for part, width in parts:
+                loop = self.loops.setdefault(width, _Loop(self, width))
+                loop.targets.append((loop.emit(part, "j", ()), t, column))
+                column += width
+
+    def is_input(self, i: int) -> bool:
+        """True when node i reaches this stage from memory (made by an earlier stage)."""
+        return self.schedule.level[i] < self.stage
+
+    def needs_grad(self, i: int) -> bool:
+        return self.nodes[i].kind != "const"
+
+    def _rule_needs(self, local: dict) -> set[str]:
+        """Operand/output locals the backward rules of ``local`` read."""
+        rule = self.nodes[local["node"]].rule
+        names, needed = dict(zip(rule.inputs, local["operands"])), set()
+        for k, grad in enumerate(rule.grads):
+            if grad is None or not self._operand_wants_grad(local, k):
+                continue
+            for name in _names_in(grad):
+                if name in names:
+                    needed.add(names[name])
+                elif name == "y":
+                    needed.add(local["var"])
+        return needed
+
+    def _operand_wants_grad(self, local: dict, k: int) -> bool:
+        var = local["operands"][k]
+        source = self._by_var.get(var)
+        return source is not None and self.needs_grad(source["node"])
+
+    def code(self, name: str) -> tuple[str, str, StageKernel]:
+        kernel = StageKernel(self.stage)
+        self._by_var = {loc["var"]: loc for loop in self.loops.values() for loc in loop.locals}
+        needed = set()
+        for loop in self.loops.values():
+            for loc in loop.locals:
+                if loc["kind"] == "op":
+                    needed |= self._rule_needs(loc)
+        saved = sorted({self._by_var[v]["node"] for v in needed
+                        if self._by_var[v]["kind"] == "op"} - self.targets)
+        kernel.saved = saved
+        reads = sorted({loc["node"] for loop in self.loops.values() for loc in loop.locals
+                        if loc["kind"] == "load"})
+        targets = sorted(self.targets)
+        kernel.forward_args = ([("val", i) for i in reads] + [("val", t) for t in targets]
+                               + [("save", s) for s in saved])
+        kernel.backward_args = (kernel.forward_args
+                                + [("adj", t) for t in targets]
+                                + [("adj", i) for i in reads if self.needs_grad(i)])
+        forward = self._forward(f"{name}_forward", kernel, saved)
+        backward = self._backward(f"{name}_backward", kernel, saved, needed)
+        return forward, backward, kernel
+
+    def _signature(self, fname: str, args) -> list[str]:
+        names = ", ".join(f"{'v' if r == 'val' else 's' if r == 'save' else 'd'}{i}"
+                          for r, i in args)
+        sizes = [f"    {n} = dims[{k}]" for k, n in enumerate(self.module.size_names.values())]
+        return ["@numba.njit(cache=True, error_model='numpy')",
+                f"def {fname}(B, dims, {names}):", *sizes, "    for b in range(B):"]
+
+    def _value(self, loc: dict, fast: bool) -> str:
+        n = self.nodes[loc["node"]]
+        if loc["kind"] == "load":
+            return f"v{loc['node']}{loc['where']}"
+        if fast and n.op in FAST_FLOAT32:
+            return f"{FAST_FLOAT32[n.op]}({loc['operands'][0]})"
+        names = dict(zip(n.rule.inputs, loc["operands"]))
+        names.update(dict(n.attrs))
+        return self.module.rewrite(n.rule.forward, names)
+
+    def _forward(self, fname: str, kernel: StageKernel, saved: list[int]) -> str:
+        fast = self.module.dtype == np.float32
+        lines = self._signature(fname, kernel.forward_args)
+        for width, loop in self.loops.items():
+            lines.append(f"        for j in range({self.module.size_names[width]}):")
+            body = [f"{loc['var']} = {self._value(loc, fast)}" for loc in loop.locals]
+            body += [f"v{t}[b, {loop.index('j', (col,))}] = {var}"
+                     for var, t, col in loop.targets]
+            body += [f"s{loc['node']}[b, {loc['index']}] = {loc['var']}"
+                     for loc in loop.locals if loc["kind"] == "op" and loc["node"] in saved]
+            lines += [f"            {line}" for line in body]
+        return "\n".join(lines)
+
+    def _backward(self, fname: str, kernel: StageKernel, saved: list[int],
+                  needed: set[str]) -> str:
+        lines = self._signature(fname, kernel.backward_args)
+        zero = self.module.zero
+        for width, loop in self.loops.items():
+            lines.append(f"        for j in range({self.module.size_names[width]}):")
+            body = []
+            for loc in loop.locals:
+                if loc["var"] in needed:
+                    node = loc["node"]
+                    source = (f"v{node}{loc['where']}" if loc["kind"] == "load" else
+                              f"{'s' if node in saved else 'v'}{node}[b, {loc['index']}]")
+                    body.append(f"{loc['var']} = {source}")
+            body += [f"g{loc['var']} = {zero}" for loc in loop.locals]
+            body += [f"g{var} += d{t}[b, {loop.index('j', (col,))}]"
+                     for var, t, col in loop.targets if var in self._by_var]
+            for loc in reversed(loop.locals):
+                if loc["kind"] != "op":
+                    continue
+                n = self.nodes[loc["node"]]
+                names = dict(zip(n.rule.inputs, loc["operands"]))
+                names.update(dict(n.attrs), y=loc["var"], g=f"g{loc['var']}")
+                for k, grad in enumerate(n.rule.grads):
+                    if grad is not None and self._operand_wants_grad(loc, k):
+                        body.append(f"g{loc['operands'][k]} += "
+                                    f"{self.module.rewrite(grad, names)}")
+            body += [f"d{loc['node']}{loc['where']} += g{loc['var']}" for loc in loop.locals
+                     if loc["kind"] == "load" and self.needs_grad(loc["node"])]
+            lines += [f"            {line}" for line in body]
+        return "\n".join(lines)
+
+
+def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None]]:
+    """The module source of every stage's kernels for ``dtype``, and per stage its
+    ``StageKernel`` (None for a stage with nothing to compute). Stage k's functions are
+    ``stage{k}_forward`` and ``stage{k}_backward``."""
+    nodes = schedule.program.nodes
+    sizes = sorted({n.width for n in nodes} | {n.offset for n in nodes})
+    module = _Module(dtype, sizes)
+    functions, kernels = [], []
+    for stage, targets in enumerate(schedule.kernels):
+        if not targets:
+            kernels.append(None)
+            continue
+        forward, backward, kernel = _Stage(schedule, stage, module).code(f"stage{stage}")
+        functions += [forward, "", "", backward, "", ""]
+        kernels.append(kernel)
+    source = "\n".join(module.header() + ["", ""] + functions).rstrip() + "\n"
+    return source, kernels
