@@ -211,14 +211,15 @@ class _Stage:
         kernel.backward_args = (kernel.forward_args
                                 + [("adj", t) for t in targets]
                                 + [("adj", i) for i in reads if self.needs_grad(i)])
-        forward = self._forward(f"{name}_forward", kernel, saved)
+        forward = self._forward(f"{name}_forward", kernel, saved, needed)
         backward = self._backward(f"{name}_backward", kernel, saved, needed)
         return forward, backward, kernel
 
     def _signature(self, fname: str, args) -> list[str]:
         names = ", ".join(f"{'v' if r == 'val' else 's' if r == 'save' else 'd'}{i}"
                           for r, i in args)
-        sizes = [f"    {n} = dims[{k}]" for k, n in enumerate(self.module.size_names.values())]
+        sizes = [f"    {n} = dims[{k}]" for k, (size, n)
+                 in enumerate(self.module.size_names.items()) if size]
         return ["@numba.njit(cache=True, error_model='numpy')",
                 f"def {fname}(B, dims, {names}):", *sizes, "    for b in range(B):"]
 
@@ -232,7 +233,8 @@ class _Stage:
         names.update(dict(n.attrs))
         return self.module.rewrite(n.rule.forward, names)
 
-    def _forward(self, fname: str, kernel: StageKernel, saved: list[int]) -> str:
+    def _forward(self, fname: str, kernel: StageKernel, saved: list[int],
+                 needed: set[str]) -> str:
         fast = self.module.dtype == np.float32
         lines = self._signature(fname, kernel.forward_args)
         for width, loop in self.loops.items():
@@ -241,7 +243,8 @@ class _Stage:
             body += [f"v{t}[b, {loop.index('j', (col,))}] = {var}"
                      for var, t, col in loop.targets]
             body += [f"s{loc['node']}[b, {loc['index']}] = {loc['var']}"
-                     for loc in loop.locals if loc["kind"] == "op" and loc["node"] in saved]
+                     for loc in loop.locals if loc["kind"] == "op" and loc["node"] in saved
+                     and loc["var"] in needed]
             lines += [f"            {line}" for line in body]
         return "\n".join(lines)
 

@@ -85,7 +85,9 @@ class StepProgram:
 
     def text(self) -> str:
         """The program as numbered lines (``%3 = sigmoid(%2)   (B, 16)``)."""
-        lines = [f"%{i} = {n.describe():<40} (B, {n.width})" for i, n in enumerate(self.nodes)]
+        shapes = {"vector": "({},)", "weight": "(K, {})", "const": "()"}
+        lines = [f"%{i} = {n.describe():<40} " + shapes.get(n.kind, "(B, {})").format(n.width)
+                 for i, n in enumerate(self.nodes)]
         lines.append(f"output: %{self.output};  new state: "
                      + ", ".join(f"%{s}" for s in self.states))
         return "\n".join(lines)
