@@ -63,14 +63,17 @@ def compiled_step(program: StepProgram, dtype) -> CompiledStep:
 
 
 class _Pass:
-    """The arrays of one pass: leaf values by node, per-step buffers, the step order."""
+    """The arrays of one pass. Every stored node has a (T, B, W) buffer indexed by time;
+    a new-state node's has one more slot, ``[T]``, holding the initial state, so the step
+    run first reads its state at ``tp = T``."""
 
     def __init__(self, step: CompiledStep, states, rows, weights, vectors, consts, steps,
                  reverse):
         program, nodes = step.program, step.program.nodes
-        first = states[0]
-        self.batch, self.dtype = first.shape[0], first.dtype
-        self.times = list(range(steps - 1, -1, -1) if reverse else range(steps))
+        self.batch, self.dtype, self.steps = states[0].shape[0], states[0].dtype, steps
+        times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
+        self.times = [int(t) for t in times]
+        self.previous = np.concatenate([[steps], times[:-1]])  # tp of each step, run order
         self.fixed, self.shapes = {}, {}
         for kind, arrays in (("row", rows), ("weight", weights), ("vector", vectors),
                              ("const", consts)):
@@ -79,25 +82,25 @@ class _Pass:
                 if kind in ("vector", "const"):
                     array = np.reshape(array, -1)
                 self.fixed[node] = np.ascontiguousarray(array, dtype=self.dtype)
-        self.state0 = [np.ascontiguousarray(s) for s in states]
-        self.buffers = {i: np.empty((steps, self.batch, nodes[i].width), self.dtype)
+        self.buffers = {i: np.empty((steps + (i in program.states), self.batch,
+                                     nodes[i].width), self.dtype)
                         for i in step.schedule.stored()}
-        self.state_leaf = {node: slot for slot, node in enumerate(step.leaves["state"])}
-        self.new_state = program.states
+        for node, state in zip(program.states, states):
+            self.buffers[node][steps] = state
 
-    def previous(self, slot: int, position: int) -> np.ndarray:
-        """The state part ``slot`` the step at ``position`` (in run order) starts from."""
-        if position == 0:
-            return self.state0[slot]
-        return self.buffers[self.new_state[slot]][self.times[position - 1]]
-
-    def value(self, node: int, t: int, position: int) -> np.ndarray:
-        if node in self.state_leaf:
-            return self.previous(self.state_leaf[node], position)
+    def array(self, node: int) -> np.ndarray:
         array = self.fixed.get(node)
-        if array is None:
-            return self.buffers[node][t]
-        return array[t] if array.ndim == 3 else array
+        return self.buffers[node] if array is None else array
+
+    def lhs(self, node: int, home: int, t: int, tp: int) -> np.ndarray:
+        """The left operand of a matmul at step t: a state part at tp, else the node at t."""
+        return self.buffers[home][tp] if home != node else self.buffers[node][t]
+
+
+def _homes(step: CompiledStep) -> dict[int, int]:
+    """Node -> the node whose buffer holds it (a state part: its new-state node)."""
+    nodes, states = step.program.nodes, step.program.states
+    return {i: states[n.slot] if n.kind == "state" else i for i, n in enumerate(nodes)}
 
 
 class CompiledSequence(Function):
@@ -116,25 +119,30 @@ class CompiledSequence(Function):
         bounds = np.cumsum([0] + counts)
         parts = [arrays[bounds[k]:bounds[k + 1]] for k in range(4)]
         run = _Pass(step, *parts, consts, steps, reverse)
-        functions, schedule = step.functions(), step.schedule
-        saves = {i: np.empty((steps, run.batch, step.program.nodes[i].width), run.dtype)
+        functions, schedule, nodes = step.functions(), step.schedule, step.program.nodes
+        saves = {i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
                  for k in step.kernels if k is not None for i in k.saved}
-        nodes = step.program.nodes
-        for position, t in enumerate(run.times):
-            for stage, kernel in enumerate(step.kernels):
-                if kernel is not None:
-                    args = [run.value(i, t, position) if role == "val" else saves[i][t]
-                            for role, i in kernel.forward_args]
-                    functions[stage][0](run.batch, step.dims, *args)
-                for m in schedule.matmuls[stage]:
-                    a, w = nodes[m].inputs
-                    np.dot(run.value(a, t, position), run.fixed[w],
-                           out=run.buffers[m][t])
+        homes = _homes(step)
+        calls = [(f[0], [run.array(i) if role == "val" else saves[i]
+                         for role, i in k.forward_args])
+                 for f, k in zip(functions, step.kernels) if k is not None]
+        stages = [(calls.pop(0) if k is not None else None,
+                   [(m, nodes[m].inputs[0], homes[nodes[m].inputs[0]],
+                     run.fixed[nodes[m].inputs[1]], run.buffers[m])
+                    for m in schedule.matmuls[s]])
+                  for s, k in enumerate(step.kernels)]
+        batch, dims = run.batch, step.dims
+        for t, tp in zip(run.times, run.previous):
+            for call, matmuls in stages:
+                if call is not None:
+                    call[0](t, tp, batch, dims, *call[1])
+                for m, a, home, weight, out in matmuls:
+                    np.dot(run.lhs(a, home, t, tp), weight, out=out[t])
             if keep is not None and not keep[t].all():
                 gone = ~keep[t]
-                for slot, node in enumerate(step.program.states):
-                    run.buffers[node][t][gone] = run.previous(slot, position)[gone]
-        ys = run.buffers[step.program.output]
+                for node in step.program.states:
+                    run.buffers[node][t][gone] = run.buffers[node][tp][gone]
+        ys = run.buffers[step.program.output][:steps]
         if keep is not None:
             ys = ys * keep[:, :, None]
         ctx.run, ctx.step, ctx.saves, ctx.keep = run, step, saves, keep
@@ -143,67 +151,66 @@ class CompiledSequence(Function):
 
     def backward(ctx, dy, *dfinal):
         run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
-        program, schedule = step.program, step.schedule
-        nodes, functions = program.nodes, step.functions()
-        steps = len(run.times)
-        grads = {i: np.zeros((steps, run.batch, nodes[i].width), run.dtype)
-                 for i in step.leaves["row"] + [i for i, n in enumerate(nodes)
-                                                if n.kind == "matmul"]}
-        grads.update({i: np.zeros(nodes[i].width, run.dtype) for i in step.leaves["vector"]})
-        temps = {i: np.empty((run.batch, nodes[i].width), run.dtype)
-                 for i in schedule.stored() + step.leaves["state"] if i not in grads}
-        carry = [np.zeros_like(s) if g is None else np.asarray(g, run.dtype)
-                 for s, g in zip(run.state0, dfinal)]
-
-        def adjoint(i, t):
-            g = grads.get(i)
-            return temps[i] if g is None else (g if g.ndim == 1 else g[t])
-
-        for position in range(steps - 1, -1, -1):
-            t = run.times[position]
-            for i in temps:
-                temps[i].fill(0)
-            mask = None if keep is None or keep[t].all() else keep[t][:, None]
-            for slot, node in enumerate(program.states):
-                adjoint(node, t)[...] += carry[slot] if mask is None else carry[slot] * mask
-            if dy is not None:
-                adjoint(program.output, t)[...] += dy[t] if mask is None else dy[t] * mask
-            for stage in range(len(step.kernels) - 1, -1, -1):
-                for m in schedule.matmuls[stage]:
-                    a, w = nodes[m].inputs
-                    adjoint(a, t)[...] += grads[m][t] @ run.fixed[w].T
-                kernel = step.kernels[stage]
-                if kernel is not None:
-                    args = [run.value(i, t, position) if role == "val" else
-                            saves[i][t] if role == "save" else adjoint(i, t)
-                            for role, i in kernel.backward_args]
-                    functions[stage][1](run.batch, step.dims, *args)
-            new_carry = [adjoint(i, t).copy() for i in step.leaves["state"]]
-            if mask is not None:
-                for slot in range(len(carry)):
-                    new_carry[slot] += carry[slot] * (1 - mask)
-            carry = new_carry
-        return (*carry, *(grads[i] for i in step.leaves["row"]),
-                *_weight_grads(run, step, grads),
+        program, schedule, nodes = step.program, step.schedule, step.program.nodes
+        steps, homes = run.steps, _homes(step)
+        grads = {i: np.zeros_like(run.buffers[i]) for i in run.buffers}
+        grads.update({i: np.zeros(run.fixed[i].shape, run.dtype)
+                      for i in step.leaves["row"] + step.leaves["vector"]})
+        last = run.times[-1]
+        for node, g in zip(program.states, dfinal):
+            if g is not None:
+                grads[node][last] += g
+        if dy is not None:
+            grads[program.output][:steps] += dy if keep is None else dy * keep[:, :, None]
+        calls = [None if k is None else
+                 (f[1], [run.array(i) if role == "val" else saves[i] if role == "save"
+                         else grads[i] for role, i in k.backward_args])
+                 for f, k in zip(step.functions(), step.kernels)]
+        stages = [(calls[s], [(homes[nodes[m].inputs[0]], nodes[m].inputs[0],
+                               np.ascontiguousarray(run.fixed[nodes[m].inputs[1]].T), grads[m])
+                              for m in schedule.matmuls[s]])
+                  for s in range(len(calls))][::-1]
+        batch, dims = run.batch, step.dims
+        scratch = {}
+        for t, tp in zip(run.times[::-1], run.previous[::-1]):
+            held = None
+            if keep is not None and not keep[t].all():
+                gone = ~keep[t]
+                held = [(grads[node], gone, grads[node][t][gone].copy())
+                        for node in program.states]
+                for g, _, _ in held:
+                    g[t][gone] = 0
+            for call, matmuls in stages:
+                for home, a, weight_t, dm in matmuls:
+                    row = tp if home != a else t
+                    product = scratch.setdefault((home, a), np.empty_like(grads[home][row]))
+                    np.dot(dm[t], weight_t, out=product)
+                    grads[home][row] += product
+                if call is not None:
+                    call[0](t, tp, batch, dims, *call[1])
+            for g, gone, incoming in held or ():
+                g[tp][gone] += incoming
+        return (*(grads[node][steps] for node in program.states),
+                *(grads[i] for i in step.leaves["row"]),
+                *_weight_grads(run, step, grads, homes),
                 *(grads[i].reshape(run.shapes[i]) for i in step.leaves["vector"]))
 
 
-def _weight_grads(run: _Pass, step: CompiledStep, grads: dict) -> list:
+def _weight_grads(run: _Pass, step: CompiledStep, grads: dict, homes: dict) -> list:
     """dW = sum over matmuls using W of sum_t a_t^T dm_t, one GEMM each over all steps."""
     nodes = step.program.nodes
     out = []
+    order = np.asarray(run.times)
     for w in step.leaves["weight"]:
         total = np.zeros_like(run.fixed[w])
         for m, n in enumerate(nodes):
             if n.kind != "matmul" or n.inputs[1] != w:
                 continue
             a = n.inputs[0]
-            if a in run.state_leaf:
-                lhs = np.stack([run.previous(run.state_leaf[a], p)
-                                for p in range(len(run.times))])
-                dm = grads[m][run.times]
+            if homes[a] != a:  # a state part: the state each step started from
+                lhs, dm = run.buffers[homes[a]][run.previous], grads[m][order]
             else:
-                lhs, dm = run.buffers[a], grads[m]
+                lhs, dm = run.buffers[a][:run.steps], grads[m][:run.steps]
             total += lhs.reshape(-1, lhs.shape[-1]).T @ dm.reshape(-1, dm.shape[-1])
         out.append(total)
     return out

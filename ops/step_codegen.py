@@ -40,8 +40,10 @@ FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
 class StageKernel:
     """The two generated functions of one stage and what to pass them.
 
-    Arguments after ``(B, dims)`` are arrays named by ``(role, node)``: ``val`` the node's
-    value at this step, ``save`` its saved copy, ``adj`` its gradient (added to).
+    Arguments after ``(t, tp, B, dims)`` (this step's time index, the previous step's, the
+    batch size, the program's sizes) are arrays named by ``(role, node)``: ``val`` the
+    node's values (T, B, W) (a vector's (W,)), ``save`` its saved copies, ``adj`` its
+    gradients (added to). A state part is read from its new-state node's arrays at ``tp``.
     """
 
     stage: int
@@ -132,7 +134,8 @@ class _Loop:
             return self.emit(n.inputs[0], base, offsets + (n.offset,))
         index = self.index(base, offsets)
         if n.kind in LEAF_KINDS or n.kind == "matmul" or gen.is_input(i):
-            where = f"[{index}]" if n.kind in ("vector", "const") else f"[b, {index}]"
+            step = "tp" if n.kind == "state" else "t"
+            where = f"[{index}]" if n.kind in ("vector", "const") else f"[{step}, b, {index}]"
             return self._add(i, index, "load", (), where)
         if n.kind == "concat":
             raise NotFusible(f"concat %{i} is read by an op of the stage that makes it; "
@@ -165,6 +168,12 @@ class _Stage:
                 loop = self.loops.setdefault(width, _Loop(self, width))
                 loop.targets.append((loop.emit(part, "j", ()), t, column))
                 column += width
+
+    def home(self, i: int) -> int:
+        """The node whose arrays hold node i: a state part lives in the buffer of the new
+        state it becomes (at the previous step ``tp``), any other node in its own."""
+        n = self.nodes[i]
+        return self.schedule.program.states[n.slot] if n.kind == "state" else i
 
     def is_input(self, i: int) -> bool:
         """True when node i reaches this stage from memory (made by an earlier stage)."""
@@ -203,14 +212,14 @@ class _Stage:
         saved = sorted({self._by_var[v]["node"] for v in needed
                         if self._by_var[v]["kind"] == "op"} - self.targets)
         kernel.saved = saved
-        reads = sorted({loc["node"] for loop in self.loops.values() for loc in loop.locals
-                        if loc["kind"] == "load"})
+        loads = [loc["node"] for loop in self.loops.values() for loc in loop.locals
+                 if loc["kind"] == "load"]
+        reads = sorted({self.home(i) for i in loads})
         targets = sorted(self.targets)
-        kernel.forward_args = ([("val", i) for i in reads] + [("val", t) for t in targets]
-                               + [("save", s) for s in saved])
-        kernel.backward_args = (kernel.forward_args
-                                + [("adj", t) for t in targets]
-                                + [("adj", i) for i in reads if self.needs_grad(i)])
+        values = sorted(set(reads) | set(targets))
+        kernel.forward_args = [("val", i) for i in values] + [("save", s) for s in saved]
+        wanted = {self.home(i) for i in loads if self.needs_grad(i)} | set(targets)
+        kernel.backward_args = kernel.forward_args + [("adj", i) for i in sorted(wanted)]
         forward = self._forward(f"{name}_forward", kernel, saved, needed)
         backward = self._backward(f"{name}_backward", kernel, saved, needed)
         return forward, backward, kernel
@@ -221,12 +230,12 @@ class _Stage:
         sizes = [f"    {n} = dims[{k}]" for k, (size, n)
                  in enumerate(self.module.size_names.items()) if size]
         return ["@numba.njit(cache=True, error_model='numpy')",
-                f"def {fname}(B, dims, {names}):", *sizes, "    for b in range(B):"]
+                f"def {fname}(t, tp, B, dims, {names}):", *sizes, "    for b in range(B):"]
 
     def _value(self, loc: dict, fast: bool) -> str:
         n = self.nodes[loc["node"]]
         if loc["kind"] == "load":
-            return f"v{loc['node']}{loc['where']}"
+            return f"v{self.home(loc['node'])}{loc['where']}"
         if fast and n.op in FAST_FLOAT32:
             return f"{FAST_FLOAT32[n.op]}({loc['operands'][0]})"
         names = dict(zip(n.rule.inputs, loc["operands"]))
@@ -240,9 +249,9 @@ class _Stage:
         for width, loop in self.loops.items():
             lines.append(f"        for j in range({self.module.size_names[width]}):")
             body = [f"{loc['var']} = {self._value(loc, fast)}" for loc in loop.locals]
-            body += [f"v{t}[b, {loop.index('j', (col,))}] = {var}"
+            body += [f"v{t}[t, b, {loop.index('j', (col,))}] = {var}"
                      for var, t, col in loop.targets]
-            body += [f"s{loc['node']}[b, {loc['index']}] = {loc['var']}"
+            body += [f"s{loc['node']}[t, b, {loc['index']}] = {loc['var']}"
                      for loc in loop.locals if loc["kind"] == "op" and loc["node"] in saved
                      and loc["var"] in needed]
             lines += [f"            {line}" for line in body]
@@ -258,11 +267,12 @@ class _Stage:
             for loc in loop.locals:
                 if loc["var"] in needed:
                     node = loc["node"]
-                    source = (f"v{node}{loc['where']}" if loc["kind"] == "load" else
-                              f"{'s' if node in saved else 'v'}{node}[b, {loc['index']}]")
+                    source = (f"v{self.home(node)}{loc['where']}" if loc["kind"] == "load"
+                              else f"{'s' if node in saved else 'v'}{node}[t, b, "
+                                   f"{loc['index']}]")
                     body.append(f"{loc['var']} = {source}")
             body += [f"g{loc['var']} = {zero}" for loc in loop.locals]
-            body += [f"g{var} += d{t}[b, {loop.index('j', (col,))}]"
+            body += [f"g{var} += d{t}[t, b, {loop.index('j', (col,))}]"
                      for var, t, col in loop.targets if var in self._by_var]
             for loc in reversed(loop.locals):
                 if loc["kind"] != "op":
@@ -274,7 +284,8 @@ class _Stage:
                     if grad is not None and self._operand_wants_grad(loc, k):
                         body.append(f"g{loc['operands'][k]} += "
                                     f"{self.module.rewrite(grad, names)}")
-            body += [f"d{loc['node']}{loc['where']} += g{loc['var']}" for loc in loop.locals
+            body += [f"d{self.home(loc['node'])}{loc['where']} += g{loc['var']}"
+                     for loc in loop.locals
                      if loc["kind"] == "load" and self.needs_grad(loc["node"])]
             lines += [f"            {line}" for line in body]
         return "\n".join(lines)
