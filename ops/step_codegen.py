@@ -20,10 +20,12 @@ In float32, ops with a fast variant (``FAST_FLOAT32``: sigmoid, tanh) call it fo
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .step_fission import fissioned_loop
 from .step_program import LEAF_KINDS, NotFusible, Schedule
 
 __all__ = ["FAST_FLOAT32", "StageKernel", "generate"]
@@ -135,7 +137,7 @@ class _Loop:
         index = self.index(base, offsets)
         if n.kind in LEAF_KINDS or n.kind == "matmul" or gen.is_input(i):
             step = "tp" if n.kind == "state" else "t"
-            where = f"[{index}]" if n.kind in ("vector", "const") else f"[{step}, b, {index}]"
+            where = f"[{index}]" if n.kind in ("vector", "const") else f"_{step}[{index}]"
             return self._add(i, index, "load", (), where)
         if n.kind == "concat":
             raise NotFusible(f"concat %{i} is read by an op of the stage that makes it; "
@@ -247,15 +249,26 @@ class _Stage:
         fast = self.module.dtype == np.float32
         lines = self._signature(fname, kernel.forward_args)
         for width, loop in self.loops.items():
-            lines.append(f"        for j in range({self.module.size_names[width]}):")
+            writes = [(var, f"v{t}_t[{loop.index('j', (col,))}] = {var}")
+                      for var, t, col in loop.targets]
+            writes += [(loc["var"], f"s{loc['node']}_t[{loc['index']}] = {loc['var']}")
+                       for loc in loop.locals if loc["kind"] == "op"
+                       and loc["node"] in saved and loc["var"] in needed]
+            size = self.module.size_names[width]
+            activations = {loc["var"]: FAST_FLOAT32[self.nodes[loc["node"]].op]
+                           for loc in loop.locals if fast and loc["kind"] == "op"
+                           and self.nodes[loc["node"]].op in FAST_FLOAT32}
+            if activations:
+                scratch, body = fissioned_loop(loop, lambda loc: self._value(loc, False),
+                                               activations, size, self.module.dtype.name,
+                                               writes)
+                lines[-1:-1] = scratch
+                lines += body
+                continue
+            lines.append(f"        for j in range({size}):")
             body = [f"{loc['var']} = {self._value(loc, fast)}" for loc in loop.locals]
-            body += [f"v{t}[t, b, {loop.index('j', (col,))}] = {var}"
-                     for var, t, col in loop.targets]
-            body += [f"s{loc['node']}[t, b, {loc['index']}] = {loc['var']}"
-                     for loc in loop.locals if loc["kind"] == "op" and loc["node"] in saved
-                     and loc["var"] in needed]
-            lines += [f"            {line}" for line in body]
-        return "\n".join(lines)
+            lines += [f"            {line}" for line in body + [w for _, w in writes]]
+        return _with_row_views(lines)
 
     def _backward(self, fname: str, kernel: StageKernel, saved: list[int],
                   needed: set[str]) -> str:
@@ -268,11 +281,10 @@ class _Stage:
                 if loc["var"] in needed:
                     node = loc["node"]
                     source = (f"v{self.home(node)}{loc['where']}" if loc["kind"] == "load"
-                              else f"{'s' if node in saved else 'v'}{node}[t, b, "
-                                   f"{loc['index']}]")
+                              else f"{'s' if node in saved else 'v'}{node}_t[{loc['index']}]")
                     body.append(f"{loc['var']} = {source}")
             body += [f"g{loc['var']} = {zero}" for loc in loop.locals]
-            body += [f"g{var} += d{t}[t, b, {loop.index('j', (col,))}]"
+            body += [f"g{var} += d{t}_t[{loop.index('j', (col,))}]"
                      for var, t, col in loop.targets if var in self._by_var]
             for loc in reversed(loop.locals):
                 if loc["kind"] != "op":
@@ -288,7 +300,20 @@ class _Stage:
                      for loc in loop.locals
                      if loc["kind"] == "load" and self.needs_grad(loc["node"])]
             lines += [f"            {line}" for line in body]
-        return "\n".join(lines)
+        return _with_row_views(lines)
+
+
+_ROW = re.compile(r"\b([vsd]\d+)_(tp|t)\[")
+
+
+def _with_row_views(lines: list[str]) -> str:
+    """``lines`` with the row of every (T, B, W) array the body reads or writes taken once
+    per batch row (``v5_t = v5[t, b]``): 1-D contiguous rows, so LLVM vectorizes the
+    column loops."""
+    views = sorted(set(_ROW.findall("\n".join(lines))))
+    head = lines.index("    for b in range(B):") + 1
+    rows = [f"        {name}_{step} = {name}[{step}, b]" for name, step in views]
+    return "\n".join(lines[:head] + rows + lines[head:])
 
 
 def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None]]:
