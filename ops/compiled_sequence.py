@@ -92,10 +92,6 @@ class _Pass:
         array = self.fixed.get(node)
         return self.buffers[node] if array is None else array
 
-    def lhs(self, node: int, home: int, t: int, tp: int) -> np.ndarray:
-        """The left operand of a matmul at step t: a state part at tp, else the node at t."""
-        return self.buffers[home][tp] if home != node else self.buffers[node][t]
-
 
 def _homes(step: CompiledStep) -> dict[int, int]:
     """Node -> the node whose buffer holds it (a state part: its new-state node)."""
@@ -123,21 +119,22 @@ class CompiledSequence(Function):
         saves = {i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
                  for k in step.kernels if k is not None for i in k.saved}
         homes = _homes(step)
-        calls = [(f[0], [run.array(i) if role == "val" else saves[i]
-                         for role, i in k.forward_args])
-                 for f, k in zip(functions, step.kernels) if k is not None]
-        stages = [(calls.pop(0) if k is not None else None,
-                   [(m, nodes[m].inputs[0], homes[nodes[m].inputs[0]],
-                     run.fixed[nodes[m].inputs[1]], run.buffers[m])
-                    for m in schedule.matmuls[s]])
-                  for s, k in enumerate(step.kernels)]
-        batch, dims = run.batch, step.dims
+        plan = []  # per stage: its kernel, then its matmuls, with per-step views made once
+        for s, kernel in enumerate(step.kernels):
+            if kernel is not None:
+                plan.append((functions[s][0], [run.array(i) if role == "val" else saves[i]
+                                               for role, i in kernel.forward_args], 0, 0, 0))
+            for m in schedule.matmuls[s]:
+                a, w = nodes[m].inputs
+                plan.append((None, list(run.buffers[homes[a]]), run.fixed[w],
+                             list(run.buffers[m]), homes[a] != a))
+        batch, dims, dot = run.batch, step.dims, np.dot
         for t, tp in zip(run.times, run.previous):
-            for call, matmuls in stages:
-                if call is not None:
-                    call[0](t, tp, batch, dims, *call[1])
-                for m, a, home, weight, out in matmuls:
-                    np.dot(run.lhs(a, home, t, tp), weight, out=out[t])
+            for kernel, rows, weight, out, at_tp in plan:
+                if kernel is not None:
+                    kernel(t, tp, batch, dims, *rows)
+                else:
+                    dot(rows[tp if at_tp else t], weight, out[t])
             if keep is not None and not keep[t].all():
                 gone = ~keep[t]
                 for node in step.program.states:
@@ -152,7 +149,7 @@ class CompiledSequence(Function):
     def backward(ctx, dy, *dfinal):
         run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
         program, schedule, nodes = step.program, step.schedule, step.program.nodes
-        steps, homes = run.steps, _homes(step)
+        steps, homes, functions = run.steps, _homes(step), step.functions()
         grads = {i: np.zeros_like(run.buffers[i]) for i in run.buffers}
         grads.update({i: np.zeros(run.fixed[i].shape, run.dtype)
                       for i in step.leaves["row"] + step.leaves["vector"]})
@@ -162,16 +159,21 @@ class CompiledSequence(Function):
                 grads[node][last] += g
         if dy is not None:
             grads[program.output][:steps] += dy if keep is None else dy * keep[:, :, None]
-        calls = [None if k is None else
-                 (f[1], [run.array(i) if role == "val" else saves[i] if role == "save"
-                         else grads[i] for role, i in k.backward_args])
-                 for f, k in zip(step.functions(), step.kernels)]
-        stages = [(calls[s], [(homes[nodes[m].inputs[0]], nodes[m].inputs[0],
-                               np.ascontiguousarray(run.fixed[nodes[m].inputs[1]].T), grads[m])
-                              for m in schedule.matmuls[s]])
-                  for s in range(len(calls))][::-1]
-        batch, dims = run.batch, step.dims
-        scratch = {}
+        plan = []  # per stage from the last: its matmuls' backward, then its kernel's
+        for s in range(len(step.kernels) - 1, -1, -1):
+            for m in schedule.matmuls[s]:
+                a, w = nodes[m].inputs
+                weight_t = np.ascontiguousarray(run.fixed[w].T)
+                plan.append((None, list(grads[m]), weight_t, list(grads[homes[a]]),
+                             homes[a] != a, np.empty((run.batch, weight_t.shape[1]),
+                                                     run.dtype)))
+            kernel = step.kernels[s]
+            if kernel is not None:
+                plan.append((functions[s][1],
+                             [run.array(i) if role == "val" else saves[i] if role == "save"
+                              else grads[i] for role, i in kernel.backward_args],
+                             0, 0, 0, 0))
+        batch, dims, dot = run.batch, step.dims, np.dot
         for t, tp in zip(run.times[::-1], run.previous[::-1]):
             held = None
             if keep is not None and not keep[t].all():
@@ -180,14 +182,13 @@ class CompiledSequence(Function):
                         for node in program.states]
                 for g, _, _ in held:
                     g[t][gone] = 0
-            for call, matmuls in stages:
-                for home, a, weight_t, dm in matmuls:
-                    row = tp if home != a else t
-                    product = scratch.setdefault((home, a), np.empty_like(grads[home][row]))
-                    np.dot(dm[t], weight_t, out=product)
-                    grads[home][row] += product
-                if call is not None:
-                    call[0](t, tp, batch, dims, *call[1])
+            for kernel, rows, weight_t, into, at_tp, product in plan:
+                if kernel is not None:
+                    kernel(t, tp, batch, dims, *rows)
+                else:
+                    dot(rows[t], weight_t, product)
+                    target = into[tp if at_tp else t]
+                    target += product
             for g, gone, incoming in held or ():
                 g[tp][gone] += incoming
         return (*(grads[node][steps] for node in program.states),
@@ -197,20 +198,27 @@ class CompiledSequence(Function):
 
 
 def _weight_grads(run: _Pass, step: CompiledStep, grads: dict, homes: dict) -> list:
-    """dW = sum over matmuls using W of sum_t a_t^T dm_t, one GEMM each over all steps."""
-    nodes = step.program.nodes
+    """dW = sum over matmuls using W of sum_t a_t^T dm_t, one GEMM each over all steps.
+
+    A state operand is the state each step started from: for the forward direction
+    a_t = s_{t-1} (s_{-1} the initial state, kept at [T]), so the sum is one GEMM over the
+    steps 1..T-1 plus one for step 0, with no shifted copy (reverse: a_t = s_{t+1})."""
+    nodes, steps = step.program.nodes, run.steps
     out = []
-    order = np.asarray(run.times)
     for w in step.leaves["weight"]:
         total = np.zeros_like(run.fixed[w])
         for m, n in enumerate(nodes):
             if n.kind != "matmul" or n.inputs[1] != w:
                 continue
-            a = n.inputs[0]
-            if homes[a] != a:  # a state part: the state each step started from
-                lhs, dm = run.buffers[homes[a]][run.previous], grads[m][order]
+            a, dm = n.inputs[0], grads[m][:steps]
+            lhs = run.buffers[homes[a]]
+            if homes[a] != a:
+                first = run.times[0]
+                rest, prev = (dm[:-1], lhs[1:steps]) if first == steps - 1 else \
+                    (dm[1:], lhs[:steps - 1])
+                total += lhs[steps].T @ dm[first]
             else:
-                lhs, dm = run.buffers[a][:run.steps], grads[m][:run.steps]
-            total += lhs.reshape(-1, lhs.shape[-1]).T @ dm.reshape(-1, dm.shape[-1])
+                rest, prev = dm, lhs[:steps]
+            total += prev.reshape(-1, prev.shape[-1]).T @ rest.reshape(-1, rest.shape[-1])
         out.append(total)
     return out
