@@ -23,11 +23,16 @@ from tinygrad_lstm import Function
 
 from .kernel_cache import load_module
 from .step_codegen import generate
+from .step_driver import DRIVER_ARG
 from .step_program import Schedule, StepProgram
 
 __all__ = ["CompiledSequence", "CompiledStep", "compiled_step"]
 
 _STEPS: dict = {}
+# Up to this many multiply-adds in a step's matmuls, the whole pass runs in one Numba call
+# (ops/step_driver.py); past it, a Python loop calls BLAS and the stage kernels per step
+# (the threshold of the hand-written kernels, ops/fused.py).
+SMALL_STEP = 2**18
 
 
 class CompiledStep:
@@ -36,21 +41,32 @@ class CompiledStep:
     def __init__(self, program: StepProgram, dtype):
         self.program, self.dtype = program, np.dtype(dtype)
         self.schedule = Schedule.of(program)
-        self.source, self.kernels = generate(self.schedule, self.dtype)
+        self.source, self.kernels, self.driver_args = generate(self.schedule, self.dtype)
         nodes = program.nodes
         self.dims = np.array(sorted({n.width for n in nodes} | {n.offset for n in nodes}),
                              np.int64)
         self._module = None
         self.leaves = {kind: [i for i, n in enumerate(nodes) if n.kind == kind]
-                       for kind in ("state", "row", "weight", "vector", "const")}
+                       for kind in ("state", "row", "weight", "vector", "const", "matmul")}
 
     def functions(self) -> list:
         """Per stage, (forward, backward) Numba functions, or None (loaded on first use)."""
+        module = self.module()
+        return [None if k is None else (getattr(module, f"stage{s}_forward"),
+                                        getattr(module, f"stage{s}_backward"))
+                for s, k in enumerate(self.kernels)]
+
+    def module(self):
+        """The generated module (loaded from the kernel cache on first use)."""
         if self._module is None:
             self._module = load_module(f"step_{self.dtype.name}", self.source)
-        return [None if k is None else (getattr(self._module, f"stage{s}_forward"),
-                                        getattr(self._module, f"stage{s}_backward"))
-                for s, k in enumerate(self.kernels)]
+        return self._module
+
+    def small(self, batch: int) -> bool:
+        """True when a step's matmuls are small enough for the whole-pass drivers."""
+        nodes = self.program.nodes
+        return batch * sum(nodes[m].width * nodes[nodes[m].inputs[0]].width
+                           for m in self.leaves["matmul"]) <= SMALL_STEP
 
 
 def compiled_step(program: StepProgram, dtype) -> CompiledStep:
@@ -72,7 +88,7 @@ class _Pass:
         program, nodes = step.program, step.program.nodes
         self.batch, self.dtype, self.steps = states[0].shape[0], states[0].dtype, steps
         times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
-        self.times = [int(t) for t in times]
+        self.times, self.time_array = [int(t) for t in times], times
         self.previous = np.concatenate([[steps], times[:-1]])  # tp of each step, run order
         self.fixed, self.shapes = {}, {}
         for kind, arrays in (("row", rows), ("weight", weights), ("vector", vectors),
@@ -91,6 +107,28 @@ class _Pass:
     def array(self, node: int) -> np.ndarray:
         array = self.fixed.get(node)
         return self.buffers[node] if array is None else array
+
+
+def _driver_arrays(step: CompiledStep, run: _Pass, saves: dict, grads: dict | None,
+                   names: list[str]) -> list[np.ndarray]:
+    """The arrays the whole-pass driver takes, by their names (ops/step_driver.py)."""
+    nodes, arrays = step.program.nodes, []
+    for name in names:
+        role, node = DRIVER_ARG.match(name).groups()
+        node = int(node)
+        if role == "v":
+            arrays.append(run.array(node))
+        elif role == "s":
+            arrays.append(saves[node])
+        elif role == "d":
+            arrays.append(grads[node])
+        elif role == "p":
+            arrays.append(np.empty((run.batch, nodes[nodes[node].inputs[0]].width),
+                                   run.dtype))
+        else:
+            weight = run.fixed[nodes[node].inputs[1]]
+            arrays.append(np.ascontiguousarray(weight.T) if role == "w" else weight)
+    return arrays
 
 
 def _homes(step: CompiledStep) -> dict[int, int]:
@@ -129,7 +167,11 @@ class CompiledSequence(Function):
                 plan.append((None, list(run.buffers[homes[a]]), run.fixed[w],
                              list(run.buffers[m]), homes[a] != a))
         batch, dims, dot = run.batch, step.dims, np.dot
-        for t, tp in zip(run.times, run.previous):
+        whole = keep is None and step.small(batch)
+        if whole:
+            arrays = _driver_arrays(step, run, saves, None, step.driver_args[0])
+            step.module().pass_forward(run.time_array, run.previous, batch, dims, *arrays)
+        for t, tp in zip(run.times, run.previous) if not whole else ():
             for kernel, rows, weight, out, at_tp in plan:
                 if kernel is not None:
                     kernel(t, tp, batch, dims, *rows)
@@ -174,7 +216,11 @@ class CompiledSequence(Function):
                               else grads[i] for role, i in kernel.backward_args],
                              0, 0, 0, 0))
         batch, dims, dot = run.batch, step.dims, np.dot
-        for t, tp in zip(run.times[::-1], run.previous[::-1]):
+        whole = keep is None and step.small(batch)
+        if whole:
+            arrays = _driver_arrays(step, run, saves, grads, step.driver_args[1])
+            step.module().pass_backward(run.time_array, run.previous, batch, dims, *arrays)
+        for t, tp in zip(run.times[::-1], run.previous[::-1]) if not whole else ():
             held = None
             if keep is not None and not keep[t].all():
                 gone = ~keep[t]

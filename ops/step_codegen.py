@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .step_driver import driver_source
 from .step_fission import fissioned_loop
 from .step_program import LEAF_KINDS, NotFusible, Schedule
 
@@ -97,11 +98,12 @@ class _Module:
         return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
 
     def header(self) -> list[str]:
-        lines = ["import math", "", "import numba", "import numpy as np", ""]
+        lines = ["import math", "", "import numba", "import numpy as np", "",
+                 "from tinygrad_lstm.ops.lazy_numba import jit_helpers", "", "jit_helpers()"]
         if self.dtype == np.float32:
-            lines += ["from tinygrad_lstm.ops.lazy_numba import jit_helpers", "",
-                      "jit_helpers()", "from tinygrad_lstm.ops.scalar_math import "
-                      + ", ".join(sorted(FAST_FLOAT32.values())) + "  # noqa: E402", ""]
+            lines += ["from tinygrad_lstm.ops.scalar_math import "
+                      + ", ".join(sorted(FAST_FLOAT32.values())) + "  # noqa: E402"]
+        lines.append("")
         for value, name in self.constants.items():
             lines.append(f"{name} = np.{self.dtype.name}({value!r})")
         return lines
@@ -316,9 +318,10 @@ def _with_row_views(lines: list[str]) -> str:
     return "\n".join(lines[:head] + rows + lines[head:])
 
 
-def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None]]:
-    """The module source of every stage's kernels for ``dtype``, and per stage its
-    ``StageKernel`` (None for a stage with nothing to compute). Stage k's functions are
+def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None], tuple]:
+    """The module source of every stage's kernels for ``dtype``, per stage its
+    ``StageKernel`` (None for a stage with nothing to compute), and the argument names of
+    the whole-pass drivers (ops/step_driver.py). Stage k's functions are
     ``stage{k}_forward`` and ``stage{k}_backward``."""
     nodes = schedule.program.nodes
     sizes = sorted({n.width for n in nodes} | {n.offset for n in nodes})
@@ -331,5 +334,9 @@ def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None]]:
         forward, backward, kernel = _Stage(schedule, stage, module).code(f"stage{stage}")
         functions += [forward, "", "", backward, "", ""]
         kernels.append(kernel)
-    source = "\n".join(module.header() + ["", ""] + functions).rstrip() + "\n"
-    return source, kernels
+    program = schedule.program
+    homes = {i: program.states[n.slot] if n.kind == "state" else i
+             for i, n in enumerate(nodes)}
+    driver, forward_names, backward_names = driver_source(schedule, kernels, homes)
+    source = "\n".join(module.header() + [driver, ""] + functions).rstrip() + "\n"
+    return source, kernels, (forward_names, backward_names)

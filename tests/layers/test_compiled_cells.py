@@ -20,6 +20,7 @@ from tinygrad_lstm.layers import Recurrent
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import registry
+from tinygrad_lstm.ops import compiled_sequence
 from tinygrad_lstm.registry import ScalarRule
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -152,3 +153,11 @@ def test_compiled_builtins_equal_their_handwritten_kernels(name):
     for key, want in handwritten.items():
         scale = max(float(np.max(np.abs(want))), 1.0)
         assert np.max(np.abs(compiled[key] - want)) / scale <= F64_TOL, key
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_per_step_blas_path_equals_composed(name, monkeypatch):
+    """Small steps (every case above without lengths) run the whole pass in one Numba call;
+    larger ones a Python loop of BLAS matmuls and stage kernels: that path too, forced."""
+    monkeypatch.setattr(compiled_sequence, "SMALL_STEP", -1)
+    assert_matches_composed(name, dict(FIXED, with_lengths=False), np.float64, F64_TOL)
