@@ -109,6 +109,69 @@ class _Pass:
         return self.buffers[node] if array is None else array
 
 
+def _forward_loop(step: CompiledStep, run: _Pass, saves: dict, keep) -> None:
+    """The forward time loop in Python: per step each stage's kernel, then its matmuls on
+    BLAS; with ``keep``, a finished sequence's state rows are held."""
+    nodes, homes, functions = step.program.nodes, _homes(step), step.functions()
+    plan = []  # per stage: its kernel, then its matmuls, with per-step views made once
+    for s, kernel in enumerate(step.kernels):
+        if kernel is not None:
+            plan.append((functions[s][0], [run.array(i) if role == "val" else saves[i]
+                                           for role, i in kernel.forward_args], 0, 0, 0))
+        for m in step.schedule.matmuls[s]:
+            a, w = nodes[m].inputs
+            plan.append((None, list(run.buffers[homes[a]]), run.fixed[w],
+                         list(run.buffers[m]), homes[a] != a))
+    batch, dims, dot = run.batch, step.dims, np.dot
+    for t, tp in zip(run.times, run.previous):
+        for kernel, rows, weight, out, at_tp in plan:
+            if kernel is not None:
+                kernel(t, tp, batch, dims, *rows)
+            else:
+                dot(rows[tp if at_tp else t], weight, out[t])
+        if keep is not None and not keep[t].all():
+            gone = ~keep[t]
+            for node in step.program.states:
+                run.buffers[node][t][gone] = run.buffers[node][tp][gone]
+
+
+def _backward_loop(step: CompiledStep, run: _Pass, saves: dict, grads: dict, keep) -> None:
+    """BPTT in Python: per step from the last, each stage from the last: its matmuls'
+    backward on BLAS, then its backward kernel. With ``keep``, a finished sequence's state
+    gradient passes the step by."""
+    nodes, homes, functions = step.program.nodes, _homes(step), step.functions()
+    plan = []  # per stage from the last: its matmuls' backward, then its kernel's
+    for s in range(len(step.kernels) - 1, -1, -1):
+        for m in step.schedule.matmuls[s]:
+            a, w = nodes[m].inputs
+            weight_t = np.ascontiguousarray(run.fixed[w].T)
+            plan.append((None, list(grads[m]), weight_t, list(grads[homes[a]]),
+                         homes[a] != a, np.empty((run.batch, weight_t.shape[1]), run.dtype)))
+        kernel = step.kernels[s]
+        if kernel is not None:
+            plan.append((functions[s][1],
+                         [run.array(i) if role == "val" else saves[i] if role == "save"
+                          else grads[i] for role, i in kernel.backward_args], 0, 0, 0, 0))
+    batch, dims, dot = run.batch, step.dims, np.dot
+    for t, tp in zip(run.times[::-1], run.previous[::-1]):
+        held = None
+        if keep is not None and not keep[t].all():
+            gone = ~keep[t]
+            held = [(grads[node], gone, grads[node][t][gone].copy())
+                    for node in step.program.states]
+            for g, _, _ in held:
+                g[t][gone] = 0
+        for kernel, rows, weight_t, into, at_tp, product in plan:
+            if kernel is not None:
+                kernel(t, tp, batch, dims, *rows)
+            else:
+                dot(rows[t], weight_t, product)
+                target = into[tp if at_tp else t]
+                target += product
+        for g, gone, incoming in held or ():
+            g[tp][gone] += incoming
+
+
 def _driver_arrays(step: CompiledStep, run: _Pass, saves: dict, grads: dict | None,
                    names: list[str]) -> list[np.ndarray]:
     """The arrays the whole-pass driver takes, by their names (ops/step_driver.py)."""
@@ -153,34 +216,15 @@ class CompiledSequence(Function):
         bounds = np.cumsum([0] + counts)
         parts = [arrays[bounds[k]:bounds[k + 1]] for k in range(4)]
         run = _Pass(step, *parts, consts, steps, reverse)
-        functions, schedule, nodes = step.functions(), step.schedule, step.program.nodes
+        nodes = step.program.nodes
         saves = {i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
                  for k in step.kernels if k is not None for i in k.saved}
-        homes = _homes(step)
-        plan = []  # per stage: its kernel, then its matmuls, with per-step views made once
-        for s, kernel in enumerate(step.kernels):
-            if kernel is not None:
-                plan.append((functions[s][0], [run.array(i) if role == "val" else saves[i]
-                                               for role, i in kernel.forward_args], 0, 0, 0))
-            for m in schedule.matmuls[s]:
-                a, w = nodes[m].inputs
-                plan.append((None, list(run.buffers[homes[a]]), run.fixed[w],
-                             list(run.buffers[m]), homes[a] != a))
-        batch, dims, dot = run.batch, step.dims, np.dot
-        whole = keep is None and step.small(batch)
-        if whole:
+        if keep is None and step.small(run.batch):
             arrays = _driver_arrays(step, run, saves, None, step.driver_args[0])
-            step.module().pass_forward(run.time_array, run.previous, batch, dims, *arrays)
-        for t, tp in zip(run.times, run.previous) if not whole else ():
-            for kernel, rows, weight, out, at_tp in plan:
-                if kernel is not None:
-                    kernel(t, tp, batch, dims, *rows)
-                else:
-                    dot(rows[tp if at_tp else t], weight, out[t])
-            if keep is not None and not keep[t].all():
-                gone = ~keep[t]
-                for node in step.program.states:
-                    run.buffers[node][t][gone] = run.buffers[node][tp][gone]
+            step.module().pass_forward(run.time_array, run.previous, run.batch, step.dims,
+                                       *arrays)
+        else:
+            _forward_loop(step, run, saves, keep)
         ys = run.buffers[step.program.output][:steps]
         if keep is not None:
             ys = ys * keep[:, :, None]
@@ -190,8 +234,7 @@ class CompiledSequence(Function):
 
     def backward(ctx, dy, *dfinal):
         run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
-        program, schedule, nodes = step.program, step.schedule, step.program.nodes
-        steps, homes, functions = run.steps, _homes(step), step.functions()
+        program, steps = step.program, run.steps
         grads = {i: np.zeros_like(run.buffers[i]) for i in run.buffers}
         grads.update({i: np.zeros(run.fixed[i].shape, run.dtype)
                       for i in step.leaves["row"] + step.leaves["vector"]})
@@ -201,45 +244,15 @@ class CompiledSequence(Function):
                 grads[node][last] += g
         if dy is not None:
             grads[program.output][:steps] += dy if keep is None else dy * keep[:, :, None]
-        plan = []  # per stage from the last: its matmuls' backward, then its kernel's
-        for s in range(len(step.kernels) - 1, -1, -1):
-            for m in schedule.matmuls[s]:
-                a, w = nodes[m].inputs
-                weight_t = np.ascontiguousarray(run.fixed[w].T)
-                plan.append((None, list(grads[m]), weight_t, list(grads[homes[a]]),
-                             homes[a] != a, np.empty((run.batch, weight_t.shape[1]),
-                                                     run.dtype)))
-            kernel = step.kernels[s]
-            if kernel is not None:
-                plan.append((functions[s][1],
-                             [run.array(i) if role == "val" else saves[i] if role == "save"
-                              else grads[i] for role, i in kernel.backward_args],
-                             0, 0, 0, 0))
-        batch, dims, dot = run.batch, step.dims, np.dot
-        whole = keep is None and step.small(batch)
-        if whole:
+        if keep is None and step.small(run.batch):
             arrays = _driver_arrays(step, run, saves, grads, step.driver_args[1])
-            step.module().pass_backward(run.time_array, run.previous, batch, dims, *arrays)
-        for t, tp in zip(run.times[::-1], run.previous[::-1]) if not whole else ():
-            held = None
-            if keep is not None and not keep[t].all():
-                gone = ~keep[t]
-                held = [(grads[node], gone, grads[node][t][gone].copy())
-                        for node in program.states]
-                for g, _, _ in held:
-                    g[t][gone] = 0
-            for kernel, rows, weight_t, into, at_tp, product in plan:
-                if kernel is not None:
-                    kernel(t, tp, batch, dims, *rows)
-                else:
-                    dot(rows[t], weight_t, product)
-                    target = into[tp if at_tp else t]
-                    target += product
-            for g, gone, incoming in held or ():
-                g[tp][gone] += incoming
+            step.module().pass_backward(run.time_array, run.previous, run.batch, step.dims,
+                                        *arrays)
+        else:
+            _backward_loop(step, run, saves, grads, keep)
         return (*(grads[node][steps] for node in program.states),
                 *(grads[i] for i in step.leaves["row"]),
-                *_weight_grads(run, step, grads, homes),
+                *_weight_grads(run, step, grads, _homes(step)),
                 *(grads[i].reshape(run.shapes[i]) for i in step.leaves["vector"]))
 
 
