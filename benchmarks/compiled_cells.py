@@ -26,16 +26,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = THREADS
 os.environ["TINYGRAD_LSTM_KERNEL_CACHE"] = tempfile.mkdtemp(prefix="tgl-kernels-")
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import importlib.util
+import time
+from pathlib import Path
 
-import harness  # noqa: E402
-import numpy as np  # noqa: E402
+import harness
+import numpy as np
+from tinygrad_lstm.layers import Recurrent
 
-import tinygrad_lstm as tg  # noqa: E402
-from tinygrad_lstm.layers import Recurrent  # noqa: E402
+import tinygrad_lstm as tg
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CUSTOM = ("mgu", "peephole_lstm", "cifg_lstm")

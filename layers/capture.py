@@ -21,10 +21,10 @@ import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from tinygrad_lstm.ops.step_program import NotFusible
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Function, Tensor
-from tinygrad_lstm.ops.step_program import NotFusible
 
 __all__ = ["Call", "StepTrace", "Value", "capture"]
 

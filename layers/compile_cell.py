@@ -21,10 +21,10 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-
-from tinygrad_lstm import Tensor, op_info
 from tinygrad_lstm.ops.compiled_sequence import CompiledSequence, compiled_step
 from tinygrad_lstm.ops.step_program import NotFusible, PNode, StepProgram
+
+from tinygrad_lstm import Tensor, op_info
 
 from .capture import StepTrace, capture
 

@@ -1,8 +1,9 @@
 """Generated kernel modules, written to disk once and loaded from there.
 
 A generated module is saved as ``<cache dir>/<name>_<hash>.py``, where the hash covers the
-source itself and the sources it depends on (ops/step_codegen.py, ops/scalar_math.py): a
-changed generator or fast-math helper gives a new file, so no stale kernel can be loaded.
+source itself and the files it was made by or calls into (the generator, the fast float32
+functions of ops/scalar_math.py, the matmul helper of ops/recurrent_kernels.py): a changed
+generator or helper gives a new file, so no stale kernel can be loaded.
 Its functions are ``numba.njit(cache=True)``, so Numba keeps their machine code beside the
 file (``__pycache__``) and a second process loads instead of compiling.
 
@@ -23,7 +24,8 @@ from types import ModuleType
 __all__ = ["cache_dir", "load_module", "source_hash"]
 
 _LOADED: dict[str, ModuleType] = {}
-_DEPENDENCIES = ("step_codegen.py", "scalar_math.py", "lazy_numba.py")
+_DEPENDENCIES = ("step_codegen.py", "step_source.py", "step_fission.py", "step_driver.py",
+                 "scalar_math.py", "lazy_numba.py", "recurrent_kernels.py")
 
 
 def cache_dir() -> Path:

@@ -19,7 +19,6 @@ In float32, ops with a fast variant (``FAST_FLOAT32``: sigmoid, tanh) call it fo
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 
@@ -28,15 +27,10 @@ import numpy as np
 from .step_driver import driver_source
 from .step_fission import fissioned_loop
 from .step_program import LEAF_KINDS, NotFusible, Schedule
+from .step_source import FAST_FLOAT32, Module, names_in
 
 __all__ = ["FAST_FLOAT32", "StageKernel", "generate"]
 
-FUNCTIONS = {"exp": "math.exp", "log": "math.log", "log1p": "math.log1p",
-             "expm1": "math.expm1", "tanh": "math.tanh", "sqrt": "math.sqrt",
-             "abs": "abs", "min": "min", "max": "max"}
-# An op's float32 fast variant: ops/scalar_math.py's function of the same math, a few ulps
-# from libm but vectorizable (the hand-written kernels use the same ones).
-FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
 
 
 @dataclass
@@ -53,60 +47,6 @@ class StageKernel:
     forward_args: list[tuple[str, int]] = field(default_factory=list)
     backward_args: list[tuple[str, int]] = field(default_factory=list)
     saved: list[int] = field(default_factory=list)
-
-
-class _Rewrite(ast.NodeTransformer):
-    def __init__(self, names: dict, constant):
-        self.names, self.constant = names, constant
-
-    def visit_Name(self, node):
-        if node.id in self.names:
-            value = self.names[node.id]
-            name = value if isinstance(value, str) else self.constant(value)
-            return ast.Name(id=name, ctx=ast.Load())
-        if node.id in FUNCTIONS:
-            return ast.parse(FUNCTIONS[node.id], mode="eval").body
-        return node
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return ast.Name(id=self.constant(node.value), ctx=ast.Load())
-        return node
-
-
-def _names_in(expr: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
-
-
-class _Module:
-    """The generated module's text: typed constants, shared by all its kernels."""
-
-    def __init__(self, dtype: np.dtype, sizes: list[int]):
-        self.dtype, self.constants = np.dtype(dtype), {}
-        self.size_names = {s: f"n{i}" for i, s in enumerate(sizes)}
-        self.zero = self.constant(0.0)
-
-    def constant(self, value: float) -> str:
-        """The name of a module-level constant of the kernel dtype (Numba freezes it, typed:
-        a bare ``1`` would turn float32 arithmetic into float64)."""
-        key = float(value)
-        if key not in self.constants:
-            self.constants[key] = f"_c{len(self.constants)}"
-        return self.constants[key]
-
-    def rewrite(self, expr: str, names: dict) -> str:
-        return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
-
-    def header(self) -> list[str]:
-        lines = ["import math", "", "import numba", "import numpy as np", "",
-                 "from tinygrad_lstm.ops.lazy_numba import jit_helpers", "", "jit_helpers()"]
-        if self.dtype == np.float32:
-            lines += ["from tinygrad_lstm.ops.scalar_math import "
-                      + ", ".join(sorted(FAST_FLOAT32.values())) + "  # noqa: E402"]
-        lines.append("")
-        for value, name in self.constants.items():
-            lines.append(f"{name} = np.{self.dtype.name}({value!r})")
-        return lines
 
 
 class _Loop:
@@ -158,7 +98,7 @@ class _Loop:
 
 
 class _Stage:
-    def __init__(self, schedule: Schedule, stage: int, module: _Module):
+    def __init__(self, schedule: Schedule, stage: int, module: Module):
         self.schedule, self.stage, self.module = schedule, stage, module
         self.nodes = schedule.program.nodes
         self.targets = set(schedule.kernels[stage])
@@ -193,7 +133,7 @@ class _Stage:
         for k, grad in enumerate(rule.grads):
             if grad is None or not self._operand_wants_grad(local, k):
                 continue
-            for name in _names_in(grad):
+            for name in names_in(grad):
                 if name in names:
                     needed.add(names[name])
                 elif name == "y":
@@ -325,7 +265,7 @@ def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None], 
     ``stage{k}_forward`` and ``stage{k}_backward``."""
     nodes = schedule.program.nodes
     sizes = sorted({n.width for n in nodes} | {n.offset for n in nodes})
-    module = _Module(dtype, sizes)
+    module = Module(dtype, sizes)
     functions, kernels = [], []
     for stage, targets in enumerate(schedule.kernels):
         if not targets:

@@ -73,10 +73,10 @@ def fissioned_loop(loop, value, fast: dict, width: str, dtype: str,
         bodies[k] = body
     lines = []
     for k in range(deepest + 1):
-        for var in fast:
+        for var, function in fast.items():
             if depth[var] == k and k > 0:
                 lines += [f"        for j in range({width}):",
-                          f"            w{var}[j] = {fast[var]}(w{var}[j])"]
+                          f"            w{var}[j] = {function}(w{var}[j])"]
         if bodies[k]:
             lines.append(f"        for j in range({width}):")
             lines += [f"            {line}" for line in bodies[k]]

@@ -14,7 +14,8 @@ def test_fuse_prints_the_step_the_partition_and_both_kernels(cell, capsys):
     for section in (f"captured step of '{cell}'", "== partition", "recurrence",
                     "fused kernel writes", "generated kernels (float64)"):
         assert section in out, f"{section!r} missing from:\n{out}"
-    assert "_forward(B, dims" in out and "_backward(B, dims" in out
+    assert "_forward(t, tp, B, dims" in out and "_backward(t, tp, B, dims" in out
+    assert "def pass_forward(" in out and "def pass_backward(" in out
     source = out.split("then its backward ")[1].split("\n", 1)[1]
     compile(source, "<generated>", "exec")  # the printed kernels are valid Python
 

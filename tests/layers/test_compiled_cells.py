@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tinygrad_lstm.layers import Recurrent
+from tinygrad_lstm.ops import compiled_sequence
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import registry
-from tinygrad_lstm.ops import compiled_sequence
 from tinygrad_lstm.registry import ScalarRule
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 from tinygrad_lstm.layers import Recurrent
+from tinygrad_lstm.layers.compile_cell import compile_cell
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.layers.compile_cell import compile_cell
 
 
 def results() -> dict[str, np.ndarray]:

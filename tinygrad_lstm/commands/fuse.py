@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     once = [c for c in trace.calls if values[c.outputs[0]].role == "once"]
     _section("partition", "\n".join([
         f"once per sequence: {', '.join(c.op for c in once) or '-'}",
-        f"hoisted over all T steps (one batched op each): "
-        f"{', '.join(c.op for c in hoisted) or '-'}",
+        "hoisted over all T steps (one batched op each): "
+        + (", ".join(c.op for c in hoisted) or "-"),
         "recurrence (B = batch rows):", compiled.program.text(), "",
         compiled.step().schedule.text()]))
     _section(f"generated kernels ({dtype.name}): stage k's forward, then its backward",
