@@ -109,10 +109,13 @@ def pick_runner(cell, fused, input_size: int, dtype, layer: str) -> str:
     if fused is True and getattr(cell, "fused_op", None):
         return "handwritten"
     try:
-        compile_cell(cell, input_size, dtype)
+        compile_cell(cell, input_size, dtype).step()  # capture and generate, no Numba yet
     except NotFusible as exc:
-        warnings.warn(f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: "
-                      f"{exc}. It runs composed (same results, slower).", FusionWarning,
-                      stacklevel=3)
-        return "composed"
-    return "compiled"
+        why = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a step that fails on sample inputs runs composed
+        why = f"running its step on sample inputs failed: {type(exc).__name__}: {exc}"
+    else:
+        return "compiled"
+    warnings.warn(f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
+                  "It runs composed (same results, slower).", FusionWarning, stacklevel=3)
+    return "composed"

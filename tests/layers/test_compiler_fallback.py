@@ -97,3 +97,27 @@ def test_fused_takes_only_known_modes():
     with pytest.raises(ValueError, match=r"fused must be one of \(False, True, 'compiled'\), "
                                          r"got 'yes'"):
         Recurrent("rnn", 3, 4, fused="yes")
+
+
+def test_a_concat_read_inside_its_own_stage_is_refused_at_construction(scratch_registry):
+    """Found while generating code (not while capturing): still a warning at construction,
+    not an error at the first forward."""
+
+    def doubled(a):
+        both = tg.concat([a, a], axis=1)
+        return tg.split(both.tanh(), 2, axis=1)[0]
+
+    _cell_class("concat_cell", doubled)
+    with pytest.warns(FusionWarning, match=r"concat %\d+ is read by an op of the stage"):
+        layer = Recurrent("concat_cell", 3, 4, fused=True, dtype=np.float64)
+    assert layer._runners == ["composed"]
+    layer(np.zeros((2, 1, 3)))
+
+
+def test_a_step_that_fails_on_sample_inputs_runs_composed(scratch_registry):
+    def failing(a):
+        raise RuntimeError("this cell only works on weekdays")
+
+    _cell_class("failing_cell", failing)
+    with pytest.warns(FusionWarning, match="sample inputs failed: RuntimeError: this cell"):
+        Recurrent("failing_cell", 3, 4, fused=True)
