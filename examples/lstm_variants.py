@@ -15,9 +15,10 @@ its weights fewer), peepholes kept on i and o.
 
 Both are written in registered ops only; ``Recurrent(..., fused=True)`` compiles their step
 into generated Numba kernels (``tinygrad-lstm fuse --import examples/lstm_variants.py
---cell cifg_lstm`` shows them). Run:  python examples/lstm_variants.py   (about 10 s)
+--cell cifg_lstm`` shows them). Run:  python examples/lstm_variants.py [--steps 200]
 """
 
+import argparse
 import math
 
 import numpy as np
@@ -94,6 +95,9 @@ class CIFGLSTMCell(_GatedCell):
 
 def main() -> None:
     """Train each variant, compiled, to output the running mean of its inputs."""
+    parser = argparse.ArgumentParser(description="Train the peephole and CIFG LSTMs.")
+    parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
+    args = parser.parse_args()
     rng = np.random.default_rng(0)
     for name in ("peephole_lstm", "cifg_lstm"):
         model = Recurrent(name, 1, 16, fused=True, rng=np.random.default_rng(1))
@@ -101,7 +105,7 @@ def main() -> None:
                             requires_grad=True)
         optimizer = Adam([*model.parameters(), readout], lr=0.02)
         steps = np.arange(1, 13, dtype=np.float32)[:, None, None]
-        for step in range(1, 201):
+        for step in range(1, args.steps + 1):
             x = rng.uniform(-1, 1, (12, 32, 1)).astype(np.float32)
             target = np.cumsum(x, axis=0) / steps
             out, _ = model(x)
