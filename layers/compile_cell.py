@@ -25,6 +25,7 @@ from tinygrad_lstm.ops.compiled_sequence import CompiledSequence, compiled_step
 from tinygrad_lstm.ops.step_program import NotFusible, PNode, StepProgram
 
 from tinygrad_lstm import Tensor, op_info
+from tinygrad_lstm.registry import OPS
 
 from .capture import StepTrace, capture
 
@@ -118,7 +119,7 @@ class _Builder:
 
     def call(self, call) -> None:
         trace, outs = self.trace, call.outputs
-        info = op_info(call.op) if call.op in _registered() else None
+        info = _info(call.op)
         out_shape = trace.values[outs[0]].shape
         if len(out_shape) != 2 or out_shape[0] != trace.values[trace.x].shape[0]:
             raise _blocked(trace, call, f"makes shape {out_shape}, not one row per sequence")
@@ -158,9 +159,9 @@ class _Builder:
         self.node_of[(outs[0], "value")] = node
 
 
-def _registered() -> set[str]:
-    from tinygrad_lstm.registry import OPS
-    return set(OPS)
+def _info(name: str):
+    """The registration of op ``name``, or None for a Function no one registered."""
+    return op_info(name) if name in OPS else None
 
 
 def _program(trace: StepTrace) -> tuple[StepProgram, _Builder]:
@@ -169,7 +170,7 @@ def _program(trace: StepTrace) -> tuple[StepProgram, _Builder]:
         if trace.values[call.outputs[0]].role == "recurrent":
             builder.call(call)
         elif trace.values[call.outputs[0]].role == "hoisted" and call.op not in _ROW_WISE:
-            info = op_info(call.op) if call.op in _registered() else None
+            info = _info(call.op)
             if info is None or info.kind != "elementwise":
                 raise _blocked(trace, call, "acts on x_t in a way that may mix rows; only "
                                "elementwise ops, matmul, split, getitem, concat are hoisted")
