@@ -68,9 +68,12 @@ def _check_cache_once() -> None:
     _cache_checked.append(True)
     import numba
 
-    folder = Path(numba.njit(cache=True)(_probe)._cache._cache_path)
-    here = Path(__file__).parent
-    drop_stale_cache(folder, [here / name for name in KERNEL_SOURCES])
+    # Numba's own choice of folder; none without JIT (NUMBA_DISABLE_JIT=1: nothing cached).
+    folder = getattr(getattr(numba.njit(cache=True)(_probe), "_cache", None), "_cache_path",
+                     None)
+    if folder is not None:
+        here = Path(__file__).parent
+        drop_stale_cache(Path(folder), [here / name for name in KERNEL_SOURCES])
 
 
 def _register_namespace(namespace: dict) -> None:
