@@ -18,6 +18,7 @@ matmul with the state on its right.
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import numpy as np
@@ -194,6 +195,13 @@ class CompiledCell:
         self.rows, self.weights, self.vectors = builder.rows, builder.weights, builder.vectors
         self.dtype = np.dtype(dtype)
         self._needed = self._calls_needed()
+        self._params = [(v.id, v.name, v.shape) for v in self.trace.values
+                        if v.source == "param"]
+        self._step = None
+
+    def matches(self, cell) -> bool:
+        """True while the cell's parameters have the shapes this step was compiled for."""
+        return all(_parameter(cell, name).shape == shape for _, name, shape in self._params)
 
     def _calls_needed(self) -> list:
         """The once/hoisted calls the program's leaves depend on, in trace order."""
@@ -207,18 +215,16 @@ class CompiledCell:
 
     def step(self):
         """The ``CompiledStep`` (schedule, generated source, kernels) of this dtype."""
-        return compiled_step(self.program, self.dtype)
+        if self._step is None:
+            self._step = compiled_step(self.program, self.dtype)
+        return self._step
 
     def run(self, cell, x: Tensor, state, reverse: bool, keep: np.ndarray | None):
         """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
         steps, batch = x.shape[0], x.shape[1]
-        values, params = self.trace.values, dict(cell.named_parameters())
         env = {self.trace.x: x.reshape(steps * batch, x.shape[2])}
-        for v in values:
-            if v.source == "param":
-                env[v.id] = params[v.name]
-            elif v.source == "const":
-                env[v.id] = v.tensor
+        env.update({vid: _parameter(cell, name) for vid, name, _ in self._params})
+        env.update({v.id: v.tensor for v in self.trace.values if v.source == "const"})
         for call in self._needed:
             out = call.fn.apply(*(env[i] for i in call.inputs), **call.attrs)
             for vid, t in zip(call.outputs, out if isinstance(out, tuple) else (out,)):
@@ -234,9 +240,14 @@ class CompiledCell:
 def compile_cell(cell, input_size: int, dtype) -> CompiledCell:
     """The ``CompiledCell`` of ``cell`` (cached per cell, input size and dtype); raises
     ``NotFusible`` naming what blocked compilation."""
-    key = (input_size, np.dtype(dtype).name,
-           tuple((n, p.shape) for n, p in cell.named_parameters()))
+    key = (input_size, np.dtype(dtype).name)
     per_cell = _CACHE.setdefault(cell, {})
-    if key not in per_cell:
-        per_cell[key] = CompiledCell(cell, input_size, dtype)
-    return per_cell[key]
+    compiled = per_cell.get(key)
+    if compiled is None or not compiled.matches(cell):
+        compiled = per_cell[key] = CompiledCell(cell, input_size, dtype)
+    return compiled
+
+
+def _parameter(cell, name: str):
+    """The cell's parameter ``name`` ("weight_ih", "sub.weight") as it is now."""
+    return functools.reduce(getattr, name.split("."), cell)

@@ -161,3 +161,16 @@ def test_per_step_blas_path_equals_composed(name, monkeypatch):
     larger ones a Python loop of BLAS matmuls and stage kernels: that path too, forced."""
     monkeypatch.setattr(compiled_sequence, "SMALL_STEP", -1)
     assert_matches_composed(name, dict(FIXED, with_lengths=False), np.float64, F64_TOL)
+
+
+def test_a_replaced_parameter_is_what_the_compiled_pass_uses():
+    """The compiled step reads the cell's parameters by name at every forward, so a
+    parameter assigned after the first forward (same shape or not) takes effect."""
+    x = np.random.default_rng(1).standard_normal((4, 2, 3))
+    layers = [Recurrent("gru", 3, 4, dtype=np.float64, fused=fused,
+                        rng=np.random.default_rng(0)) for fused in (False, "compiled")]
+    layers[1](x)
+    for layer in layers:
+        layer.weight_hh_l0 = tg.Parameter(layer.weight_hh_l0.data * 2)
+    want, got = (layer(x)[0].data for layer in layers)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-14)
