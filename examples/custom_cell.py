@@ -7,8 +7,9 @@
 The cell is written with registered ops only, registered as "mgu", gradient-checked with one
 call, and then trained as a 2-layer bidirectional sequence layer, which ``Recurrent`` builds
 from the name alone; ``fused=True`` compiles its step into generated Numba kernels, forward
-and BPTT (``tinygrad-lstm fuse --cell mgu --import examples/custom_cell.py`` prints them). The task needs both directions: at every step predict the sum of the
-two neighbouring inputs, y[t] = x[t-1] + x[t+1].
+and BPTT (``tinygrad-lstm fuse --cell mgu --import examples/custom_cell.py`` prints them).
+The task needs both directions: at every step predict the sum of the two neighbouring
+inputs, y[t] = x[t-1] + x[t+1].
 
 Run:  python examples/custom_cell.py [--steps 200]      (about 15 s, compiling included)
 """
