@@ -6,12 +6,15 @@
 
 The cell is written with registered ops only, registered as "mgu", gradient-checked with one
 call, and then trained as a 2-layer bidirectional sequence layer, which ``Recurrent`` builds
-from the name alone. The task needs both directions: at every step predict the sum of the
-two neighbouring inputs, y[t] = x[t-1] + x[t+1].
+from the name alone; ``fused=True`` compiles its step into generated Numba kernels, forward
+and BPTT (``tinygrad-lstm fuse --cell mgu --import examples/custom_cell.py`` prints them).
+The task needs both directions: at every step predict the sum of the two neighbouring
+inputs, y[t] = x[t-1] + x[t+1].
 
-Run:  python examples/custom_cell.py      (about 10 s)
+Run:  python examples/custom_cell.py [--steps 200]      (about 15 s, compiling included)
 """
 
+import argparse
 import math
 
 import numpy as np
@@ -53,12 +56,12 @@ class MGUCell(Module):
 
 
 class Tagger(Module):
-    """Bidirectional 2-layer MGU and a linear read-out at every step."""
+    """Bidirectional 2-layer MGU (compiled) and a linear read-out at every step."""
 
     def __init__(self, hidden_size: int, rng: np.random.Generator):
         super().__init__()
         self.rnn = Recurrent("mgu", 1, hidden_size, num_layers=2, bidirectional=True,
-                             batch_first=True, rng=rng)
+                             batch_first=True, rng=rng, fused=True)
         self.head = Linear(2 * hidden_size, 1, rng=rng)
 
     def forward(self, x):
@@ -74,6 +77,9 @@ def batch(rng: np.random.Generator, size: int = 32, steps: int = 10):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Train a 2-layer bidirectional MGU.")
+    parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
+    args = parser.parse_args()
     assert_cell_gradients("mgu", seq_len=5, num_layers=2, bidirectional=True)
     print(f"gradient check of 'mgu' (2 layers, bidirectional, T=5, float64, every parameter, "
           f"input and initial state): passed at rtol={OP_RTOL:g}, atol={OP_ATOL:g}")
@@ -83,7 +89,7 @@ def main() -> None:
     optimizer = Adam(model.parameters(), lr=0.01)
     print(model.rnn)
     print("predicting y[t] = x[t-1] + x[t+1] (the best constant guess, 0, scores MSE 0.6)")
-    for step in range(1, 201):
+    for step in range(1, args.steps + 1):
         x, y = batch(rng)
         loss = mse_loss(model(tg.Tensor(x)), y)
         optimizer.zero_grad()

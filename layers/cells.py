@@ -45,7 +45,9 @@ class AffineCell(Module):
     gates = 1
     merge_hidden_bias = True
     state_names: tuple[str, ...] = ("h",)
-    fused_op: str | None = None  # the ops/fused.py op that runs a whole pass, if any
+    # The hand-written ops/fused.py op that runs a whole pass (layers/unroll.py calls it
+    # with ``fused_attrs()``), or None: then ``fused=True`` compiles the step instead.
+    fused_op: str | None = None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  dtype=np.float32, rng: np.random.Generator | None = None,
@@ -89,25 +91,6 @@ class AffineCell(Module):
     def step(self, xw: Tensor, state: State, prepared: tuple) -> tuple[Tensor, State]:
         """One step given the projected input ``xw`` (N, G*H); subclasses define it."""
         raise NotImplementedError
-
-    def fused_pass(self, x: Tensor, state: State, reverse: bool) -> tuple[Tensor, State]:
-        """All steps over x (T, N, I) from ``state`` as ONE recorded op (``fused_op``, see
-        ops/fused.py): (outputs (T, N, H), final state), equal to looping ``step``."""
-        if self.fused_op is None:
-            raise ValueError(f"{type(self).__name__}({self.extra_repr()}) has no fused version")
-        if self.bias_ih is None:
-            zeros = np.zeros(self.gates * self.hidden_size, self.weight_ih.dtype)
-            biases = (zeros, zeros)
-        else:
-            biases = (self.bias_ih, self.bias_hh)
-        parts = state if isinstance(state, tuple) else (state,)
-        out = tg.op(self.fused_op).apply(x, *parts, self.weight_ih, self.weight_hh, *biases,
-                                         reverse=reverse, **self.fused_attrs())
-        return out[0], (tuple(out[1:]) if isinstance(state, tuple) else out[1])
-
-    def fused_attrs(self) -> dict:
-        """Attributes the fused op needs besides ``reverse``."""
-        return {}
 
     def forward(self, x_t, state: State | None = None) -> tuple[Tensor, State]:
         """x_t (N, I) or unbatched (I,), state as ``init_state`` (zeros when None)
@@ -199,7 +182,6 @@ class LSTMCell(AffineCell):
 
     gates = 4
     state_names = ("h", "c")
-    fused_op = "lstm_sequence"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  proj_size: int = 0, dtype=np.float32, rng: np.random.Generator | None = None):
@@ -211,8 +193,11 @@ class LSTMCell(AffineCell):
         super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng,
                          recurrent_size=int(proj_size) or None, extra_weights=projection)
         self.proj_size = int(proj_size)
-        if self.proj_size:
-            self.fused_op = None  # lstm_sequence has no projection
+
+    @property
+    def fused_op(self) -> str | None:
+        """"lstm_sequence", which has no projection: None with ``proj_size``."""
+        return None if self.proj_size else "lstm_sequence"
 
     def init_state(self, batch_size: int, dtype=None) -> tuple[Tensor, Tensor]:
         """Zeros: (h (batch_size, output_size), c (batch_size, hidden_size))."""

@@ -29,7 +29,7 @@ from tinygrad_lstm.autograd import gc_paused
 from .checks import as_float_input, check_size
 from .linear import Dropout
 from .packing import check_lengths, step_masks
-from .unroll import run_direction
+from .unroll import FUSED_MODES, pick_runner, run_compiled, run_direction, run_handwritten
 
 __all__ = ["GRU", "LSTM", "RNN", "Recurrent"]
 
@@ -45,16 +45,19 @@ class Recurrent(Module):
     state in PyTorch's layout, (D*num_layers, N, .) per state tensor (a tuple for LSTM's
     (h, c)). Dropout acts between layers in training mode only.
 
-    ``fused=True`` runs each (layer, direction) pass as ONE op with a Numba time loop and a
-    hand-written backward (``cell.fused_pass``, ops/fused.py): same results, far fewer
-    recorded nodes. The built-in RNN, GRU and LSTM (without ``proj_size``) cells have one;
-    it does not take ``lengths``.
+    ``fused=True`` runs each (layer, direction) pass as ONE op with a Numba time loop and
+    its own BPTT: the cell's hand-written op when it declares one (``fused_op``: the
+    built-in RNN, GRU and LSTM without ``proj_size``, ops/fused.py), else the cell compiler
+    (layers/compile_cell.py), which takes any cell whose step uses fusible ops; with
+    ``lengths``, the compiler. ``fused="compiled"`` always takes the compiler. Same results
+    as composed, far fewer recorded nodes. A cell the compiler cannot take runs composed,
+    with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).
     """
 
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool = False,
+                 rng: np.random.Generator | None = None, fused: bool | str = False,
                  **cell_options):
         super().__init__()
         cls = tg.cell(cell) if isinstance(cell, str) else cell
@@ -63,9 +66,8 @@ class Recurrent(Module):
                             f"with init_state() and forward(), got {cell!r}")
         name = self._layer_name(cell)
         object.__setattr__(self, "_name", name)
-        if fused and not callable(getattr(cls, "fused_pass", None)):
-            raise ValueError(f"{name}: fused=True needs a cell with a fused version "
-                             f"(fused_pass); {cls.__name__} has none")
+        if fused not in FUSED_MODES:
+            raise ValueError(f"{name}: fused must be one of {FUSED_MODES}, got {fused!r}")
         self.input_size = check_size(name, "input_size", input_size)
         self.hidden_size = check_size(name, "hidden_size", hidden_size)
         self.num_layers = check_size(name, "num_layers", num_layers)
@@ -85,7 +87,7 @@ class Recurrent(Module):
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         rng = tg.default_rng() if rng is None else rng
-        cells, aliases, size = [], {}, self.input_size
+        cells, aliases, size, runners = [], {}, self.input_size, []
         # PyTorch's flat names (weight_ih_l0) are aliases of the cells' parameters, resolved
         # when used: one Parameter, whichever name it is assigned through.
         object.__setattr__(self, "_aliases", aliases)
@@ -97,15 +99,16 @@ class Recurrent(Module):
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"{name}: {exc}") from None
                 cells.append(c)
+                if not runners or runners[0] != "composed":
+                    runners.append(pick_runner(c, fused, size, dtype, name))
                 setattr(self, f"cell_l{k}{suffix}", c)
                 for pname, _ in c.named_parameters():
                     aliases[f"{pname.replace('.', '_')}_l{k}{suffix}"] = (c, pname)
             size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
         object.__setattr__(self, "_cells", cells)
-        self.fused = bool(fused)
-        if self.fused and getattr(cells[0], "fused_op", "") is None:
-            raise ValueError(f"{name}: fused=True is not available for {cells[0]!r} (no "
-                             "fused op for these options)")
+        self.fused = fused
+        object.__setattr__(self, "_runners", runners if runners[0] != "composed"
+                           else ["composed"] * len(cells))
         if self.dropout > 0 and self.num_layers > 1:
             self.layer_dropout = Dropout(self.dropout, rng=rng)
 
@@ -215,9 +218,6 @@ class Recurrent(Module):
 
         Returns (output, final_state) with PyTorch's shapes.
         """
-        if self.fused and lengths is not None:
-            raise ValueError(f"{self._name}: fused=True does not take lengths; use the "
-                             "composed layer (fused=False) for variable-length batches")
         x, unbatched = self._check_input(x)
         steps, batch = x.shape[0], x.shape[1]
         masks = None
@@ -235,10 +235,12 @@ class Recurrent(Module):
             outputs = []
             for d in range(directions):
                 label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
-                cell, state_kd = self._cells[k * directions + d], states[k * directions + d]
-                if self.fused:
-                    with tg.scope(label):
-                        out, final = cell.fused_pass(layer_in, state_kd, d == 1)
+                index = k * directions + d
+                cell, state_kd, runner = self._cells[index], states[index], self._runners[index]
+                if runner == "handwritten" and masks is None:
+                    out, final = run_handwritten(cell, layer_in, state_kd, d == 1, label)
+                elif runner != "composed":
+                    out, final = run_compiled(cell, layer_in, state_kd, d == 1, masks, label)
                 else:
                     out, final = run_direction(cell, layer_in, state_kd, d == 1, masks, label)
                 outputs.append(out)
@@ -283,7 +285,7 @@ class RNN(Recurrent):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, proj_size: int = 0,
                  dtype=np.float32, rng: np.random.Generator | None = None,
-                 fused: bool = False):
+                 fused: bool | str = False):
         _no_projection("RNN", proj_size)
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, rng=rng, fused=fused,
@@ -298,7 +300,7 @@ class LSTM(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool = False):
+                 rng: np.random.Generator | None = None, fused: bool | str = False):
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype=dtype, rng=rng, fused=fused,
                          proj_size=proj_size)
@@ -312,7 +314,7 @@ class GRU(Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, proj_size: int = 0, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool = False):
+                 rng: np.random.Generator | None = None, fused: bool | str = False):
         _no_projection("GRU", proj_size)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype=dtype, rng=rng, fused=fused)

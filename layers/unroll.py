@@ -1,17 +1,35 @@
-"""The time loop of one (layer, direction) pass: the part of ``Recurrent`` that steps a cell.
+"""The ways to run one (layer, direction) pass, side by side; ``Recurrent`` picks one.
 
-Kept apart from the layer so that a different way of running a pass (a fused op, a
-checkpointed loop) can sit beside it and be chosen by the layer.
+- ``run_direction``: the composed time loop, one recorded op per primitive per step (the
+  oracle the other two are tested against);
+- ``run_handwritten``: a built-in cell's hand-written fused op (ops/fused.py), named by the
+  cell's ``fused_op``;
+- ``run_compiled``: the cell compiler (layers/compile_cell.py), for any cell whose step
+  uses fusible ops only.
+
+``pick_runner`` decides, per cell, which one ``fused=`` asks for.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
 import tinygrad_lstm as tg
 from tinygrad_lstm import Tensor
 
+from .compile_cell import NotFusible, compile_cell
 from .packing import StepMask, hold_finished
 
-__all__ = ["run_direction"]
+__all__ = ["FUSED_MODES", "FusionWarning", "pick_runner", "run_compiled", "run_direction",
+           "run_handwritten"]
+
+FUSED_MODES = (False, True, "compiled")
+
+
+class FusionWarning(UserWarning):
+    """``fused=`` was asked for a cell whose step does not compile: it runs composed."""
 
 
 def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
@@ -48,3 +66,56 @@ def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | 
                 out = out * mask.keep
         outputs[t], state = out, new
     return tg.stack(outputs, axis=0), state
+
+
+def run_handwritten(cell, x: Tensor, state, reverse: bool, label: str):
+    """All steps as ONE recorded op, the cell's hand-written ``fused_op`` (ops/fused.py)
+    with the cell's ``fused_attrs()``: (outputs (T, N, H), final state)."""
+    if cell.bias_ih is None:
+        zeros = np.zeros(cell.gates * cell.hidden_size, cell.weight_ih.dtype)
+        biases = (zeros, zeros)
+    else:
+        biases = (cell.bias_ih, cell.bias_hh)
+    parts = state if isinstance(state, tuple) else (state,)
+    attrs = cell.fused_attrs() if callable(getattr(cell, "fused_attrs", None)) else {}
+    with tg.scope(label):
+        out = tg.op(cell.fused_op).apply(x, *parts, cell.weight_ih, cell.weight_hh, *biases,
+                                         reverse=reverse, **attrs)
+    return out[0], (tuple(out[1:]) if isinstance(state, tuple) else out[1])
+
+
+def run_compiled(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
+                 label: str):
+    """All steps as ONE recorded op made by the cell compiler: (outputs, final state)."""
+    keep = None
+    if masks is not None and any(m is not None for m in masks):
+        keep = np.stack([np.ones(x.shape[1], bool) if m is None else m.keep.data[:, 0] > 0
+                         for m in masks])
+    with tg.scope(label):
+        return compile_cell(cell, x.shape[2], x.dtype).run(cell, x, state, reverse, keep)
+
+
+def pick_runner(cell, fused, input_size: int, dtype, layer: str) -> str:
+    """"composed", "handwritten" or "compiled": how ``fused`` runs ``cell``.
+
+    ``True`` takes the cell's hand-written op when it declares one (``fused_op``), else
+    the compiler; ``"compiled"`` always the compiler. A step the compiler cannot take runs
+    composed, with a ``FusionWarning`` naming the op that blocked it and what to do.
+    """
+    if fused not in FUSED_MODES:
+        raise ValueError(f"{layer}: fused must be one of {FUSED_MODES}, got {fused!r}")
+    if not fused:
+        return "composed"
+    if fused is True and getattr(cell, "fused_op", None):
+        return "handwritten"
+    try:
+        compile_cell(cell, input_size, dtype).step()  # capture and generate, no Numba yet
+    except NotFusible as exc:
+        why = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a step that fails on sample inputs runs composed
+        why = f"running its step on sample inputs failed: {type(exc).__name__}: {exc}"
+    else:
+        return "compiled"
+    warnings.warn(f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
+                  "It runs composed (same results, slower).", FusionWarning, stacklevel=3)
+    return "composed"

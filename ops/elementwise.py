@@ -2,6 +2,13 @@
 
 Binary ops broadcast like NumPy; their backwards return full-shape gradients and the
 engine's ``unbroadcast`` sums them back to each input's shape.
+
+dtype rule, the same for every op here: the output and every gradient have the input's
+dtype. The Numba kernels have float32 and float64 loops only, so a float16 input is
+computed in float32 and its result returned as float16 (``_like``).
+
+Each op's ``scalar=`` rule is its math on one element, the source the cell compiler
+generates fused kernels from (tests/ops/test_scalar_rules.py checks it against the class).
 """
 
 import math
@@ -13,6 +20,11 @@ from tinygrad_lstm import Function, register_op
 from . import kernels
 
 _POSITIVE = (0.0, math.inf)
+
+
+def _like(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out`` in ``x``'s dtype (a float16 input computed by a float32 kernel)."""
+    return out if out.dtype == x.dtype else out.astype(x.dtype)
 
 
 @register_op("add", arity=2, scalar={"y": "a + b", "da": "g", "db": "g"})
@@ -65,7 +77,7 @@ class Div(Function):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
         ga = g / b if need_a else None
-        gb = kernels.div_grad_denominator(g, a, b) if need_b else None
+        gb = _like(kernels.div_grad_denominator(g, a, b), g) if need_b else None
         return ga, gb
 
 
@@ -81,10 +93,11 @@ class Neg(Function):
 
 
 @register_op("pow", arity=1, domain=(0.1, math.inf),
-             scalar={"y": "x ** exponent", "dx": "g * exponent * x ** (exponent - 1)"},
+             scalar={"y": "x ** exponent",
+                     "dx": "0 * g if exponent == 0 else g * exponent * x ** (exponent - 1)"},
              attrs={"exponent": [2.0, 3.0, 0.5, -1.5]})
 class Pow(Function):
-    """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1)."""
+    """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1) (0 for p = 0, at x = 0 too)."""
 
     def forward(ctx, x, exponent):
         ctx.save_for_backward(x)
@@ -93,7 +106,7 @@ class Pow(Function):
 
     def backward(ctx, g):
         (x,) = ctx.saved
-        return kernels.pow_grad(g, x, x.dtype.type(ctx.exponent))
+        return _like(kernels.pow_grad(g, x, x.dtype.type(ctx.exponent)), x)
 
 
 @register_op("exp", arity=1, domain=(-5.0, 5.0), scalar={"y": "exp(x)", "dx": "g * y"})
@@ -132,13 +145,13 @@ class Sigmoid(Function):
     def forward(ctx, x):
         # The vectorized float32 loop wins from about a thousand elements on.
         fast = x.dtype == np.float32 and x.size >= 1024
-        y = kernels.sigmoid_float32(x) if fast else kernels.sigmoid(x)
+        y = _like(kernels.sigmoid_float32(x) if fast else kernels.sigmoid(x), x)
         ctx.save_for_backward(y)
         return y
 
     def backward(ctx, g):
         (y,) = ctx.saved
-        return kernels.sigmoid_grad(g, y)
+        return _like(kernels.sigmoid_grad(g, y), y)
 
 
 @register_op("tanh", arity=1, scalar={"y": "tanh(x)", "dx": "g * (1 - y * y)"})
@@ -152,7 +165,7 @@ class Tanh(Function):
 
     def backward(ctx, g):
         (y,) = ctx.saved
-        return kernels.tanh_grad(g, y)
+        return _like(kernels.tanh_grad(g, y), y)
 
 
 @register_op("relu", arity=1, avoid=(0.0,),
@@ -162,8 +175,8 @@ class Relu(Function):
 
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return kernels.relu(x)
+        return _like(kernels.relu(x), x)
 
     def backward(ctx, g):
         (x,) = ctx.saved
-        return kernels.relu_grad(g, x)
+        return _like(kernels.relu_grad(g, x), x)

@@ -47,8 +47,9 @@ def relu_grad(g, x):
 
 @_KERNELS.vectorize
 def pow_grad(g, x, p):
-    """dx = g * p * x**(p - 1)."""
-    return g * p * x ** (p - 1.0)
+    """dx = g * p * x**(p - 1); 0 for p = 0 (x**0 is constant, even at x = 0, where
+    x**(p - 1) is inf and 0 * inf would give NaN)."""
+    return 0.0 * g if p == 0 else g * p * x ** (p - 1.0)
 
 
 @_KERNELS.vectorize

@@ -11,8 +11,16 @@ plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64 
 Scalar helpers the jitted kernels call are marked with ``helper`` (inlined) or
 ``reassociated``; ``jit_helpers`` jits them all before the first kernel is built and rebinds
 every module name that refers to one, in whichever kernel module imported it.
+
+Numba checks a cached kernel against the file the kernel is defined in only: an edit to a
+helper it inlines (ops/scalar_math.py) would keep the old machine code. So the cache is
+keyed on all the kernel sources (``drop_stale_cache``): before the first kernel is built,
+a hash of them is compared with the one stored beside Numba's cache files, and on a
+difference the cached kernels are deleted and compiled again.
 """
 
+import hashlib
+from pathlib import Path
 from types import FunctionType
 
 _SIGNATURES = {
@@ -23,6 +31,49 @@ _SIGNATURES = {
 _HELPERS: dict = {}  # scalar function -> its numba.njit options
 _JITTED: dict = {}  # scalar function -> its jitted form
 _NAMESPACES: dict = {}  # module name -> module globals that may refer to a helper
+# The files whose code the cached kernels of ops/ contain, and the modules defining them.
+KERNEL_SOURCES = ("kernels.py", "recurrent_kernels.py", "scalar_math.py", "lazy_numba.py")
+KERNEL_MODULES = ("kernels", "recurrent_kernels")
+STAMP = "kernel-sources.sha256"
+_cache_checked: list[bool] = []
+
+
+def drop_stale_cache(folder: Path, sources: list[Path], modules=KERNEL_MODULES) -> int:
+    """Delete the Numba cache files of ``modules`` in ``folder`` unless the hash of
+    ``sources`` equals the one stored there (``STAMP``), then store the current hash.
+    Returns how many files were deleted; a folder that cannot be written is left alone."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    stamp = folder / STAMP
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return 0
+        stale = [f for m in modules for pattern in (f"{m}.*.nbi", f"{m}.*.nbc")
+                 for f in folder.glob(pattern)]
+        for f in stale:
+            f.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        return 0
+    return len(stale)
+
+
+def _probe():  # defined here, in ops/: Numba's cache for it goes where the kernels' does
+    return 0
+
+
+def _check_cache_once() -> None:
+    if _cache_checked:
+        return
+    _cache_checked.append(True)
+    import numba
+
+    # Numba's own choice of folder; none without JIT (NUMBA_DISABLE_JIT=1: nothing cached).
+    folder = getattr(getattr(numba.njit(cache=True)(_probe), "_cache", None), "_cache_path",
+                     None)
+    if folder is not None:
+        here = Path(__file__).parent
+        drop_stale_cache(Path(folder), [here / name for name in KERNEL_SOURCES])
 
 
 def _register_namespace(namespace: dict) -> None:
@@ -93,6 +144,7 @@ class LazyKernels:
     def build(self, name: str):
         """The module's ``__getattr__``: build kernel ``name`` (loading it from the on-disk
         cache when there), bind it in the module and return it."""
+        _check_cache_once()
         if name in self._jits:
             return self._build_jit(name)
         func = self._ufuncs.get(name)

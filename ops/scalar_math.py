@@ -5,8 +5,10 @@ ufunc and its float32 fast path; ops/recurrent_kernels.py: the LSTM / GRU / RNN 
 ``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them vectorize
 8 lanes wide, a few ulps from libm (libm's exp is one call per element, 5-10x slower here).
 
-Numba's on-disk cache checks only the file a kernel is defined in: after editing this file,
-delete the cached kernels (``ops/__pycache__/*.nbi``, ``*.nbc``) or they keep the old code.
+The cell compiler's float32 kernels call ``sigmoid_fast`` / ``tanh_fast`` as the fast
+variants of the sigmoid and tanh ops (ops/step_source.py ``FAST_FLOAT32``). Editing this
+file invalidates every cached kernel that inlines it (ops/lazy_numba.py, ops/kernel_cache.py
+key their caches on it).
 """
 
 import math

@@ -125,3 +125,36 @@ def test_values_and_gradients_match_pytorch(name):
     np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-14, atol=1e-15)
     for t, tt in zip(ours, theirs):
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_pow_zero_has_gradient_zero_everywhere_even_at_zero():
+    """d(x**0)/dx = 0 for every x, 0 included (PyTorch's answer: 0, not NaN)."""
+    x = leaf([0.0, 1.5, 2.0])
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([0.0, 1.5, 2.0], dtype=torch.float64, requires_grad=True)
+    (t ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, t.grad.numpy())
+
+
+ELEMENTWISE = [info.name for info in tg.list_ops()
+               if info.kind == "elementwise" and info.origin.endswith("ops.elementwise")]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_elementwise_op_keeps_float16(name):
+    """The rule for every elementwise op: y and every gradient have the input's dtype.
+    float16 is computed in float32 where a Numba kernel has no float16 loop, and comes
+    back as float16 (sigmoid used to return float32 while tanh kept float16)."""
+    info = tg.op_info(name)
+    arity = info.arity
+    data = [np.linspace(0.5, 1.5, 6).astype(np.float16) for _ in range(arity)]
+    inputs = [Tensor(d, requires_grad=True) for d in data]
+    attrs = {key: choices[0] for key, choices in info.attrs.items()}
+    y = tg.op(name).apply(*inputs, **attrs)
+    assert y.dtype == np.float16, f"{name}: float16 input gave {y.dtype} output"
+    # The op's own backward (the engine casts leaf gradients, which would hide it).
+    grads = y._node.fn.backward(y._node, np.ones(y.shape, np.float16))
+    for k, g in enumerate(grads if isinstance(grads, tuple) else (grads,)):
+        assert g is None or g.dtype == np.float16, f"{name}: gradient {k} is {g.dtype}"

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tinygrad_lstm.layers import GRU, LSTM, RNN, Recurrent
+from tinygrad_lstm.layers.unroll import FusionWarning
 from tinygrad_lstm.ops import fused
 
 import tinygrad_lstm as tg
@@ -147,11 +148,11 @@ def test_fused_op_names_itself_and_the_shapes_on_bad_input():
         tg.op("gru_sequence").apply(*mixed)
 
 
-def test_unsupported_fused_options_are_refused_clearly():
-    with pytest.raises(ValueError, match="fused=True is not available.*proj_size"):
-        LSTM(3, 4, proj_size=2, fused=True)
-    with pytest.raises(ValueError, match="fused=True does not take lengths"):
-        GRU(3, 4, fused=True)(np.zeros((5, 2, 3), np.float32), lengths=[5, 3])
+def test_options_without_a_handwritten_op_go_to_the_compiler_or_run_composed():
+    """proj_size and lengths have no hand-written kernel: fused=True compiles the step
+    (tests/layers/test_compiled_cells.py checks the results); a step that does not compile
+    runs composed, with a FusionWarning naming why."""
+    assert LSTM(3, 4, proj_size=2, fused=True)._runners == ["compiled"]
 
     class PlainCell(tg.Module):
         def init_state(self, batch, dtype):
@@ -163,9 +164,9 @@ def test_unsupported_fused_options_are_refused_clearly():
         def __init__(self, *args, **kwargs):
             super().__init__()
 
-    with pytest.raises(ValueError, match="fused=True needs a cell with a fused version.*"
-                                         "PlainCell"):
-        Recurrent(PlainCell, 3, 4, fused=True)
+    with pytest.warns(FusionWarning, match="cannot compile PlainCell.*runs composed"):
+        layer = Recurrent(PlainCell, 3, 4, fused=True)
+    assert layer._runners == ["composed"]
 
 
 def test_fused_layer_records_one_node_per_layer_and_direction():
