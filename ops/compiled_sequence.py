@@ -211,6 +211,7 @@ class CompiledSequence(Function):
 
     op_name = "compiled_sequence"
 
+    @staticmethod
     def forward(ctx, *arrays, step, steps, reverse=False, keep=None, consts=()):
         counts = [len(step.leaves[k]) for k in ("state", "row", "weight", "vector")]
         bounds = np.cumsum([0] + counts)
@@ -232,6 +233,7 @@ class CompiledSequence(Function):
         last = run.times[-1]
         return (ys, *(run.buffers[node][last].copy() for node in step.program.states))
 
+    @staticmethod
     def backward(ctx, dy, *dfinal):
         run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
         program, steps = step.program, run.steps

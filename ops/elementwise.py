@@ -31,9 +31,11 @@ def _like(out: np.ndarray, x: np.ndarray) -> np.ndarray:
 class Add(Function):
     """y = a + b;  da = g,  db = g."""
 
+    @staticmethod
     def forward(ctx, a, b):
         return a + b
 
+    @staticmethod
     def backward(ctx, g):
         return g, g
 
@@ -42,9 +44,11 @@ class Add(Function):
 class Sub(Function):
     """y = a - b;  da = g,  db = -g."""
 
+    @staticmethod
     def forward(ctx, a, b):
         return a - b
 
+    @staticmethod
     def backward(ctx, g):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
@@ -53,10 +57,12 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b;  da = g * b,  db = g * a."""
 
+    @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return a * b
 
+    @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
@@ -69,10 +75,12 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  da = g / b,  db = -g * a / b**2."""
 
+    @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         return a / b
 
+    @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
@@ -85,9 +93,11 @@ class Div(Function):
 class Neg(Function):
     """y = -x;  dx = -g."""
 
+    @staticmethod
     def forward(ctx, x):
         return -x
 
+    @staticmethod
     def backward(ctx, g):
         return -g
 
@@ -99,11 +109,13 @@ class Neg(Function):
 class Pow(Function):
     """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1) (0 for p = 0, at x = 0 too)."""
 
+    @staticmethod
     def forward(ctx, x, exponent):
         ctx.save_for_backward(x)
         ctx.exponent = exponent
         return x ** x.dtype.type(exponent)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return _like(kernels.pow_grad(g, x, x.dtype.type(ctx.exponent)), x)
@@ -113,11 +125,13 @@ class Pow(Function):
 class Exp(Function):
     """y = exp(x);  dx = g * y."""
 
+    @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
         ctx.save_for_backward(y)
         return y
 
+    @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
         return g * y
@@ -128,10 +142,12 @@ class Exp(Function):
 class Log(Function):
     """y = log(x), x > 0;  dx = g / x."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return np.log(x)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return g / x
@@ -142,6 +158,7 @@ class Log(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
 
+    @staticmethod
     def forward(ctx, x):
         # The vectorized float32 loop wins from about a thousand elements on.
         fast = x.dtype == np.float32 and x.size >= 1024
@@ -149,6 +166,7 @@ class Sigmoid(Function):
         ctx.save_for_backward(y)
         return y
 
+    @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
         return _like(kernels.sigmoid_grad(g, y), y)
@@ -158,11 +176,13 @@ class Sigmoid(Function):
 class Tanh(Function):
     """y = tanh(x);  dx = g * (1 - y**2)."""
 
+    @staticmethod
     def forward(ctx, x):
         y = kernels.tanh(x)
         ctx.save_for_backward(y)
         return y
 
+    @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved
         return _like(kernels.tanh_grad(g, y), y)
@@ -173,10 +193,12 @@ class Tanh(Function):
 class Relu(Function):
     """y = max(x, 0);  dx = g where x > 0 else 0."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return _like(kernels.relu(x), x)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return _like(kernels.relu_grad(g, x), x)

@@ -28,9 +28,9 @@ from . import recurrent_kernels
 _GATES = {"lstm_sequence": 4, "gru_sequence": 3, "rnn_sequence": 1}
 # Up to this many multiply-adds per step's h @ W_hh^T, a whole LSTM or RNN pass runs in one
 # kernel call (its own blocked matmul); past it, per step, NumPy's BLAS and a step kernel
-# (GRU always: its fused pass already beats the others everywhere). Measured
-# here: at B=8, H=64 (131k) the kernel's matmul matches BLAS and saves ~3 us of calls a
-# step; at B=32, H=256 (8.4M) BLAS is twice as fast.
+# (GRU always: its fused pass already beats the others everywhere). The threshold sits
+# between the sizes where the kernel's matmul matches BLAS and those where BLAS is faster
+# (benchmarks/README.md, "Figures behind design choices").
 SMALL_STEP = 2**18
 
 

@@ -1,8 +1,8 @@
 """Numba kernels built on first use, not at import: the machinery ops/kernels.py and
 ops/recurrent_kernels.py share.
 
-Importing numba costs about 0.25 s and loading one kernel from the on-disk cache about 0.1 s,
-which would put ``import tinygrad_lstm`` far past half a second. So a kernel module marks
+Importing numba and loading kernels from the on-disk cache would put ``import
+tinygrad_lstm`` far past half a second (benchmarks/README.md has the figures). So a kernel module marks
 plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64 NumPy ufunc;
 ``jit``: an @njit loop with explicit signatures), takes their names out of the module
 (``seal``) and sets ``__getattr__ = kernels.build``: the first read of a kernel builds it
@@ -154,7 +154,7 @@ class LazyKernels:
         import numba
 
         built = numba.vectorize(_SIGNATURES[func.__code__.co_argcount], cache=True)(func)
-        # A DUFunc wrapper costs ~0.8 us a call over the plain NumPy ufunc it holds.
+        # A DUFunc wrapper adds a per-call cost over the plain NumPy ufunc it holds.
         ufunc = getattr(built, "ufunc", built)
         self._namespace[name] = ufunc
         return ufunc

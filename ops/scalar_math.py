@@ -3,7 +3,7 @@ ufunc and its float32 fast path; ops/recurrent_kernels.py: the LSTM / GRU / RNN 
 
 ``sigmoid`` is the stable libm formula (float64 uses it everywhere, as the composed ops do).
 ``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them vectorize
-8 lanes wide, a few ulps from libm (libm's exp is one call per element, 5-10x slower here).
+8 lanes wide, a few ulps from libm (libm's exp is one call per element, much slower).
 
 The cell compiler's float32 kernels call ``sigmoid_fast`` / ``tanh_fast`` as the fast
 variants of the sigmoid and tanh ops (ops/step_source.py ``FAST_FLOAT32``). Editing this

@@ -21,6 +21,57 @@ from __future__ import annotations
 __all__ = ["fissioned_loop"]
 
 
+class _SubLoops:
+    """The scalars of one loop by depth, and the sub-loop bodies that compute them."""
+
+    def __init__(self, loop, value, fast: dict):
+        self.by_var = {loc["var"]: loc for loc in loop.locals}
+        self.value, self.fast = value, fast
+        self.depth: dict[str, int] = {}
+        for loc in loop.locals:
+            below = max((self.depth[v] for v in loc["operands"] if v in self.depth), default=0)
+            self.depth[loc["var"]] = below + (loc["var"] in fast)
+        self.stored: set[str] = set()
+
+    def ensure(self, var: str, k: int, done: set, body: list) -> None:
+        """Append to ``body`` (sub-loop ``k``) what computes ``var``, operands first."""
+        if var not in self.by_var or var in done:
+            return
+        loc = self.by_var[var]
+        done.add(var)
+        if loc["kind"] == "load":
+            body.append(f"{var} = {self.value(loc)}")
+        elif var in self.fast and self.depth[var] <= k:
+            body.append(f"{var} = w{var}[j]")
+        elif self.depth[var] < k:
+            self.stored.add(var)
+            body.append(f"{var} = w{var}[j]")
+        else:
+            for operand in loc["operands"]:
+                self.ensure(operand, k, done, body)
+            body.append(f"{var} = {self.value(loc)}")
+
+    def body(self, k: int, writes: list[tuple[str, str]]) -> list[str]:
+        """Sub-loop ``k``: its stores, the arguments of depth-k+1 activations, and the
+        scalars a deeper sub-loop reads back from a scratch row."""
+        done: set = set()
+        body: list = []
+        for var, statement in writes:
+            if self.depth.get(var, 0) == k:
+                self.ensure(var, k, done, body)
+                body.append(statement)
+        for var in self.fast:
+            if self.depth[var] == k + 1:
+                argument = self.by_var[var]["operands"][0]
+                self.ensure(argument, k, done, body)
+                body.append(f"w{var}[j] = {argument}")
+        for var in sorted(self.stored):
+            if self.depth[var] == k and self.by_var[var]["kind"] == "op" and var not in self.fast:
+                self.ensure(var, k, done, body)
+                body.append(f"w{var}[j] = {var}")
+        return body
+
+
 def fissioned_loop(loop, value, fast: dict, width: str, dtype: str,
                    writes: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """(scratch allocations, loop lines) of ``loop`` split at its fast activations.
@@ -28,58 +79,19 @@ def fissioned_loop(loop, value, fast: dict, width: str, dtype: str,
     ``value(local)`` is a local's right-hand side; ``fast`` maps a fast local's var to the
     function name; ``writes`` are (var, statement) stores of the loop (targets and saves),
     each placed in the sub-loop that computes its var."""
-    by_var = {loc["var"]: loc for loc in loop.locals}
-    depth = {}
-    for loc in loop.locals:
-        below = max((depth[v] for v in loc["operands"] if v in depth), default=0)
-        depth[loc["var"]] = below + (loc["var"] in fast)
-    deepest = max(depth.values(), default=0)
-    stored: set[str] = set()
-    bodies: dict[int, list[str]] = {}
-
-    def ensure(var: str, k: int, done: set, body: list) -> None:
-        if var not in by_var or var in done:
-            return
-        loc = by_var[var]
-        done.add(var)
-        if loc["kind"] == "load":
-            body.append(f"{var} = {value(loc)}")
-        elif var in fast and depth[var] <= k:
-            body.append(f"{var} = w{var}[j]")
-        elif depth[var] < k:
-            stored.add(var)
-            body.append(f"{var} = w{var}[j]")
-        else:
-            for operand in loc["operands"]:
-                ensure(operand, k, done, body)
-            body.append(f"{var} = {value(loc)}")
-
-    for k in range(deepest, -1, -1):
-        done: set = set()
-        body: list = []
-        for var, statement in writes:
-            if depth.get(var, 0) == k:
-                ensure(var, k, done, body)
-                body.append(statement)
-        for var in fast:
-            if depth[var] == k + 1:
-                argument = by_var[var]["operands"][0]
-                ensure(argument, k, done, body)
-                body.append(f"w{var}[j] = {argument}")
-        for var in sorted(stored):
-            if depth[var] == k and by_var[var]["kind"] == "op" and var not in fast:
-                ensure(var, k, done, body)
-                body.append(f"w{var}[j] = {var}")
-        bodies[k] = body
+    sub = _SubLoops(loop, value, fast)
+    deepest = max(sub.depth.values(), default=0)
+    # Deepest first: a sub-loop may mark scalars of shallower ones as stored.
+    bodies = {k: sub.body(k, writes) for k in range(deepest, -1, -1)}
     lines = []
     for k in range(deepest + 1):
         for var, function in fast.items():
-            if depth[var] == k and k > 0:
+            if sub.depth[var] == k and k > 0:
                 lines += [f"        for j in range({width}):",
                           f"            w{var}[j] = {function}(w{var}[j])"]
         if bodies[k]:
             lines.append(f"        for j in range({width}):")
             lines += [f"            {line}" for line in bodies[k]]
-    scratch = sorted(set(fast) | {v for v in stored if v not in fast})
+    scratch = sorted(set(fast) | {v for v in sub.stored if v not in fast})
     allocations = [f"    w{var} = np.empty({width}, np.{dtype})" for var in scratch]
     return allocations, lines

@@ -51,10 +51,12 @@ def test_an_op_without_a_scalar_rule_blocks_fusion_by_name(scratch_registry):
     class Cube(Function):
         """y = x**3 / 4;  dx = 3 g x**2 / 4 (no scalar rule declared)."""
 
+        @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
             return x ** 3 / 4
 
+        @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
             return 3 * g * x * x / 4

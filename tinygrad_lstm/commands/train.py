@@ -68,7 +68,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bidirectional", action="store_true", default=None,
                         help="bidirectional layers (not for tasks that predict the future)")
     parser.add_argument("--fused", action="store_true", default=None,
-                        help="run each layer as one fused op (built-in cells only)")
+                        help="run each layer as one fused op: hand-written kernels for the "
+                        "built-in cells, compiled from scalar rules for any other cell")
     parser.add_argument("--text", help="text file for --task text (default: the shipped text)")
     parser.add_argument("--seed", type=SEED, help="seed for weights and data (default 0)")
     parser.add_argument("--out", help="output directory (default runs/<task>-<cell>); "

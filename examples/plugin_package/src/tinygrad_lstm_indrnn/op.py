@@ -17,10 +17,12 @@ from .kernels import kernels
 class Softsign(Function):
     """y = x / (1 + |x|);  dx = g / (1 + |x|)**2.  Shapes: any, y like x."""
 
+    @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return kernels().softsign(x)
 
+    @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
         return kernels().softsign_grad(g, x)
