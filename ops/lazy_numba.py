@@ -3,8 +3,8 @@ ops/recurrent_kernels.py share.
 
 Importing numba and loading kernels from the on-disk cache would put ``import
 tinygrad_lstm`` far past half a second (benchmarks/README.md has the figures). So a kernel
-module marks plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64 NumPy ufunc;
-``jit``: an @njit loop with explicit signatures), takes their names out of the module
+module marks plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64
+NumPy ufunc; ``jit``: an @njit loop with explicit signatures), takes their names out of the module
 (``seal``) and sets ``__getattr__ = kernels.build``: the first read of a kernel builds it
 (``cache=True``: a second process loads it instead of compiling) and binds it in the module.
 
