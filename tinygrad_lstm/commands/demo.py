@@ -66,7 +66,8 @@ def train_cell(task, cell: str, args) -> dict:
               dynamic_ncols=True, mininterval=0.5) as bar:
         for step in bar:
             x, y = task.batch(np.random.default_rng([args.seed, step]), args.batch)
-            losses.append(trainer.step(x, y).loss)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported
+                losses.append(trainer.step(x, y).loss)
             if not math.isfinite(losses[-1]):
                 break                         # diverged: more steps cannot bring it back
             if step % 25 == 0:

@@ -276,7 +276,10 @@ class _Run:
         try:
             for step in bar:
                 x, y = task.batch(batch_rng(config["seed"], step), config["batch"])
-                result = trainer.step(x, y)
+                # A diverging run is caught below and stopped with one message naming the
+                # step; NumPy's overflow warnings on the way there would only bury it.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    result = trainer.step(x, y)
                 if not (math.isfinite(result.loss) and self._weights_finite()):
                     self._diverged(step + 1, result.loss, config)
                 self.rows.append({"step": step + 1, "loss": f"{result.loss:.6g}",
