@@ -142,7 +142,7 @@ class Recurrent(Module):
             super().__setattr__(name, value)
 
     def _parameter_items(self):
-        return [(name, getattr(self, name)) for name in self._aliases]
+        return [(name, getattr(*self._alias_owner(name))) for name in self._aliases]
 
     @property
     def output_size(self) -> int:
@@ -155,7 +155,9 @@ class Recurrent(Module):
         return self._stack_states(states)
 
     def _dtype(self) -> np.dtype:
-        return next(self.parameters()).dtype
+        # The first cell's own parameters: the layer's flat names are aliases resolved one
+        # by one, too slow for a check made on every forward.
+        return next(self._cells[0].parameters()).dtype
 
     def _stack_states(self, states: list):
         if isinstance(states[0], tuple):
