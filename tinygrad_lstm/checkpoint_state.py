@@ -117,6 +117,9 @@ def check_model_specs(specs: Specs, module, where: str) -> None:
 
 
 def _check_defaults(defaults: dict, optimizer, where: str) -> dict:
+    """The optimizer's defaults updated from the header's: the same keys, a flag where the
+    optimizer has a flag, a list as long as its tuples; the ranges are the optimizer's own
+    checks (``Optimizer._checked``), reported as a CheckpointError."""
     cls = type(optimizer).__name__
     unknown = sorted(set(defaults) - set(optimizer.defaults))
     if unknown:
@@ -126,16 +129,18 @@ def _check_defaults(defaults: dict, optimizer, where: str) -> dict:
         if isinstance(current, bool):
             ok = isinstance(value, bool)
         elif isinstance(current, tuple):
-            ok = (isinstance(value, list) and len(value) == len(current)
-                  and all(_is_number(v) and math.isfinite(v) and 0 <= v < 1 for v in value))
+            ok = isinstance(value, list) and len(value) == len(current)
         else:
-            ok = _is_number(value) and math.isfinite(value) and value >= 0
+            ok = _is_number(value)
         if not ok:
             raise CheckpointError(f"{where}: {cls} hyperparameter {key} = {value!r} is not "
-                                  f"like {current!r} (finite, non-negative numbers; betas "
-                                  "in [0, 1))")
-    return {**optimizer.defaults,
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in defaults.items()}}
+                                  f"like {current!r}")
+    merged = {**optimizer.defaults,
+              **{k: tuple(v) if isinstance(v, list) else v for k, v in defaults.items()}}
+    try:
+        return optimizer._checked(merged)
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
 
 
 def _stepped_entry(optimizer, defaults: dict, where: str) -> dict | None:
