@@ -18,13 +18,16 @@ on a value) cannot be compiled, and says so.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 from tinygrad_lstm.ops.step_program import NotFusible
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Function, Tensor
+from tinygrad_lstm import Function, Module, Tensor, TensorLike
 
 __all__ = ["Call", "StepTrace", "Value", "capture"]
 
@@ -60,7 +63,7 @@ class Value:
 class Call:
     """One recorded op call: ``fn`` (its Function class) on ``inputs`` (value ids)."""
 
-    fn: type
+    fn: type[Function]
     inputs: tuple[int, ...]
     attrs: dict
     outputs: tuple[int, ...]
@@ -111,11 +114,12 @@ class StepTrace:
 
 
 @contextlib.contextmanager
-def _recording(log: list):
+def _recording(log: list) -> Iterator[None]:
     """Record every ``Function.apply`` made inside (ops' own calls included)."""
     original = Function.__dict__["apply"]
 
-    def apply(cls, *inputs, **attrs):
+    def apply(cls: type[Function], *inputs: TensorLike,
+              **attrs: Any) -> Tensor | tuple[Tensor, ...]:
         out = original.__func__(cls, *inputs, **attrs)
         if all(isinstance(t, Tensor) for t in inputs):  # else apply recurses with Tensors
             log.append((cls, inputs, attrs, out))
@@ -128,7 +132,7 @@ def _recording(log: list):
         Function.apply = original
 
 
-def _trace_once(cell, input_size: int, dtype, seed: int) -> StepTrace:
+def _trace_once(cell: Module, input_size: int, dtype: DTypeLike, seed: int) -> StepTrace:
     rng = np.random.default_rng(seed)
     x = Tensor(rng.uniform(-1, 1, (TRACE_BATCH, input_size)).astype(dtype), requires_grad=True)
     zeros = cell.init_state(TRACE_BATCH, dtype)
@@ -143,7 +147,7 @@ def _trace_once(cell, input_size: int, dtype, seed: int) -> StepTrace:
     ids: dict[int, int] = {}
     params = {id(p): name for name, p in cell.named_parameters()}
 
-    def value(t: Tensor, **kw) -> int:
+    def value(t: Tensor, **kw: Any) -> int:
         if id(t) not in ids:
             ids[id(t)] = len(trace.values)
             trace.values.append(Value(len(trace.values), t, **kw))
@@ -179,7 +183,7 @@ def _trace_once(cell, input_size: int, dtype, seed: int) -> StepTrace:
     return trace
 
 
-def capture(cell, input_size: int, dtype) -> StepTrace:
+def capture(cell: Module, input_size: int, dtype: DTypeLike) -> StepTrace:
     """The step of ``cell`` for inputs of ``input_size`` features, captured and checked to
     be the same graph (with the same constants) for two different random inputs."""
     first = _trace_once(cell, input_size, dtype, seed=1)

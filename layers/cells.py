@@ -19,18 +19,19 @@ state-independent half once for all time steps:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, ShapeError, Tensor, register_cell
+from tinygrad_lstm import Module, ShapeError, Tensor, TensorLike, register_cell
 
 from .checks import as_float_input, check_float_dtype, check_size
 from .linear import uniform_parameter
+from .packing import State
 
 __all__ = ["AffineCell", "GRUCell", "LSTMCell", "RNNCell"]
-
-State = Tensor | tuple[Tensor, ...]
 
 
 class AffineCell(Module):
@@ -50,7 +51,7 @@ class AffineCell(Module):
     fused_op: str | None = None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 dtype=np.float32, rng: np.random.Generator | None = None,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
                  recurrent_size: int | None = None,
                  extra_weights: dict[str, tuple[int, ...]] | None = None):
         super().__init__()
@@ -73,7 +74,7 @@ class AffineCell(Module):
         for key, shape in shapes.items():
             setattr(self, key, uniform_parameter(shape, bound, dtype, rng))
 
-    def init_state(self, batch_size: int, dtype=None) -> State:
+    def init_state(self, batch_size: int, dtype: DTypeLike | None = None) -> State:
         """Zeros: h of shape (batch_size, output_size)."""
         return tg.zeros(batch_size, self.output_size, dtype=dtype or self.weight_ih.dtype)
 
@@ -92,7 +93,7 @@ class AffineCell(Module):
         """One step given the projected input ``xw`` (N, G*H); subclasses define it."""
         raise NotImplementedError
 
-    def forward(self, x_t, state: State | None = None) -> tuple[Tensor, State]:
+    def forward(self, x_t: TensorLike, state: State | None = None) -> tuple[Tensor, State]:
         """x_t (N, I) or unbatched (I,), state as ``init_state`` (zeros when None)
         -> (output_t (N, output_size), new_state), unbatched when x_t is."""
         x_t = as_float_input(type(self).__name__, x_t, self.weight_ih.dtype)
@@ -110,7 +111,7 @@ class AffineCell(Module):
                    else new.reshape(-1))
         return out, new
 
-    def _check_state(self, state, batch: int, unbatched: bool) -> State:
+    def _check_state(self, state: State | None, batch: int, unbatched: bool) -> State:
         zeros = self.init_state(batch, self.weight_ih.dtype)
         if state is None:
             return zeros
@@ -145,7 +146,7 @@ class RNNCell(AffineCell):
     fused_op = "rnn_sequence"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", *, dtype=np.float32,
+                 nonlinearity: Literal["tanh", "relu"] = "tanh", *, dtype: DTypeLike = np.float32,
                  rng: np.random.Generator | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', "
@@ -184,7 +185,8 @@ class LSTMCell(AffineCell):
     state_names = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 proj_size: int = 0, dtype=np.float32, rng: np.random.Generator | None = None):
+                 proj_size: int = 0, dtype: DTypeLike = np.float32,
+                 rng: np.random.Generator | None = None):
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or not (
                 0 <= proj_size < hidden_size):
             raise ValueError(f"LSTMCell: proj_size must be an integer in [0, hidden_size="
@@ -199,7 +201,8 @@ class LSTMCell(AffineCell):
         """"lstm_sequence", which has no projection: None with ``proj_size``."""
         return None if self.proj_size else "lstm_sequence"
 
-    def init_state(self, batch_size: int, dtype=None) -> tuple[Tensor, Tensor]:
+    def init_state(self, batch_size: int,
+                   dtype: DTypeLike | None = None) -> tuple[Tensor, Tensor]:
         """Zeros: (h (batch_size, output_size), c (batch_size, hidden_size))."""
         dtype = dtype or self.weight_ih.dtype
         return (tg.zeros(batch_size, self.output_size, dtype=dtype),

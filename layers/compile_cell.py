@@ -22,13 +22,15 @@ import functools
 import weakref
 
 import numpy as np
-from tinygrad_lstm.ops.compiled_sequence import CompiledSequence, compiled_step
+from numpy.typing import DTypeLike
+from tinygrad_lstm.ops.compiled_sequence import CompiledSequence, CompiledStep, compiled_step
 from tinygrad_lstm.ops.step_program import NotFusible, PNode, StepProgram
 
-from tinygrad_lstm import Tensor, op_info
+from tinygrad_lstm import Module, OpInfo, Parameter, Tensor, op_info
 from tinygrad_lstm.registry import OPS
 
-from .capture import StepTrace, capture
+from .capture import Call, StepTrace, capture
+from .packing import State
 
 __all__ = ["CompiledCell", "NotFusible", "compile_cell"]
 
@@ -38,18 +40,18 @@ _ROW_WISE = ("matmul", "split", "getitem", "concat")
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _blocked(trace: StepTrace, call, why: str) -> NotFusible:
+def _blocked(trace: StepTrace, call: Call, why: str) -> NotFusible:
     args = ", ".join(f"v{i} {trace.values[i].shape}" for i in call.inputs)
     return NotFusible(f"op {call.op!r} ({args}) {why}")
 
 
-def _no_rule(call) -> str:
+def _no_rule(call: Call) -> str:
     return (f"has no scalar rule, so it cannot be fused; declare one at registration, "
             f"e.g. @register_op({call.op!r}, arity=1, scalar={{'y': 'x / (1 + abs(x))', "
             f"'dx': 'g / (1 + abs(x)) ** 2'}}) (see docs/plugins.md, 'Ops that fuse')")
 
 
-def _last_axis_slices(call, width: int) -> list[tuple[int, int]] | None:
+def _last_axis_slices(call: Call, width: int) -> list[tuple[int, int]] | None:
     """(offset, width) of each output of a split/getitem taking columns, else None."""
     if call.op == "split" and call.attrs.get("axis", 0) in (1, -1):
         sections = call.attrs.get("sections", 2)
@@ -118,7 +120,7 @@ class _Builder:
             return self.node_of[(vid, "value")]
         return self.leaf(vid, use)
 
-    def call(self, call) -> None:
+    def call(self, call: Call) -> None:
         trace, outs = self.trace, call.outputs
         info = _info(call.op)
         out_shape = trace.values[outs[0]].shape
@@ -160,7 +162,7 @@ class _Builder:
         self.node_of[(outs[0], "value")] = node
 
 
-def _info(name: str):
+def _info(name: str) -> OpInfo | None:
     """The registration of op ``name``, or None for a Function no one registered."""
     return op_info(name) if name in OPS else None
 
@@ -188,7 +190,7 @@ def _program(trace: StepTrace) -> tuple[StepProgram, _Builder]:
 class CompiledCell:
     """A cell's compiled step: ``run`` is one pass as one ``CompiledSequence`` op."""
 
-    def __init__(self, cell, input_size: int, dtype):
+    def __init__(self, cell: Module, input_size: int, dtype: DTypeLike) -> None:
         self.cell_type = type(cell).__name__
         self.trace = capture(cell, input_size, dtype)
         self.program, builder = _program(self.trace)
@@ -199,11 +201,11 @@ class CompiledCell:
                         if v.source == "param"]
         self._step = None
 
-    def matches(self, cell) -> bool:
+    def matches(self, cell: Module) -> bool:
         """True while the cell's parameters have the shapes this step was compiled for."""
         return all(_parameter(cell, name).shape == shape for _, name, shape in self._params)
 
-    def _calls_needed(self) -> list:
+    def _calls_needed(self) -> list[Call]:
         """The once/hoisted calls the program's leaves depend on, in trace order."""
         values, wanted = self.trace.values, set(self.rows + self.weights + self.vectors)
         needed = []
@@ -213,13 +215,14 @@ class CompiledCell:
                 wanted |= set(call.inputs)
         return needed[::-1]
 
-    def step(self):
+    def step(self) -> CompiledStep:
         """The ``CompiledStep`` (schedule, generated source, kernels) of this dtype."""
         if self._step is None:
             self._step = compiled_step(self.program, self.dtype)
         return self._step
 
-    def run(self, cell, x: Tensor, state, reverse: bool, keep: np.ndarray | None):
+    def run(self, cell: Module, x: Tensor, state: State, reverse: bool,
+            keep: np.ndarray | None) -> tuple[Tensor, State]:
         """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
         steps, batch = x.shape[0], x.shape[1]
         env = {self.trace.x: x.reshape(steps * batch, x.shape[2])}
@@ -237,7 +240,7 @@ class CompiledCell:
         return out[0], (tuple(out[1:]) if self.trace.tupled else out[1])
 
 
-def compile_cell(cell, input_size: int, dtype) -> CompiledCell:
+def compile_cell(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCell:
     """The ``CompiledCell`` of ``cell`` (cached per cell, input size and dtype); raises
     ``NotFusible`` naming what blocked compilation."""
     key = (input_size, np.dtype(dtype).name)
@@ -248,6 +251,6 @@ def compile_cell(cell, input_size: int, dtype) -> CompiledCell:
     return compiled
 
 
-def _parameter(cell, name: str):
+def _parameter(cell: Module, name: str) -> Parameter:
     """The cell's parameter ``name`` ("weight_ih", "sub.weight") as it is now."""
     return functools.reduce(getattr, name.split("."), cell)

@@ -9,17 +9,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, Parameter, ShapeError, Tensor
+from tinygrad_lstm import Module, Parameter, ShapeError, Tensor, TensorLike
 
 from .checks import as_float_input, check_float_dtype, check_size
 
 __all__ = ["Dropout", "Embedding", "Linear", "uniform_parameter"]
 
 
-def uniform_parameter(shape: tuple[int, ...], bound: float, dtype, rng: np.random.Generator
-                      ) -> Parameter:
+def uniform_parameter(shape: tuple[int, ...], bound: float, dtype: DTypeLike,
+                      rng: np.random.Generator) -> Parameter:
     """A Parameter drawn from U(-bound, +bound) (PyTorch's default for linear and RNN layers)."""
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
@@ -32,7 +33,7 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 dtype=np.float32, rng: np.random.Generator | None = None):
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None):
         super().__init__()
         self.in_features = check_size("Linear", "in_features", in_features)
         self.out_features = check_size("Linear", "out_features", out_features)
@@ -45,7 +46,7 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         """x (..., in_features) -> (..., out_features)."""
         x = as_float_input("Linear", x, self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -66,8 +67,8 @@ class Embedding(Module):
     ``torch.nn.Embedding``. The gradient of a row is the sum over every place it was looked up.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, *,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None):
         super().__init__()
         self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
@@ -76,7 +77,7 @@ class Embedding(Module):
         self.weight = Parameter(rng.standard_normal((self.num_embeddings, self.embedding_dim))
                                 .astype(dtype))
 
-    def forward(self, indices) -> Tensor:
+    def forward(self, indices: TensorLike) -> Tensor:
         """indices (...) of integers in [0, num_embeddings) -> (..., embedding_dim)."""
         idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
         if idx.dtype.kind not in "iu":
@@ -104,7 +105,7 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = rng
 
-    def forward(self, x) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
         """x of any shape -> the same shape."""
         x = x if isinstance(x, Tensor) else Tensor(x)
         if not self.training or self.p == 0.0:

@@ -10,17 +10,20 @@ For 2-D ``(N, C)`` input this is PyTorch's layout; for more dimensions PyTorch p
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import ShapeError, Tensor
+from tinygrad_lstm import ShapeError, Tensor, TensorLike
 
 __all__ = ["cross_entropy", "mse_loss", "nll_loss"]
 
-_REDUCTIONS = ("mean", "sum", "none")
+Reduction = Literal["mean", "sum", "none"]
+_REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _reduce(loss: Tensor, reduction: Reduction) -> Tensor:
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -33,7 +36,7 @@ def _check_reduction(name: str, reduction: str) -> None:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: TensorLike, target: TensorLike, reduction: Reduction = "mean") -> Tensor:
     """Squared error ``(input - target)²``, averaged (``mean``), summed, or elementwise.
 
     ``input`` and ``target`` must have the same shape and floating dtype (no silent
@@ -54,7 +57,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
-def _check_targets(name: str, scores: Tensor, targets) -> np.ndarray:
+def _check_targets(name: str, scores: Tensor, targets: TensorLike) -> np.ndarray:
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if scores.ndim < 1:
         raise ShapeError(f"{name}: input must have a class axis (last), got a scalar")
@@ -71,7 +74,7 @@ def _check_targets(name: str, scores: Tensor, targets) -> np.ndarray:
     return targets
 
 
-def nll_loss(log_probs: Tensor, targets, reduction: str = "mean") -> Tensor:
+def nll_loss(log_probs: Tensor, targets: TensorLike, reduction: Reduction = "mean") -> Tensor:
     """Negative log-likelihood ``-log_probs[..., targets]`` of integer class targets.
 
     ``log_probs``: ``(..., C)`` floating; ``targets``: ``(...)`` integers in ``[0, C)``.
@@ -90,7 +93,8 @@ def nll_loss(log_probs: Tensor, targets, reduction: str = "mean") -> Tensor:
     return _reduce(-picked, reduction)
 
 
-def cross_entropy(logits: Tensor, targets, reduction: str = "mean") -> Tensor:
+def cross_entropy(logits: Tensor, targets: TensorLike,
+                  reduction: Reduction = "mean") -> Tensor:
     """Softmax cross-entropy: ``logsumexp(logits) - logits[target]`` per example.
 
     Computed as ``nll_loss(log_softmax(logits))``; ``log_softmax`` subtracts the max first,

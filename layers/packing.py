@@ -14,10 +14,14 @@ values equal running each sequence alone. Steps where every sequence is active n
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from tinygrad_lstm import Tensor
 
-__all__ = ["StepMask", "check_lengths", "hold_finished", "step_masks"]
+# A cell's recurrent state: h, or a tuple such as LSTM's (h, c).
+State = Tensor | tuple[Tensor, ...]
+
+__all__ = ["State", "StepMask", "check_lengths", "hold_finished", "step_masks"]
 
 
 class StepMask:
@@ -25,12 +29,12 @@ class StepMask:
 
     __slots__ = ("drop", "keep")
 
-    def __init__(self, keep: np.ndarray):
+    def __init__(self, keep: np.ndarray) -> None:
         self.keep = Tensor(keep)
         self.drop = Tensor(1 - keep)
 
 
-def check_lengths(layer: str, lengths, steps: int, batch: int) -> np.ndarray:
+def check_lengths(layer: str, lengths: ArrayLike | Tensor, steps: int, batch: int) -> np.ndarray:
     """``lengths`` as an int array of one entry per sequence, each in [1, steps].
 
     Raises ``ValueError`` naming the layer otherwise (PyTorch also refuses zero lengths).
@@ -49,7 +53,7 @@ def check_lengths(layer: str, lengths, steps: int, batch: int) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def step_masks(lengths: np.ndarray, steps: int, dtype) -> list[StepMask | None]:
+def step_masks(lengths: np.ndarray, steps: int, dtype: DTypeLike) -> list[StepMask | None]:
     """One entry per time step: None where every sequence is still running, else its mask."""
     masks: list[StepMask | None] = []
     for t in range(steps):
@@ -58,7 +62,7 @@ def step_masks(lengths: np.ndarray, steps: int, dtype) -> list[StepMask | None]:
     return masks
 
 
-def hold_finished(new, old, mask: StepMask):
+def hold_finished(new: State, old: State, mask: StepMask) -> State:
     """``new`` where the sequence is running at this step, ``old`` where it is not
     (a Tensor state or a tuple of them)."""
     if isinstance(new, tuple):

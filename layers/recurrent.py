@@ -19,19 +19,32 @@ from __future__ import annotations
 import inspect
 import numbers
 import warnings
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, ShapeError, Tensor
+from tinygrad_lstm import Module, Parameter, ShapeError, Tensor, TensorLike
 from tinygrad_lstm.autograd import gc_paused
 
 from .checks import as_float_input, check_size
 from .linear import Dropout
-from .packing import check_lengths, step_masks
-from .unroll import FUSED_MODES, pick_runner, run_compiled, run_direction, run_handwritten
+from .packing import State, StepMask, check_lengths, step_masks
+from .unroll import (
+    FUSED_MODES,
+    FusedMode,
+    pick_runner,
+    run_compiled,
+    run_direction,
+    run_handwritten,
+)
 
-__all__ = ["GRU", "LSTM", "RNN", "Recurrent"]
+__all__ = ["GRU", "LSTM", "RNN", "InitialState", "Recurrent"]
+
+# What forward takes as the initial state: None (zeros), one tensor, or a tuple such as
+# LSTM's (h0, c0), each (D*num_layers, N, .) as a Tensor or an array.
+InitialState = TensorLike | tuple[TensorLike, ...] | None
 
 
 class Recurrent(Module):
@@ -54,11 +67,11 @@ class Recurrent(Module):
     with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).
     """
 
-    def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool | str = False,
-                 **cell_options):
+    def __init__(self, cell: str | type[Module], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
+                 fused: FusedMode = False, **cell_options: Any):
         super().__init__()
         cls = tg.cell(cell) if isinstance(cell, str) else cell
         if not (inspect.isclass(cls) and callable(getattr(cls, "init_state", None))):
@@ -112,7 +125,7 @@ class Recurrent(Module):
         if self.dropout > 0 and self.num_layers > 1:
             self.layer_dropout = Dropout(self.dropout, rng=rng)
 
-    def _layer_name(self, cell) -> str:
+    def _layer_name(self, cell: str | type[Module]) -> str:
         if type(self) is not Recurrent:
             return type(self).__name__
         return f"Recurrent({cell if isinstance(cell, str) else cell.__name__!r})"
@@ -120,7 +133,7 @@ class Recurrent(Module):
     def _directions(self) -> tuple[str, ...]:
         return ("", "_reverse") if self.bidirectional else ("",)
 
-    def _alias_owner(self, name: str):
+    def _alias_owner(self, name: str) -> tuple[Module, str]:
         """(module, attribute) holding the parameter that flat name ``name`` stands for."""
         cell, path = self.__dict__.get("_aliases", {})[name]
         *modules, attribute = path.split(".")
@@ -128,20 +141,20 @@ class Recurrent(Module):
             cell = getattr(cell, module_name)
         return cell, attribute
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Parameter | None:
         # Only reached when normal lookup fails: the flat names live in the cells.
         if name not in self.__dict__.get("_aliases", {}):
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         return getattr(*self._alias_owner(name))
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         # lstm.weight_ih_l0 = Parameter(...) goes to the cell that computes with it.
         if name in self.__dict__.get("_aliases", {}):
             setattr(*self._alias_owner(name), value)
         else:
             super().__setattr__(name, value)
 
-    def _parameter_items(self):
+    def _parameter_items(self) -> list[tuple[str, Parameter | None]]:
         return [(name, getattr(*self._alias_owner(name))) for name in self._aliases]
 
     @property
@@ -149,7 +162,7 @@ class Recurrent(Module):
         """Features per direction in the output (``proj_size`` for a projected LSTM)."""
         return getattr(self._cells[0], "output_size", self.hidden_size)
 
-    def init_state(self, batch_size: int):
+    def init_state(self, batch_size: int) -> State:
         """Zeros in PyTorch's layout: (D*num_layers, batch_size, .) per state tensor."""
         states = [c.init_state(batch_size, self._dtype()) for c in self._cells]
         return self._stack_states(states)
@@ -159,13 +172,13 @@ class Recurrent(Module):
         # by one, too slow for a check made on every forward.
         return next(self._cells[0].parameters()).dtype
 
-    def _stack_states(self, states: list):
+    def _stack_states(self, states: list[State]) -> State:
         if isinstance(states[0], tuple):
             return tuple(tg.stack([s[j] for s in states], axis=0) for j in range(len(states[0])))
         return tg.stack(states, axis=0)
 
     # ---- checks --------------------------------------------------------------------------
-    def _check_input(self, x) -> tuple[Tensor, bool]:
+    def _check_input(self, x: TensorLike) -> tuple[Tensor, bool]:
         x = as_float_input(self._name, x, self._dtype())
         layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
@@ -183,7 +196,8 @@ class Recurrent(Module):
                              f"{x.shape}); a sequence needs at least one step")
         return x, unbatched
 
-    def _initial_states(self, state, batch: int, unbatched: bool) -> list:
+    def _initial_states(self, state: InitialState, batch: int,
+                        unbatched: bool) -> list[State]:
         dtype = self._dtype()
         zeros = [c.init_state(batch, dtype) for c in self._cells]
         if state is None:
@@ -212,7 +226,8 @@ class Recurrent(Module):
                 for i in range(len(self._cells))]
 
     # ---- the sequence --------------------------------------------------------------------
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x: TensorLike, state: InitialState = None,
+                lengths: ArrayLike | Tensor | None = None) -> tuple[Tensor, State]:
         """x (T, N, I) | (N, T, I) with batch_first | unbatched (T, I); ``state`` as
         ``init_state`` (zeros when None); ``lengths`` one int per sequence (PackedSequence
         semantics: outputs past a sequence's end are zero, its final state is taken at its
@@ -229,7 +244,8 @@ class Recurrent(Module):
         with gc_paused():  # the unrolled graph is acyclic: collections would only scan it
             return self._forward(x, states, masks, unbatched)
 
-    def _forward(self, x: Tensor, states: list, masks, unbatched: bool):
+    def _forward(self, x: Tensor, states: list[State], masks: list[StepMask | None] | None,
+                 unbatched: bool) -> tuple[Tensor, State]:
         steps = x.shape[0]
         directions = len(self._directions())
         finals, layer_in = [], x
@@ -272,7 +288,7 @@ class Recurrent(Module):
                               if defaults.get(k, inspect.Parameter.empty) != v)
 
 
-def _no_projection(name: str, proj_size) -> None:
+def _no_projection(name: str, proj_size: int) -> None:
     if proj_size != 0:
         raise ValueError(f"{name}: proj_size is only supported by LSTM, got proj_size="
                          f"{proj_size!r}")
@@ -284,10 +300,11 @@ class RNN(Recurrent):
     and results. ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, *, proj_size: int = 0,
-                 dtype=np.float32, rng: np.random.Generator | None = None,
-                 fused: bool | str = False):
+                 nonlinearity: Literal["tanh", "relu"] = "tanh", bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, proj_size: int = 0,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
+                 fused: FusedMode = False):
         _no_projection("RNN", proj_size)
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype=dtype, rng=rng, fused=fused,
@@ -301,8 +318,9 @@ class LSTM(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, proj_size: int = 0, *, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool | str = False):
+                 bidirectional: bool = False, proj_size: int = 0, *,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
+                 fused: FusedMode = False):
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype=dtype, rng=rng, fused=fused,
                          proj_size=proj_size)
@@ -315,8 +333,9 @@ class GRU(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, proj_size: int = 0, dtype=np.float32,
-                 rng: np.random.Generator | None = None, fused: bool | str = False):
+                 bidirectional: bool = False, *, proj_size: int = 0,
+                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
+                 fused: FusedMode = False):
         _no_projection("GRU", proj_size)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype=dtype, rng=rng, fused=fused)

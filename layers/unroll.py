@@ -13,27 +13,32 @@
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Tensor
+from tinygrad_lstm import Module, Tensor
 
+from .cells import AffineCell
 from .compile_cell import NotFusible, compile_cell
-from .packing import StepMask, hold_finished
+from .packing import State, StepMask, hold_finished
 
-__all__ = ["FUSED_MODES", "FusionWarning", "pick_runner", "run_compiled", "run_direction",
-           "run_handwritten"]
+__all__ = ["FUSED_MODES", "FusedMode", "FusionWarning", "pick_runner", "run_compiled",
+           "run_direction", "run_handwritten"]
 
-FUSED_MODES = (False, True, "compiled")
+# How a sequence layer runs its cells (``fused=``); see ``pick_runner``.
+FusedMode = bool | Literal["compiled"]
+FUSED_MODES: tuple[FusedMode, ...] = (False, True, "compiled")
 
 
 class FusionWarning(UserWarning):
     """``fused=`` was asked for a cell whose step does not compile: it runs composed."""
 
 
-def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
-                  label: str):
+def run_direction(cell: Module, x: Tensor, state: State, reverse: bool,
+                  masks: list[StepMask | None] | None, label: str) -> tuple[Tensor, State]:
     """Run ``cell`` over the time-major sequence ``x`` (T, N, F) from ``state``.
 
     Returns (outputs stacked to (T, N, output_size), final state). Each step is recorded
@@ -53,7 +58,7 @@ def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | 
         inputs = unstack.apply(x, axis=0)
         prepared = None
 
-        def step(x_t, s, _):
+        def step(x_t: Tensor, s: State, _: None) -> tuple[Tensor, State]:
             return cell(x_t, s)
 
     outputs: list = [None] * steps
@@ -68,7 +73,8 @@ def run_direction(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | 
     return tg.stack(outputs, axis=0), state
 
 
-def run_handwritten(cell, x: Tensor, state, reverse: bool, label: str):
+def run_handwritten(cell: AffineCell, x: Tensor, state: State, reverse: bool,
+                    label: str) -> tuple[Tensor, State]:
     """All steps as ONE recorded op, the cell's hand-written ``fused_op`` (ops/fused.py)
     with the cell's ``fused_attrs()``: (outputs (T, N, H), final state)."""
     if cell.bias_ih is None:
@@ -84,8 +90,8 @@ def run_handwritten(cell, x: Tensor, state, reverse: bool, label: str):
     return out[0], (tuple(out[1:]) if isinstance(state, tuple) else out[1])
 
 
-def run_compiled(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | None] | None,
-                 label: str):
+def run_compiled(cell: Module, x: Tensor, state: State, reverse: bool,
+                 masks: list[StepMask | None] | None, label: str) -> tuple[Tensor, State]:
     """All steps as ONE recorded op made by the cell compiler: (outputs, final state)."""
     keep = None
     if masks is not None and any(m is not None for m in masks):
@@ -95,7 +101,8 @@ def run_compiled(cell, x: Tensor, state, reverse: bool, masks: list[StepMask | N
         return compile_cell(cell, x.shape[2], x.dtype).run(cell, x, state, reverse, keep)
 
 
-def pick_runner(cell, fused, input_size: int, dtype, layer: str) -> str:
+def pick_runner(cell: Module, fused: FusedMode, input_size: int, dtype: DTypeLike,
+                layer: str) -> Literal["composed", "handwritten", "compiled"]:
     """"composed", "handwritten" or "compiled": how ``fused`` runs ``cell``.
 
     ``True`` takes the cell's hand-written op when it declares one (``fused_op``), else

@@ -23,7 +23,7 @@ from .registry import (
     register_cell,
     register_op,
 )
-from .tensor import ShapeError, Tensor
+from .tensor import ShapeError, Tensor, TensorLike
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "RegistryError",
     "ShapeError",
     "Tensor",
+    "TensorLike",
     "cell",
     "cell_info",
     "default_rng",

@@ -17,12 +17,17 @@ place after its op ran (``optimizer.step()`` before ``backward()``; see ``versio
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import versions
 from .backward import ShapeError, backward, gc_paused, unbroadcast
-from .tensor import Tensor
+from .tensor import Tensor, TensorLike
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "Context",
@@ -49,16 +54,16 @@ class scope:
     group an unrolled graph by time step, layer and direction. Scopes nest with "/".
     """
 
-    def __init__(self, label: str):
+    def __init__(self, label: str) -> None:
         self.label = label
 
-    def __enter__(self):
+    def __enter__(self) -> scope:
         global _scope
         self._prev = _scope
         _scope = self.label if _scope is None else f"{_scope}/{self.label}"
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         global _scope
         _scope = self._prev
 
@@ -71,18 +76,18 @@ def is_grad_enabled() -> bool:
 class _GradMode:
     _enabled = True
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         global _grad_enabled
         self._prev = _grad_enabled
         _grad_enabled = self._enabled
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         global _grad_enabled
         _grad_enabled = self._prev
 
-    def __call__(self, func):
+    def __call__(self, func: Callable[_P, _R]) -> Callable[_P, _R]:
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             with type(self)():
                 return func(*args, **kwargs)
         return wrapper
@@ -118,7 +123,7 @@ class Context:
     hooks: dict | None = None      # output index -> [hook]
     retained: dict | None = None   # output index -> weakref to the output tensor
 
-    def __init__(self, fn: type, needs_input_grad: tuple[bool, ...]):
+    def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...]) -> None:
         self.fn = fn
         self.needs_input_grad = needs_input_grad
         self.scope = _scope
@@ -127,7 +132,7 @@ class Context:
         # tick was changed after the op saved it.
         self._seq = next(_clock)
 
-    def save_for_backward(self, *arrays) -> None:
+    def save_for_backward(self, *arrays: np.ndarray) -> None:
         self.saved = arrays
 
     @property
@@ -149,7 +154,7 @@ class Edge:
     __slots__ = ("_idx", "_node", "dtype", "shape")
     requires_grad = True
 
-    def __init__(self, t: Tensor):
+    def __init__(self, t: Tensor) -> None:
         self._node, self._idx, self.shape, self.dtype = t._node, t._idx, t._data.shape, \
             t._data.dtype
 
@@ -167,7 +172,7 @@ def _graph_inputs(inputs: tuple) -> tuple:
     return tuple(kept)
 
 
-def _as_constant(x, like_dtype) -> Tensor:
+def _as_constant(x: Any, like_dtype: np.dtype | None) -> Tensor:
     if isinstance(x, (bool, int, float)):
         return Tensor(np.asarray(x, dtype=like_dtype or np.float32))
     return Tensor(x)
@@ -220,7 +225,7 @@ class Function:
     op_name = "function"
 
     @classmethod
-    def apply(cls, *inputs, **attrs):
+    def apply(cls, *inputs: TensorLike, **attrs: Any) -> Tensor | tuple[Tensor, ...]:
         # One pass over the inputs: this runs for every op of every time step.
         arrays = []
         track = False
@@ -263,11 +268,13 @@ class Function:
         return Tensor._make(out, ctx, 0)
 
     @staticmethod
-    def forward(ctx, *arrays, **attrs):  # pragma: no cover - abstract
+    def forward(ctx: Context, *arrays: np.ndarray,  # pragma: no cover - abstract
+                **attrs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, *grads):  # pragma: no cover - abstract
+    def backward(ctx: Context,  # pragma: no cover - abstract
+                 *grads: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
         raise NotImplementedError
 
     # The registry refuses a differentiable op still carrying this backward, without

@@ -23,7 +23,7 @@ import numpy as np
 from . import versions
 
 if TYPE_CHECKING:  # tensor.py imports this module: Tensor is only named in annotations here
-    from .tensor import Tensor
+    from .tensor import Tensor, TensorLike
 
 __all__ = ["ShapeError", "backward", "gc_paused", "unbroadcast"]
 
@@ -41,12 +41,12 @@ class gc_paused:
     their time loop, and backward() runs, inside this. Re-entrant; restores the old state.
     """
 
-    def __enter__(self):
+    def __enter__(self) -> gc_paused:
         self._was_enabled = gc.isenabled()
         gc.disable()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self._was_enabled:
             gc.enable()
 
@@ -62,13 +62,13 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
+def backward(root: Tensor, grad: TensorLike | None = None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) * grad into ``.grad`` of every leaf that requires grad."""
     with gc_paused():
         _backward(root, grad, retain_graph)
 
 
-def _backward(root: Tensor, grad, retain_graph: bool) -> None:
+def _backward(root: Tensor, grad: TensorLike | None, retain_graph: bool) -> None:
     """Seed, walk the nodes in topological order, write the leaves' gradients (DeZero's loop)."""
     grad = _seed_grad(root, grad)
     leaves: dict[int, _LeafGrad] = {}
@@ -101,7 +101,7 @@ def _backward(root: Tensor, grad, retain_graph: bool) -> None:
     _write_leaf_grads(leaves.values())
 
 
-def _seed_grad(root: Tensor, grad) -> np.ndarray:
+def _seed_grad(root: Tensor, grad: TensorLike | None) -> np.ndarray:
     """The gradient backward starts from: ``grad`` checked against ``root``, or ones."""
     if not root.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input that "

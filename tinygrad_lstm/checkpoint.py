@@ -37,6 +37,7 @@ import numpy as np
 from .checkpoint_archive import FORMAT, HEADER, VERSION, Archive, open_archive, read_member
 from .checkpoint_state import CheckpointError, check_model_specs, check_optimizer_state
 from .module import Module, StateDictError
+from .optim import Optimizer
 
 __all__ = ["CHECKPOINT_FILE", "Checkpoint", "CheckpointError", "load", "read", "read_meta",
            "resolve", "save"]
@@ -104,7 +105,7 @@ def _open_temp(directory: Path) -> tuple[int, Path]:
             continue
 
 
-def save(path: str | os.PathLike, module: Module, optimizer=None,
+def save(path: str | os.PathLike, module: Module, optimizer: Optimizer | None = None,
          meta: dict[str, Any] | None = None) -> Path:
     """Write ``module``'s weights (and ``optimizer``'s state, and ``meta``) and return the
     file's path.
@@ -198,7 +199,8 @@ def read(path: str | os.PathLike) -> Checkpoint:
         return _split(archive, _read_arrays(archive))
 
 
-def load(path: str | os.PathLike, module: Module, optimizer=None) -> Checkpoint:
+def load(path: str | os.PathLike, module: Module,
+         optimizer: Optimizer | None = None) -> Checkpoint:
     """Read ``path`` and copy its weights into ``module`` (and its state into ``optimizer``).
 
     Everything is checked before anything changes, and the shapes the file declares are

@@ -38,7 +38,8 @@ class Archive:
     specs: dict[str, tuple[tuple[int, ...], np.dtype]]
 
 
-def _npy_spec(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
+def _npy_spec(zf: zipfile.ZipFile, info: zipfile.ZipInfo,
+              where: str) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) from a member's ``.npy`` header, checked against the member's size."""
     if info.compress_type != zipfile.ZIP_STORED:
         raise CheckpointError(f"{where}: member {info.filename!r} is compressed; checkpoints "

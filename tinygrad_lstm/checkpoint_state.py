@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .module import Module
+from .optim import Optimizer
 from .tensor import Tensor
 
 __all__ = ["CheckpointError", "check_header", "check_model_specs", "check_optimizer_state"]
@@ -92,7 +94,7 @@ def _check_optimizer_header(opt: Any, specs: Specs, where: str) -> None:
                 raise CheckpointError(f"{where}: optimizer array {key!r} names no parameter")
 
 
-def check_model_specs(specs: Specs, module, where: str) -> None:
+def check_model_specs(specs: Specs, module: Module, where: str) -> None:
     """The declared ``model/`` arrays match ``module``'s parameters exactly."""
     declared = {k[len("model/"):]: v for k, v in specs.items() if k.startswith("model/")}
     own = dict(module.named_parameters())
@@ -116,7 +118,7 @@ def check_model_specs(specs: Specs, module, where: str) -> None:
                               "(nothing was loaded):\n  " + "\n  ".join(problems))
 
 
-def _check_defaults(defaults: dict, optimizer, where: str) -> dict:
+def _check_defaults(defaults: dict, optimizer: Optimizer, where: str) -> dict:
     """The optimizer's defaults updated from the header's: the same keys, a flag where the
     optimizer has a flag, a list as long as its tuples; the ranges are the optimizer's own
     checks (``Optimizer._checked``), reported as a CheckpointError."""
@@ -143,7 +145,7 @@ def _check_defaults(defaults: dict, optimizer, where: str) -> dict:
         raise CheckpointError(f"{where}: {exc}") from None
 
 
-def _stepped_entry(optimizer, defaults: dict, where: str) -> dict | None:
+def _stepped_entry(optimizer: Optimizer, defaults: dict, where: str) -> dict | None:
     """The state entry this optimizer keeps for a parameter after one step, from a
     throwaway copy on a one-element parameter; None when the class cannot be rebuilt from
     its defaults (a user's optimizer with other constructor arguments)."""
@@ -159,7 +161,8 @@ def _stepped_entry(optimizer, defaults: dict, where: str) -> dict | None:
     return probe.state[0]
 
 
-def check_optimizer_state(opt: dict | None, specs: Specs, optimizer, where: str) -> None:
+def check_optimizer_state(opt: dict | None, specs: Specs, optimizer: Optimizer,
+                          where: str) -> None:
     """The header's optimizer state (``opt``) and its declared arrays fit ``optimizer``."""
     cls = type(optimizer).__name__
     if opt is None:

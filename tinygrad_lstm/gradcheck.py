@@ -17,7 +17,9 @@ float32 is refused: its central differences are only good to about 1e-7/eps ~ 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +64,7 @@ class GradcheckResult:
         return max((r.rel_error for r in self.inputs), default=0.0)
 
 
-def _outputs(result) -> tuple[Tensor, ...]:
+def _outputs(result: Any) -> tuple[Tensor, ...]:
     outs = result if isinstance(result, (tuple, list)) else (result,)
     flat = []
     for o in outs:
@@ -73,8 +75,8 @@ def _outputs(result) -> tuple[Tensor, ...]:
     return tuple(flat)
 
 
-def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              max_elements: int = 4096, n_directions: int = 16, seed: int = 0,
+def gradcheck(fn: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, max_elements: int = 4096, n_directions: int = 16, seed: int = 0,
               names: list[str] | None = None) -> GradcheckResult:
     """Check ``fn``'s gradients with respect to every input Tensor that requires grad.
 
@@ -119,7 +121,8 @@ def _checked_inputs(inputs: tuple, eps: float) -> list[int]:
     return checked
 
 
-def _analytic_gradients(fn, inputs: tuple, checked: list[int], rng) -> tuple[list, dict]:
+def _analytic_gradients(fn: Callable[..., Any], inputs: tuple, checked: list[int],
+                        rng: np.random.Generator) -> tuple[list, dict]:
     """(upstream v per output, d(sum(v * fn))/dx per checked input) from one backward();
     the inputs' ``.grad`` are left as they were."""
     saved_grads = [inputs[i].grad for i in checked]
@@ -144,13 +147,13 @@ def _analytic_gradients(fn, inputs: tuple, checked: list[int], rng) -> tuple[lis
     return upstream, analytic
 
 
-def _loss_value(fn, inputs: tuple, upstream: list) -> float:
+def _loss_value(fn: Callable[..., Any], inputs: tuple, upstream: list) -> float:
     """``sum(v * fn(*inputs))`` without recording a graph."""
     with no_grad():
         return float(sum(np.sum(o.data * v) for o, v in zip(_outputs(fn(*inputs)), upstream)))
 
 
-def _numeric_per_element(x: np.ndarray, loss, eps: float) -> np.ndarray:
+def _numeric_per_element(x: np.ndarray, loss: Callable[[], float], eps: float) -> np.ndarray:
     """Central differences of ``loss`` for every element of ``x`` (flat), x restored."""
     numeric = np.empty(x.size)
     # Index x itself: reshape(-1) of a non-contiguous x is a copy, not a view.
@@ -165,14 +168,15 @@ def _numeric_per_element(x: np.ndarray, loss, eps: float) -> np.ndarray:
     return numeric
 
 
-def _unit_directions(rng, n: int, shape: tuple[int, ...]) -> np.ndarray:
+def _unit_directions(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
     """``n`` random unit vectors of ``shape``, stacked."""
     directions = rng.standard_normal((n,) + shape)
     norms = np.sqrt((directions.reshape(n, -1) ** 2).sum(1))
     return directions / norms.reshape((-1,) + (1,) * len(shape))
 
 
-def _numeric_along(x: np.ndarray, loss, eps: float, directions: np.ndarray) -> np.ndarray:
+def _numeric_along(x: np.ndarray, loss: Callable[[], float], eps: float,
+                    directions: np.ndarray) -> np.ndarray:
     """Central differences of ``loss`` along each direction, x restored."""
     numeric, original = np.empty(len(directions)), x.copy()
     for k, u in enumerate(directions):

@@ -11,12 +11,13 @@ This is engine code: it knows no op and no layer. Layers draw their initial weig
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from .tensor import Tensor
+from .tensor import Tensor, TensorLike
 
 __all__ = [
     "IncompatibleKeys",
@@ -52,7 +53,8 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data, requires_grad: bool = True, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = True,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(data, requires_grad=False, dtype=dtype)
         if self.data.dtype not in (np.float32, np.float64):
             raise TypeError(f"Parameter: needs a float32 or float64 array, got {self.data.dtype}")
@@ -174,7 +176,7 @@ class Module:
                 seen.add(id(param))
                 yield (f"{mod_name}.{name}" if mod_name else name), param
 
-    def _parameter_items(self):
+    def _parameter_items(self) -> Iterable[tuple[str, Parameter | None]]:
         """(name, Parameter or None) for this module's own parameters; a module that shows
         a sub-module's parameter under a name of its own (``Recurrent``) lists it here."""
         return self._parameters.items()
@@ -252,7 +254,7 @@ class Module:
         for param in self.parameters():
             param.grad = None
 
-    def to(self, dtype) -> Module:
+    def to(self, dtype: DTypeLike) -> Module:
         """Convert every parameter (and its gradient) to float32 or float64, in place."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -265,11 +267,11 @@ class Module:
         return self
 
     # ---- calling and printing -------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -29,7 +29,7 @@ __all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_
 Limits = dict[str, tuple[float, float, bool]]
 
 
-def _as_list(params) -> list[Tensor]:
+def _as_list(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
     return [params] if isinstance(params, Tensor) else list(params)
 
 
@@ -88,7 +88,7 @@ class Optimizer:
                                          closed)
         return checked
 
-    def __getattr__(self, key: str):
+    def __getattr__(self, key: str) -> Any:
         defaults = self.__dict__.get("defaults", {})
         if key in defaults:
             return defaults[key]
@@ -173,7 +173,7 @@ class SGD(Optimizer):
         if nesterov and self.defaults["momentum"] <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
-    def _update(self, p, grad, state):
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
         d = self.defaults
         if d["weight_decay"]:
             grad = grad + d["weight_decay"] * p.data
@@ -206,7 +206,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, grad, state):
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
         d = self.defaults
         b1, b2 = d["betas"]
         if d["weight_decay"]:
@@ -238,7 +238,7 @@ class Adagrad(Optimizer):
                  weight_decay: float = 0.0, eps: float = 1e-10):
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
-    def _update(self, p, grad, state):
+    def _update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
         d = self.defaults
         if not state:
             state.update(step=0, sum=np.zeros_like(p.data))

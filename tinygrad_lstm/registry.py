@@ -13,7 +13,11 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+
+if TYPE_CHECKING:  # the engine sits above the registry: its classes are only named here
+    from .autograd import Function
+    from .module import Module
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -34,16 +38,20 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "tinygrad_lstm.plugins"
-OP_KINDS = ("elementwise", "reduction", "shape", "linalg", "loss", "fused", "other")
+OpKind = Literal["elementwise", "reduction", "shape", "linalg", "loss", "fused", "other"]
+OP_KINDS: tuple[str, ...] = get_args(OpKind)
 
 # name -> Function subclass; read on every op call, so it is a plain dict.
-OPS: dict[str, type] = {}
+OPS: dict[str, type[Function]] = {}
 _OP_INFO: dict[str, OpInfo] = {}
 _CELLS: dict[str, CellInfo] = {}
 # How to make a cell or op that a script registers visible, for "unknown name" messages.
 UNKNOWN_NAME_HINT = ("A cell or op registered in a script is visible to the command line "
                      "with --import path/to/script.py (or a module name), and everywhere once "
                      "installed as a plugin package (docs/plugins.md)")
+# What the decorators return: the very class they were given.
+_FunctionT = TypeVar("_FunctionT", bound="Function")
+_ModuleT = TypeVar("_ModuleT", bound="Module")
 # Which plugin is being imported right now, so registrations can say where they came from.
 _loading: list[str] = []
 
@@ -128,9 +136,9 @@ class OpInfo:
     """
 
     name: str
-    fn: type
+    fn: type[Function]
     arity: int | None
-    kind: str
+    kind: OpKind
     domain: tuple = (-math.inf, math.inf)
     avoid: tuple[float, ...] = ()
     margin: float = 1e-2
@@ -154,7 +162,7 @@ class CellInfo:
     """A registered recurrent cell class and where it came from."""
 
     name: str
-    cls: type
+    cls: type[Module]
     origin: str = "?"
     doc: str = ""
 
@@ -169,12 +177,12 @@ def _first_doc_line(obj: Any) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
+def register_op(name: str, *, arity: int | None, kind: OpKind = "elementwise",
                 domain: tuple = (-math.inf, math.inf), avoid: Sequence[float] = (),
                 margin: float = 1e-2, attrs: dict[str, list] | None = None,
                 shapes: Callable | None = None, n_inputs: int | None = None,
                 differentiable: bool = True, scalar: dict[str, str | None] | None = None,
-                replace: bool = False) -> Callable[[type], type]:
+                replace: bool = False) -> Callable[[type[_FunctionT]], type[_FunctionT]]:
     """Class decorator: register a ``Function`` subclass as the op ``name``.
 
     ``scalar`` declares an elementwise op's per-element math (see ``ScalarRule``).
@@ -192,7 +200,7 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
         raise RegistryError(f"register_op({name!r}): scalar= is for elementwise ops, not {kind}")
     rule = None if scalar is None else ScalarRule.parse(name, scalar, arity, list(attrs or {}))
 
-    def decorate(fn: type) -> type:
+    def decorate(fn: type[_FunctionT]) -> type[_FunctionT]:
         if not (hasattr(fn, "forward") and hasattr(fn, "apply")):
             raise RegistryError(f"register_op({name!r}): {fn!r} is not a Function subclass")
         if name in OPS and not replace:
@@ -215,14 +223,15 @@ def register_op(name: str, *, arity: int | None, kind: str = "elementwise",
     return decorate
 
 
-def register_cell(name: str, *, replace: bool = False) -> Callable[[type], type]:
+def register_cell(name: str, *,
+                  replace: bool = False) -> Callable[[type[_ModuleT]], type[_ModuleT]]:
     """Class decorator: register a recurrent cell class under ``name``.
 
     A cell is a ``Module`` with ``init_state(batch_size, dtype)`` and
     ``forward(x_t, state) -> (output_t, new_state)``; ``Recurrent(name, ...)`` runs it.
     """
 
-    def decorate(cls: type) -> type:
+    def decorate(cls: type[_ModuleT]) -> type[_ModuleT]:
         for method in ("forward", "init_state"):
             if not callable(getattr(cls, method, None)):
                 raise RegistryError(f"register_cell({name!r}): {cls.__name__} has no {method}()")
@@ -236,7 +245,7 @@ def register_cell(name: str, *, replace: bool = False) -> Callable[[type], type]
     return decorate
 
 
-def op(name: str) -> type:
+def op(name: str) -> type[Function]:
     """The ``Function`` subclass registered as ``name``."""
     try:
         return OPS[name]
@@ -256,7 +265,7 @@ def list_ops() -> list[OpInfo]:
     return [_OP_INFO[k] for k in sorted(_OP_INFO)]
 
 
-def cell(name: str) -> type:
+def cell(name: str) -> type[Module]:
     """The cell class registered as ``name``."""
     return cell_info(name).cls
 
@@ -281,10 +290,10 @@ _BUILTIN_ORDER = ("ops", "layers")
 _loaded: set[tuple[str, str]] = set()
 
 
-def _entry_points() -> list:
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
     eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
-    def dist_name(ep):
+    def dist_name(ep: importlib.metadata.EntryPoint) -> str:
         dist = getattr(ep, "dist", None)
         return dist.name if dist is not None else ""
 

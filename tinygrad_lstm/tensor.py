@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import versions
 from .backward import ShapeError
 from .backward import backward as _run_backward
 from .registry import op
 
-__all__ = ["ShapeError", "Tensor"]
+__all__ = ["Axis", "ShapeError", "Tensor", "TensorLike"]
 
 
 def _shape_arg(shape: tuple) -> tuple:
@@ -30,25 +33,25 @@ def _shape_arg(shape: tuple) -> tuple:
 
 
 # Operators and method forms: each runs the op registered under its name when called.
-def _binary(name: str, reflected: bool = False):
+def _binary(name: str, reflected: bool = False) -> Callable[[Tensor, TensorLike], Tensor]:
     if reflected:
-        def method(self, other):
+        def method(self: Tensor, other: TensorLike) -> Tensor:
             return op(name).apply(other, self)
     else:
-        def method(self, other):
+        def method(self: Tensor, other: TensorLike) -> Tensor:
             return op(name).apply(self, other)
     return method
 
 
-def _unary(name: str):
-    def method(self):
+def _unary(name: str) -> Callable[[Tensor], Tensor]:
+    def method(self: Tensor) -> Tensor:
         return op(name).apply(self)
     method.__name__ = method.__doc__ = name
     return method
 
 
-def _reduction(name: str):
-    def method(self, axis=None, keepdims: bool = False):
+def _reduction(name: str) -> Callable[..., Tensor]:
+    def method(self: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return op(name).apply(self, axis=axis, keepdims=keepdims)
     method.__name__ = method.__doc__ = name
     return method
@@ -62,8 +65,8 @@ def _clip_bounds(low: float | None, high: float | None) -> dict[str, float]:
             "max": math.inf if high is None else float(high)}
 
 
-def _comparison(ufunc):
-    def method(self, other):
+def _comparison(ufunc: np.ufunc) -> Callable[[Tensor, TensorLike], Tensor]:
+    def method(self: Tensor, other: TensorLike) -> Tensor:
         other = other._data if isinstance(other, Tensor) else other
         return Tensor._make(ufunc(self._data, other), None, 0)
     return method
@@ -80,7 +83,8 @@ class Tensor:
                  "requires_grad")
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = False,
+                 dtype: DTypeLike | None = None) -> None:
         if isinstance(data, Tensor):
             data = data._data
         if dtype is not None:
@@ -106,7 +110,7 @@ class Tensor:
         self._edge = None
 
     @classmethod
-    def _make(cls, data: np.ndarray, node, idx: int) -> Tensor:
+    def _make(cls, data: np.ndarray, node: Any, idx: int) -> Tensor:
         t = object.__new__(cls)
         t._data = data
         t.grad = None
@@ -126,7 +130,7 @@ class Tensor:
         return self._data
 
     @data.setter
-    def data(self, value) -> None:
+    def data(self, value: ArrayLike) -> None:
         if value is self._data:
             versions.note_write(value)
         self._data = value if isinstance(value, np.ndarray) else np.asarray(value)
@@ -190,7 +194,7 @@ class Tensor:
             raise ValueError(f"item(): only one-element tensors convert, got shape {self.shape}")
         return self._data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         """The values as (nested) Python lists, a Python number for a 0-d tensor; no graph."""
         return self._data.tolist()
 
@@ -200,7 +204,7 @@ class Tensor:
         return Tensor._make(np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims)),
                             None, 0)
 
-    def to(self, dtype) -> Tensor:
+    def to(self, dtype: DTypeLike) -> Tensor:
         """This tensor as ``dtype``: self when it has that dtype already (as in PyTorch).
 
         Between floating-point dtypes it is the op ``cast``: recorded, and the gradient
@@ -246,7 +250,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad: TensorLike | None = None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor, accumulating into every leaf's ``.grad``.
 
         ``grad`` (same shape as self) is required unless self has one element. The graph's
@@ -254,7 +258,7 @@ class Tensor:
         """
         _run_backward(self, grad, retain_graph)
 
-    def register_hook(self, hook) -> None:
+    def register_hook(self, hook: Callable[[np.ndarray], np.ndarray | None]) -> None:
         """Call ``hook(grad)`` with the gradient flowing into this tensor during backward;
         a non-None return value replaces that gradient."""
         if not self.requires_grad:
@@ -286,15 +290,15 @@ class Tensor:
     __truediv__, __rtruediv__ = _binary("div"), _binary("div", reflected=True)
     __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", reflected=True)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a Python number, not a Tensor")
         return op("pow").apply(self, exponent=float(exponent))
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return op("neg").apply(self)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         # A Tensor used as an index (a mask from ``x > 0``, integer positions) is its array.
         if isinstance(index, Tensor):
             index = index._data
@@ -314,28 +318,34 @@ class Tensor:
     __abs__ = abs
     maximum, minimum = _binary("maximum"), _binary("minimum")
 
-    def clip(self, min: float | None = None, max: float | None = None):
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         return op("clip").apply(self, **_clip_bounds(min, max))
 
-    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
         return op("softplus").apply(self, beta=float(beta), threshold=float(threshold))
 
-    def leaky_relu(self, negative_slope: float = 0.01):
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
         return op("leaky_relu").apply(self, negative_slope=float(negative_slope))
 
-    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0):
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
         return op("hardtanh").apply(self, min_val=float(min_val), max_val=float(max_val))
     sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
 
-    def reshape(self, *shape):
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         return op("reshape").apply(self, shape=_shape_arg(shape))
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         return op("transpose").apply(self, axes=_shape_arg(axes) or None)
 
-    def softmax(self, axis=-1):
+    def softmax(self, axis: int = -1) -> Tensor:
         return op("softmax").apply(self, axis=axis)
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis: int = -1) -> Tensor:
         return op("log_softmax").apply(self, axis=axis)
 
+
+# What ops and operators take where a Tensor goes: a Tensor, or anything ``np.asarray`` takes
+# (a Python number or list, an ndarray), which joins the graph as a constant.
+TensorLike = Tensor | ArrayLike
+# A reduction's axis: None (all axes), one axis, or several.
+Axis = int | Sequence[int] | None

@@ -39,6 +39,8 @@ from .tensor import Tensor
 __all__ = ["StepResult", "Trainer", "chunk_bounds", "detach_state"]
 
 State = Any  # None, a Tensor, or a (nested) tuple of Tensors
+# A batch sliced in time by Trainer.step: an array or Tensor (T, B, ...), or a tuple of them.
+TimeMajor = Tensor | np.ndarray | tuple[Any, ...]
 
 
 def detach_state(state: State) -> State:
@@ -72,13 +74,13 @@ def chunk_bounds(length: int, bptt: int | None, from_end: bool = False) -> list[
     return [(s, min(s + bptt, length)) for s in range(0, length, bptt)]
 
 
-def _time_slice(x, start: int, stop: int):
+def _time_slice(x: TimeMajor, start: int, stop: int) -> TimeMajor:
     if isinstance(x, tuple):
         return tuple(_time_slice(part, start, stop) for part in x)
     return x[start:stop]
 
 
-def _time_length(x) -> int:
+def _time_length(x: TimeMajor) -> int:
     return _time_length(x[0]) if isinstance(x, tuple) else len(x)
 
 
@@ -106,7 +108,7 @@ class Trainer:
 
     def __init__(self, model: Callable, optimizer: Optimizer, loss_fn: Callable,
                  clip: float | None = None, bptt: int | None = None,
-                 per_step_targets: bool = True):
+                 per_step_targets: bool = True) -> None:
         if clip is not None and not (isinstance(clip, (int, float, np.floating))
                                      and math.isfinite(clip) and clip > 0):
             raise ValueError(f"Trainer: clip must be a finite number > 0 or None, got {clip!r}")
@@ -131,7 +133,7 @@ class Trainer:
         self.optimizer.step()
         return norm
 
-    def step(self, x, target, state: State = None) -> StepResult:
+    def step(self, x: TimeMajor, target: TimeMajor, state: State = None) -> StepResult:
         """Train on one batch: ``x`` time-major (T, B, ...), an array or a Tensor; ``target``
         time-major like ``x`` when ``per_step_targets``, else one target per sequence
         (arrays, or tuples of arrays such as ``(targets, mask)``, are sliced in time).

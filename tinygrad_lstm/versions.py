@@ -30,8 +30,13 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # autograd imports this module: Context is only named in annotations here
+    from .autograd import Context
 
 __all__ = ["check_saved", "clock", "note_write", "version", "writes_since"]
 
@@ -42,7 +47,7 @@ _last_tick = -1
 _log: dict[int, list[int]] = {}
 
 
-def _owner(array: np.ndarray):
+def _owner(array: np.ndarray) -> np.ndarray:
     base = array.base
     return array if base is None else base
 
@@ -76,7 +81,7 @@ def writes_since(tick: int) -> bool:
     return _last_tick > tick
 
 
-def check_saved(nodes) -> None:
+def check_saved(nodes: Iterable[Context]) -> None:
     """Raise if an array one of ``nodes`` saved for backward was written after that node was
     recorded.
 
@@ -87,7 +92,7 @@ def check_saved(nodes) -> None:
         _check_node(node)
 
 
-def _check_node(node) -> None:
+def _check_node(node: Context) -> None:
     for k, array in enumerate(node.saved):
         if type(array) is not np.ndarray:
             continue
@@ -104,7 +109,7 @@ def _check_node(node) -> None:
             "or compute on a copy")
 
 
-def _which(node, array: np.ndarray) -> str:
+def _which(node: Context, array: np.ndarray) -> str:
     """``", input i of the op"`` when ``array`` is (a view of) a leaf input's array."""
     for i, t in enumerate(node.inputs or ()):
         data = getattr(t, "_data", None)
