@@ -19,13 +19,14 @@ state-independent half once for all time steps:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, ShapeError, Tensor, TensorLike, register_cell
+from tinygrad_lstm import Module, Parameter, ShapeError, Tensor, TensorLike, register_cell
 
 from .checks import as_float_input, check_float_dtype, check_size
 from .linear import uniform_parameter
@@ -49,11 +50,17 @@ class AffineCell(Module):
     # The hand-written ops/fused.py op that runs a whole pass (layers/unroll.py calls it
     # with ``fused_attrs()``), or None: then ``fused=True`` compiles the step instead.
     fused_op: str | None = None
+    # Registered in __init__ (through setattr, by name); bias_ih and bias_hh are None with
+    # bias=False.
+    weight_ih: Parameter
+    weight_hh: Parameter
+    bias_ih: Parameter | None
+    bias_hh: Parameter | None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
                  recurrent_size: int | None = None,
-                 extra_weights: dict[str, tuple[int, ...]] | None = None):
+                 extra_weights: Mapping[str, tuple[int, ...]] | None = None):
         super().__init__()
         name = type(self).__name__
         self.input_size = check_size(name, "input_size", input_size)
@@ -64,7 +71,8 @@ class AffineCell(Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         rows = self.gates * self.hidden_size
         # Drawn in registration order, as PyTorch does (values differ: another generator).
-        shapes = {"weight_ih": (rows, self.input_size), "weight_hh": (rows, self.output_size)}
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (rows, self.input_size),
+                                              "weight_hh": (rows, self.output_size)}
         if bias:
             shapes.update(bias_ih=(rows,), bias_hh=(rows,))
         else:

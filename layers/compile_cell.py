@@ -72,8 +72,12 @@ class _Builder:
     """Turns the recurrent calls of a trace into a ``StepProgram``."""
 
     def __init__(self, trace: StepTrace):
-        self.trace, self.nodes, self.node_of = trace, [], {}
-        self.rows, self.weights, self.vectors = [], [], []
+        self.trace = trace
+        self.nodes: list[PNode] = []
+        self.node_of: dict[tuple[int, str], int] = {}
+        self.rows: list[int] = []
+        self.weights: list[int] = []
+        self.vectors: list[int] = []
 
     def add(self, node: PNode) -> int:
         self.nodes.append(node)
@@ -199,7 +203,7 @@ class CompiledCell:
         self._needed = self._calls_needed()
         self._params = [(v.id, v.name, v.shape) for v in self.trace.values
                         if v.source == "param"]
-        self._step = None
+        self._step: CompiledStep | None = None
 
     def matches(self, cell: Module) -> bool:
         """True while the cell's parameters have the shapes this step was compiled for."""

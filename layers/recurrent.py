@@ -67,6 +67,12 @@ class Recurrent(Module):
     with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).
     """
 
+    # Set past __setattr__ (they are bookkeeping, not parameters or sub-modules).
+    _name: str
+    _aliases: dict[str, tuple[Module, str]]
+    _cells: list[Module]
+    _runners: list[str]
+
     def __init__(self, cell: str | type[Module], input_size: int, hidden_size: int,
                  num_layers: int = 1, bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,

@@ -225,7 +225,10 @@ class Function:
     op_name = "function"
 
     @classmethod
-    def apply(cls, *inputs: TensorLike, **attrs: Any) -> Tensor | tuple[Tensor, ...]:
+    def apply(cls, *inputs: TensorLike, **attrs: Any) -> Any:
+        # Returns a Tensor, or a tuple of them for a multi-output op: which one depends on
+        # the op, so the hint is Any (as torch's Function.apply), not a union every caller
+        # would have to narrow.
         # One pass over the inputs: this runs for every op of every time step.
         arrays = []
         track = False

@@ -16,13 +16,16 @@ checked against those writes (``versions``), so a refusal leaves the graph and e
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import versions
 
 if TYPE_CHECKING:  # tensor.py imports this module: Tensor is only named in annotations here
+    from collections.abc import Iterable
+
+    from .autograd import Context, Edge
     from .tensor import Tensor, TensorLike
 
 __all__ = ["ShapeError", "backward", "gc_paused", "unbroadcast"]
@@ -118,7 +121,7 @@ def _seed_grad(root: Tensor, grad: TensorLike | None) -> np.ndarray:
     return grad
 
 
-def _topological_order(root) -> list:
+def _topological_order(root: Context) -> list[Context]:
     """Nodes reachable from ``root``, every node after all nodes that consume it.
 
     Reverse creation order is such an order (an op's inputs are made before its output),
@@ -141,11 +144,11 @@ def _topological_order(root) -> list:
     return sorted(reached, key=_creation_key, reverse=True)
 
 
-def _creation_key(node) -> int:
+def _creation_key(node: Context) -> int:
     return node._seq
 
 
-def _seed_node(order: list, root: Tensor, grad: np.ndarray) -> None:
+def _seed_node(order: list[Context], root: Tensor, grad: np.ndarray) -> None:
     """Refuse a graph whose saved arrays were changed in place since it was recorded (before
     anything is released), clear what an interrupted backward may have left on the nodes,
     then seed the root's node with ``grad``."""
@@ -156,7 +159,7 @@ def _seed_node(order: list, root: Tensor, grad: np.ndarray) -> None:
     _accumulate(root._node, root._idx, grad)
 
 
-def _run_output_hooks(node, grads: list) -> None:
+def _run_output_hooks(node: Context, grads: list) -> None:
     """Pass ``node``'s output gradients through their hooks (in place in ``grads``) and
     give each retained output its ``.grad``."""
     if node.hooks:
@@ -185,7 +188,7 @@ def _run_hooks(hooks: list, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-def _fit_to_input(node, t, g) -> np.ndarray:
+def _fit_to_input(node: Context, t: Tensor | Edge, g: Any) -> np.ndarray:
     """``g`` as an array of input ``t``'s shape (summing broadcast axes), or a ShapeError."""
     if type(g) is not np.ndarray:
         g = np.asarray(g, dtype=t.dtype)
@@ -204,7 +207,7 @@ class _LeafGrad:
     __slots__ = ("grads", "owned", "tensor")
     n_out = 1
 
-    def __init__(self, tensor: Tensor):
+    def __init__(self, tensor: Tensor) -> None:
         self.tensor, self.grads, self.owned = tensor, None, None
 
 
@@ -215,7 +218,7 @@ def _to_leaf(leaves: dict, t: Tensor, g: np.ndarray) -> None:
     _accumulate(holder, 0, g)
 
 
-def _accumulate(holder, i: int, g: np.ndarray) -> None:
+def _accumulate(holder: Context | _LeafGrad, i: int, g: np.ndarray) -> None:
     """Add ``g`` to gradient ``i`` of ``holder`` (a node's outputs, or a leaf).
 
     The one rule: the first gradient is kept as it is (most tensors are used once, so no
@@ -238,7 +241,7 @@ def _accumulate(holder, i: int, g: np.ndarray) -> None:
         holder.owned.add(i)
 
 
-def _write_leaf_grads(holders) -> None:
+def _write_leaf_grads(holders: Iterable[_LeafGrad]) -> None:
     """Run each leaf's hooks, then add its gradient into ``.grad`` (in the leaf's dtype).
 
     Every gradient is made and checked before any ``.grad`` changes, so a failing hook

@@ -183,7 +183,7 @@ def split(x: TensorLike, sections: int | Sequence[int], axis: int = 0) -> tuple[
     return op("split").apply(x, sections=sections, axis=axis)
 
 
-def reshape(x: TensorLike, shape: int | Sequence[int]) -> Tensor:
+def reshape(x: TensorLike, shape: Sequence[int]) -> Tensor:
     """Same data, new shape (one dimension may be -1)."""
     return op("reshape").apply(x, shape=tuple(shape))
 

@@ -66,7 +66,7 @@ class GradcheckResult:
 
 def _outputs(result: Any) -> tuple[Tensor, ...]:
     outs = result if isinstance(result, (tuple, list)) else (result,)
-    flat = []
+    flat: list[Tensor] = []
     for o in outs:
         if isinstance(o, (tuple, list)):
             flat.extend(_outputs(o))

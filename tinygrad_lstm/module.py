@@ -91,6 +91,11 @@ class Module:
     attributes, and define ``forward``; calling the module calls ``forward``.
     """
 
+    # Set in __init__ past __setattr__ (which would try to register them).
+    _parameters: dict[str, Parameter | None]
+    _modules: dict[str, Module]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})

@@ -9,6 +9,7 @@ dtype rules: Python lists and scalars become float32; NumPy arrays keep their dt
 
 from __future__ import annotations
 
+import builtins
 import math
 import weakref
 from collections.abc import Callable, Sequence
@@ -82,6 +83,10 @@ class Tensor:
     __slots__ = ("__weakref__", "_data", "_edge", "_hooks", "_idx", "_node", "grad",
                  "requires_grad")
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
+    _data: np.ndarray
+    grad: np.ndarray | None
+    requires_grad: bool
+    _hooks: list[Callable[[np.ndarray], np.ndarray | None]] | None
 
     def __init__(self, data: TensorLike, requires_grad: bool = False,
                  dtype: DTypeLike | None = None) -> None:
@@ -290,7 +295,7 @@ class Tensor:
     __truediv__, __rtruediv__ = _binary("div"), _binary("div", reflected=True)
     __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", reflected=True)
 
-    def __pow__(self, exponent: float) -> Tensor:
+    def __pow__(self, exponent: builtins.float) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a Python number, not a Tensor")
         return op("pow").apply(self, exponent=float(exponent))
@@ -309,7 +314,8 @@ class Tensor:
     # Comparisons give plain boolean tensors: no graph, no gradient.
     __lt__, __le__ = _comparison(np.less), _comparison(np.less_equal)
     __gt__, __ge__ = _comparison(np.greater), _comparison(np.greater_equal)
-    __eq__, __ne__ = _comparison(np.equal), _comparison(np.not_equal)
+    # Elementwise, as in NumPy and PyTorch, not object's bool-valued equality.
+    __eq__, __ne__ = _comparison(np.equal), _comparison(np.not_equal)  # type: ignore[assignment]
     __hash__ = object.__hash__
 
     # ---- method forms of common ops ------------------------------------------------------
@@ -318,16 +324,17 @@ class Tensor:
     __abs__ = abs
     maximum, minimum = _binary("maximum"), _binary("minimum")
 
-    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+    def clip(self, min: builtins.float | None = None,
+             max: builtins.float | None = None) -> Tensor:
         return op("clip").apply(self, **_clip_bounds(min, max))
 
-    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    def softplus(self, beta: builtins.float = 1.0, threshold: builtins.float = 20.0) -> Tensor:
         return op("softplus").apply(self, beta=float(beta), threshold=float(threshold))
 
-    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+    def leaky_relu(self, negative_slope: builtins.float = 0.01) -> Tensor:
         return op("leaky_relu").apply(self, negative_slope=float(negative_slope))
 
-    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    def hardtanh(self, min_val: builtins.float = -1.0, max_val: builtins.float = 1.0) -> Tensor:
         return op("hardtanh").apply(self, min_val=float(min_val), max_val=float(max_val))
     sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
 
