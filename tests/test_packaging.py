@@ -1,5 +1,5 @@
-"""Packaging: the plugins are declared as entry points, ``ops``/``layers`` install only under
-``tinygrad_lstm``, and CI runs exactly the README's test command."""
+"""Packaging: the plugins are declared as entry points, ``ops``/``layers``/``tooling`` install
+only under ``tinygrad_lstm``, and CI runs exactly the README's test command."""
 
 import importlib.metadata
 import json
@@ -17,7 +17,7 @@ def test_builtin_plugins_are_entry_points():
     assert eps.get("ops") == "tinygrad_lstm.ops"
     assert eps.get("layers") == "tinygrad_lstm.layers"
     scripts = {ep.name: ep.value for ep in DIST.entry_points if ep.group == "console_scripts"}
-    assert scripts == {"tinygrad-lstm": "tinygrad_lstm.cli:main"}
+    assert scripts == {"tinygrad-lstm": "tinygrad_lstm.tooling.cli:main"}
 
 
 def test_metadata_declares_runtime_deps_and_extras():
@@ -33,18 +33,19 @@ def test_no_bare_ops_or_layers_module_is_installed(tmp_path):
     # -I and a foreign working directory: only what the install put on sys.path is visible.
     probe = ("import importlib.util as u, json; "
              "print(json.dumps({n: getattr(u.find_spec(n), 'origin', None) "
-             "for n in ('ops', 'layers', 'tinygrad_lstm.ops', 'tinygrad_lstm.layers')}))")
+             "for n in ('ops', 'layers', 'tooling', 'tinygrad_lstm.ops', "
+             "'tinygrad_lstm.layers', 'tinygrad_lstm.tooling')}))")
     result = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, check=True,
                             capture_output=True, text=True, timeout=60)
     origins = json.loads(result.stdout)
-    for bare in ("ops", "layers"):
+    for bare in ("ops", "layers", "tooling"):
         origin = origins[bare]
         assert origin is None or not Path(origin).resolve().is_relative_to(ROOT), \
             f"import {bare} finds this repository's {bare}/ through the install: {origin}"
-    for name in ("tinygrad_lstm.ops", "tinygrad_lstm.layers"):
+    for name in ("tinygrad_lstm.ops", "tinygrad_lstm.layers", "tinygrad_lstm.tooling"):
         assert origins[name] and origins[name].endswith("__init__.py"), origins
     top_level = (DIST.read_text("top_level.txt") or "").split()
-    assert "ops" not in top_level and "layers" not in top_level
+    assert not {"ops", "layers", "tooling"} & set(top_level), top_level
 
 
 def _readme_test_command() -> str:
@@ -79,7 +80,7 @@ class Block:
         if name.split(".")[0] in ("pytest", "_pytest", "torch", "matplotlib"):
             raise ImportError(f"{name} is not installed by `pip install -e .`")
 sys.meta_path.insert(0, Block())
-from tinygrad_lstm.cli import main
+from tinygrad_lstm.tooling.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

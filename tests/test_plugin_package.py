@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tinygrad_lstm.tooling.cli import main
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.cli import main
 
 DIST = "tinygrad-lstm-indrnn"
 ROOT = Path(__file__).resolve().parents[1]

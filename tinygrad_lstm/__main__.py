@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from tinygrad_lstm.tooling.cli import main
 
 sys.exit(main())

@@ -4,9 +4,9 @@ central differences; ``testing.OP_RTOL``/``OP_ATOL`` = 1e-6/1e-8). A user's cell
 by registering it."""
 
 import pytest
+from tinygrad_lstm.tooling.testing import assert_cell_gradients
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.testing import assert_cell_gradients
 
 
 @pytest.mark.parametrize("name", [info.name for info in tg.list_cells()])

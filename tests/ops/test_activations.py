@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from tinygrad_lstm.tooling.testing import assert_cell_gradients
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Parameter, Tensor
-from tinygrad_lstm.testing import assert_cell_gradients
 
 # Every kink (0, +-1, +-3, the bounds tried below, softplus's threshold 20) and points between.
 X = np.array([-40.0, -4.0, -3.0, -2.0, -1.0, -0.5, -1e-300, 0.0, 0.25, 0.5, 1.0, 2.9, 3.0,

@@ -6,9 +6,9 @@ without a line of new test code.
 
 import pytest
 from hypothesis import settings
+from tinygrad_lstm.tooling.testing import assert_op_gradients
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.testing import assert_op_gradients
 
 
 @pytest.mark.parametrize("name", [info.name for info in tg.list_ops()])

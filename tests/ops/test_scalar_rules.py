@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tinygrad_lstm.tooling.testing import op_cases
 
 import tinygrad_lstm as tg
 from tinygrad_lstm.registry import SCALAR_FUNCTIONS, RegistryError, ScalarRule
-from tinygrad_lstm.testing import op_cases
 
 _FUNCTIONS = {name: getattr(math, name, None) or getattr(__builtins__, name, None)
               for name in SCALAR_FUNCTIONS}

@@ -1,0 +1,37 @@
+"""``tinygrad-lstm fuse``: the captured step, the partition and the generated kernels of
+every registered cell; bad arguments fail with one line naming the flag."""
+
+import pytest
+from tinygrad_lstm.tooling.cli import main
+
+import tinygrad_lstm as tg
+
+
+@pytest.mark.parametrize("cell", [c.name for c in tg.list_cells()])
+def test_fuse_prints_the_step_the_partition_and_both_kernels(cell, capsys):
+    assert main(["fuse", "--cell", cell, "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    for section in (f"captured step of '{cell}'", "== partition", "recurrence",
+                    "fused kernel writes", "generated kernels (float64)"):
+        assert section in out, f"{section!r} missing from:\n{out}"
+    assert "_forward(t, tp, B, dims" in out and "_backward(t, tp, B, dims" in out
+    assert "def pass_forward(" in out and "def pass_backward(" in out
+    source = out.split("then its backward ")[1].split("\n", 1)[1]
+    compile(source, "<generated>", "exec")  # the printed kernels are valid Python
+
+
+def test_fuse_float32_kernels_call_the_fast_sigmoid(capsys):
+    assert main(["fuse", "--cell", "lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "sigmoid_fast(" in out and "np.float32(1.0)" in out
+    assert "hoisted over all T steps (one batched op each): matmul" in out
+    assert "BLAS per step  %2 = %0 @ %1" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cell", "nope"], "fuse: unknown cell 'nope'; registered cells:"),
+    (["--hidden", "0"], "fuse: --hidden must be at least 1, got 0"),
+])
+def test_fuse_refuses_bad_arguments_in_one_line(argv, message, capsys):
+    assert main(["fuse", *argv]) == 2
+    assert message in capsys.readouterr().err

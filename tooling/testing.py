@@ -1,0 +1,336 @@
+"""Property-based checks for op and cell authors: one call tests a registered op or cell.
+
+``assert_op_gradients("sigmoid")`` lets hypothesis draw inputs from the op's registration
+metadata (shapes, domain, points to avoid, attribute choices), at magnitudes from the core
+grid up to ~300 and at the ends of a bounded domain (``tinygrad_lstm.tooling.testing_strategies``),
+and checks, per example:
+
+- gradients against central differences in float64, with a random upstream gradient for
+  every output (``tinygrad_lstm.gradcheck`` with tight tolerances);
+- float32 inputs give float32 outputs and float32 input gradients;
+- a backward with only some inputs requiring grad gives those inputs the same gradients;
+- forward and backward leave the inputs (and the upstream gradients) unmutated;
+- after backward the node has released its saved arrays and keeps no input or output array.
+
+``assert_cell_gradients("lstm")`` gradchecks a whole unrolled multi-layer, bidirectional
+sequence layer built from a registered cell, with respect to every parameter, the input
+and the initial state. This module belongs to the tooling layer: it may import plugins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from tinygrad_lstm.gradcheck import GradcheckError, gradcheck
+from tinygrad_lstm.registry import OpInfo, op_info
+from tinygrad_lstm.tensor import Tensor
+
+from .testing_strategies import (
+    SCALES,
+    SPAN,
+    broadcastable_shapes,
+    op_attrs,
+    op_cases,
+    op_values,
+    scales,
+    shapes,
+    value_grid,
+)
+
+__all__ = [
+    "OP_ATOL",
+    "OP_RTOL",
+    "SCALES",
+    "SPAN",
+    "CheckReport",
+    "assert_cell_gradients",
+    "assert_op_gradients",
+    "broadcastable_shapes",
+    "check_cell",
+    "check_op",
+    "measured_error",
+    "op_attrs",
+    "op_cases",
+    "op_values",
+    "scales",
+    "shapes",
+    "value_grid",
+]
+
+# Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
+# relative error is 2.6e-7 (logsumexp), most stay below 1e-7. A wrong backward is off
+# by O(1).
+OP_RTOL = 1e-6
+OP_ATOL = 1e-8
+
+
+@dataclass
+class CheckReport:
+    """Outcome of ``check_op`` or ``check_cell``.
+
+    ``failure`` names the failing case (op or cell, shapes, attributes, seed) and what went
+    wrong, so ``check_op(name, seed=...)`` reproduces it; None when ``ok``.
+    """
+
+    name: str
+    kind: str  # "op" or "cell"
+    cases: int
+    worst_rel_error: float  # a failed report: the failing case's error (nan: not a gradient)
+    ok: bool
+    failure: str | None = None
+
+
+class CaseFailure(AssertionError):
+    """One drawn case broke a property other than the gradient values."""
+
+
+# ---- one op ----------------------------------------------------------------------------------
+def _as_tuple(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _kept_arrays(node, arrays) -> list[str]:
+    """Attributes of ``node`` still holding an input or output array (or one shaped like it)."""
+    kept = []
+    for key, value in getattr(node, "__dict__", {}).items():
+        if isinstance(value, np.ndarray) and value.ndim > 0 and any(
+                value.shape == a.shape or np.shares_memory(value, a) for a in arrays):
+            kept.append(f"ctx.{key} (shape {value.shape})")
+    return kept
+
+
+def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int) -> None:
+    """Every property but the gradient values, on float32 copies of the inputs."""
+    name = info.name
+    x32 = [a.astype(np.float32) for a in arrays]
+    before = [a.copy() for a in x32]
+    ins = [Tensor(a, requires_grad=True) for a in x32]
+    outs = _as_tuple(info.fn.apply(*ins, **attrs))
+    for k, o in enumerate(outs):
+        if o.dtype != np.float32:
+            raise CaseFailure(f"{name}: output {k} is {o.dtype} for float32 inputs")
+    if not info.differentiable:
+        return
+    node = outs[0]._node
+    if node is None:
+        raise CaseFailure(f"{name}: recorded no graph node although its inputs require grad")
+    rng = np.random.default_rng(seed)
+    upstream = [rng.standard_normal(o.shape).astype(np.float32) for o in outs]
+    upstream_before = [g.copy() for g in upstream]
+    grads = _as_tuple(node.fn.backward(node, *upstream))
+    for i, g in enumerate(grads):
+        if g is not None and np.asarray(g).dtype != np.float32:
+            raise CaseFailure(f"{name}: backward gives a {np.asarray(g).dtype} gradient for "
+                              f"float32 input {i}")
+    if not all(np.array_equal(g, b) for g, b in zip(upstream, upstream_before)):
+        raise CaseFailure(f"{name}: backward modified the upstream gradient in place")
+    # Only outs[0] is used: the other outputs of a multi-output op get no gradient.
+    outs[0].backward(upstream[0])
+    if node.saved != () or node.inputs is not None:
+        raise CaseFailure(f"{name}: the node still holds its saved arrays or inputs after "
+                          "backward() without retain_graph")
+    kept = _kept_arrays(node, x32 + [o.data for o in outs])
+    if kept:
+        raise CaseFailure(f"{name}: after backward the node still keeps {', '.join(kept)}; "
+                          "store arrays with ctx.save_for_backward so they can be released")
+    if len(ins) > 1:
+        for i in range(len(ins)):
+            alone = [Tensor(a, requires_grad=(j == i)) for j, a in enumerate(x32)]
+            _as_tuple(info.fn.apply(*alone, **attrs))[0].backward(upstream[0])
+            if alone[i].grad is None or not np.allclose(alone[i].grad, ins[i].grad,
+                                                          rtol=1e-6, atol=1e-7):
+                raise CaseFailure(f"{name}: with only input {i} requiring grad its gradient "
+                                  "differs from the one computed with all inputs")
+    for i, (a, b) in enumerate(zip(x32, before)):
+        if not np.array_equal(a, b):
+            raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
+
+
+def measured_error(fn, inputs: list[Tensor], seed: int, rtol: float, atol: float,
+                   names: list[str] | None = None) -> float:
+    """The worst relative gradient error of ``fn`` at ``inputs``, pass or fail.
+
+    ``gradcheck`` raises on a mismatch without a figure; this reruns it with both tolerances
+    scaled by the same huge factor, so nothing finite fails but the relative error keeps its
+    ``atol / rtol`` floor and reads as in a passing report. ``inf`` when a gradient is not
+    finite (or the error is beyond any float), ``nan`` when the function itself raises.
+    """
+    scale = 1e280
+    try:
+        return gradcheck(fn, *inputs, rtol=rtol * scale, atol=atol * scale, seed=seed,
+                         names=names).worst_rel_error
+    except GradcheckError:
+        return math.inf
+    except Exception:  # noqa: BLE001 - the op's own error is reported by the failed check
+        return math.nan
+
+
+def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
+                rtol: float, atol: float) -> float:
+    """Check one drawn case; returns the worst relative gradient error."""
+    worst = 0.0
+    if info.differentiable:
+        ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        result = gradcheck(_op_call(info, attrs, arrays), *ins, rtol=rtol,
+                           atol=atol, seed=seed,
+                           names=[f"input {i} of {info.name}" for i in range(len(ins))])
+        worst = result.worst_rel_error
+        for i, (t, a) in enumerate(zip(ins, arrays)):
+            if not np.array_equal(t.data, a):
+                raise CaseFailure(f"{info.name}: forward/backward modified input {i} in place")
+    _check_float32(info, attrs, arrays, seed)
+    return worst
+
+
+def _op_call(info: OpInfo, attrs: dict, arrays: list[np.ndarray]):
+    """The op minus its (constant) outputs at ``arrays``: the same gradients, but in
+    gradcheck's sum ``L = sum(v * outputs)`` every output a perturbed element does not
+    reach is exactly 0, so large outputs elsewhere add no rounding noise to a small
+    derivative (what lets inputs reach large magnitudes at tight tolerances)."""
+    at = [Tensor(c.data.copy()) for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays],
+                                                            **attrs))]
+
+    def centred(*ts):
+        return tuple(o - c for o, c in zip(_as_tuple(info.fn.apply(*ts, **attrs)), at))
+
+    return centred
+
+
+def _failed_case_error(info: OpInfo, case, seed: int, rtol: float, atol: float) -> float:
+    """The error of the (shrunk) failing case, for the report: nan if it is not a gradient."""
+    if case is None or not info.differentiable:
+        return math.nan
+    attrs, arrays = case
+    try:
+        centred = _op_call(info, attrs, arrays)
+    except Exception:  # noqa: BLE001 - the forward itself fails: reported by the message
+        return math.nan
+    return measured_error(centred, [Tensor(a.copy(), requires_grad=True) for a in arrays],
+                          seed, rtol, atol)
+
+
+def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
+    values = "; ".join(np.array2string(a, precision=17, separator=", ", threshold=30)
+                       .replace("\n", "") for a in arrays)
+    return (f"input shapes {[a.shape for a in arrays]}, attrs {attrs}, seed {seed}; "
+            f"inputs: {values}")
+
+
+def _search(strategy, check, max_examples: int, seed: int) -> None:
+    """Run ``check`` on examples of ``strategy`` (inside pytest or not); shrinks failures."""
+    # No explain phase: it reruns a failure ~100 times for notes this report does not show.
+    run = settings(max_examples=max_examples, derandomize=False, database=None,
+                   deadline=None, verbosity=Verbosity.quiet, report_multiple_bugs=False,
+                   phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+                   suppress_health_check=list(HealthCheck), print_blob=False,
+                   )(given(strategy)(check))
+    hypothesis_seed(seed)(run)()
+
+
+def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_RTOL,
+             atol: float = OP_ATOL) -> CheckReport:
+    """Check the registered op ``name`` on ``max_examples`` hypothesis-drawn cases.
+
+    Each case checks the properties listed in this module's docstring. The search is seeded
+    by ``seed`` (the same seed gives the same cases), shrinks a failure to a small case and
+    reports it in ``CheckReport.failure``; a failed report's ``worst_rel_error`` is that
+    case's gradient error (``inf`` for a non-finite gradient, ``nan`` when the failure is
+    not about gradient values).
+    """
+    info = op_info(name)
+    state = {"cases": 0, "worst": 0.0, "failure": None, "case": None}
+
+    def check(case):
+        attrs, arrays = case
+        state["cases"] += 1
+        try:
+            state["worst"] = max(state["worst"], _check_case(info, attrs, arrays, seed,
+                                                             rtol, atol))
+        except Exception as exc:
+            state["failure"] = (f"op {name!r} failed: {type(exc).__name__}: {exc} "
+                                f"[{_describe(arrays, attrs, seed)}]")
+            state["case"] = case
+            raise
+
+    try:
+        _search(op_cases(info), check, max_examples, seed)
+    except Exception as exc:  # noqa: BLE001 - any error raised by the op is a failed check
+        if state["failure"] is None:
+            state["failure"] = f"op {name!r}: {type(exc).__name__}: {exc}"
+    if state["failure"] is not None:
+        state["worst"] = _failed_case_error(info, state["case"], seed, rtol, atol)
+    return CheckReport(name, "op", state["cases"], state["worst"], state["failure"] is None,
+                       state["failure"])
+
+
+def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> CheckReport:
+    """``check_op`` that raises ``AssertionError`` with the failing case when one fails."""
+    report = check_op(name, max_examples=max_examples, seed=seed)
+    if not report.ok:
+        raise AssertionError(report.failure)
+    return report
+
+
+# ---- one cell --------------------------------------------------------------------------------
+def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5,
+               batch: int = 2, num_layers: int = 2, bidirectional: bool = True, seed: int = 0,
+               rtol: float = OP_RTOL, atol: float = OP_ATOL, **cell_options) -> CheckReport:
+    """Gradcheck a whole sequence layer built from ``cell`` (a registered name or class).
+
+    Builds ``Recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
+    dtype=float64, rng=, **cell_options)`` with weights, ``x`` (seq_len, batch, input_size)
+    and an initial state shaped like ``init_state(batch)`` all drawn from ``seed`` (so a
+    failure reproduces), and checks the gradients of (output, final state), under random
+    upstream gradients, with respect to every parameter, ``x`` and the initial state. A
+    failure names the parameter (or input) that is wrong.
+    """
+    from tinygrad_lstm.layers import Recurrent
+
+    name = cell if isinstance(cell, str) else getattr(cell, "cell_name", cell.__name__)
+    where = (f"cell {name!r} (input_size={input_size}, hidden_size={hidden_size}, "
+             f"seq_len={seq_len}, batch={batch}, num_layers={num_layers}, "
+             f"bidirectional={bidirectional}, options={cell_options}, seed={seed})")
+    try:
+        rng = np.random.default_rng(seed)
+        layer = Recurrent(cell, input_size, hidden_size, num_layers=num_layers,
+                          bidirectional=bidirectional, dtype=np.float64, rng=rng,
+                          **cell_options)
+        zeros = layer.init_state(batch)
+        is_tuple = isinstance(zeros, tuple)
+        state = [Tensor(rng.standard_normal(s.shape), requires_grad=True)
+                 for s in (zeros if is_tuple else (zeros,))]
+        x = Tensor(rng.standard_normal((seq_len, batch, input_size)), requires_grad=True)
+        params = list(layer.named_parameters())
+
+        def unroll(x, *rest):
+            initial = tuple(rest[:len(state)]) if is_tuple else rest[0]
+            return layer.forward(x, initial)
+
+        names = (["input x"] + [f"initial state {i}" for i in range(len(state))]
+                 + [f"parameter {n}" for n, _ in params])
+        inputs = [x, *state, *(p for _, p in params)]
+        result = gradcheck(unroll, *inputs, rtol=rtol, atol=atol, seed=seed, names=names)
+    except GradcheckError as exc:
+        return CheckReport(name, "cell", 1, measured_error(unroll, inputs, seed, rtol, atol),
+                           False, f"{where} failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any error of the cell is a failed check
+        return CheckReport(name, "cell", 1, math.nan, False,
+                           f"{where} failed: {type(exc).__name__}: {exc}")
+    return CheckReport(name, "cell", 1, result.worst_rel_error, True, None)
+
+
+def assert_cell_gradients(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5,
+                          batch: int = 2, num_layers: int = 2, bidirectional: bool = True,
+                          seed: int = 0, rtol: float = OP_RTOL, atol: float = OP_ATOL,
+                          **cell_options) -> CheckReport:
+    """``check_cell`` that raises ``AssertionError`` naming the failing parameter."""
+    report = check_cell(cell, input_size, hidden_size, seq_len, batch, num_layers,
+                        bidirectional, seed, rtol, atol, **cell_options)
+    if not report.ok:
+        raise AssertionError(report.failure)
+    return report
