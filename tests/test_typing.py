@@ -9,6 +9,7 @@ names something importable, so ``typing.get_type_hints`` works for a user's tool
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import types
 import typing
@@ -16,11 +17,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import tinygrad_lstm.layers
+import tinygrad_lstm.tooling
 
 import tinygrad_lstm
 
 PROJECT_DIRS = tuple(Path(m.__file__).resolve().parent
-                     for m in (tinygrad_lstm, tinygrad_lstm.layers))
+                     for m in (tinygrad_lstm, tinygrad_lstm.layers, tinygrad_lstm.tooling))
 
 ENGINE_MODULES = ["tinygrad_lstm", "tinygrad_lstm.tensor", "tinygrad_lstm.autograd",
                   "tinygrad_lstm.backward", "tinygrad_lstm.registry", "tinygrad_lstm.module",
@@ -32,7 +34,15 @@ LAYER_MODULES = ["tinygrad_lstm.layers"] + [
     f"tinygrad_lstm.layers.{name}" for name in
     ("linear", "cells", "recurrent", "losses", "packing", "unroll", "capture", "compile_cell",
      "checks")]
-PUBLIC_MODULES = ENGINE_MODULES + LAYER_MODULES
+TOOLING_MODULES = [
+    f"tinygrad_lstm.tooling.{name}" for name in
+    ("testing", "testing_strategies", "viz", "step_gradients", "explain", "bptt_derivations",
+     "tasks", "datasets", "cli")]
+# interop names torch in its hints (an optional dependency, imported only for type checkers):
+# they resolve only where torch is installed.
+if importlib.util.find_spec("torch") is not None:
+    TOOLING_MODULES.append("tinygrad_lstm.tooling.interop")
+PUBLIC_MODULES = ENGINE_MODULES + LAYER_MODULES + TOOLING_MODULES
 
 
 def _in_project(fn: Callable) -> bool:
@@ -138,6 +148,8 @@ def missing_hints(fn: Callable, bound: bool,
 
 def _report(found: dict[str, tuple[Callable, bool]]) -> list[str]:
     type_names = public_types(PUBLIC_MODULES)
+    if "tinygrad_lstm.tooling.interop" in PUBLIC_MODULES:
+        type_names["torch"] = importlib.import_module("torch")
     problems = ((name, missing_hints(fn, bound, type_names))
                 for name, (fn, bound) in found.items())
     return [f"{name}: {why}" for name, why in sorted(problems) if why]
@@ -154,7 +166,9 @@ def test_the_walk_reaches_the_public_api():
                 "tinygrad_lstm.layers.recurrent.Recurrent.forward",
                 "tinygrad_lstm.layers.cells.LSTMCell.init_state",
                 "tinygrad_lstm.layers.compile_cell.compile_cell",
-                "tinygrad_lstm.gradcheck.gradcheck", "tinygrad_lstm.training.Trainer.step"]
+                "tinygrad_lstm.gradcheck.gradcheck", "tinygrad_lstm.training.Trainer.step",
+                "tinygrad_lstm.tooling.testing.check_op", "tinygrad_lstm.tooling.viz.to_dot",
+                "tinygrad_lstm.tooling.tasks.SequenceModel.forward"]
     absent = [name for name in expected if name not in found]
     assert not absent, f"the walk missed {absent}"
 
@@ -178,6 +192,11 @@ def test_the_check_catches_a_missing_or_broken_hint():
 def test_engine_public_api_is_fully_typed():
     problems = _report(public_callables(ENGINE_MODULES))
     assert not problems, "public engine API without complete hints:\n" + "\n".join(problems)
+
+
+def test_tooling_public_api_is_fully_typed():
+    problems = _report(public_callables(TOOLING_MODULES))
+    assert not problems, "public tooling API without complete hints:\n" + "\n".join(problems)
 
 
 def test_layers_public_api_is_fully_typed():

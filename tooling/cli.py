@@ -16,7 +16,10 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 from tinygrad_lstm.registry import UNKNOWN_NAME_HINT
 
@@ -29,14 +32,14 @@ class CommandError(Exception):
     """A user-facing failure of a subcommand: printed as one line, exit status 2."""
 
 
-def _command_modules():
+def _command_modules() -> Iterator[ModuleType]:
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
             yield importlib.import_module(f"{commands.__name__}.{info.name}")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise CommandError(f"{self.prog}: {message}")
 
 

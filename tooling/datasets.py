@@ -25,21 +25,27 @@ import importlib.resources
 import inspect
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 __all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SineTask", "Task", "TextTask",
            "check_count", "check_rng", "default_text_path", "make_task"]
 
+# A task's targets: class indices or values, or (targets, mask) where only some steps count.
+Targets = np.ndarray | tuple[np.ndarray, np.ndarray]
+# What Task.batch returns: (x, y).
+Batch = tuple[np.ndarray, Targets]
 
-def check_rng(where: str, rng) -> None:
+
+def check_rng(where: str, rng: Any) -> None:
     """``TypeError`` naming ``where`` unless ``rng`` is a ``np.random.Generator``."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{where}: rng must be a numpy.random.Generator, e.g. "
                         f"np.random.default_rng(0); got {type(rng).__name__}")
 
 
-def check_count(where: str, name: str, value, low: int = 1) -> None:
+def check_count(where: str, name: str, value: Any, low: int = 1) -> None:
     """``ValueError`` (``TypeError`` for a non-integer) naming ``where`` and ``name`` unless
     ``value`` is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -84,17 +90,17 @@ class Task:
         """A JSON-able dict that ``make_task`` turns back into this task."""
         return {"name": self.name, "seq_len": self.seq_len}
 
-    def batch(self, rng: np.random.Generator, batch_size: int):
+    def batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         """``(x, y)`` for ``batch_size`` sequences drawn from ``rng``."""
         check_rng(f"{self.name}.batch", rng)
         check_count(f"{self.name}.batch", "batch_size", batch_size)
         return self._batch(rng, int(batch_size))
 
-    def _batch(self, rng: np.random.Generator, batch_size: int):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         """``batch`` after its arguments are checked; each task defines it."""
         raise NotImplementedError
 
-    def metrics(self, prediction: np.ndarray, y) -> dict[str, float]:
+    def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         """Readable scores (NumPy, no graph): accuracy for classification, MSE for regression."""
         if self.regression:
             return {"mse": float(np.mean((prediction - y) ** 2))}
@@ -117,7 +123,7 @@ class AddingTask(Task):
         if seq_len < 2:
             raise ValueError(f"adding: seq_len must be at least 2, got {seq_len}")
 
-    def _batch(self, rng, batch_size):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         t, half = self.seq_len, self.seq_len // 2
         x = np.zeros((t, batch_size, 2), dtype=np.float32)
         x[:, :, 0] = rng.random((t, batch_size))
@@ -127,11 +133,11 @@ class AddingTask(Task):
         y = (x[first, cols, 0] + x[second, cols, 0])[:, None]
         return x, y.astype(np.float32)
 
-    def metrics(self, prediction, y):
+    def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         err = np.abs(prediction - y)
         return {"mse": float(np.mean(err ** 2)), "accuracy": float(np.mean(err < 0.04))}
 
-    def baseline(self):
+    def baseline(self) -> float:
         return 1.0 / 6.0
 
 
@@ -153,7 +159,7 @@ class CopyTask(Task):
                              f"({self.recall} symbols, a go marker, {self.recall} recalls), "
                              f"got {seq_len}")
 
-    def _batch(self, rng, batch_size):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         t, k, n = self.seq_len, self.symbols, self.recall
         codes = np.full((t, batch_size), k)                     # blank
         data = rng.integers(0, k, (n, batch_size))
@@ -161,7 +167,7 @@ class CopyTask(Task):
         codes[t - n - 1] = k + 1                                 # go
         return np.eye(k + 2, dtype=np.float32)[codes], data
 
-    def baseline(self):
+    def baseline(self) -> float:
         return 1.0 / self.symbols
 
 
@@ -170,7 +176,7 @@ _REBER = {0: [("T", 1), ("P", 2)], 1: [("S", 1), ("X", 3)], 2: [("T", 2), ("V", 
 _REBER_SYMBOLS = "BTPSXVE"
 
 
-def _reber_string(rng) -> str:
+def _reber_string(rng: np.random.Generator) -> str:
     out, node = ["B"], 0
     while node != 5:
         symbol, node = _REBER[node][rng.integers(2)]
@@ -196,7 +202,7 @@ class ReberTask(Task):
             raise ValueError(f"reber: seq_len must be at least 8 (the shortest embedded "
                              f"string has 9 symbols), got {seq_len}")
 
-    def strings(self, rng, batch_size) -> list[str]:
+    def strings(self, rng: np.random.Generator, batch_size: int) -> list[str]:
         """Embedded Reber strings with at most ``seq_len + 1`` symbols."""
         out = []
         while len(out) < batch_size:
@@ -206,7 +212,7 @@ class ReberTask(Task):
                 out.append(s)
         return out
 
-    def _batch(self, rng, batch_size):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         strings = self.strings(rng, batch_size)
         t = max(len(s) for s in strings) - 1
         x = np.zeros((t, batch_size, self.input_size), dtype=np.float32)
@@ -218,7 +224,7 @@ class ReberTask(Task):
             y[:len(s) - 1, b], mask[:len(s) - 1, b] = codes[1:], 1.0
         return x, (y, mask)
 
-    def metrics(self, prediction, y):
+    def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         targets, mask = y
         guess = prediction.argmax(-1)
         last = mask.sum(0).astype(int) - 2                      # predicts the repeated T/P
@@ -227,7 +233,7 @@ class ReberTask(Task):
         return {"accuracy": float(np.mean(guess[last, cols] == targets[last, cols])),
                 "step_accuracy": float(np.mean(guess[valid] == targets[valid]))}
 
-    def baseline(self):
+    def baseline(self) -> float:
         return 0.5
 
 
@@ -239,14 +245,14 @@ class SineTask(Task):
     name, readout, regression = "sine", "all", True
     baseline_label = "MSE of repeating the last value"
 
-    def _batch(self, rng, batch_size):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         w = rng.uniform(0.1, 0.5, batch_size)
         phi = rng.uniform(0, 2 * np.pi, batch_size)
         t = np.arange(self.seq_len + 1)[:, None]
         wave = np.sin(w * t + phi).astype(np.float32)[:, :, None]
         return wave[:-1], wave[1:]
 
-    def baseline(self):
+    def baseline(self) -> float:
         x, y = self.batch(np.random.default_rng(0), 256)
         return float(np.mean((x - y) ** 2))
 
@@ -292,7 +298,7 @@ class TextTask(Task):
                 raise ValueError(f"text: characters {unknown} are not in the vocabulary")
             self.codes = np.array([self.index[c] for c in self.text], dtype=np.int64)
 
-    def config(self):
+    def config(self) -> dict:
         return {"name": self.name, "seq_len": self.seq_len, "path": self.path,
                 "vocab": self.vocab}
 
@@ -303,14 +309,14 @@ class TextTask(Task):
             raise ValueError(f"text: characters {unknown} are not in the model's vocabulary")
         return np.array([self.index[c] for c in text], dtype=np.int64)
 
-    def _batch(self, rng, batch_size):
+    def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         if self.text is None:
             raise ValueError("text: this task was rebuilt from a vocabulary only; give a path")
         starts = rng.integers(0, len(self.codes) - self.seq_len - 1, batch_size)
         windows = self.codes[starts[None, :] + np.arange(self.seq_len + 1)[:, None]]
         return windows[:-1], windows[1:]
 
-    def baseline(self):
+    def baseline(self) -> float:
         return float(np.bincount(self.codes).max() / len(self.codes)) if self.text else math.nan
 
 

@@ -21,12 +21,16 @@ a parameter's elements, worst over parameters and pairs of sources. Tooling laye
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
+from numpy.typing import ArrayLike
 from tinygrad_lstm.layers import Recurrent
 
 from tinygrad_lstm.autograd import no_grad
+from tinygrad_lstm.module import Module, Parameter
 from tinygrad_lstm.registry import cell as registered_cell
 from tinygrad_lstm.tensor import Tensor
 
@@ -35,7 +39,8 @@ from .step_gradients import unrolled_gradients
 
 __all__ = ["LOSS_MODES", "SOURCES", "TOLERANCE", "Ledger", "explain", "ledger"]
 
-LOSS_MODES = ("last", "all")
+LossMode = Literal["last", "all"]
+LOSS_MODES: tuple[str, ...] = get_args(LossMode)
 SOURCES = ("ledger", "autograd", "central differences")
 # Fourth-order central differences in float64 (eps 5e-4) agree with autograd to about 1e-11
 # relative on these small models; 1e-9 leaves a margin and still catches any wrong term.
@@ -56,7 +61,7 @@ class Ledger:
     loss: float
     disagreements: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         pairs = [(a, b) for i, a in enumerate(SOURCES) for b in SOURCES[i + 1:]]
         self.disagreements = {f"{a} vs {b}": {name: _relative(self.grads[a][name],
                                                               self.grads[b][name])
@@ -93,7 +98,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
 
 
-def _as_cell(model):
+def _as_cell(model: Module) -> Module:
     if isinstance(model, Recurrent):
         if model.num_layers != 1 or model.bidirectional or model.fused:
             raise ValueError("ledger: needs a one-layer, unidirectional, composed (fused=False) "
@@ -102,7 +107,7 @@ def _as_cell(model):
     return model
 
 
-def _outputs(model, x: np.ndarray) -> list[Tensor]:
+def _outputs(model: Module, x: np.ndarray) -> list[Tensor]:
     """The model's output at every step: the layer itself, or a cell stepped by hand."""
     if isinstance(model, Recurrent):
         out, _ = model(Tensor(x))
@@ -123,7 +128,8 @@ def _half_squared_error(outputs: list[Tensor], targets: list[np.ndarray]) -> Ten
     return loss
 
 
-def _central_differences(params: dict, loss_of, eps: float) -> dict[str, np.ndarray]:
+def _central_differences(params: dict[str, Parameter], loss_of: Callable[[], float],
+                         eps: float) -> dict[str, np.ndarray]:
     """dL/dw per element by the fourth-order central difference
     (8 (L(w+e) - L(w-e)) - (L(w+2e) - L(w-2e))) / (12 e): error O(e^4), so a larger e keeps
     rounding small too."""
@@ -143,7 +149,8 @@ def _central_differences(params: dict, loss_of, eps: float) -> dict[str, np.ndar
     return grads
 
 
-def _graph_steps(cell, x, targets, loss_steps, names) -> list[HandStep]:
+def _graph_steps(cell: Module, x: np.ndarray, targets: list[np.ndarray],
+                 loss_steps: list[int], names: list[str]) -> list[HandStep]:
     """The ledger read off the recorded graph: for any cell, no derivation needed."""
     result = unrolled_gradients(cell, x, lambda outs: _half_squared_error(outs, targets),
                                 loss_steps, params=names)
@@ -158,7 +165,8 @@ def _graph_steps(cell, x, targets, loss_steps, names) -> list[HandStep]:
     return steps
 
 
-def _checked(x, targets, loss_steps) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _checked(x: ArrayLike, targets: ArrayLike,
+             loss_steps: Sequence[int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
     x, targets = np.asarray(x, np.float64), np.asarray(targets, np.float64)
     if x.ndim != 3 or targets.ndim != 3 or targets.shape[:2] != x.shape[:2]:
         raise ValueError(f"ledger: expected x (T, N, I) and targets (T, N, H) with the same T "
@@ -169,7 +177,8 @@ def _checked(x, targets, loss_steps) -> tuple[np.ndarray, np.ndarray, list[int]]
     return x, targets, sorted({t % x.shape[0] for t in steps})
 
 
-def ledger(model, x, targets, loss_steps, from_graph: bool = False, eps: float = 5e-4,
+def ledger(model: Module, x: ArrayLike, targets: ArrayLike, loss_steps: Sequence[int],
+           from_graph: bool = False, eps: float = 5e-4,
            title: str = "") -> Ledger:
     """The ledger of ``model`` (a cell, or a one-layer unidirectional composed ``Recurrent``,
     float64) on ``x`` (T, N, I) with ``L = 1/2 sum_{t in loss_steps} ||out_t - targets[t]||^2``
@@ -219,7 +228,7 @@ def ledger(model, x, targets, loss_steps, from_graph: bool = False, eps: float =
 
 
 def explain(cell: str = "lstm", seq_len: int = 4, hidden: int = 3, input_size: int = 2,
-            loss: str = "last", seed: int = 0, from_graph: bool = False) -> Ledger:
+            loss: LossMode = "last", seed: int = 0, from_graph: bool = False) -> Ledger:
     """The ledger of ``Recurrent(cell, input_size, hidden)`` (float64, weights from
     ``seed``) on one sequence x ~ N(0, 1) of ``seq_len`` steps, targets y ~ U(-0.5, 0.5),
     the loss on the last output or on ``"all"``."""

@@ -28,6 +28,8 @@ torch layer with options this library lacks) is refused with its path and type n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,7 +78,7 @@ _SUPPORTED = ("RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dr
 _FLOAT_DTYPES = ("float32", "float64")
 
 
-def _import_torch(caller: str):
+def _import_torch(caller: str) -> ModuleType:
     try:
         import torch
     except ImportError:
@@ -89,7 +91,7 @@ def _where(path: str) -> str:
     return f"at {path!r}" if path else "at the top"
 
 
-def _read_options(layer, names: tuple[str, ...]) -> dict[str, Any]:
+def _read_options(layer: Module | torch.nn.Module, names: tuple[str, ...]) -> dict[str, Any]:
     """The constructor options of ``layer`` (ours or torch's); ``bias`` as a bool."""
     options = {}
     for name in names:
@@ -104,7 +106,7 @@ def _read_options(layer, names: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
-def _one_dtype(where: str, arrays) -> str | None:
+def _one_dtype(where: str, arrays: Iterable[Any]) -> str | None:
     dtypes = {str(a.dtype).removeprefix("torch.") for a in arrays}
     bad = dtypes - set(_FLOAT_DTYPES)
     if bad or len(dtypes) > 1:
@@ -124,7 +126,7 @@ def _check_fit(where: str, source: dict, target: dict) -> None:
                              + "\n  ".join(problems))
 
 
-def _signature(named_tensors) -> dict[str, tuple]:
+def _signature(named_tensors: Iterable[tuple[str, Any]]) -> dict[str, tuple]:
     return {k: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for k, t in named_tensors}
 
 
@@ -150,7 +152,8 @@ def to_torch(module: Module, *, into: torch.nn.Module | None = None) -> torch.nn
     return into
 
 
-def _module_to_torch(torch, module: Module, path: str, done: dict):
+def _module_to_torch(torch: ModuleType, module: Module, path: str,
+                     done: dict) -> torch.nn.Module:
     if id(module) in done:  # shared in the source, shared in the result
         return done[id(module)]
     kind = _supported_kind(module, path)
@@ -197,7 +200,7 @@ def _supported_kind(module: Module, path: str) -> type | None:
                     f"supported: {_SUPPORTED}")
 
 
-def _copy_into_torch(torch, target, source: Module) -> None:
+def _copy_into_torch(torch: ModuleType, target: torch.nn.Module, source: Module) -> None:
     targets = dict(target.named_parameters())
     with torch.no_grad():
         for name, param in source.named_parameters():
@@ -229,11 +232,12 @@ def from_torch(torch_module: torch.nn.Module, *, into: Module | None = None) -> 
     return into
 
 
-def _arrays(layer) -> dict[str, np.ndarray]:
+def _arrays(layer: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: t.detach().cpu().numpy().copy() for k, t in layer.state_dict().items()}
 
 
-def _module_from_torch(torch, layer, path: str, done: dict) -> Module:
+def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str,
+                       done: dict) -> Module:
     if id(layer) in done:
         return done[id(layer)]
     kind = _torch_kind(torch, layer, path)
@@ -261,7 +265,7 @@ def _module_from_torch(torch, layer, path: str, done: dict) -> Module:
     return module
 
 
-def _torch_kind(torch, layer, path: str) -> type | None:
+def _torch_kind(torch: ModuleType, layer: torch.nn.Module, path: str) -> type | None:
     """Our class that ``layer`` converts to; None for a container."""
     name = type(layer).__name__
     kind = next((k for k in _LAYERS if type(layer) is getattr(torch.nn, k.__name__)), None)

@@ -15,11 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinygrad_lstm.module import Module
 from tinygrad_lstm.registry import op
-from tinygrad_lstm.tensor import Tensor
+from tinygrad_lstm.tensor import Tensor, TensorLike
 
 __all__ = ["StepGradients", "UnrolledGradients", "step_gradient_norms", "step_param_grads",
            "unrolled_gradients"]
+
+# The loss on the outputs at the loss steps, in order: a scalar Tensor.
+LossFn = Callable[[list[Tensor]], Tensor]
 
 
 @dataclass
@@ -45,13 +49,14 @@ class StepGradients:
         return float(norms[0] / last) if last > 0 else float("nan")
 
 
-def _state_parts(cell, state) -> tuple[tuple[str, Tensor], ...]:
+def _state_parts(cell: Module, state: Tensor | tuple[Tensor, ...]
+                 ) -> tuple[tuple[str, Tensor], ...]:
     parts = state if isinstance(state, tuple) else (state,)
     names = getattr(cell, "state_names", None) or ("h", "c", *(f"s{i}" for i in range(2, 9)))
     return tuple(zip(names, parts))
 
 
-def _as_cell(model, caller: str):
+def _as_cell(model: Module, caller: str) -> Module:
     """A cell, or the only cell of a one-layer unidirectional ``Recurrent``."""
     if callable(getattr(model, "init_state", None)) and not hasattr(model, "cell_l0"):
         return model
@@ -89,23 +94,23 @@ class UnrolledGradients:
     loss: float
 
 
-def _loss_steps(caller: str, loss_steps, steps: int) -> list[int]:
+def _loss_steps(caller: str, loss_steps: Sequence[int] | None, steps: int) -> list[int]:
     given = list(loss_steps) if loss_steps is not None else [-1]
     if not given or any(not -steps <= t < steps for t in given):
         raise ValueError(f"{caller}: loss_steps {loss_steps} out of range for {steps} steps")
     return sorted({t % steps for t in given})
 
 
-def _copy(grad):
+def _copy(grad: np.ndarray | None) -> np.ndarray | None:
     return None if grad is None else grad.copy()
 
 
-def _same(a, b) -> bool:
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None
                                          and np.array_equal(a, b))
 
 
-def _owner(cell, name: str):
+def _owner(cell: Module, name: str) -> tuple[Module, str]:
     """The module holding parameter ``name`` (dotted for a sub-module's) and its attribute."""
     *path, attr = name.split(".")
     owner = cell
@@ -119,13 +124,13 @@ class _StepParameters:
     duration of one step: the gradient each leaf collects is that step's contribution, and
     the cell's own parameters stay out of the graph (their ``.grad`` is left as it was)."""
 
-    def __init__(self, cell):
+    def __init__(self, cell: Module) -> None:
         self.cell = cell
         self.originals = dict(cell.named_parameters())
         self.names = list(self.originals)
         self.steps: list[dict[str, Tensor]] = []
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         fresh = {}
         for name in self.names:
             original = self.originals[name]
@@ -133,7 +138,7 @@ class _StepParameters:
             setattr(*_owner(self.cell, name), fresh[name])
         self.steps.append(fresh)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         for name in self.names:
             setattr(*_owner(self.cell, name), self.originals[name])
 
@@ -146,7 +151,7 @@ class _StepParameters:
         return out
 
 
-def unrolled_gradients(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | None = None,
+def unrolled_gradients(model: Module, x: TensorLike, loss_fn: LossFn | None = None,
                        loss_steps: Sequence[int] | None = None,
                        params: Sequence[str] = ()) -> UnrolledGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
@@ -164,7 +169,8 @@ def unrolled_gradients(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | Non
     return _unrolled("unrolled_gradients", model, x, loss_fn, loss_steps, params)
 
 
-def _unrolled(caller: str, model, x, loss_fn, loss_steps, params) -> UnrolledGradients:
+def _unrolled(caller: str, model: Module, x: TensorLike, loss_fn: LossFn | None,
+              loss_steps: Sequence[int] | None, params: Sequence[str]) -> UnrolledGradients:
     cell = _as_cell(model, caller)
     if params and getattr(model, "fused", False):
         raise ValueError(f"{caller}: this layer is fused=True: each pass is one recorded op with "
@@ -184,7 +190,7 @@ def _unrolled(caller: str, model, x, loss_fn, loss_steps, params) -> UnrolledGra
     states, from_next, outputs = {}, {}, []
     swapped = _StepParameters(cell)
 
-    def recorder(table: dict, name: str, t: int):
+    def recorder(table: dict, name: str, t: int) -> Callable[[np.ndarray], None]:
         def hook(grad: np.ndarray) -> None:
             table[name][t] = grad
         return hook
@@ -220,8 +226,8 @@ def _unrolled(caller: str, model, x, loss_fn, loss_steps, params) -> UnrolledGra
                              float(loss.data))
 
 
-def step_param_grads(model, x, name: str,
-                     loss_fn: Callable[[list[Tensor]], Tensor] | None = None,
+def step_param_grads(model: Module, x: TensorLike, name: str,
+                     loss_fn: LossFn | None = None,
                      loss_steps: Sequence[int] | None = None) -> np.ndarray:
     """Each step's contribution ``C_t`` (T, *shape) to ``dL/d{name}``: ``sum(C) == .grad``.
 
@@ -237,7 +243,7 @@ def step_param_grads(model, x, name: str,
     return _unrolled("step_param_grads", model, x, loss_fn, loss_steps, [name]).params[name]
 
 
-def step_gradient_norms(model, x, loss_fn: Callable[[list[Tensor]], Tensor] | None = None,
+def step_gradient_norms(model: Module, x: TensorLike, loss_fn: LossFn | None = None,
                         loss_steps: Sequence[int] | None = None) -> StepGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
     at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t

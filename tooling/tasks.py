@@ -14,15 +14,19 @@ and re-exported here, so commands and examples need only this module:
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import numpy as np
 from tinygrad_lstm.layers import Embedding, Linear, Recurrent, cross_entropy, mse_loss
+from tinygrad_lstm.layers.packing import State
+from tinygrad_lstm.layers.recurrent import InitialState
 from tinygrad_lstm.tooling.datasets import (
     TASKS,
     AddingTask,
     CopyTask,
     ReberTask,
     SineTask,
+    Targets,
     Task,
     TextTask,
     check_count,
@@ -32,14 +36,14 @@ from tinygrad_lstm.tooling.datasets import (
 )
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, Tensor
+from tinygrad_lstm import Module, Tensor, TensorLike
 
 __all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SequenceModel", "SineTask", "Task",
            "TextTask", "build_model", "default_text_path", "evaluate", "make_task",
            "model_config", "parameter_count", "sample_text", "task_loss"]
 
 
-def task_loss(task: Task, prediction: Tensor, y) -> Tensor:
+def task_loss(task: Task, prediction: Tensor, y: Targets) -> Tensor:
     """The scalar training loss: ``mse_loss`` for regression, else ``cross_entropy`` (the
     mean over the steps whose mask is 1 when ``y = (targets, mask)``)."""
     if task.regression:
@@ -62,7 +66,8 @@ class SequenceModel(Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int,
-                 num_layers: int = 1, bidirectional: bool = False, readout: str = "all",
+                 num_layers: int = 1, bidirectional: bool = False,
+                 readout: Literal["all", "last", "tail"] = "all",
                  tail: int = 1, embed_dim: int | None = None, fused: bool = False,
                  rng: np.random.Generator | None = None):
         super().__init__()
@@ -78,7 +83,7 @@ class SequenceModel(Module):
         self.head = Linear(self.rnn.output_size * (2 if bidirectional else 1), output_size,
                            rng=rng)
 
-    def forward(self, x, state=None):
+    def forward(self, x: TensorLike, state: InitialState = None) -> tuple[Tensor, State]:
         h = self.embed(x) if "embed" in self._modules else x
         out, state = self.rnn(h, state)
         if self.readout == "all":
@@ -112,7 +117,7 @@ _CONFIG_KEYS = ("cell", "input_size", "hidden_size", "output_size", "num_layers"
                 "bidirectional", "readout", "tail", "embed_dim", "fused")
 
 
-def _check_config(config) -> None:
+def _check_config(config: Any) -> None:
     """``model_config``'s dict, field by field: it may come from a file."""
     if not isinstance(config, dict) or sorted(config) != sorted(_CONFIG_KEYS):
         got = sorted(config) if isinstance(config, dict) else type(config).__name__

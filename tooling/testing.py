@@ -20,13 +20,18 @@ and the initial state. This module belongs to the tooling layer: it may import p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.strategies import SearchStrategy
 
+from tinygrad_lstm.autograd import Context
 from tinygrad_lstm.gradcheck import GradcheckError, gradcheck
+from tinygrad_lstm.module import Module
 from tinygrad_lstm.registry import OpInfo, op_info
 from tinygrad_lstm.tensor import Tensor
 
@@ -62,6 +67,9 @@ __all__ = [
     "value_grid",
 ]
 
+# One drawn case of an op: (attributes, float64 input arrays), as ``op_cases`` draws it.
+OpCase = tuple[dict, list[np.ndarray]]
+
 # Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
 # relative error is 2.6e-7 (logsumexp), most stay below 1e-7. A wrong backward is off
 # by O(1).
@@ -90,11 +98,11 @@ class CaseFailure(AssertionError):
 
 
 # ---- one op ----------------------------------------------------------------------------------
-def _as_tuple(out) -> tuple:
+def _as_tuple(out: Any) -> tuple:
     return out if isinstance(out, tuple) else (out,)
 
 
-def _kept_arrays(node, arrays) -> list[str]:
+def _kept_arrays(node: Context, arrays: list[np.ndarray]) -> list[str]:
     """Attributes of ``node`` still holding an input or output array (or one shaped like it)."""
     kept = []
     for key, value in getattr(node, "__dict__", {}).items():
@@ -151,8 +159,8 @@ def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: in
             raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
 
 
-def measured_error(fn, inputs: list[Tensor], seed: int, rtol: float, atol: float,
-                   names: list[str] | None = None) -> float:
+def measured_error(fn: Callable[..., Any], inputs: list[Tensor], seed: int, rtol: float,
+                   atol: float, names: list[str] | None = None) -> float:
     """The worst relative gradient error of ``fn`` at ``inputs``, pass or fail.
 
     ``gradcheck`` raises on a mismatch without a figure; this reruns it with both tolerances
@@ -187,7 +195,8 @@ def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
     return worst
 
 
-def _op_call(info: OpInfo, attrs: dict, arrays: list[np.ndarray]):
+def _op_call(info: OpInfo, attrs: dict,
+             arrays: list[np.ndarray]) -> Callable[..., tuple[Tensor, ...]]:
     """The op minus its (constant) outputs at ``arrays``: the same gradients, but in
     gradcheck's sum ``L = sum(v * outputs)`` every output a perturbed element does not
     reach is exactly 0, so large outputs elsewhere add no rounding noise to a small
@@ -195,13 +204,14 @@ def _op_call(info: OpInfo, attrs: dict, arrays: list[np.ndarray]):
     at = [Tensor(c.data.copy()) for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays],
                                                             **attrs))]
 
-    def centred(*ts):
+    def centred(*ts: Tensor) -> tuple[Tensor, ...]:
         return tuple(o - c for o, c in zip(_as_tuple(info.fn.apply(*ts, **attrs)), at))
 
     return centred
 
 
-def _failed_case_error(info: OpInfo, case, seed: int, rtol: float, atol: float) -> float:
+def _failed_case_error(info: OpInfo, case: OpCase | None, seed: int, rtol: float,
+                       atol: float) -> float:
     """The error of the (shrunk) failing case, for the report: nan if it is not a gradient."""
     if case is None or not info.differentiable:
         return math.nan
@@ -221,7 +231,8 @@ def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
             f"inputs: {values}")
 
 
-def _search(strategy, check, max_examples: int, seed: int) -> None:
+def _search(strategy: SearchStrategy[OpCase], check: Callable[[OpCase], None],
+            max_examples: int, seed: int) -> None:
     """Run ``check`` on examples of ``strategy`` (inside pytest or not); shrinks failures."""
     # No explain phase: it reruns a failure ~100 times for notes this report does not show.
     run = settings(max_examples=max_examples, derandomize=False, database=None,
@@ -245,7 +256,7 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
     info = op_info(name)
     state = {"cases": 0, "worst": 0.0, "failure": None, "case": None}
 
-    def check(case):
+    def check(case: OpCase) -> None:
         attrs, arrays = case
         state["cases"] += 1
         try:
@@ -277,9 +288,10 @@ def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> Che
 
 
 # ---- one cell --------------------------------------------------------------------------------
-def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5,
-               batch: int = 2, num_layers: int = 2, bidirectional: bool = True, seed: int = 0,
-               rtol: float = OP_RTOL, atol: float = OP_ATOL, **cell_options) -> CheckReport:
+def check_cell(cell: str | type[Module], input_size: int = 3, hidden_size: int = 4,
+               seq_len: int = 5, batch: int = 2, num_layers: int = 2,
+               bidirectional: bool = True, seed: int = 0, rtol: float = OP_RTOL,
+               atol: float = OP_ATOL, **cell_options: Any) -> CheckReport:
     """Gradcheck a whole sequence layer built from ``cell`` (a registered name or class).
 
     Builds ``Recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
@@ -307,7 +319,7 @@ def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5
         x = Tensor(rng.standard_normal((seq_len, batch, input_size)), requires_grad=True)
         params = list(layer.named_parameters())
 
-        def unroll(x, *rest):
+        def unroll(x: Tensor, *rest: Tensor) -> tuple[Tensor, Any]:
             initial = tuple(rest[:len(state)]) if is_tuple else rest[0]
             return layer.forward(x, initial)
 
@@ -324,10 +336,10 @@ def check_cell(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5
     return CheckReport(name, "cell", 1, result.worst_rel_error, True, None)
 
 
-def assert_cell_gradients(cell, input_size: int = 3, hidden_size: int = 4, seq_len: int = 5,
-                          batch: int = 2, num_layers: int = 2, bidirectional: bool = True,
-                          seed: int = 0, rtol: float = OP_RTOL, atol: float = OP_ATOL,
-                          **cell_options) -> CheckReport:
+def assert_cell_gradients(cell: str | type[Module], input_size: int = 3, hidden_size: int = 4,
+                          seq_len: int = 5, batch: int = 2, num_layers: int = 2,
+                          bidirectional: bool = True, seed: int = 0, rtol: float = OP_RTOL,
+                          atol: float = OP_ATOL, **cell_options: Any) -> CheckReport:
     """``check_cell`` that raises ``AssertionError`` naming the failing parameter."""
     report = check_cell(cell, input_size, hidden_size, seq_len, batch, num_layers,
                         bidirectional, seed, rtol, atol, **cell_options)

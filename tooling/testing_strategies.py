@@ -14,6 +14,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numpy.typing import DTypeLike
 
 from tinygrad_lstm.registry import OpInfo
 
@@ -100,7 +101,7 @@ def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
 
 
 def op_values(info: OpInfo, i: int, shape: tuple[int, ...],
-              dtype=np.float64) -> st.SearchStrategy:
+              dtype: DTypeLike = np.float64) -> st.SearchStrategy:
     """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i, s)``,
     at a scale ``s`` drawn from ``scales(info)`` (those whose grid has enough points)."""
     key = (*info.input_domain(i), info.margin, tuple(info.avoid))
@@ -120,7 +121,7 @@ def op_attrs(info: OpInfo) -> st.SearchStrategy:
 
 
 @st.composite
-def op_cases(draw, info: OpInfo) -> tuple[dict, list[np.ndarray]]:
+def op_cases(draw: st.DrawFn, info: OpInfo) -> tuple[dict, list[np.ndarray]]:
     """``(attrs, float64 input arrays)`` for one call of the op.
 
     Ops without ``shapes`` (elementwise) get mutually broadcastable shapes, one per input;

@@ -10,13 +10,16 @@ on the same batches trains.
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from tinygrad_lstm.tooling import tasks
 from tqdm import tqdm
 
+from tinygrad_lstm.module import Module
 from tinygrad_lstm.optim import SGD
 from tinygrad_lstm.training import Trainer
 
@@ -44,14 +47,14 @@ def overflow_step(losses: list[float]) -> int | None:
     return len(losses) if losses and not math.isfinite(losses[-1]) else None
 
 
-def has_square_recurrence(cell) -> bool:
+def has_square_recurrence(cell: Module) -> bool:
     """True when the cell has a square ``weight_hh`` (H, H), whose spectral radius
     ``--init-scale`` sets (the RNN's; gated cells stack several blocks)."""
     w = getattr(cell, "weight_hh", None)
     return w is not None and w.ndim == 2 and w.shape[0] == w.shape[1]
 
 
-def set_spectral_radius(cell, radius: float) -> bool:
+def set_spectral_radius(cell: Module, radius: float) -> bool:
     """Rescale ``weight_hh`` to spectral radius ``radius`` (max |eigenvalue|), in place;
     False (and nothing changed) for a cell without a square one."""
     if not has_square_recurrence(cell):
@@ -61,7 +64,8 @@ def set_spectral_radius(cell, radius: float) -> bool:
     return True
 
 
-def _train(build, task, args, clip: float | None) -> list[float]:
+def _train(build: Callable[[], Module], task: tasks.Task, args: argparse.Namespace,
+           clip: float | None) -> list[float]:
     model = build()
     trainer = Trainer(model, SGD(model.parameters(), lr=args.lr),
                       lambda p, t: tasks.task_loss(task, p, t), clip=clip,
@@ -78,7 +82,8 @@ def _train(build, task, args, clip: float | None) -> list[float]:
     return losses
 
 
-def compare_clipping(build, task, args) -> ClippingRuns:
+def compare_clipping(build: Callable[[], Module], task: tasks.Task,
+                     args: argparse.Namespace) -> ClippingRuns:
     """Train ``build()`` for ``args.compare_clipping`` SGD steps (lr ``args.lr``) without
     clipping, then again with ``clip_grad_norm_(args.clip)``."""
     return ClippingRuns(_train(build, task, args, None), _train(build, task, args, args.clip))
@@ -94,7 +99,8 @@ def _outcome(losses: list[float]) -> str:
     return ", ".join(parts)
 
 
-def print_clipping(args, rows: list[dict], clipping: dict[str, ClippingRuns], task) -> None:
+def print_clipping(args: argparse.Namespace, rows: list[dict], clipping: dict[str, ClippingRuns],
+                   task: tasks.Task) -> None:
     """The growth of the gradient per step back from the loss, and (with clipping runs)
     what training did without and with clipping."""
     steps = args.seq_len - 1

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the terminal chart (even when matplotlib is installed)")
 
 
-def _variants(args) -> list[tuple[str, str, float | None]]:
+def _variants(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
     """(label, cell name, forget bias or None) for every model to measure."""
     registered = [c.name for c in tg.list_cells()]
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -104,7 +104,7 @@ def _variants(args) -> list[tuple[str, str, float | None]]:
     return variants
 
 
-def _ignored_options(args, cells: list[str]) -> list[str]:
+def _ignored_options(args: argparse.Namespace, cells: list[str]) -> list[str]:
     """One note per cell that ignores a cell-specific option the user gave."""
     notes = []
     if args.forget_bias not in (None, "none"):
@@ -118,8 +118,8 @@ def _ignored_options(args, cells: list[str]) -> list[str]:
     return notes
 
 
-def _build(task, cell: str, hidden: int, forget_bias: float | None, seed: int,
-           init_scale: float | None = None):
+def _build(task: tasks.Task, cell: str, hidden: int, forget_bias: float | None, seed: int,
+           init_scale: float | None = None) -> tasks.SequenceModel:
     model = tasks.build_model(tasks.model_config(task, cell, hidden),
                               rng=np.random.default_rng(seed))
     if forget_bias is not None:
@@ -131,7 +131,8 @@ def _build(task, cell: str, hidden: int, forget_bias: float | None, seed: int,
     return model
 
 
-def _measure(model, task, x: np.ndarray, y: np.ndarray) -> StepGradients:
+def _measure(model: tasks.SequenceModel, task: tasks.Task, x: np.ndarray,
+             y: np.ndarray) -> StepGradients:
     model.to(np.float64)
     try:
         target = y.astype(np.float64)
@@ -147,7 +148,7 @@ def _relative(result: StepGradients) -> np.ndarray:
     return norms[::-1] / norms[-1]
 
 
-def _check(args) -> None:
+def _check(args: argparse.Namespace) -> None:
     for flag, value, low in (("--seq-len", args.seq_len, 2), ("--hidden", args.hidden, 1),
                              ("--batch", args.batch, 1), ("--train-steps", args.train_steps, 0)):
         if value < low:
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     probe_x, probe_y = task.batch(np.random.default_rng([args.seed, 1]), args.batch)
     rows, before, after, clipping = [], {}, {}, {}
     for label, cell, bias in tqdm(variants, desc="bptt", unit="model", leave=False):
-        def build(cell=cell, bias=bias):
+        def build(cell: str = cell, bias: float | None = bias) -> tasks.SequenceModel:
             return _build(task, cell, args.hidden, bias, args.seed, args.init_scale)
         model = build()
         start = _measure(model, task, probe_x, probe_y)
@@ -197,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(args, before: dict, after: dict, clipping: dict[str, ClippingRuns]) -> None:
+def _draw(args: argparse.Namespace, before: dict, after: dict,
+          clipping: dict[str, ClippingRuns]) -> None:
     scale = "" if args.init_scale is None else f", spectral radius {args.init_scale:g}"
     panels = [(f"at initialisation (T={args.seq_len}, H={args.hidden}{scale})", before)]
     xlabels = ["distance from the loss (time steps)"]
@@ -224,7 +226,7 @@ def _draw(args, before: dict, after: dict, clipping: dict[str, ClippingRuns]) ->
             print(f"\n{ylabel}, {title}\n{terminal_chart(curves, xlabel=xlabel)}")
 
 
-def _print_summary(args, rows: list[dict], task) -> None:
+def _print_summary(args: argparse.Namespace, rows: list[dict], task: tasks.Task) -> None:
     trained = bool(args.train_steps)
     print(f"Gradient that reaches the first step, ||dL/dh_0|| / ||dL/dh_{args.seq_len - 1}||: "
           f"adding task, T={args.seq_len}, hidden {args.hidden}, batch {args.batch}, "

@@ -9,6 +9,7 @@ data, the same optimizer and the same number of steps.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
@@ -28,7 +29,7 @@ HELP = "train RNN, LSTM and GRU on the adding problem and compare them (about a 
 LEARNED = 0.1  # a cell "learned" the task when its MSE is below this fraction of the baseline
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=integer(2), default=50,
                         help="sequence length (default 50)")
     parser.add_argument("--steps", type=POSITIVE_INT, default=1200,
@@ -53,7 +54,7 @@ def verdict(loss: float, mse: float, baseline: float) -> str:
     return "no better than the baseline" if mse > 0.75 * baseline else "partly learned"
 
 
-def train_cell(task, cell: str, args) -> dict:
+def train_cell(task: tasks.Task, cell: str, args: argparse.Namespace) -> dict:
     """Train one cell on ``task``; returns its row of the results table."""
     model = tasks.build_model(tasks.model_config(task, cell, args.hidden),
                               rng=np.random.default_rng(args.seed))
@@ -78,7 +79,7 @@ def train_cell(task, cell: str, args) -> dict:
             "accuracy": scores["accuracy"], "seconds": seconds}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not cells:
         raise CommandError(f"--cells {args.cells!r} names no cell")

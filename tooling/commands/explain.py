@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.agrees() else 1
 
 
-def _norm(a) -> str:
+def _norm(a: np.ndarray) -> str:
     return f"{float(np.linalg.norm(a)):.2e}"
 
 

@@ -1,5 +1,7 @@
 """``tinygrad-lstm ops``: list the registered ops and cells and where each came from."""
 
+import argparse
+
 from tinygrad_lstm.tooling.cli import CommandError
 from tinygrad_lstm.tooling.commands._table import print_table
 
@@ -10,11 +12,11 @@ NAME = "ops"
 HELP = "list the registered ops (name, kind, arity, origin) and recurrent cells"
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", help="only ops of this kind (elementwise, reduction, ...)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.kind is not None and args.kind not in OP_KINDS:
         raise CommandError(f"ops: unknown --kind {args.kind!r}; kinds: {', '.join(OP_KINDS)}")
     infos = [i for i in tg.list_ops() if args.kind is None or i.kind == args.kind]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 from tinygrad_lstm.tooling import tasks
 from tinygrad_lstm.tooling.cli import CommandError
@@ -13,7 +15,7 @@ NAME = "sample"
 HELP = "generate text from a checkpoint trained with 'train --task text'"
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="DIR",
                         help="a directory written by 'train --task text' (or its .npz)")
     parser.add_argument("--prime", default="The ", help="text to start from (default 'The ')")
@@ -25,7 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the sampler (default 0)")
 
 
-def _text_model(path: str):
+def _text_model(path: str) -> tuple[tasks.TextTask, tasks.SequenceModel]:
     """(task, model) rebuilt from the checkpoint's meta; weights not loaded yet."""
     try:
         meta = checkpoint.read_meta(path)
@@ -43,7 +45,7 @@ def _text_model(path: str):
         raise CommandError(f"{where}: its model description is damaged ({exc})") from None
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     task, model = _text_model(args.checkpoint)
     try:
         checkpoint.load(args.checkpoint, model)

@@ -14,9 +14,11 @@ resume continues bit for bit.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tinygrad_lstm.tooling import tasks
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import checkpoint
+from tinygrad_lstm.module import Module
 from tinygrad_lstm.optim import OPTIMIZERS, Optimizer
 from tinygrad_lstm.training import Trainer
 
@@ -51,7 +54,7 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step])
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", help=f"one of {', '.join(tasks.TASKS)} (default adding)")
     parser.add_argument("--cell", help="rnn, lstm, gru or any registered cell (default lstm)")
     parser.add_argument("--hidden", type=POSITIVE_INT, help="hidden units per layer (default 64)")
@@ -84,7 +87,7 @@ def add_arguments(parser) -> None:
                              f"{SAVE_EVERY}); Ctrl-C and errors save the last step too")
 
 
-def _fresh_config(args) -> dict:
+def _fresh_config(args: argparse.Namespace) -> dict:
     config = {k: (v if getattr(args, k) is None else getattr(args, k))
               for k, v in DEFAULTS.items()}
     if config["lr"] is None and config["optimizer"] in DEFAULT_LR:
@@ -92,7 +95,7 @@ def _fresh_config(args) -> dict:
     return config
 
 
-def _resumed_config(args, saved) -> dict:
+def _resumed_config(args: argparse.Namespace, saved: Any) -> dict:
     if not isinstance(saved, dict) or set(saved) != set(DEFAULTS):
         raise CommandError(f"the checkpoint's training configuration is damaged: expected "
                            f"the keys {sorted(DEFAULTS)}")
@@ -110,7 +113,7 @@ def _resumed_config(args, saved) -> dict:
     return config
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -150,7 +153,7 @@ def _check(config: dict) -> None:
                            "layer's reverse direction cannot be truncated that way")
 
 
-def _build(config: dict):
+def _build(config: dict) -> tuple[tasks.Task, tasks.SequenceModel, dict, Optimizer]:
     task_config = {"name": config["task"], "seq_len": config["seq_len"]}
     if config["task"] == "text":
         task_config["path"] = config["text"]
@@ -174,7 +177,7 @@ def _build(config: dict):
     return task, model, model_config, optimizer
 
 
-def _start(args):
+def _start(args: argparse.Namespace) -> tuple[dict, int, Path | None]:
     """(config, first step, resumed checkpoint file or None)."""
     if not args.resume:
         return _fresh_config(args), 0, None
@@ -191,7 +194,7 @@ def _start(args):
     return _resumed_config(args, meta["train"]), step, path
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     config, start, resumed = _start(args)
     _check(config)
     resume_dir = resumed.parent if resumed is not None else None
@@ -238,7 +241,8 @@ class _Run:
     """The training loop's state: the model and optimizer, the metrics rows, and a copy of
     both at the last completed step (``boundary``), which is what every save writes."""
 
-    def __init__(self, out: Path, model, optimizer, rows: list[dict], meta: dict, step: int):
+    def __init__(self, out: Path, model: Module, optimizer: Optimizer, rows: list[dict],
+                 meta: dict, step: int):
         self.out, self.model, self.optimizer, self.rows, self.meta = (out, model, optimizer,
                                                                       rows, meta)
         self.saved_step = step
@@ -271,7 +275,7 @@ class _Run:
                                f"{exc.strerror or exc}; {kept}") from None
         self.saved_step = step
 
-    def train(self, trainer: Trainer, task, config: dict, save_every: int) -> None:
+    def train(self, trainer: Trainer, task: tasks.Task, config: dict, save_every: int) -> None:
         bar = tqdm(range(self.boundary[0], config["steps"]), initial=self.boundary[0],
                    total=config["steps"], unit="step", dynamic_ncols=True, mininterval=0.5)
         try:
