@@ -67,6 +67,17 @@ class Recurrent(Module):
     with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).
     """
 
+    # The options as given (checked) in __init__.
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    dropout: float
+    bidirectional: bool
+    fused: FusedMode
+    cell_class: type[Module]
+    cell_options: dict[str, Any]
     # Set past __setattr__ (they are bookkeeping, not parameters or sub-modules).
     _name: str
     _aliases: dict[str, tuple[Module, str]]
@@ -147,8 +158,10 @@ class Recurrent(Module):
             cell = getattr(cell, module_name)
         return cell, attribute
 
-    def __getattr__(self, name: str) -> Parameter | None:
-        # Only reached when normal lookup fails: the flat names live in the cells.
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the flat names live in the cells. It returns
+        # a Parameter (or None for bias=False), but a type checker reads this hint as the type
+        # of every attribute set at run time (cell_l0, layer_dropout, ...), hence Any.
         if name not in self.__dict__.get("_aliases", {}):
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         return getattr(*self._alias_owner(name))
