@@ -1,8 +1,7 @@
 """The public path of tooling/datasets.py: ``tinygrad_lstm.datasets`` and
 ``tinygrad_lstm.tooling.datasets`` are one module object."""
 
+import importlib
 import sys
 
-from tinygrad_lstm.tooling import datasets
-
-sys.modules[__name__] = datasets
+sys.modules[__name__] = importlib.import_module("tinygrad_lstm.tooling.datasets")

@@ -1,8 +1,7 @@
 """The public path of tooling/explain.py: ``tinygrad_lstm.explain`` and
 ``tinygrad_lstm.tooling.explain`` are one module object."""
 
+import importlib
 import sys
 
-from tinygrad_lstm.tooling import explain
-
-sys.modules[__name__] = explain
+sys.modules[__name__] = importlib.import_module("tinygrad_lstm.tooling.explain")

@@ -1,8 +1,7 @@
 """The public path of tooling/interop.py: ``tinygrad_lstm.interop`` and
 ``tinygrad_lstm.tooling.interop`` are one module object."""
 
+import importlib
 import sys
 
-from tinygrad_lstm.tooling import interop
-
-sys.modules[__name__] = interop
+sys.modules[__name__] = importlib.import_module("tinygrad_lstm.tooling.interop")

@@ -1,8 +1,7 @@
 """The public path of tooling/testing.py: ``tinygrad_lstm.testing`` and
 ``tinygrad_lstm.tooling.testing`` are one module object."""
 
+import importlib
 import sys
 
-from tinygrad_lstm.tooling import testing
-
-sys.modules[__name__] = testing
+sys.modules[__name__] = importlib.import_module("tinygrad_lstm.tooling.testing")
