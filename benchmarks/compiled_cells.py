@@ -52,8 +52,9 @@ def ours(cell: str, fused, config, dtype=np.float32, seed: int = 0):
     """A training step of ``Recurrent(cell, fused=fused)``: () -> (loss, grads by name)."""
     steps, batch, inputs, hidden = config
     rng = np.random.default_rng(seed)
-    model = Recurrent(cell, inputs, hidden, dtype=dtype, fused=fused,
-                      rng=np.random.default_rng(seed + 1))
+    model = Recurrent(
+        cell, inputs, hidden, dtype=dtype, fused=fused, rng=np.random.default_rng(seed + 1)
+    )
     x = tg.Tensor(rng.standard_normal((steps, batch, inputs)).astype(dtype))
     w = tg.Tensor(rng.standard_normal((steps, batch, model.output_size)).astype(dtype))
 
@@ -63,6 +64,7 @@ def ours(cell: str, fused, config, dtype=np.float32, seed: int = 0):
         loss = (y * w).sum()
         loss.backward()
         return float(loss.data), {n: p.grad for n, p in model.named_parameters()}
+
     return step
 
 
@@ -77,6 +79,7 @@ def torch_step(cell: str, config):
         model.zero_grad(set_to_none=True)
         y, _ = model(x)
         (y * w).sum().backward()
+
     return step
 
 
@@ -89,8 +92,9 @@ def check(cells, config) -> float:
         errors = [abs(got_loss - want_loss) / abs(want_loss)]
         errors += [harness.relative_error(got[k], want[k]) for k in want]
         if not max(errors) <= 1e-9:
-            raise AssertionError(f"compiled {cell} disagrees with composed on {config}: "
-                                 f"{max(errors):.2e}")
+            raise AssertionError(
+                f"compiled {cell} disagrees with composed on {config}: {max(errors):.2e}"
+            )
         worst = max(worst, max(errors))
     return worst
 
@@ -116,19 +120,29 @@ def main() -> int:
     args = parser.parse_args()
     load_examples()
     from tinygrad_lstm.ops import kernels
+
     kernels.compile_all()
     first = harness.CONFIGS["tiny"]
-    print("first call with an empty kernel cache (compile, forward + backward, float32): "
-          + ", ".join(f"{c} {compile_seconds(c, first):.2f} s" for c in (*CUSTOM, *BUILTIN)))
-    print(f"load average {os.getloadavg()[0]:.2f}, threads={THREADS}, clock={args.clock}, "
-          f"repeats={args.repeats}")
-    print("| config (T, B, I, H) | implementation | median ms | vs GRU hand-fused | "
-          "vs own hand-fused | vs torch.nn |")
+    print(
+        "first call with an empty kernel cache (compile, forward + backward, float32): "
+        + ", ".join(f"{c} {compile_seconds(c, first):.2f} s" for c in (*CUSTOM, *BUILTIN))
+    )
+    print(
+        f"load average {os.getloadavg()[0]:.2f}, threads={THREADS}, clock={args.clock}, "
+        f"repeats={args.repeats}"
+    )
+    print(
+        "| config (T, B, I, H) | implementation | median ms | vs GRU hand-fused | "
+        "vs own hand-fused | vs torch.nn |"
+    )
     print("|---|---|---|---|---|---|")
     for name in args.configs.split(","):
         config = harness.CONFIGS[name]
-        print(f"<!-- {name}: compiled vs composed, float64, worst "
-              f"{check((*CUSTOM, *BUILTIN), config):.1e} -->", flush=True)
+        print(
+            f"<!-- {name}: compiled vs composed, float64, worst "
+            f"{check((*CUSTOM, *BUILTIN), config):.1e} -->",
+            flush=True,
+        )
         steps = {}
         for cell in CUSTOM:
             steps[f"{cell} composed"] = ours(cell, False, config)
@@ -144,10 +158,13 @@ def main() -> int:
             cell = label.split()[0]
             own = medians.get(f"{cell} hand-fused")
             torch_ms = medians.get(f"{cell} torch.nn")
-            print(f"| {name} {config} | {label} | {m * 1e3:.3f} | "
-                  f"{m / medians['gru hand-fused']:.2f}x | "
-                  f"{'' if own is None else f'{m / own:.2f}x'} | "
-                  f"{'' if torch_ms is None else f'{m / torch_ms:.2f}x'} |", flush=True)
+            print(
+                f"| {name} {config} | {label} | {m * 1e3:.3f} | "
+                f"{m / medians['gru hand-fused']:.2f}x | "
+                f"{'' if own is None else f'{m / own:.2f}x'} | "
+                f"{'' if torch_ms is None else f'{m / torch_ms:.2f}x'} |",
+                flush=True,
+            )
     print(f"<!-- load average at end {os.getloadavg()[0]:.2f} -->")
     return 0
 

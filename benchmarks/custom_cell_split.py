@@ -52,18 +52,24 @@ def training_step(layer, x: tg.Tensor, w: tg.Tensor):
         layer.zero_grad()
         out, _ = layer(x)
         (out * w).sum().backward()
+
     return step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="tiny,small",
-                        help=f"comma-separated, from {', '.join(harness.CONFIGS)}")
+    parser.add_argument(
+        "--configs",
+        default="tiny,small",
+        help=f"comma-separated, from {', '.join(harness.CONFIGS)}",
+    )
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     cells = documented_cells()
-    print(f"JANET, one training step, float32, {harness.THREADS} thread(s), median of "
-          f"{args.repeats} interleaved rounds")
+    print(
+        f"JANET, one training step, float32, {harness.THREADS} thread(s), median of "
+        f"{args.repeats} interleaved rounds"
+    )
     print(f"{'config (T, B, I, H)':<28}{'plain forward':>15}{'split step':>13}{'speed-up':>10}")
     for name in args.configs.split(","):
         steps, batch, inputs, hidden = harness.CONFIGS[name]
@@ -78,13 +84,15 @@ def main() -> None:
         for fn in runs.values():
             fn()  # warm-up: Numba kernels compile on first use
         for r in range(args.repeats):
-            for key in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            for key in list(runs) if r % 2 == 0 else list(runs)[::-1]:
                 start = time.perf_counter()
                 runs[key]()
                 times[key].append(time.perf_counter() - start)
         plain_ms, split_ms = (1e3 * statistics.median(times[k]) for k in ("plain", "split"))
-        print(f"{name + ' ' + str(harness.CONFIGS[name]):<28}{plain_ms:>12.2f} ms"
-              f"{split_ms:>10.2f} ms{plain_ms / split_ms:>9.2f}x")
+        print(
+            f"{name + ' ' + str(harness.CONFIGS[name]):<28}{plain_ms:>12.2f} ms"
+            f"{split_ms:>10.2f} ms{plain_ms / split_ms:>9.2f}x"
+        )
 
 
 if __name__ == "__main__":

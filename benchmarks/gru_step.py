@@ -29,9 +29,9 @@ def numpy_bptt(p: harness.Problem):
         ghn = np.empty((steps, batch, hid), p.dtype)
         for t in range(steps):
             gh = hs[t] @ w_hh.T + b_hh
-            rz[t] = _sigmoid(gi[t, :, :2 * hid] + gh[:, :2 * hid])
-            ghn[t] = gh[:, 2 * hid:]
-            ns[t] = np.tanh(gi[t, :, 2 * hid:] + rz[t, :, :hid] * ghn[t])
+            rz[t] = _sigmoid(gi[t, :, : 2 * hid] + gh[:, : 2 * hid])
+            ghn[t] = gh[:, 2 * hid :]
+            ns[t] = np.tanh(gi[t, :, 2 * hid :] + rz[t, :, :hid] * ghn[t])
             z = rz[t, :, hid:]
             hs[t + 1] = (1 - z) * ns[t] + z * hs[t]
         loss = float(np.sum(hs[1:] * p.w, dtype=np.float64))
@@ -44,15 +44,19 @@ def numpy_bptt(p: harness.Problem):
             dn = dh * (1 - z) * (1 - n * n)
             dz = dh * (hs[t] - n) * z * (1 - z)
             dr = dn * ghn[t] * r * (1 - r)
-            dgi[t, :, :hid], dgi[t, :, hid:2 * hid], dgi[t, :, 2 * hid:] = dr, dz, dn
-            dgh[t, :, :2 * hid] = dgi[t, :, :2 * hid]
-            dgh[t, :, 2 * hid:] = dn * r
+            dgi[t, :, :hid], dgi[t, :, hid : 2 * hid], dgi[t, :, 2 * hid :] = dr, dz, dn
+            dgh[t, :, : 2 * hid] = dgi[t, :, : 2 * hid]
+            dgh[t, :, 2 * hid :] = dn * r
             dh = dh * z + dgh[t] @ w_hh
         dgi2 = dgi.reshape(steps * batch, 3 * hid)
         dgh2 = dgh.reshape(steps * batch, 3 * hid)
-        return loss, {"weight_ih": dgi2.T @ x2,
-                      "weight_hh": dgh2.T @ hs[:-1].reshape(steps * batch, hid),
-                      "bias_ih": dgi2.sum(axis=0), "bias_hh": dgh2.sum(axis=0)}
+        return loss, {
+            "weight_ih": dgi2.T @ x2,
+            "weight_hh": dgh2.T @ hs[:-1].reshape(steps * batch, hid),
+            "bias_ih": dgi2.sum(axis=0),
+            "bias_hh": dgh2.sum(axis=0),
+        }
+
     return step
 
 
@@ -71,5 +75,6 @@ def torch_cell(x_t, state, w_ih, w_hh, b_ih, b_hh):
 
 
 if __name__ == "__main__":
-    raise SystemExit(harness.run("gru", 3, harness.implementations("GRU", numpy_bptt,
-                                                                     torch_cell), __doc__))
+    raise SystemExit(
+        harness.run("gru", 3, harness.implementations("GRU", numpy_bptt, torch_cell), __doc__)
+    )

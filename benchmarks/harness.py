@@ -32,8 +32,10 @@ def thread_environment(environ) -> dict[str, str]:
     ``environ["BENCH_THREADS"]`` (default 1); a count that is not a positive integer stops."""
     value = environ.get(THREAD_COUNT_VARIABLE, "1")
     if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE} must be a positive "
-                         f"integer, got {value!r}")
+        raise SystemExit(
+            f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE} must be a positive "
+            f"integer, got {value!r}"
+        )
     return {variable: str(int(value)) for variable in BLAS_THREAD_VARIABLES}
 
 
@@ -53,6 +55,7 @@ import numpy as np
 
 try:
     import torch
+
     torch.set_num_threads(int(THREADS))
 except ImportError:  # the torch columns are then left out
     torch = None
@@ -68,10 +71,14 @@ def check_blas_threads(expected: int, pools: list[dict]) -> None:
     entries) runs more than ``expected`` threads."""
     excess = [p for p in pools if p["num_threads"] > expected]
     if excess:
-        found = "; ".join(f"{p.get('internal_api')} ({p.get('filepath')}): "
-                          f"{p['num_threads']} threads" for p in excess)
-        raise SystemExit(f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE}={expected}, but "
-                         f"{found}; the timings would not be single-threaded as documented")
+        found = "; ".join(
+            f"{p.get('internal_api')} ({p.get('filepath')}): {p['num_threads']} threads"
+            for p in excess
+        )
+        raise SystemExit(
+            f"benchmarks/harness.py: {THREAD_COUNT_VARIABLE}={expected}, but "
+            f"{found}; the timings would not be single-threaded as documented"
+        )
 
 
 def pin_threads() -> str:
@@ -87,8 +94,12 @@ def pin_threads() -> str:
 
 pin_threads()
 
-CONFIGS = {"tiny": (20, 1, 8, 16), "small": (50, 16, 32, 64),
-           "medium": (100, 32, 128, 256), "long": (500, 8, 32, 64)}
+CONFIGS = {
+    "tiny": (20, 1, 8, 16),
+    "small": (50, 16, 32, 64),
+    "medium": (100, 32, 128, 256),
+    "long": (500, 8, 32, 64),
+}
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 TORCH_NN = "torch.nn"
 TORCH_COMPOSED = "torch composed"
@@ -126,8 +137,12 @@ def make_problem(cell: str, gates: int, config: tuple, dtype, seed: int = 0) -> 
     steps, batch, inputs, hidden = config
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(hidden)
-    shapes = {"weight_ih": (gates * hidden, inputs), "weight_hh": (gates * hidden, hidden),
-              "bias_ih": (gates * hidden,), "bias_hh": (gates * hidden,)}
+    shapes = {
+        "weight_ih": (gates * hidden, inputs),
+        "weight_hh": (gates * hidden, hidden),
+        "bias_ih": (gates * hidden,),
+        "bias_hh": (gates * hidden,),
+    }
     weights = {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
     w = rng.standard_normal((steps, batch, hidden)).astype(dtype)
@@ -152,9 +167,11 @@ def check_agreement(impls: list[Impl], cell: str, gates: int, config: tuple) -> 
             errors += [relative_error(grads[k], ref_grads[k]) for k in WEIGHTS]
             err = max(errors)
             if not err <= limit:
-                raise AssertionError(f"{impl.name} disagrees with {impls[0].name} on {cell} "
-                                     f"{config} in {np.dtype(dtype).name}: relative error "
-                                     f"{err:.2e} > {limit:.0e}")
+                raise AssertionError(
+                    f"{impl.name} disagrees with {impls[0].name} on {cell} "
+                    f"{config} in {np.dtype(dtype).name}: relative error "
+                    f"{err:.2e} > {limit:.0e}"
+                )
             worst[(impl.name, np.dtype(dtype).name)] = err
     return worst
 
@@ -172,8 +189,9 @@ def peak_memory(step: Callable) -> int:
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
-def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int,
-                     clock: str = "cpu") -> dict:
+def time_interleaved(
+    steps: dict[str, Callable], repeats: int, warmup: int, clock: str = "cpu"
+) -> dict:
     """Median seconds per call of each step, timed round-robin in a rotating order.
 
     ``clock="cpu"`` counts this process's CPU time (everything runs on one thread, so on an
@@ -186,7 +204,7 @@ def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int,
     names = list(steps)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
-        for n in names[r % len(names):] + names[:r % len(names)]:
+        for n in names[r % len(names) :] + names[: r % len(names)]:
             start = now()
             steps[n]()
             times[n].append(now() - start)
@@ -196,17 +214,27 @@ def time_interleaved(steps: dict[str, Callable], repeats: int, warmup: int,
 def parse_args(description: str) -> argparse.Namespace:
     """--configs, --repeats, --warmup, --check-only, --no-check."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--configs", default=",".join(CONFIGS),
-                        help=f"comma-separated subset of {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated subset of {', '.join(CONFIGS)}",
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds per config")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per impl first")
     parser.add_argument("--check-only", action="store_true", help="only check agreement")
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
-                        help="cpu: process CPU time (robust on a shared machine); wall")
-    parser.add_argument("--profile", metavar="IMPL",
-                        help="instead of timing, cProfile 5 steps of one implementation "
-                             "(e.g. 'ours composed') and print where the time goes")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
+        help="cpu: process CPU time (robust on a shared machine); wall",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="IMPL",
+        help="instead of timing, cProfile 5 steps of one implementation "
+        "(e.g. 'ours composed') and print where the time goes",
+    )
     args = parser.parse_args()
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in args.configs if c not in CONFIGS]
@@ -237,15 +265,20 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
     ratio to torch.nn, torch composed and the NumPy BPTT. Returns an exit code."""
     args = parse_args(description)
     from tinygrad_lstm.ops import kernels
+
     kernels.compile_all()
     pinned = pin_threads()  # again: importing the library may have loaded another pool
     uptime = os.getloadavg()
-    print(f"# {cell} training step, {datetime.date.today()}, threads={THREADS} ({pinned}), "
-          f"clock={args.clock}, repeats={args.repeats}, "
-          f"load average {uptime[0]:.2f} at start, python {sys.version.split()[0]}, "
-          f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}")
-    print("| config (T, B, I, H) | implementation | median ms | vs torch.nn | "
-          "vs torch composed | vs numpy BPTT | peak MB |")
+    print(
+        f"# {cell} training step, {datetime.date.today()}, threads={THREADS} ({pinned}), "
+        f"clock={args.clock}, repeats={args.repeats}, "
+        f"load average {uptime[0]:.2f} at start, python {sys.version.split()[0]}, "
+        f"numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'}"
+    )
+    print(
+        "| config (T, B, I, H) | implementation | median ms | vs torch.nn | "
+        "vs torch composed | vs numpy BPTT | peak MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for config_name in args.configs:
         config = CONFIGS[config_name]
@@ -259,8 +292,10 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
         if args.profile:
             chosen = [impl for impl in impls if impl.name == args.profile]
             if not chosen:
-                raise SystemExit(f"--profile: no implementation {args.profile!r}; choose "
-                                 f"from {[impl.name for impl in impls]}")
+                raise SystemExit(
+                    f"--profile: no implementation {args.profile!r}; choose "
+                    f"from {[impl.name for impl in impls]}"
+                )
             print(f"<!-- profile of {args.profile}, {config_name}, 5 steps -->")
             profile(chosen[0].make(problem))
             continue
@@ -272,21 +307,24 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
         for impl in impls:
             m = medians[impl.name]
             mem = f"{memory[impl.name] / 2**20:.1f}" if impl.name in memory else "n/a"
-            print(f"| {config_name} {config} | {impl.name} | {m * 1e3:.3f} | "
-                  f"{_ratio(m, ref_nn)} | {_ratio(m, ref_composed)} | {_ratio(m, ref_numpy)} | "
-                  f"{mem} |", flush=True)
+            print(
+                f"| {config_name} {config} | {impl.name} | {m * 1e3:.3f} | "
+                f"{_ratio(m, ref_nn)} | {_ratio(m, ref_composed)} | {_ratio(m, ref_numpy)} | "
+                f"{mem} |",
+                flush=True,
+            )
     print(f"<!-- load average at end {os.getloadavg()[0]:.2f} -->")
     return 0
 
 
 def ours(layer: str, fused: bool, **options) -> Impl:
     """tinygrad_lstm's ``layers.<layer>``, composed of ops or with ``fused=True``."""
+
     def make(p: Problem):
         import tinygrad_lstm as tg
         from tinygrad_lstm import layers
 
-        model = getattr(layers, layer)(p.inputs, p.hidden, dtype=p.dtype, fused=fused,
-                                       **options)
+        model = getattr(layers, layer)(p.inputs, p.hidden, dtype=p.dtype, fused=fused, **options)
         model.load_state_dict({f"{k}_l0": v for k, v in p.weights.items()})
         params = {k: getattr(model, f"{k}_l0") for k in WEIGHTS}
         x, w = tg.Tensor(p.x), tg.Tensor(p.w)
@@ -298,12 +336,15 @@ def ours(layer: str, fused: bool, **options) -> Impl:
             loss = (y * w).sum()
             loss.backward()
             return float(loss.data), {k: q.grad for k, q in params.items()}
+
         return step
+
     return Impl(f"ours {'fused' if fused else 'composed'}", make)
 
 
 def torch_nn(layer: str, **options) -> Impl:
     """``torch.nn.<layer>`` (ATen's / oneDNN's fused kernels)."""
+
     def make(p: Problem):
         dtype = torch.float64 if p.dtype == np.float64 else torch.float32
         model = getattr(torch.nn, layer)(p.inputs, p.hidden, dtype=dtype, **options)
@@ -319,13 +360,16 @@ def torch_nn(layer: str, **options) -> Impl:
             loss = (y * w).sum()
             loss.backward()
             return loss.item(), {k: q.grad.numpy() for k, q in params.items()}
+
         return step
+
     return Impl(TORCH_NN, make, traced=False)
 
 
 def torch_composed(cell_step: Callable) -> Impl:
     """The layer written with torch ops, one step at a time (no input-projection hoisting):
     ``cell_step(x_t, state, W_ih, W_hh, b_ih, b_hh) -> (h, state)``."""
+
     def make(p: Problem):
         params = {k: torch.tensor(v, requires_grad=True) for k, v in p.weights.items()}
         x, w = torch.from_numpy(p.x), torch.from_numpy(p.w)
@@ -341,12 +385,13 @@ def torch_composed(cell_step: Callable) -> Impl:
             loss = (torch.stack(outs) * w).sum()
             loss.backward()
             return loss.item(), {k: q.grad.numpy() for k, q in params.items()}
+
         return step
+
     return Impl(TORCH_COMPOSED, make, traced=False)
 
 
-def implementations(layer: str, numpy_bptt: Callable, cell_step: Callable,
-                    **options) -> list[Impl]:
+def implementations(layer: str, numpy_bptt: Callable, cell_step: Callable, **options) -> list[Impl]:
     """The five implementations in table order (the torch ones when torch is installed)."""
     impls = [Impl(NUMPY_BPTT, numpy_bptt)]
     if torch is not None:

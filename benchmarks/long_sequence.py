@@ -51,8 +51,9 @@ def main() -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         lstm.zero_grad()
-        print(f"{steps:7d} {forward:10.2f} {backward:11.2f} {peak / 2**20:9.1f} "
-              f"{peak / steps:11.0f}")
+        print(
+            f"{steps:7d} {forward:10.2f} {backward:11.2f} {peak / 2**20:9.1f} {peak / steps:11.0f}"
+        )
 
 
 if __name__ == "__main__":

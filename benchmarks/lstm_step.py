@@ -32,7 +32,7 @@ def numpy_bptt(p: harness.Problem):
             a = gi[t] + hs[t] @ w_hh.T
             act = acts[t]
             act[:] = _sigmoid(a)
-            act[:, 2 * hid:3 * hid] = np.tanh(a[:, 2 * hid:3 * hid])
+            act[:, 2 * hid : 3 * hid] = np.tanh(a[:, 2 * hid : 3 * hid])
             i, f, g, o = np.split(act, 4, axis=1)
             cs[t + 1] = f * cs[t] + i * g
             tcs[t] = np.tanh(cs[t + 1])
@@ -47,16 +47,20 @@ def numpy_bptt(p: harness.Problem):
             dc = dc + dh * o * (1 - tcs[t] ** 2)
             d = da[t]
             d[:, :hid] = dc * g * i * (1 - i)
-            d[:, hid:2 * hid] = dc * cs[t] * f * (1 - f)
-            d[:, 2 * hid:3 * hid] = dc * i * (1 - g * g)
-            d[:, 3 * hid:] = dh * tcs[t] * o * (1 - o)
+            d[:, hid : 2 * hid] = dc * cs[t] * f * (1 - f)
+            d[:, 2 * hid : 3 * hid] = dc * i * (1 - g * g)
+            d[:, 3 * hid :] = dh * tcs[t] * o * (1 - o)
             dc = dc * f
             dh = d @ w_hh
         da2 = da.reshape(steps * batch, 4 * hid)
         db = da2.sum(axis=0)
-        return loss, {"weight_ih": da2.T @ x2,
-                      "weight_hh": da2.T @ hs[:-1].reshape(steps * batch, hid),
-                      "bias_ih": db, "bias_hh": db}
+        return loss, {
+            "weight_ih": da2.T @ x2,
+            "weight_hh": da2.T @ hs[:-1].reshape(steps * batch, hid),
+            "bias_ih": db,
+            "bias_hh": db,
+        }
+
     return step
 
 
@@ -72,5 +76,6 @@ def torch_cell(x_t, state, w_ih, w_hh, b_ih, b_hh):
 
 
 if __name__ == "__main__":
-    raise SystemExit(harness.run("lstm", 4, harness.implementations("LSTM", numpy_bptt,
-                                                                      torch_cell), __doc__))
+    raise SystemExit(
+        harness.run("lstm", 4, harness.implementations("LSTM", numpy_bptt, torch_cell), __doc__)
+    )

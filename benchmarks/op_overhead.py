@@ -40,9 +40,14 @@ from tinygrad_lstm.ops import kernels
 import tinygrad_lstm as tg
 
 # (op, label, shapes of the inputs): calls per timed loop scale inversely with the work.
-CASES = [("sigmoid", [(1, 16)]), ("sigmoid", [(64, 256)]),
-         ("mul", [(1, 16), (1, 16)]), ("mul", [(64, 256), (64, 256)]),
-         ("matmul", [(1, 16), (16, 16)]), ("matmul", [(64, 256), (256, 256)])]
+CASES = [
+    ("sigmoid", [(1, 16)]),
+    ("sigmoid", [(64, 256)]),
+    ("mul", [(1, 16), (1, 16)]),
+    ("mul", [(64, 256), (64, 256)]),
+    ("matmul", [(1, 16), (16, 16)]),
+    ("matmul", [(64, 256), (256, 256)]),
+]
 
 
 def _ours(op: str) -> Callable:
@@ -93,13 +98,18 @@ def time_backward(fn: Callable, ins: list, g, calls: int, write=None) -> float:
 def measure(rounds: int, quick: bool) -> list[dict]:
     """Interleaved medians per (case, phase, library), in microseconds."""
     libraries = ["ours"] + (["torch"] if torch is not None else [])
-    setups = {(i, lib): _setup(op, shapes, lib) for i, (op, shapes) in enumerate(CASES)
-              for lib in libraries}
-    scratch = {"ours": tg.Tensor(np.zeros(1)),
-               "torch": torch.zeros(1) if torch is not None else None}
+    setups = {
+        (i, lib): _setup(op, shapes, lib)
+        for i, (op, shapes) in enumerate(CASES)
+        for lib in libraries
+    }
+    scratch = {
+        "ours": tg.Tensor(np.zeros(1)),
+        "torch": torch.zeros(1) if torch is not None else None,
+    }
 
     def write_ours():
-        scratch["ours"].data += 1.0   # a tracked in-place write
+        scratch["ours"].data += 1.0  # a tracked in-place write
 
     def write_torch():
         scratch["torch"].add_(1.0)
@@ -122,8 +132,11 @@ def measure(rounds: int, quick: bool) -> list[dict]:
     rows = []
     for i, (op, shapes) in enumerate(CASES):
         for phase in ("forward", "backward", "bwd+write"):
-            row = {"op": op, "shapes": " @ ".join(map(str, shapes)) if op == "matmul"
-                   else str(shapes[0]), "phase": phase}
+            row = {
+                "op": op,
+                "shapes": " @ ".join(map(str, shapes)) if op == "matmul" else str(shapes[0]),
+                "phase": phase,
+            }
             for lib in libraries:
                 row[lib] = 1e6 * statistics.median(samples[(i, phase, lib)])
             rows.append(row)
@@ -132,6 +145,7 @@ def measure(rounds: int, quick: bool) -> list[dict]:
 
 def import_time(repeats: int = 5) -> tuple[float, float]:
     """Median wall seconds of ``python -c "import tinygrad_lstm"`` and of ``python -c pass``."""
+
     def wall(code: str) -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
@@ -151,8 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     kernels.compile_all()
     rows = measure(args.rounds, args.quick)
-    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
-          f"BLAS/OpenMP threads {THREADS}, {args.rounds} interleaved rounds, medians\n")
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+        f"BLAS/OpenMP threads {THREADS}, {args.rounds} interleaved rounds, medians\n"
+    )
     header = f"{'op':8} {'input shapes':22} {'phase':9} {'ours us':>9}"
     if torch is not None:
         header += f" {'torch us':>9} {'ours/torch':>10}"
@@ -164,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             line += f" {row['torch']:9.2f} {row['ours'] / row['torch']:10.2f}"
         print(line)
     ours, bare = import_time()
-    print(f"\npython -c \"import tinygrad_lstm\": {ours:.3f} s median of 5 "
-          f"(python -c pass: {bare:.3f} s, so the import itself: {ours - bare:.3f} s)")
+    print(
+        f'\npython -c "import tinygrad_lstm": {ours:.3f} s median of 5 '
+        f"(python -c pass: {bare:.3f} s, so the import itself: {ours - bare:.3f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,13 @@ def numpy_bptt(p: harness.Problem):
             dh = da[t] @ w_hh
         da2 = da.reshape(steps * batch, hid)
         db = da2.sum(axis=0)
-        return loss, {"weight_ih": da2.T @ x2,
-                      "weight_hh": da2.T @ hs[:-1].reshape(steps * batch, hid),
-                      "bias_ih": db, "bias_hh": db}
+        return loss, {
+            "weight_ih": da2.T @ x2,
+            "weight_hh": da2.T @ hs[:-1].reshape(steps * batch, hid),
+            "bias_ih": db,
+            "bias_hh": db,
+        }
+
     return step
 
 
@@ -46,5 +50,6 @@ def torch_cell(x_t, state, w_ih, w_hh, b_ih, b_hh):
 
 
 if __name__ == "__main__":
-    raise SystemExit(harness.run("rnn", 1, harness.implementations("RNN", numpy_bptt,
-                                                                     torch_cell), __doc__))
+    raise SystemExit(
+        harness.run("rnn", 1, harness.implementations("RNN", numpy_bptt, torch_cell), __doc__)
+    )

@@ -22,18 +22,24 @@ from tinygrad_lstm.training import Trainer
 
 def train(task, cell: str, args) -> tuple[float, float, float]:
     """Train ``cell`` on ``task``; returns (test MSE, |err| < 0.04 fraction, seconds)."""
-    model = tasks.build_model(tasks.model_config(task, cell, args.hidden),
-                              rng=np.random.default_rng(args.seed))
-    trainer = Trainer(model, Adam(model.parameters(), lr=args.lr),
-                      lambda p, y: tasks.task_loss(task, p, y), clip=1.0,
-                      per_step_targets=False)
+    model = tasks.build_model(
+        tasks.model_config(task, cell, args.hidden), rng=np.random.default_rng(args.seed)
+    )
+    trainer = Trainer(
+        model,
+        Adam(model.parameters(), lr=args.lr),
+        lambda p, y: tasks.task_loss(task, p, y),
+        clip=1.0,
+        per_step_targets=False,
+    )
     start = time.perf_counter()
     for step in range(args.steps):
         x, y = task.batch(np.random.default_rng([args.seed, step]), args.batch)
         result = trainer.step(x, y)
         if args.verbose and (step + 1) % max(1, args.steps // 10) == 0:
-            print(f"    {cell} T={task.seq_len} step {step + 1}: loss {result.loss:.4f}",
-                  flush=True)
+            print(
+                f"    {cell} T={task.seq_len} step {step + 1}: loss {result.loss:.4f}", flush=True
+            )
     seconds = time.perf_counter() - start
     scores = tasks.evaluate(model, task, np.random.default_rng([args.seed, 1 << 40]), 1000)
     return scores["mse"], scores["accuracy"], seconds
@@ -53,16 +59,20 @@ def main() -> None:
     seq_lens = [int(t) for t in args.seq_lens.split(",")]
     cells = args.cells.split(",")
 
-    print(f"adding problem: hidden {args.hidden}, Adam lr {args.lr}, clip 1.0, "
-          f"{args.steps} steps of {args.batch}; baseline MSE (always 1.0) = {1 / 6:.3f}\n")
+    print(
+        f"adding problem: hidden {args.hidden}, Adam lr {args.lr}, clip 1.0, "
+        f"{args.steps} steps of {args.batch}; baseline MSE (always 1.0) = {1 / 6:.3f}\n"
+    )
     results = {}
     for t in seq_lens:
         task = tasks.AddingTask(t)
         for cell in cells:
             results[t, cell] = train(task, cell, args)
             mse, acc, sec = results[t, cell]
-            print(f"  T={t:<4} {cell:<5} test MSE {mse:.4f}  |err|<0.04 {acc:6.1%}  "
-                  f"({sec:.0f}s)", flush=True)
+            print(
+                f"  T={t:<4} {cell:<5} test MSE {mse:.4f}  |err|<0.04 {acc:6.1%}  ({sec:.0f}s)",
+                flush=True,
+            )
 
     print("\ntest MSE (1000 fresh sequences); baseline 0.167")
     print("T".ljust(6) + "".join(c.rjust(10) for c in cells))

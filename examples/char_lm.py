@@ -26,7 +26,7 @@ from tinygrad_lstm.training import Trainer
 def streams(codes: np.ndarray, batch: int) -> np.ndarray:
     """The text as ``batch`` contiguous streams side by side: shape (length, batch)."""
     length = len(codes) // batch
-    return codes[:length * batch].reshape(batch, length).T
+    return codes[: length * batch].reshape(batch, length).T
 
 
 def main() -> None:
@@ -46,30 +46,36 @@ def main() -> None:
 
     task = tasks.TextTask(args.seq_len, path=args.text)
     data = streams(task.codes, args.batch)
-    model = tasks.build_model(tasks.model_config(task, "lstm", args.hidden),
-                              rng=np.random.default_rng(args.seed))
+    model = tasks.build_model(
+        tasks.model_config(task, "lstm", args.hidden), rng=np.random.default_rng(args.seed)
+    )
     if args.optimizer == "adagrad":
         optimizer = Adagrad(model.parameters(), lr=args.lr or 0.1)
     else:
         optimizer = Adam(model.parameters(), lr=args.lr or 0.005)
-    trainer = Trainer(model, optimizer, lambda p, y: tasks.task_loss(task, p, y),
-                      clip=args.clip, bptt=args.bptt)
-    print(f"{len(task.text)} characters, vocabulary {task.vocab_size}, {args.batch} streams "
-          f"of {len(data)}; LSTM {args.hidden}, {args.optimizer}, clip {args.clip}, "
-          f"truncated BPTT every {args.bptt} steps")
+    trainer = Trainer(
+        model, optimizer, lambda p, y: tasks.task_loss(task, p, y), clip=args.clip, bptt=args.bptt
+    )
+    print(
+        f"{len(task.text)} characters, vocabulary {task.vocab_size}, {args.batch} streams "
+        f"of {len(data)}; LSTM {args.hidden}, {args.optimizer}, clip {args.clip}, "
+        f"truncated BPTT every {args.bptt} steps"
+    )
     print(f"a uniform guess costs {math.log2(task.vocab_size):.2f} bits per character\n")
 
     state, position, start = None, 0, time.perf_counter()
     for step in range(args.steps):
-        if position + args.seq_len + 1 > len(data):     # end of the streams: start over
+        if position + args.seq_len + 1 > len(data):  # end of the streams: start over
             state, position = None, 0
-        window = data[position:position + args.seq_len + 1]
+        window = data[position : position + args.seq_len + 1]
         result = trainer.step(window[:-1], window[1:], state)
         state, position = result.state, position + args.seq_len
         if step % 50 == 0 or step == args.steps - 1:
-            print(f"step {step:4d}  {result.loss / math.log(2):.3f} bits/char  "
-                  f"grad norm {result.grad_norm:6.2f}  ({time.perf_counter() - start:.0f}s)",
-                  flush=True)
+            print(
+                f"step {step:4d}  {result.loss / math.log(2):.3f} bits/char  "
+                f"grad norm {result.grad_norm:6.2f}  ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
 
     rng = np.random.default_rng(args.seed)
     for temperature in (0.5, 1.0):

@@ -51,7 +51,7 @@ class MGUCell(Module):
         w_f, w_h = tg.split(self.weight_hh, 2, axis=0)
         f = (x_f + h @ w_f.T).sigmoid()
         candidate = (x_h + (f * h) @ w_h.T).tanh()
-        h = h + f * (candidate - h)          # = (1 - f) * h + f * candidate
+        h = h + f * (candidate - h)  # = (1 - f) * h + f * candidate
         return h, h
 
 
@@ -60,8 +60,16 @@ class Tagger(Module):
 
     def __init__(self, hidden_size: int, rng: np.random.Generator):
         super().__init__()
-        self.rnn = Recurrent("mgu", 1, hidden_size, num_layers=2, bidirectional=True,
-                             batch_first=True, rng=rng, fused=True)
+        self.rnn = Recurrent(
+            "mgu",
+            1,
+            hidden_size,
+            num_layers=2,
+            bidirectional=True,
+            batch_first=True,
+            rng=rng,
+            fused=True,
+        )
         self.head = Linear(2 * hidden_size, 1, rng=rng)
 
     def forward(self, x):
@@ -81,8 +89,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     args = parser.parse_args()
     assert_cell_gradients("mgu", seq_len=5, num_layers=2, bidirectional=True)
-    print(f"gradient check of 'mgu' (2 layers, bidirectional, T=5, float64, every parameter, "
-          f"input and initial state): passed at rtol={OP_RTOL:g}, atol={OP_ATOL:g}")
+    print(
+        f"gradient check of 'mgu' (2 layers, bidirectional, T=5, float64, every parameter, "
+        f"input and initial state): passed at rtol={OP_RTOL:g}, atol={OP_ATOL:g}"
+    )
 
     rng = np.random.default_rng(0)
     model = Tagger(16, rng)

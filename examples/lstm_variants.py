@@ -87,7 +87,7 @@ class CIFGLSTMCell(_GatedCell):
         h, c = state
         a_i, a_z, a_o = self.preactivations(x, h)
         i = (a_i + self.p_i * c).sigmoid()
-        c = c + i * (a_z.tanh() - c)          # = (1 - i) * c + i * z
+        c = c + i * (a_z.tanh() - c)  # = (1 - i) * c + i * z
         o = (a_o + self.p_o * c).sigmoid()
         h = o * c.tanh()
         return h, (h, c)
@@ -101,8 +101,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name in ("peephole_lstm", "cifg_lstm"):
         model = Recurrent(name, 1, 16, fused=True, rng=np.random.default_rng(1))
-        readout = tg.Tensor(rng.uniform(-0.3, 0.3, (16, 1)).astype(np.float32),
-                            requires_grad=True)
+        readout = tg.Tensor(rng.uniform(-0.3, 0.3, (16, 1)).astype(np.float32), requires_grad=True)
         optimizer = Adam([*model.parameters(), readout], lr=0.02)
         steps = np.arange(1, 13, dtype=np.float32)[:, None, None]
         for step in range(1, args.steps + 1):

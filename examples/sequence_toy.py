@@ -30,13 +30,13 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     lstm = LSTM(args.input, args.hidden, dtype=np.float64, rng=rng)
-    inputs = rng.uniform(-1, 1, (len(TARGETS), 1, args.input))     # (T, batch 1, I)
+    inputs = rng.uniform(-1, 1, (len(TARGETS), 1, args.input))  # (T, batch 1, I)
     optimizer = SGD(lstm.parameters(), lr=args.lr)
 
     first = None
     for step in range(args.steps):
-        output, _ = lstm(inputs)                  # (T, 1, H)
-        prediction = output[:, 0, 0]              # the first hidden unit at each step
+        output, _ = lstm(inputs)  # (T, 1, H)
+        prediction = output[:, 0, 0]  # the first hidden unit at each step
         diff = prediction - tg.Tensor(TARGETS)
         loss = (diff * diff).sum()
         optimizer.zero_grad()
@@ -47,8 +47,10 @@ def main() -> None:
             shown = ", ".join(f"{v:+.4f}" for v in prediction.data)
             print(f"step {step:4d}  loss {loss.item():.3e}  prediction [{shown}]")
     print(f"\ntarget      [{', '.join(f'{v:+.4f}' for v in TARGETS)}]")
-    print(f"loss fell from {first:.3e} to {loss.item():.3e} "
-          f"({np.log10(first / loss.item()):.1f} orders of magnitude)")
+    print(
+        f"loss fell from {first:.3e} to {loss.item():.3e} "
+        f"({np.log10(first / loss.item()):.1f} orders of magnitude)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,35 +46,49 @@ def main() -> None:
     chunks = [int(k) for k in args.chunks.split(",")]
 
     task = tasks.TextTask(args.seq_len)
-    model = tasks.build_model(tasks.model_config(task, args.cell, args.hidden),
-                              rng=np.random.default_rng(0))
+    model = tasks.build_model(
+        tasks.model_config(task, args.cell, args.hidden), rng=np.random.default_rng(0)
+    )
     x, y = task.batch(np.random.default_rng(1), args.batch)
     full = truncated_gradient(model, task, x, y, args.seq_len)
-    print(f"{args.cell} {args.hidden}, character model, one batch of {args.batch} x "
-          f"T={args.seq_len}; full-BPTT gradient norm {np.linalg.norm(full):.4f}\n")
-    print(f"{'K':>5} {'chunks':>7} {'cosine to full':>15} {'rel. difference':>16} "
-          f"{'ms per step':>12}")
+    print(
+        f"{args.cell} {args.hidden}, character model, one batch of {args.batch} x "
+        f"T={args.seq_len}; full-BPTT gradient norm {np.linalg.norm(full):.4f}\n"
+    )
+    print(
+        f"{'K':>5} {'chunks':>7} {'cosine to full':>15} {'rel. difference':>16} {'ms per step':>12}"
+    )
     for k in chunks:
         grad = truncated_gradient(model, task, x, y, k)
         cosine = grad @ full / (np.linalg.norm(grad) * np.linalg.norm(full))
         rel = np.linalg.norm(grad - full) / np.linalg.norm(full)
-        timed = tasks.build_model(tasks.model_config(task, args.cell, args.hidden),
-                                  rng=np.random.default_rng(0))
-        trainer = Trainer(timed, Adam(timed.parameters(), lr=1e-3),
-                          lambda p, t: tasks.task_loss(task, p, t), clip=1.0, bptt=k)
-        trainer.step(x, y)                           # warm-up
+        timed = tasks.build_model(
+            tasks.model_config(task, args.cell, args.hidden), rng=np.random.default_rng(0)
+        )
+        trainer = Trainer(
+            timed,
+            Adam(timed.parameters(), lr=1e-3),
+            lambda p, t: tasks.task_loss(task, p, t),
+            clip=1.0,
+            bptt=k,
+        )
+        trainer.step(x, y)  # warm-up
         start = time.perf_counter()
         for _ in range(args.repeats):
             trainer.step(x, y)
         ms = (time.perf_counter() - start) / args.repeats * 1000
-        print(f"{k:>5} {len(chunk_bounds(args.seq_len, k)):>7} {cosine:>15.6f} {rel:>16.2e} "
-              f"{ms:>12.1f}")
-    print("\nK >= T is full BPTT (difference 0). Smaller K keeps the short-range part of the "
-          "gradient\n(high cosine) and drops the paths longer than K. The forward and backward "
-          "work per\ncharacter is the same for every K; what truncation buys is memory (each "
-          "chunk's graph\nis freed before the next) and T/K updates per sequence instead of "
-          "one, each with its\nown clipping and optimizer step (the cost that grows as K "
-          "shrinks).")
+        print(
+            f"{k:>5} {len(chunk_bounds(args.seq_len, k)):>7} {cosine:>15.6f} {rel:>16.2e} "
+            f"{ms:>12.1f}"
+        )
+    print(
+        "\nK >= T is full BPTT (difference 0). Smaller K keeps the short-range part of the "
+        "gradient\n(high cosine) and drops the paths longer than K. The forward and backward "
+        "work per\ncharacter is the same for every K; what truncation buys is memory (each "
+        "chunk's graph\nis freed before the next) and T/K updates per sequence instead of "
+        "one, each with its\nown clipping and optimizer step (the cost that grows as K "
+        "shrinks)."
+    )
 
 
 if __name__ == "__main__":

@@ -8,5 +8,19 @@ from .linear import Dropout, Embedding, Linear
 from .losses import cross_entropy, mse_loss, nll_loss
 from .recurrent import GRU, LSTM, RNN, Recurrent
 
-__all__ = ["GRU", "LSTM", "RNN", "AffineCell", "Dropout", "Embedding", "GRUCell", "LSTMCell",
-           "Linear", "RNNCell", "Recurrent", "cross_entropy", "mse_loss", "nll_loss"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "AffineCell",
+    "Dropout",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "RNNCell",
+    "Recurrent",
+    "cross_entropy",
+    "mse_loss",
+    "nll_loss",
+]

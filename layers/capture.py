@@ -87,8 +87,10 @@ class StepTrace:
 
     def signature(self) -> list:
         """What must not change between two captures: the graph and the constants."""
-        calls = [(c.op, repr(c.attrs), c.inputs, tuple(self.values[o].shape for o in c.outputs))
-                 for c in self.calls]
+        calls = [
+            (c.op, repr(c.attrs), c.inputs, tuple(self.values[o].shape for o in c.outputs))
+            for c in self.calls
+        ]
         consts = [(v.id, v.tensor.data.tobytes()) for v in self.values if v.source == "const"]
         return [calls, consts, self.output, self.new_states]
 
@@ -106,10 +108,12 @@ class StepTrace:
             attrs = "".join(f", {k}={a!r}" for k, a in c.attrs.items())
             outs = ", ".join(f"v{o}" for o in c.outputs)
             v = self.values[c.outputs[0]]
-            lines.append(f"{outs:<8} = {c.op}({args}{attrs})"[:80].ljust(42)
-                         + f" {v.role:<9} {v.shape}")
-        lines.append(f"output: v{self.output};  new state: "
-                     + ", ".join(f"v{s}" for s in self.new_states))
+            lines.append(
+                f"{outs:<8} = {c.op}({args}{attrs})"[:80].ljust(42) + f" {v.role:<9} {v.shape}"
+            )
+        lines.append(
+            f"output: v{self.output};  new state: " + ", ".join(f"v{s}" for s in self.new_states)
+        )
         return "\n".join(lines)
 
 
@@ -118,8 +122,9 @@ def _recording(log: list) -> Iterator[None]:
     """Record every ``Function.apply`` made inside (ops' own calls included)."""
     original = Function.__dict__["apply"]
 
-    def apply(cls: type[Function], *inputs: TensorLike,
-              **attrs: Any) -> Tensor | tuple[Tensor, ...]:
+    def apply(
+        cls: type[Function], *inputs: TensorLike, **attrs: Any
+    ) -> Tensor | tuple[Tensor, ...]:
         out = original.__func__(cls, *inputs, **attrs)
         if all(isinstance(t, Tensor) for t in inputs):  # else apply recurses with Tensors
             log.append((cls, inputs, attrs, out))
@@ -138,8 +143,7 @@ def _trace_once(cell: Module, input_size: int, dtype: DTypeLike, seed: int) -> S
     zeros = cell.init_state(TRACE_BATCH, dtype)
     tupled = isinstance(zeros, tuple)
     parts = zeros if tupled else (zeros,)
-    states = [Tensor(rng.uniform(-1, 1, p.shape).astype(dtype), requires_grad=True)
-              for p in parts]
+    states = [Tensor(rng.uniform(-1, 1, p.shape).astype(dtype), requires_grad=True) for p in parts]
     log: list = []
     with _recording(log), tg.enable_grad():
         out, new = cell(x, tuple(states) if tupled else states[0])
@@ -154,8 +158,10 @@ def _trace_once(cell: Module, input_size: int, dtype: DTypeLike, seed: int) -> S
         return ids[id(t)]
 
     trace.x = value(x, source="x", deps=frozenset({"x"}))
-    trace.states = tuple(value(s, source="state", deps=frozenset({"state"}), name=str(k))
-                         for k, s in enumerate(states))
+    trace.states = tuple(
+        value(s, source="state", deps=frozenset({"state"}), name=str(k))
+        for k, s in enumerate(states)
+    )
     for fn, inputs, attrs, result in log:
         args = []
         for t in inputs:
@@ -173,13 +179,16 @@ def _trace_once(cell: Module, input_size: int, dtype: DTypeLike, seed: int) -> S
     new_parts = new if isinstance(new, tuple) else (new,)
     for t in (out, *new_parts):
         if not isinstance(t, Tensor) or id(t) not in ids:
-            raise NotFusible(f"{type(cell).__name__}: the step returns a value no recorded "
-                             "op made (a new tensor, or the input itself)")
+            raise NotFusible(
+                f"{type(cell).__name__}: the step returns a value no recorded "
+                "op made (a new tensor, or the input itself)"
+            )
     trace.output = ids[id(out)]
     trace.new_states = tuple(ids[id(t)] for t in new_parts)
     if len(new_parts) != len(states) or isinstance(new, tuple) != tupled:
-        raise NotFusible(f"{type(cell).__name__}: the new state has another structure than "
-                         "init_state()")
+        raise NotFusible(
+            f"{type(cell).__name__}: the new state has another structure than init_state()"
+        )
     return trace
 
 
@@ -189,8 +198,10 @@ def capture(cell: Module, input_size: int, dtype: DTypeLike) -> StepTrace:
     first = _trace_once(cell, input_size, dtype, seed=1)
     second = _trace_once(cell, input_size, dtype, seed=2)
     if first.signature() != second.signature():
-        raise NotFusible(f"{type(cell).__name__}: the step's graph or a constant in it "
-                         "changes with the input values (a branch on a value, or a tensor "
-                         "computed outside registered ops, e.g. a mask from h > 0); write it "
-                         "with registered ops to compile it")
+        raise NotFusible(
+            f"{type(cell).__name__}: the step's graph or a constant in it "
+            "changes with the input values (a branch on a value, or a tensor "
+            "computed outside registered ops, e.g. a mask from h > 0); write it "
+            "with registered ops to compile it"
+        )
     return first

@@ -57,10 +57,17 @@ class AffineCell(Module):
     bias_ih: Parameter | None
     bias_hh: Parameter | None
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
-                 recurrent_size: int | None = None,
-                 extra_weights: Mapping[str, tuple[int, ...]] | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+        recurrent_size: int | None = None,
+        extra_weights: Mapping[str, tuple[int, ...]] | None = None,
+    ):
         super().__init__()
         name = type(self).__name__
         self.input_size = check_size(name, "input_size", input_size)
@@ -71,8 +78,10 @@ class AffineCell(Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         rows = self.gates * self.hidden_size
         # Drawn in registration order, as PyTorch does (values differ: another generator).
-        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (rows, self.input_size),
-                                              "weight_hh": (rows, self.output_size)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "weight_ih": (rows, self.input_size),
+            "weight_hh": (rows, self.output_size),
+        }
         if bias:
             shapes.update(bias_ih=(rows,), bias_hh=(rows,))
         else:
@@ -107,16 +116,17 @@ class AffineCell(Module):
         x_t = as_float_input(type(self).__name__, x_t, self.weight_ih.dtype)
         unbatched = x_t.ndim == 1
         if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
-            raise ShapeError(f"{type(self).__name__} expected input of shape "
-                             f"(N, {self.input_size}) or ({self.input_size},), got {x_t.shape}")
+            raise ShapeError(
+                f"{type(self).__name__} expected input of shape "
+                f"(N, {self.input_size}) or ({self.input_size},), got {x_t.shape}"
+            )
         if unbatched:
             x_t = x_t.reshape(1, self.input_size)
         state = self._check_state(state, x_t.shape[0], unbatched)
         out, new = self.step(self.project_inputs(x_t), state, self.prepare_step())
         if unbatched:
             out = out.reshape(-1)
-            new = (tuple(s.reshape(-1) for s in new) if isinstance(new, tuple)
-                   else new.reshape(-1))
+            new = tuple(s.reshape(-1) for s in new) if isinstance(new, tuple) else new.reshape(-1)
         return out, new
 
     def _check_state(self, state: State | None, batch: int, unbatched: bool) -> State:
@@ -126,15 +136,19 @@ class AffineCell(Module):
         parts = state if isinstance(state, tuple) else (state,)
         expected = zeros if isinstance(zeros, tuple) else (zeros,)
         if len(parts) != len(expected):
-            raise ShapeError(f"{type(self).__name__} expected a state of {len(expected)} "
-                             f"tensor(s) {self.state_names}, got {len(parts)}")
+            raise ShapeError(
+                f"{type(self).__name__} expected a state of {len(expected)} "
+                f"tensor(s) {self.state_names}, got {len(parts)}"
+            )
         checked = []
         for name, part, zero in zip(self.state_names, parts, expected):
             part = as_float_input(type(self).__name__, part, self.weight_ih.dtype)
             shape = zero.shape[1:] if unbatched else zero.shape
             if part.shape != shape:
-                raise ShapeError(f"{type(self).__name__} expected state {name} of shape "
-                                 f"{shape}, got {part.shape}")
+                raise ShapeError(
+                    f"{type(self).__name__} expected state {name} of shape "
+                    f"{shape}, got {part.shape}"
+                )
             checked.append(part.reshape(zero.shape) if unbatched else part)
         return tuple(checked) if isinstance(zeros, tuple) else checked[0]
 
@@ -153,12 +167,20 @@ class RNNCell(AffineCell):
     gates = 1
     fused_op = "rnn_sequence"
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: Literal["tanh", "relu"] = "tanh", *, dtype: DTypeLike = np.float32,
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', "
-                             f"got {nonlinearity!r}")
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng)
         self.nonlinearity = nonlinearity
 
@@ -192,36 +214,57 @@ class LSTMCell(AffineCell):
     gates = 4
     state_names = ("h", "c")
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 proj_size: int = 0, dtype: DTypeLike = np.float32,
-                 rng: np.random.Generator | None = None):
-        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or not (
-                0 <= proj_size < hidden_size):
-            raise ValueError(f"LSTMCell: proj_size must be an integer in [0, hidden_size="
-                             f"{hidden_size}), got {proj_size!r}")
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        proj_size: int = 0,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
+        if (
+            isinstance(proj_size, bool)
+            or not isinstance(proj_size, (int, np.integer))
+            or not (0 <= proj_size < hidden_size)
+        ):
+            raise ValueError(
+                f"LSTMCell: proj_size must be an integer in [0, hidden_size="
+                f"{hidden_size}), got {proj_size!r}"
+            )
         projection = {"weight_hr": (int(proj_size), hidden_size)} if proj_size else None
-        super().__init__(input_size, hidden_size, bias, dtype=dtype, rng=rng,
-                         recurrent_size=int(proj_size) or None, extra_weights=projection)
+        super().__init__(
+            input_size,
+            hidden_size,
+            bias,
+            dtype=dtype,
+            rng=rng,
+            recurrent_size=int(proj_size) or None,
+            extra_weights=projection,
+        )
         self.proj_size = int(proj_size)
 
     @property
     def fused_op(self) -> str | None:
-        """"lstm_sequence", which has no projection: None with ``proj_size``."""
+        """ "lstm_sequence", which has no projection: None with ``proj_size``."""
         return None if self.proj_size else "lstm_sequence"
 
-    def init_state(self, batch_size: int,
-                   dtype: DTypeLike | None = None) -> tuple[Tensor, Tensor]:
+    def init_state(self, batch_size: int, dtype: DTypeLike | None = None) -> tuple[Tensor, Tensor]:
         """Zeros: (h (batch_size, output_size), c (batch_size, hidden_size))."""
         dtype = dtype or self.weight_ih.dtype
-        return (tg.zeros(batch_size, self.output_size, dtype=dtype),
-                tg.zeros(batch_size, self.hidden_size, dtype=dtype))
+        return (
+            tg.zeros(batch_size, self.output_size, dtype=dtype),
+            tg.zeros(batch_size, self.hidden_size, dtype=dtype),
+        )
 
     def prepare_step(self) -> tuple:
         """(W_hh^T, W_hr^T or None)."""
         return self.weight_hh.T, (self.weight_hr.T if self.proj_size else None)
 
-    def step(self, xw: Tensor, state: tuple[Tensor, Tensor], prepared: tuple
-             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def step(
+        self, xw: Tensor, state: tuple[Tensor, Tensor], prepared: tuple
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """The gate equations, given xw = x W_ih^T + b_ih + b_hh."""
         h, c = state
         w_hh_t, w_hr_t = prepared

@@ -40,6 +40,7 @@ def as_float_input(layer: str, x: TensorLike, dtype: np.dtype) -> Tensor:
         fix = f"convert the input with {how}(np.{dtype})"
         if x.dtype in (np.float32, np.float64):
             fix += f", or the layer with layer.to(np.{x.dtype})"
-        raise ValueError(f"{layer}: input dtype {x.dtype} does not match the weights' dtype "
-                         f"{dtype}; {fix}")
+        raise ValueError(
+            f"{layer}: input dtype {x.dtype} does not match the weights' dtype {dtype}; {fix}"
+        )
     return x

@@ -46,9 +46,11 @@ def _blocked(trace: StepTrace, call: Call, why: str) -> NotFusible:
 
 
 def _no_rule(call: Call) -> str:
-    return (f"has no scalar rule, so it cannot be fused; declare one at registration, "
-            f"e.g. @register_op({call.op!r}, arity=1, scalar={{'y': 'x / (1 + abs(x))', "
-            f"'dx': 'g / (1 + abs(x)) ** 2'}}) (see docs/plugins.md, 'Ops that fuse')")
+    return (
+        f"has no scalar rule, so it cannot be fused; declare one at registration, "
+        f"e.g. @register_op({call.op!r}, arity=1, scalar={{'y': 'x / (1 + abs(x))', "
+        f"'dx': 'g / (1 + abs(x)) ** 2'}}) (see docs/plugins.md, 'Ops that fuse')"
+    )
 
 
 def _last_axis_slices(call: Call, width: int) -> list[tuple[int, int]] | None:
@@ -59,9 +61,13 @@ def _last_axis_slices(call: Call, width: int) -> list[tuple[int, int]] | None:
         offsets = np.cumsum([0, *sizes[:-1]])
         return [(int(o), int(s)) for o, s in zip(offsets, sizes)]
     index = call.attrs.get("index")
-    if call.op == "getitem" and isinstance(index, tuple) and len(index) == 2 \
-            and (index[0] is Ellipsis or index[0] == slice(None)) \
-            and isinstance(index[1], slice):
+    if (
+        call.op == "getitem"
+        and isinstance(index, tuple)
+        and len(index) == 2
+        and (index[0] is Ellipsis or index[0] == slice(None))
+        and isinstance(index[1], slice)
+    ):
         start, stop, stride = index[1].indices(width)
         if stride == 1 and stop > start:
             return [(start, stop - start)]
@@ -92,12 +98,15 @@ class _Builder:
         if v.source == "const" and v.tensor.ndim == 0 and use == "operand":
             node = self.add(PNode("const", 1, value=float(v.tensor.data)))
         elif v.source == "const":
-            raise NotFusible(f"a constant array v{vid} {v.shape} is used inside the "
-                             "recurrence; make it a Parameter (or compute it from one)")
+            raise NotFusible(
+                f"a constant array v{vid} {v.shape} is used inside the "
+                "recurrence; make it a Parameter (or compute it from one)"
+            )
         elif v.role == "hoisted":
             if len(v.shape) != 2 or v.shape[0] != self.trace.values[self.trace.x].shape[0]:
-                raise NotFusible(f"value v{vid} {v.shape} depends on x_t but is not one row "
-                                 "per sequence")
+                raise NotFusible(
+                    f"value v{vid} {v.shape} depends on x_t but is not one row per sequence"
+                )
             node = self.add(PNode("row", v.shape[1], slot=len(self.rows)))
             self.rows.append(vid)
         elif use == "weight":
@@ -107,8 +116,7 @@ class _Builder:
             shape = v.shape
             if len(shape) > 2 or (len(shape) == 2 and shape[0] != 1):
                 raise NotFusible(f"parameter value v{vid} {shape} is not a row vector")
-            node = self.add(PNode("vector", shape[-1] if shape else 1,
-                                  slot=len(self.vectors)))
+            node = self.add(PNode("vector", shape[-1] if shape else 1, slot=len(self.vectors)))
             self.vectors.append(vid)
         self.node_of[key] = node
         return node
@@ -133,10 +141,15 @@ class _Builder:
         if call.op == "matmul":
             a, w = call.inputs
             if trace.values[a].role != "recurrent" or trace.values[w].role != "once":
-                raise _blocked(trace, call, "multiplies by a state-dependent right operand; "
-                               "only (state rows) @ (parameter matrix) is fused")
-            node = self.add(PNode("matmul", out_shape[1], (self.operand(a),
-                                                           self.operand(w, "weight"))))
+                raise _blocked(
+                    trace,
+                    call,
+                    "multiplies by a state-dependent right operand; "
+                    "only (state rows) @ (parameter matrix) is fused",
+                )
+            node = self.add(
+                PNode("matmul", out_shape[1], (self.operand(a), self.operand(w, "weight")))
+            )
             self.node_of[(outs[0], "value")] = node
             return
         width = trace.values[call.inputs[0]].shape[-1] if call.inputs else 0
@@ -144,25 +157,38 @@ class _Builder:
         if slices is not None:
             source = self.operand(call.inputs[0])
             for out, (offset, size) in zip(outs, slices):
-                self.node_of[(out, "value")] = self.add(PNode("slice", size, (source,),
-                                                              offset=offset))
+                self.node_of[(out, "value")] = self.add(
+                    PNode("slice", size, (source,), offset=offset)
+                )
             return
         if call.op == "concat" and call.attrs.get("axis", 0) in (1, -1):
-            node = self.add(PNode("concat", out_shape[1],
-                                  tuple(self.operand(i) for i in call.inputs)))
+            node = self.add(
+                PNode("concat", out_shape[1], tuple(self.operand(i) for i in call.inputs))
+            )
             self.node_of[(outs[0], "value")] = node
             return
         if info is None or info.kind != "elementwise":
             kind = "unregistered" if info is None else info.kind
-            raise _blocked(trace, call, f"is a {kind} op inside the recurrence; the compiler "
-                           "fuses elementwise ops with scalar rules, split/getitem/concat on "
-                           "the last axis and (state) @ (parameter matrix)")
+            raise _blocked(
+                trace,
+                call,
+                f"is a {kind} op inside the recurrence; the compiler "
+                "fuses elementwise ops with scalar rules, split/getitem/concat on "
+                "the last axis and (state) @ (parameter matrix)",
+            )
         if info.scalar is None:
             raise _blocked(trace, call, _no_rule(call))
         attrs = tuple(sorted(call.attrs.items()))
-        node = self.add(PNode("elementwise", out_shape[1],
-                              tuple(self.operand(i) for i in call.inputs), op=call.op,
-                              rule=info.scalar, attrs=attrs))
+        node = self.add(
+            PNode(
+                "elementwise",
+                out_shape[1],
+                tuple(self.operand(i) for i in call.inputs),
+                op=call.op,
+                rule=info.scalar,
+                attrs=attrs,
+            )
+        )
         self.node_of[(outs[0], "value")] = node
 
 
@@ -179,15 +205,25 @@ def _program(trace: StepTrace) -> tuple[StepProgram, _Builder]:
         elif trace.values[call.outputs[0]].role == "hoisted" and call.op not in _ROW_WISE:
             info = _info(call.op)
             if info is None or info.kind != "elementwise":
-                raise _blocked(trace, call, "acts on x_t in a way that may mix rows; only "
-                               "elementwise ops, matmul, split, getitem, concat are hoisted")
+                raise _blocked(
+                    trace,
+                    call,
+                    "acts on x_t in a way that may mix rows; only "
+                    "elementwise ops, matmul, split, getitem, concat are hoisted",
+                )
     ends = (trace.output, *trace.new_states)
     if len(set(trace.new_states)) != len(trace.new_states) or any(
-            trace.values[v].role != "recurrent" or trace.values[v].source for v in ends):
-        raise NotFusible("the step's output and each new state part must be distinct values "
-                         "computed from the state")
-    program = StepProgram(tuple(builder.nodes), builder.node_of[(trace.output, "value")],
-                          tuple(builder.node_of[(v, "value")] for v in trace.new_states))
+        trace.values[v].role != "recurrent" or trace.values[v].source for v in ends
+    ):
+        raise NotFusible(
+            "the step's output and each new state part must be distinct values "
+            "computed from the state"
+        )
+    program = StepProgram(
+        tuple(builder.nodes),
+        builder.node_of[(trace.output, "value")],
+        tuple(builder.node_of[(v, "value")] for v in trace.new_states),
+    )
     return program, builder
 
 
@@ -201,8 +237,7 @@ class CompiledCell:
         self.rows, self.weights, self.vectors = builder.rows, builder.weights, builder.vectors
         self.dtype = np.dtype(dtype)
         self._needed = self._calls_needed()
-        self._params = [(v.id, v.name, v.shape) for v in self.trace.values
-                        if v.source == "param"]
+        self._params = [(v.id, v.name, v.shape) for v in self.trace.values if v.source == "param"]
         self._step: CompiledStep | None = None
 
     def matches(self, cell: Module) -> bool:
@@ -225,8 +260,9 @@ class CompiledCell:
             self._step = compiled_step(self.program, self.dtype)
         return self._step
 
-    def run(self, cell: Module, x: Tensor, state: State, reverse: bool,
-            keep: np.ndarray | None) -> tuple[Tensor, State]:
+    def run(
+        self, cell: Module, x: Tensor, state: State, reverse: bool, keep: np.ndarray | None
+    ) -> tuple[Tensor, State]:
         """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
         steps, batch = x.shape[0], x.shape[1]
         env = {self.trace.x: x.reshape(steps * batch, x.shape[2])}
@@ -238,9 +274,16 @@ class CompiledCell:
                 env[vid] = t
         rows = [env[v].reshape(steps, batch, env[v].shape[-1]) for v in self.rows]
         parts = state if self.trace.tupled else (state,)
-        out = CompiledSequence.apply(*parts, *rows, *(env[v] for v in self.weights),
-                                     *(env[v] for v in self.vectors), step=self.step(),
-                                     steps=steps, reverse=reverse, keep=keep)
+        out = CompiledSequence.apply(
+            *parts,
+            *rows,
+            *(env[v] for v in self.weights),
+            *(env[v] for v in self.vectors),
+            step=self.step(),
+            steps=steps,
+            reverse=reverse,
+            keep=keep,
+        )
         return out[0], (tuple(out[1:]) if self.trace.tupled else out[1])
 
 

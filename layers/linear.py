@@ -19,8 +19,9 @@ from .checks import as_float_input, check_float_dtype, check_size
 __all__ = ["Dropout", "Embedding", "Linear", "uniform_parameter"]
 
 
-def uniform_parameter(shape: tuple[int, ...], bound: float, dtype: DTypeLike,
-                      rng: np.random.Generator) -> Parameter:
+def uniform_parameter(
+    shape: tuple[int, ...], bound: float, dtype: DTypeLike, rng: np.random.Generator
+) -> Parameter:
     """A Parameter drawn from U(-bound, +bound) (PyTorch's default for linear and RNN layers)."""
     return Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
 
@@ -32,8 +33,15 @@ class Linear(Module):
     U(-1/sqrt(in_features), +1/sqrt(in_features)) as in ``torch.nn.Linear``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         self.in_features = check_size("Linear", "in_features", in_features)
         self.out_features = check_size("Linear", "out_features", out_features)
@@ -50,14 +58,17 @@ class Linear(Module):
         """x (..., in_features) -> (..., out_features)."""
         x = as_float_input("Linear", x, self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ShapeError(f"Linear expected input of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
+            raise ShapeError(
+                f"Linear expected input of shape (..., {self.in_features}), got {x.shape}"
+            )
         y = x @ self.weight.T
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Embedding(Module):
@@ -67,15 +78,22 @@ class Embedding(Module):
     ``torch.nn.Embedding``. The gradient of a row is the sum over every place it was looked up.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, *,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         dtype = check_float_dtype("Embedding", dtype)
         rng = tg.default_rng() if rng is None else rng
-        self.weight = Parameter(rng.standard_normal((self.num_embeddings, self.embedding_dim))
-                                .astype(dtype))
+        self.weight = Parameter(
+            rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(dtype)
+        )
 
     def forward(self, indices: TensorLike) -> Tensor:
         """indices (...) of integers in [0, num_embeddings) -> (..., embedding_dim)."""
@@ -83,8 +101,10 @@ class Embedding(Module):
         if idx.dtype.kind not in "iu":
             raise TypeError(f"Embedding expected integer indices, got dtype {idx.dtype}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
-            raise IndexError(f"Embedding: indices must lie in [0, {self.num_embeddings}), got "
-                             f"values from {idx.min()} to {idx.max()}")
+            raise IndexError(
+                f"Embedding: indices must lie in [0, {self.num_embeddings}), got "
+                f"values from {idx.min()} to {idx.max()}"
+            )
         return self.weight[idx]
 
     def extra_repr(self) -> str:

@@ -48,11 +48,15 @@ def mse_loss(input: TensorLike, target: TensorLike, reduction: Reduction = "mean
     input = input if isinstance(input, Tensor) else Tensor(input)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
     if input.shape != target.shape:
-        raise ShapeError(f"mse_loss: input has shape {input.shape} but target has shape "
-                         f"{target.shape}; they must match")
+        raise ShapeError(
+            f"mse_loss: input has shape {input.shape} but target has shape "
+            f"{target.shape}; they must match"
+        )
     if input.dtype != target.dtype or input.dtype.kind != "f":
-        raise TypeError(f"mse_loss: input and target must share a floating dtype, got "
-                        f"{input.dtype} and {target.dtype}")
+        raise TypeError(
+            f"mse_loss: input and target must share a floating dtype, got "
+            f"{input.dtype} and {target.dtype}"
+        )
     diff = input - target
     return _reduce(diff * diff, reduction)
 
@@ -62,15 +66,18 @@ def _check_targets(name: str, scores: Tensor, targets: TensorLike) -> np.ndarray
     if scores.ndim < 1:
         raise ShapeError(f"{name}: input must have a class axis (last), got a scalar")
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"{name}: targets must be integer class indices, got dtype "
-                        f"{targets.dtype}")
+        raise TypeError(f"{name}: targets must be integer class indices, got dtype {targets.dtype}")
     if targets.shape != scores.shape[:-1]:
-        raise ShapeError(f"{name}: input of shape {scores.shape} (classes last) needs targets "
-                         f"of shape {scores.shape[:-1]}, got {targets.shape}")
+        raise ShapeError(
+            f"{name}: input of shape {scores.shape} (classes last) needs targets "
+            f"of shape {scores.shape[:-1]}, got {targets.shape}"
+        )
     n_classes = scores.shape[-1]
     if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
-        raise ValueError(f"{name}: targets must lie in [0, {n_classes}), got values from "
-                         f"{targets.min()} to {targets.max()}")
+        raise ValueError(
+            f"{name}: targets must lie in [0, {n_classes}), got values from "
+            f"{targets.min()} to {targets.max()}"
+        )
     return targets
 
 
@@ -93,8 +100,7 @@ def nll_loss(log_probs: Tensor, targets: TensorLike, reduction: Reduction = "mea
     return _reduce(-picked, reduction)
 
 
-def cross_entropy(logits: Tensor, targets: TensorLike,
-                  reduction: Reduction = "mean") -> Tensor:
+def cross_entropy(logits: Tensor, targets: TensorLike, reduction: Reduction = "mean") -> Tensor:
     """Softmax cross-entropy: ``logsumexp(logits) - logits[target]`` per example.
 
     Computed as ``nll_loss(log_softmax(logits))``; ``log_softmax`` subtracts the max first,

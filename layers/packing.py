@@ -41,15 +41,17 @@ def check_lengths(layer: str, lengths: ArrayLike | Tensor, steps: int, batch: in
     """
     array = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
-        raise ValueError(f"{layer}: lengths must be a 1-D list or array of integers, got "
-                         f"{array.dtype} array of shape {array.shape}")
+        raise ValueError(
+            f"{layer}: lengths must be a 1-D list or array of integers, got "
+            f"{array.dtype} array of shape {array.shape}"
+        )
     if array.size != batch:
-        raise ValueError(f"{layer}: lengths has {array.size} entries but the batch has {batch} "
-                         f"sequence(s)")
+        raise ValueError(
+            f"{layer}: lengths has {array.size} entries but the batch has {batch} sequence(s)"
+        )
     bad = (array < 1) | (array > steps)
     if bad.any():
-        raise ValueError(f"{layer}: every length must lie in [1, T={steps}], got "
-                         f"{array.tolist()}")
+        raise ValueError(f"{layer}: every length must lie in [1, T={steps}], got {array.tolist()}")
     return array.astype(np.int64)
 
 

@@ -84,16 +84,29 @@ class Recurrent(Module):
     _cells: list[Module]
     _runners: list[str]
 
-    def __init__(self, cell: str | type[Module], input_size: int, hidden_size: int,
-                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, *,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
-                 fused: FusedMode = False, **cell_options: Any):
+    def __init__(
+        self,
+        cell: str | type[Module],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+        fused: FusedMode = False,
+        **cell_options: Any,
+    ):
         super().__init__()
         cls = tg.cell(cell) if isinstance(cell, str) else cell
         if not (inspect.isclass(cls) and callable(getattr(cls, "init_state", None))):
-            raise TypeError(f"Recurrent: cell must be a registered cell name or a cell class "
-                            f"with init_state() and forward(), got {cell!r}")
+            raise TypeError(
+                f"Recurrent: cell must be a registered cell name or a cell class "
+                f"with init_state() and forward(), got {cell!r}"
+            )
         name = self._layer_name(cell)
         object.__setattr__(self, "_name", name)
         if fused not in FUSED_MODES:
@@ -101,18 +114,28 @@ class Recurrent(Module):
         self.input_size = check_size(name, "input_size", input_size)
         self.hidden_size = check_size(name, "hidden_size", hidden_size)
         self.num_layers = check_size(name, "num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
-                or not 0 <= dropout <= 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, numbers.Real)
+            or not 0 <= dropout <= 1
+        ):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
-            warnings.warn(f"{name}: dropout={dropout} has no effect with num_layers=1 (it acts "
-                          "between layers)", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{name}: dropout={dropout} has no effect with num_layers=1 (it acts "
+                "between layers)",
+                UserWarning,
+                stacklevel=2,
+            )
         try:
-            inspect.signature(cls).bind(input_size, hidden_size, bias, dtype=dtype, rng=rng,
-                                        **cell_options)
+            inspect.signature(cls).bind(
+                input_size, hidden_size, bias, dtype=dtype, rng=rng, **cell_options
+            )
         except TypeError as exc:
-            raise ValueError(f"{name}: cell {cls.__name__} does not take these arguments: "
-                             f"{exc} (options given: {sorted(cell_options)})") from None
+            raise ValueError(
+                f"{name}: cell {cls.__name__} does not take these arguments: "
+                f"{exc} (options given: {sorted(cell_options)})"
+            ) from None
         self.cell_class, self.cell_options = cls, dict(cell_options)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
@@ -124,8 +147,7 @@ class Recurrent(Module):
         for k in range(self.num_layers):
             for suffix in self._directions():
                 try:
-                    c = cls(size, self.hidden_size, self.bias, dtype=dtype, rng=rng,
-                            **cell_options)
+                    c = cls(size, self.hidden_size, self.bias, dtype=dtype, rng=rng, **cell_options)
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"{name}: {exc}") from None
                 cells.append(c)
@@ -137,8 +159,9 @@ class Recurrent(Module):
             size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
         object.__setattr__(self, "_cells", cells)
         self.fused = fused
-        object.__setattr__(self, "_runners", runners if runners[0] != "composed"
-                           else ["composed"] * len(cells))
+        object.__setattr__(
+            self, "_runners", runners if runners[0] != "composed" else ["composed"] * len(cells)
+        )
         if self.dropout > 0 and self.num_layers > 1:
             self.layer_dropout = Dropout(self.dropout, rng=rng)
 
@@ -201,52 +224,68 @@ class Recurrent(Module):
         x = as_float_input(self._name, x, self._dtype())
         layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            wanted = layout if x.ndim == 3 else "(T, {})" if x.ndim == 2 else \
-                layout + " or unbatched (T, {})"
-            raise ShapeError(f"{self._name} expected input of shape "
-                             f"{wanted.format(self.input_size, self.input_size)}, got {x.shape}")
+            wanted = (
+                layout
+                if x.ndim == 3
+                else "(T, {})"
+                if x.ndim == 2
+                else layout + " or unbatched (T, {})"
+            )
+            raise ShapeError(
+                f"{self._name} expected input of shape "
+                f"{wanted.format(self.input_size, self.input_size)}, got {x.shape}"
+            )
         unbatched = x.ndim == 2
         if unbatched:
             x = x.reshape(x.shape[0], 1, self.input_size)
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
         if x.shape[0] == 0:
-            raise ShapeError(f"{self._name}: got an empty sequence (T=0, input shape "
-                             f"{x.shape}); a sequence needs at least one step")
+            raise ShapeError(
+                f"{self._name}: got an empty sequence (T=0, input shape "
+                f"{x.shape}); a sequence needs at least one step"
+            )
         return x, unbatched
 
-    def _initial_states(self, state: InitialState, batch: int,
-                        unbatched: bool) -> list[State]:
+    def _initial_states(self, state: InitialState, batch: int, unbatched: bool) -> list[State]:
         dtype = self._dtype()
         zeros = [c.init_state(batch, dtype) for c in self._cells]
         if state is None:
             return zeros
         tupled = isinstance(zeros[0], tuple)
-        names = getattr(self._cells[0], "state_names", None) or \
-            [f"state{j}" for j in range(len(zeros[0]) if tupled else 1)]
+        names = getattr(self._cells[0], "state_names", None) or [
+            f"state{j}" for j in range(len(zeros[0]) if tupled else 1)
+        ]
         expected = zeros[0] if tupled else (zeros[0],)
         parts = state if isinstance(state, (tuple, list)) else (state,)
         if tupled != isinstance(state, (tuple, list)) or len(parts) != len(expected):
-            raise ShapeError(f"{self._name} expected the initial state as "
-                             f"{'a tuple ' if tupled else 'one tensor '}"
-                             f"({', '.join(n + '0' for n in names)}), got "
-                             f"{type(state).__name__} of {len(parts)}")
+            raise ShapeError(
+                f"{self._name} expected the initial state as "
+                f"{'a tuple ' if tupled else 'one tensor '}"
+                f"({', '.join(n + '0' for n in names)}), got "
+                f"{type(state).__name__} of {len(parts)}"
+            )
         per_cell = []
         for name, part, zero in zip(names, parts, expected):
             part = as_float_input(self._name, part, dtype)
             shape = (len(self._cells),) + ((() if unbatched else (batch,)) + zero.shape[1:])
             if part.shape != shape:
-                raise ShapeError(f"{self._name} expected initial state {name}0 of shape "
-                                 f"{shape}, got {part.shape}")
+                raise ShapeError(
+                    f"{self._name} expected initial state {name}0 of shape "
+                    f"{shape}, got {part.shape}"
+                )
             if unbatched:
                 part = part.reshape(len(self._cells), 1, *zero.shape[1:])
             per_cell.append(tg.op("unstack").apply(part, axis=0))
-        return [tuple(p[i] for p in per_cell) if tupled else per_cell[0][i]
-                for i in range(len(self._cells))]
+        return [
+            tuple(p[i] for p in per_cell) if tupled else per_cell[0][i]
+            for i in range(len(self._cells))
+        ]
 
     # ---- the sequence --------------------------------------------------------------------
-    def forward(self, x: TensorLike, state: InitialState = None,
-                lengths: ArrayLike | Tensor | None = None) -> tuple[Tensor, State]:
+    def forward(
+        self, x: TensorLike, state: InitialState = None, lengths: ArrayLike | Tensor | None = None
+    ) -> tuple[Tensor, State]:
         """x (T, N, I) | (N, T, I) with batch_first | unbatched (T, I); ``state`` as
         ``init_state`` (zeros when None); ``lengths`` one int per sequence (PackedSequence
         semantics: outputs past a sequence's end are zero, its final state is taken at its
@@ -263,8 +302,9 @@ class Recurrent(Module):
         with gc_paused():  # the unrolled graph is acyclic: collections would only scan it
             return self._forward(x, states, masks, unbatched)
 
-    def _forward(self, x: Tensor, states: list[State], masks: list[StepMask | None] | None,
-                 unbatched: bool) -> tuple[Tensor, State]:
+    def _forward(
+        self, x: Tensor, states: list[State], masks: list[StepMask | None] | None, unbatched: bool
+    ) -> tuple[Tensor, State]:
         steps = x.shape[0]
         directions = len(self._directions())
         finals, layer_in = [], x
@@ -288,29 +328,40 @@ class Recurrent(Module):
         output, final_state = layer_in, self._stack_states(finals)
         if unbatched:
             output = output.reshape(steps, output.shape[2])
-            final_state = (tuple(s.reshape(s.shape[0], s.shape[2]) for s in final_state)
-                           if isinstance(final_state, tuple)
-                           else final_state.reshape(final_state.shape[0], final_state.shape[2]))
+            final_state = (
+                tuple(s.reshape(s.shape[0], s.shape[2]) for s in final_state)
+                if isinstance(final_state, tuple)
+                else final_state.reshape(final_state.shape[0], final_state.shape[2])
+            )
         elif self.batch_first:
             output = output.transpose(1, 0, 2)
         return output, final_state
 
     def extra_repr(self) -> str:
-        head = "" if type(self) is not Recurrent else f"{self._name[len('Recurrent('):-1]}, "
+        head = "" if type(self) is not Recurrent else f"{self._name[len('Recurrent(') : -1]}, "
         text = f"{head}{self.input_size}, {self.hidden_size}"
-        for key, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
-                             ("dropout", 0.0), ("bidirectional", False)):
+        for key, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
             if getattr(self, key) != default:
                 text += f", {key}={getattr(self, key)}"
         defaults = {k: p.default for k, p in inspect.signature(self.cell_class).parameters.items()}
-        return text + "".join(f", {k}={v!r}" for k, v in self.cell_options.items()
-                              if defaults.get(k, inspect.Parameter.empty) != v)
+        return text + "".join(
+            f", {k}={v!r}"
+            for k, v in self.cell_options.items()
+            if defaults.get(k, inspect.Parameter.empty) != v
+        )
 
 
 def _no_projection(name: str, proj_size: int) -> None:
     if proj_size != 0:
-        raise ValueError(f"{name}: proj_size is only supported by LSTM, got proj_size="
-                         f"{proj_size!r}")
+        raise ValueError(
+            f"{name}: proj_size is only supported by LSTM, got proj_size={proj_size!r}"
+        )
 
 
 class RNN(Recurrent):
@@ -318,16 +369,37 @@ class RNN(Recurrent):
     ``torch.nn.RNN``'s signature (4th positional argument ``nonlinearity``), names, shapes
     and results. ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: Literal["tanh", "relu"] = "tanh", bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, proj_size: int = 0,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
-                 fused: FusedMode = False):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        proj_size: int = 0,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+        fused: FusedMode = False,
+    ):
         _no_projection("RNN", proj_size)
-        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype=dtype, rng=rng, fused=fused,
-                         nonlinearity=nonlinearity)
+        super().__init__(
+            "rnn",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            rng=rng,
+            fused=fused,
+            nonlinearity=nonlinearity,
+        )
 
 
 class LSTM(Recurrent):
@@ -335,14 +407,35 @@ class LSTM(Recurrent):
     ``torch.nn.LSTM``'s signature, names, shapes and results.
     ``forward(x, (h0, c0)=None, lengths=None) -> (output, (h_n, c_n))``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, proj_size: int = 0, *,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
-                 fused: FusedMode = False):
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng, fused=fused,
-                         proj_size=proj_size)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+        fused: FusedMode = False,
+    ):
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            rng=rng,
+            fused=fused,
+            proj_size=proj_size,
+        )
 
 
 class GRU(Recurrent):
@@ -350,11 +443,32 @@ class GRU(Recurrent):
     ``torch.nn.GRU``'s signature, names, shapes and results.
     ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, proj_size: int = 0,
-                 dtype: DTypeLike = np.float32, rng: np.random.Generator | None = None,
-                 fused: FusedMode = False):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        proj_size: int = 0,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | None = None,
+        fused: FusedMode = False,
+    ):
         _no_projection("GRU", proj_size)
-        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, dtype=dtype, rng=rng, fused=fused)
+        super().__init__(
+            "gru",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            rng=rng,
+            fused=fused,
+        )

@@ -25,8 +25,15 @@ from .cells import AffineCell
 from .compile_cell import NotFusible, compile_cell
 from .packing import State, StepMask, hold_finished
 
-__all__ = ["FUSED_MODES", "FusedMode", "FusionWarning", "pick_runner", "run_compiled",
-           "run_direction", "run_handwritten"]
+__all__ = [
+    "FUSED_MODES",
+    "FusedMode",
+    "FusionWarning",
+    "pick_runner",
+    "run_compiled",
+    "run_direction",
+    "run_handwritten",
+]
 
 # How a sequence layer runs its cells (``fused=``); see ``pick_runner``.
 FusedMode = bool | Literal["compiled"]
@@ -37,8 +44,14 @@ class FusionWarning(UserWarning):
     """``fused=`` was asked for a cell whose step does not compile: it runs composed."""
 
 
-def run_direction(cell: Module, x: Tensor, state: State, reverse: bool,
-                  masks: list[StepMask | None] | None, label: str) -> tuple[Tensor, State]:
+def run_direction(
+    cell: Module,
+    x: Tensor,
+    state: State,
+    reverse: bool,
+    masks: list[StepMask | None] | None,
+    label: str,
+) -> tuple[Tensor, State]:
     """Run ``cell`` over the time-major sequence ``x`` (T, N, F) from ``state``.
 
     Returns (outputs stacked to (T, N, output_size), final state). Each step is recorded
@@ -62,7 +75,7 @@ def run_direction(cell: Module, x: Tensor, state: State, reverse: bool,
             return cell(x_t, s)
 
     outputs: list = [None] * steps
-    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
         with tg.scope(f"{label}/t{t}"):
             out, new = step(inputs[t], state, prepared)
             mask = None if masks is None else masks[t]
@@ -73,8 +86,9 @@ def run_direction(cell: Module, x: Tensor, state: State, reverse: bool,
     return tg.stack(outputs, axis=0), state
 
 
-def run_handwritten(cell: AffineCell, x: Tensor, state: State, reverse: bool,
-                    label: str) -> tuple[Tensor, State]:
+def run_handwritten(
+    cell: AffineCell, x: Tensor, state: State, reverse: bool, label: str
+) -> tuple[Tensor, State]:
     """All steps as ONE recorded op, the cell's hand-written ``fused_op`` (ops/fused.py)
     with the cell's ``fused_attrs()``: (outputs (T, N, H), final state)."""
     if cell.bias_ih is None:
@@ -85,25 +99,34 @@ def run_handwritten(cell: AffineCell, x: Tensor, state: State, reverse: bool,
     parts = state if isinstance(state, tuple) else (state,)
     attrs = cell.fused_attrs() if callable(getattr(cell, "fused_attrs", None)) else {}
     with tg.scope(label):
-        out = tg.op(cell.fused_op).apply(x, *parts, cell.weight_ih, cell.weight_hh, *biases,
-                                         reverse=reverse, **attrs)
+        out = tg.op(cell.fused_op).apply(
+            x, *parts, cell.weight_ih, cell.weight_hh, *biases, reverse=reverse, **attrs
+        )
     return out[0], (tuple(out[1:]) if isinstance(state, tuple) else out[1])
 
 
-def run_compiled(cell: Module, x: Tensor, state: State, reverse: bool,
-                 masks: list[StepMask | None] | None, label: str) -> tuple[Tensor, State]:
+def run_compiled(
+    cell: Module,
+    x: Tensor,
+    state: State,
+    reverse: bool,
+    masks: list[StepMask | None] | None,
+    label: str,
+) -> tuple[Tensor, State]:
     """All steps as ONE recorded op made by the cell compiler: (outputs, final state)."""
     keep = None
     if masks is not None and any(m is not None for m in masks):
-        keep = np.stack([np.ones(x.shape[1], bool) if m is None else m.keep.data[:, 0] > 0
-                         for m in masks])
+        keep = np.stack(
+            [np.ones(x.shape[1], bool) if m is None else m.keep.data[:, 0] > 0 for m in masks]
+        )
     with tg.scope(label):
         return compile_cell(cell, x.shape[2], x.dtype).run(cell, x, state, reverse, keep)
 
 
-def pick_runner(cell: Module, fused: FusedMode, input_size: int, dtype: DTypeLike,
-                layer: str) -> Literal["composed", "handwritten", "compiled"]:
-    """"composed", "handwritten" or "compiled": how ``fused`` runs ``cell``.
+def pick_runner(
+    cell: Module, fused: FusedMode, input_size: int, dtype: DTypeLike, layer: str
+) -> Literal["composed", "handwritten", "compiled"]:
+    """ "composed", "handwritten" or "compiled": how ``fused`` runs ``cell``.
 
     ``True`` takes the cell's hand-written op when it declares one (``fused_op``), else
     the compiler; ``"compiled"`` always the compiler. A step the compiler cannot take runs
@@ -123,6 +146,10 @@ def pick_runner(cell: Module, fused: FusedMode, input_size: int, dtype: DTypeLik
         why = f"running its step on sample inputs failed: {type(exc).__name__}: {exc}"
     else:
         return "compiled"
-    warnings.warn(f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
-                  "It runs composed (same results, slower).", FusionWarning, stacklevel=3)
+    warnings.warn(
+        f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
+        "It runs composed (same results, slower).",
+        FusionWarning,
+        stacklevel=3,
+    )
     return "composed"

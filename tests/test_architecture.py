@@ -34,7 +34,7 @@ def _imported_modules(path: Path, package: str) -> set[str]:
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
@@ -67,8 +67,11 @@ def test_the_engine_folder_holds_no_tooling_beyond_the_public_aliases():
     aliases = [p for p in (ROOT / "tinygrad_lstm").glob("*.py") if _is_alias(p)]
     assert sorted(p.stem for p in aliases) == sorted(PUBLIC_ALIASES)
     for path in aliases:
-        code = [line for line in path.read_text().splitlines()
-                if line and not line.startswith(('"""', " ")) and '"""' not in line]
+        code = [
+            line
+            for line in path.read_text().splitlines()
+            if line and not line.startswith(('"""', " ")) and '"""' not in line
+        ]
         assert len(code) <= 3, f"{path.name} is an alias; its code belongs in tooling/"
 
 
@@ -80,15 +83,22 @@ def test_a_public_short_path_is_the_tooling_module_itself(name):
 
 
 def test_importing_the_engine_loads_no_tooling():
-    probe = ("import sys, tinygrad_lstm; "
-             "print(sorted(m for m in sys.modules if m.startswith('tinygrad_lstm.tooling')))")
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
-                         text=True, timeout=120).stdout
+    probe = (
+        "import sys, tinygrad_lstm; "
+        "print(sorted(m for m in sys.modules if m.startswith('tinygrad_lstm.tooling')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     assert out.strip() == "[]", out
 
 
 def test_python_dash_m_runs_the_command_line():
-    result = subprocess.run([sys.executable, "-m", "tinygrad_lstm", "--help"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinygrad_lstm", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "usage: tinygrad-lstm" in result.stdout

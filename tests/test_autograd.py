@@ -83,8 +83,11 @@ def test_tensor_used_directly_and_through_a_longer_path():
     np.testing.assert_allclose(x.grad, 2.0 * (1.0 + 4.5))
 
 
-STEP = st.tuples(st.sampled_from(["add", "mul", "sub", "tanh", "sigmoid"]),
-                 st.integers(0, 10**6), st.integers(0, 10**6))
+STEP = st.tuples(
+    st.sampled_from(["add", "mul", "sub", "tanh", "sigmoid"]),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+)
 
 
 @given(st.lists(STEP, min_size=1, max_size=12), st.integers(1, 3))
@@ -95,8 +98,9 @@ def test_random_dags_match_central_differences(steps, n_outputs):
         nodes = [a, b]
         for op, i, j in steps:
             x, y = nodes[i % len(nodes)], nodes[j % len(nodes)]
-            nodes.append(tg.op(op).apply(x) if op in ("tanh", "sigmoid")
-                         else tg.op(op).apply(x, y) * 0.5)
+            nodes.append(
+                tg.op(op).apply(x) if op in ("tanh", "sigmoid") else tg.op(op).apply(x, y) * 0.5
+            )
         return tuple(nodes[-n_outputs:])
 
     a, b = leaf(3), leaf(3, seed=1)
@@ -236,13 +240,16 @@ def test_backward_with_a_gradient_of_the_wrong_shape_names_the_op(scratch_regist
     assert x.grad is None
 
 
-@pytest.mark.parametrize(("make", "op", "shapes"), [
-    (lambda: leaf(2, 3) @ leaf(4, 5), "matmul", ("(2, 3)", "(4, 5)")),
-    (lambda: tg.concat([leaf(2, 3), leaf(3, 4)], axis=0), "concat", ("(2, 3)", "(3, 4)")),
-    (lambda: tg.stack([leaf(2, 3), leaf(3, 2)]), "stack", ("(2, 3)", "(3, 2)")),
-    (lambda: leaf(2, 3) + leaf(4), "add", ("(2, 3)", "(4,)")),
-    (lambda: leaf(2, 3) * leaf(2, 1, 2), "mul", ("(2, 3)", "(2, 1, 2)")),
-])
+@pytest.mark.parametrize(
+    ("make", "op", "shapes"),
+    [
+        (lambda: leaf(2, 3) @ leaf(4, 5), "matmul", ("(2, 3)", "(4, 5)")),
+        (lambda: tg.concat([leaf(2, 3), leaf(3, 4)], axis=0), "concat", ("(2, 3)", "(3, 4)")),
+        (lambda: tg.stack([leaf(2, 3), leaf(3, 2)]), "stack", ("(2, 3)", "(3, 2)")),
+        (lambda: leaf(2, 3) + leaf(4), "add", ("(2, 3)", "(4,)")),
+        (lambda: leaf(2, 3) * leaf(2, 1, 2), "mul", ("(2, 3)", "(2, 1, 2)")),
+    ],
+)
 def test_shape_mismatch_names_op_and_both_shapes(make, op, shapes):
     with pytest.raises(tg.ShapeError) as info:
         make()
@@ -271,7 +278,7 @@ def test_diamonds_with_2_to_the_40_paths_visit_each_node_once(counting_op):
         y = c + c
     y.sum().backward()
     assert sorted(calls) == list(range(40))
-    np.testing.assert_array_equal(x.grad, [2.0 ** 40])
+    np.testing.assert_array_equal(x.grad, [2.0**40])
 
 
 def _recurrence(steps=5):

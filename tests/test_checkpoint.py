@@ -82,7 +82,7 @@ def test_round_trip_restores_weights_optimizer_and_meta(tmp_path):
     for s, t in zip(opt.state, fresh_opt.state):
         assert s["step"] == t["step"] == 3
         np.testing.assert_array_equal(s["exp_avg_sq"], t["exp_avg_sq"])
-    for m, o in ((model, opt), (fresh, fresh_opt)):     # both continue identically
+    for m, o in ((model, opt), (fresh, fresh_opt)):  # both continue identically
         for p in m.parameters():
             p.grad = np.ones_like(p.data)
         o.step()
@@ -133,8 +133,11 @@ def test_archive_that_disagrees_with_its_header_is_refused(tmp_path):
 
     path = checkpoint.save(tmp_path, Tiny())
     _rewrite(path, replace={"model/w.npy": _npy(np.zeros((4, 2), np.float32))})
-    with pytest.raises(CheckpointError, match=r"'model/w' has shape \(4, 2\).*header says "
-                                              r"\(3, 2\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'model/w' has shape \(4, 2\).*header says "
+        r"\(3, 2\)",
+    ):
         checkpoint.read(path)
 
     path = checkpoint.save(tmp_path, Tiny())
@@ -167,7 +170,7 @@ def test_optimizer_that_does_not_fit_leaves_module_and_optimizer_unchanged(tmp_p
     path = checkpoint.save(tmp_path, model, opt)
     target = Tiny(seed=9)
     before = target.state_dict()
-    wrong = Adam([target.w], lr=0.3)     # one parameter, the file has state for two
+    wrong = Adam([target.w], lr=0.3)  # one parameter, the file has state for two
     with pytest.raises(CheckpointError, match="2 parameter entries, this optimizer holds 1"):
         checkpoint.load(path, target, wrong)
     np.testing.assert_array_equal(target.w.data, before["w"])
@@ -202,8 +205,7 @@ def test_checkpoint_file_mode_follows_the_umask_like_other_outputs(tmp_path, uma
     assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(other.stat().st_mode)
 
 
-def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(
-        tmp_path, monkeypatch):
+def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
     model, opt = _trained()
     checkpoint.save(tmp_path, model, opt, meta={"step": 1})
 
@@ -219,8 +221,8 @@ def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(
 
 
 def test_temporary_files_of_killed_saves_are_removed_by_the_next_save(tmp_path):
-    dead = tmp_path / f"{checkpoint.TEMP_PREFIX}999999999-0a1b2c3d.npz"   # no such process
-    older = tmp_path / f"{checkpoint.TEMP_PREFIX}k2j3h4.npz"            # mkstemp's old names
+    dead = tmp_path / f"{checkpoint.TEMP_PREFIX}999999999-0a1b2c3d.npz"  # no such process
+    older = tmp_path / f"{checkpoint.TEMP_PREFIX}k2j3h4.npz"  # mkstemp's old names
     alive = tmp_path / f"{checkpoint.TEMP_PREFIX}{os.getpid()}-00000000.npz"
     for path in (dead, older, alive):
         path.write_bytes(b"PK half written")

@@ -101,6 +101,7 @@ def _pair(seed):
 def _set_entry(key, value):
     def edit(h):
         h["optimizer"]["scalars"][0][key] = value
+
     return edit
 
 
@@ -111,12 +112,14 @@ def _drop_step(h):
 def _set_default(key, value):
     def edit(h):
         h["optimizer"]["defaults"][key] = value
+
     return edit
 
 
 def _set(field, value):
     def edit(h):
         h[field] = value
+
     return edit
 
 
@@ -149,7 +152,7 @@ def test_bad_optimizer_state_is_refused_at_load_and_changes_nothing(saved, edit)
     with pytest.raises(CheckpointError):
         checkpoint.load(path, model, opt)
     _assert_unchanged(model, opt, before)
-    opt.step()      # and the optimizer still works
+    opt.step()  # and the optimizer still works
 
 
 def test_non_finite_optimizer_buffer_is_refused(saved):
@@ -172,8 +175,11 @@ def test_missing_buffer_of_a_stepped_entry_is_refused(saved):
     _write(path, members)
     _edit_header(path, lambda h: h["arrays"].pop("optim/1/exp_avg_sq"))
     before = _snapshot(model, opt)
-    with pytest.raises(CheckpointError, match=r"parameter 1 holds \['step'\] and buffers "
-                                              r"\['exp_avg'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"parameter 1 holds \['step'\] and buffers "
+        r"\['exp_avg'\]",
+    ):
         checkpoint.load(path, model, opt)
     _assert_unchanged(model, opt, before)
 
@@ -199,7 +205,8 @@ HEADER_EDITS = {
     "version-2": _set("version", 2),
     "counter-nan": _set_entry("step", float("nan")),
     "optim-array-index-out-of-range": lambda h: h["arrays"].update(
-        {"optim/9/exp_avg": h["arrays"].pop("optim/0/exp_avg")}),
+        {"optim/9/exp_avg": h["arrays"].pop("optim/0/exp_avg")}
+    ),
 }
 
 
@@ -215,8 +222,11 @@ def test_malformed_header_fields_are_a_checkpoint_error(saved, edit):
     _assert_unchanged(model, opt, before)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"format": ', "\xff"],
-                         ids=["100k-deep", "truncated", "not-utf8"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"format": ', "\xff"],
+    ids=["100k-deep", "truncated", "not-utf8"],
+)
 def test_unparseable_json_header_is_a_checkpoint_error(saved, text):
     path, _ = saved
     _with_header(path, text)
@@ -246,7 +256,7 @@ def test_every_flipped_byte_is_refused_or_harmless(tmp_path):
     data = path.read_bytes()
     damaged = tmp_path / "damaged.npz"
     outcomes = {"refused": 0, "harmless": 0}
-    for at in range(0, len(data), 7):     # every 7th byte: headers, data, directory
+    for at in range(0, len(data), 7):  # every 7th byte: headers, data, directory
         flipped = bytearray(data)
         flipped[at] ^= 0x5A
         damaged.write_bytes(bytes(flipped))
@@ -267,15 +277,18 @@ def test_a_small_file_declaring_a_huge_array_allocates_nothing_large(tmp_path):
     headers alone: read() must not allocate the declared size first."""
     path = checkpoint.save(tmp_path, Tiny())
     members = _members(path)
-    small = np.zeros(75_000, np.float32)                      # 0.3 MB of real data
+    small = np.zeros(75_000, np.float32)  # 0.3 MB of real data
     liar = _npy(small).replace(b"(75000,)", b"(75000000,)", 1)
     members["model/w.npy"] = liar
     _write(path, members)
     _edit_header(path, lambda h: h["arrays"].update({"model/w": [[75_000_000], "<f4"]}))
     tracemalloc.start()
     try:
-        with pytest.raises(CheckpointError, match=r"declares shape \(75000000,\).*holds "
-                                                  r"300\d{3} bytes"):
+        with pytest.raises(
+            CheckpointError,
+            match=r"declares shape \(75000000,\).*holds "
+            r"300\d{3} bytes",
+        ):
             checkpoint.read(path)
         with pytest.raises(CheckpointError):
             checkpoint.load(path, Tiny())
@@ -294,12 +307,16 @@ def test_compressed_members_are_refused(tmp_path):
 
 
 def test_declared_shapes_are_checked_against_the_module_before_the_data_is_read(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     path = checkpoint.save(tmp_path, Tiny(n=3))
     read_member = checkpoint.read_member
     read_keys = []
-    monkeypatch.setattr(checkpoint, "read_member",
-                        lambda archive, key: read_keys.append(key) or read_member(archive, key))
+    monkeypatch.setattr(
+        checkpoint,
+        "read_member",
+        lambda archive, key: read_keys.append(key) or read_member(archive, key),
+    )
     with pytest.raises(CheckpointError, match=r"w: expected shape \(5, 2\), got \(3, 2\)"):
         checkpoint.load(path, Tiny(n=5))
     assert read_keys == [], f"array data was read before the shapes were checked: {read_keys}"

@@ -11,8 +11,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def _run(script, *args) -> str:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], check=False,
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -14,8 +14,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def _run(script, *args):
     # Small matrices gain nothing from BLAS threads, which only contend on a shared machine.
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], check=False,
-                          capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -27,8 +33,23 @@ def test_sequence_toy_loss_falls_by_orders_of_magnitude():
 
 
 def test_char_lm_trains_and_samples():
-    out = _run("char_lm.py", "--steps", "3", "--hidden", "8", "--batch", "2", "--seq-len",
-               "10", "--bptt", "5", "--sample-length", "20", "--optimizer", "adam")
+    out = _run(
+        "char_lm.py",
+        "--steps",
+        "3",
+        "--hidden",
+        "8",
+        "--batch",
+        "2",
+        "--seq-len",
+        "10",
+        "--bptt",
+        "5",
+        "--sample-length",
+        "20",
+        "--optimizer",
+        "adam",
+    )
     assert "bits/char" in out and "truncated BPTT every 5 steps" in out
     for temperature in ("0.5", "1.0"):
         sample = out.split(f"sample at temperature {temperature} ---\n")[1].splitlines()
@@ -36,8 +57,9 @@ def test_char_lm_trains_and_samples():
 
 
 def test_adding_problem_prints_the_table():
-    out = _run("adding_problem.py", "--steps", "4", "--seq-lens", "6,8", "--hidden", "4",
-               "--batch", "4")
+    out = _run(
+        "adding_problem.py", "--steps", "4", "--seq-lens", "6,8", "--hidden", "4", "--batch", "4"
+    )
     table = out.split("baseline 0.167\n")[1].splitlines()
     assert table[0].split() == ["T", "rnn", "lstm", "gru"]
     assert [row.split()[0] for row in table[1:3]] == ["6", "8"]
@@ -46,9 +68,25 @@ def test_adding_problem_prints_the_table():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_truncated_bptt_agrees_with_full_bptt_when_k_covers_t(cell):
-    out = _run("truncated_bptt.py", "--cell", cell, "--seq-len", "12", "--chunks", "12,3",
-               "--hidden", "6", "--batch", "2", "--repeats", "1")
-    rows = {int(line.split()[0]): line.split() for line in out.splitlines()
-            if re.match(r"\s+\d+\s+\d+\s", line)}
+    out = _run(
+        "truncated_bptt.py",
+        "--cell",
+        cell,
+        "--seq-len",
+        "12",
+        "--chunks",
+        "12,3",
+        "--hidden",
+        "6",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+    )
+    rows = {
+        int(line.split()[0]): line.split()
+        for line in out.splitlines()
+        if re.match(r"\s+\d+\s+\d+\s", line)
+    }
     assert rows[12][1:4] == ["1", "1.000000", "0.00e+00"]
     assert rows[3][1] == "4" and float(rows[3][3]) > 0

@@ -65,8 +65,9 @@ def test_random_upstream_gradient_catches_errors_that_cancel_in_a_plain_sum(scra
 
 
 def test_every_output_is_checked(scratch_registry):
-    @register_op("_test_two_outputs", arity=1, kind="shape",
-                 shapes=lambda dims, attrs: [(dims[0],)])
+    @register_op(
+        "_test_two_outputs", arity=1, kind="shape", shapes=lambda dims, attrs: [(dims[0],)]
+    )
     class TwoOutputs(Function):
         @staticmethod
         def forward(ctx, x):

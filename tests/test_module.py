@@ -96,9 +96,13 @@ def test_load_state_dict_reports_every_problem_and_changes_nothing():
     with pytest.raises(StateDictError) as info:
         tree.load_state_dict(bad)
     message = str(info.value)
-    for piece in ("missing keys: first.bias", "unexpected keys: extra",
-                  "second.weight: expected shape (2, 2), got (5, 2)",
-                  "scale: expected dtype float32, got float64", "nothing was loaded"):
+    for piece in (
+        "missing keys: first.bias",
+        "unexpected keys: extra",
+        "second.weight: expected shape (2, 2), got (5, 2)",
+        "scale: expected dtype float32, got float64",
+        "nothing was loaded",
+    ):
         assert piece in message
     for name, value in tree.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)

@@ -19,8 +19,11 @@ nbformat = pytest.importorskip("nbformat")
 
 def outputs_of(nb) -> list[str]:
     """Each code cell's printed text, joined."""
-    return ["".join(o.get("text", "") for o in cell.outputs)
-            for cell in nb.cells if cell.cell_type == "code"]
+    return [
+        "".join(o.get("text", "") for o in cell.outputs)
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    ]
 
 
 def test_committed_notebook_reads_without_running():
@@ -31,8 +34,11 @@ def test_committed_notebook_reads_without_running():
     images = sum("image/png" in o.get("data", {}) for cell in code for o in cell.outputs)
     assert images >= 3, "the graph and the two plots should be saved as images"
     assert NOTEBOOK.stat().st_size < 300_000, "keep the notebook small enough to read on GitHub"
-    headings = [cell.source.splitlines()[0] for cell in nb.cells if cell.cell_type == "markdown"
-                and cell.source.startswith("## ")]
+    headings = [
+        cell.source.splitlines()[0]
+        for cell in nb.cells
+        if cell.cell_type == "markdown" and cell.source.startswith("## ")
+    ]
     assert [h.split(".")[0] for h in headings] == [f"## {k}" for k in range(1, 6)], headings
 
 
@@ -47,18 +53,29 @@ def test_notebook_runs_and_shows_what_it_says(tmp_path, monkeypatch):
     # run with the interpreter (and the tinygrad_lstm) the tests run with.
     spec = tmp_path / "jupyter" / "kernels" / "tinygrad-lstm-tests"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tinygrad-lstm tests", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "tinygrad-lstm tests",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     nb = nbformat.read(copy, as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="tinygrad-lstm-tests",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="tinygrad-lstm-tests",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     text = "\n".join(outputs_of(nb))
     assert "the three agree" in text, "part 2: the ledger disagrees with autograd"
     assert "sum over t equals the ledger's and autograd's gradient: True" in text
-    assert "step 300  loss" in text and "outputs: [-0.5  0.2  0.1 -0.5]" in text, \
+    assert "step 300  loss" in text and "outputs: [-0.5  0.2  0.1 -0.5]" in text, (
         "part 1: the toy LSTM did not learn its sequence"
+    )
     assert "no clipping" in text and "last loss inf" in text.split("clip_grad_norm_(1)")[0]
     clipped = [line for line in text.splitlines() if line.startswith("clip_grad_norm_(1) ")]
     assert clipped and "100 steps" in clipped[0] and "inf" not in clipped[0], clipped

@@ -25,8 +25,15 @@ def results() -> dict[str, np.ndarray]:
     out = {}
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
     for (name, cls), dtype, fused in itertools.product(CASES.items(), DTYPES, (False, True)):
-        model = cls(3, 4, num_layers=2, bidirectional=True, dtype=dtype, fused=fused,
-                    rng=np.random.default_rng(1))
+        model = cls(
+            3,
+            4,
+            num_layers=2,
+            bidirectional=True,
+            dtype=dtype,
+            fused=fused,
+            rng=np.random.default_rng(1),
+        )
         xt = tg.Tensor(x.astype(dtype), requires_grad=True)
         y, _ = model(xt)
         (y * y).sum().backward()
@@ -41,8 +48,14 @@ def test_results_without_jit_equal_the_jitted_ones(tmp_path):
     saved = tmp_path / "jitted.npz"
     np.savez(saved, **results())
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    proc = subprocess.run([sys.executable, __file__, str(saved)], env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(saved)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"without JIT:\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.count("compared") == 2, proc.stdout
 
@@ -52,17 +65,20 @@ def _compare_without_jit(path: str) -> None:
     from tinygrad_lstm.ops import recurrent_kernels
 
     assert numba.config.DISABLE_JIT, "NUMBA_DISABLE_JIT=1 did not reach numba"
-    assert not isinstance(recurrent_kernels.lstm_step, numba.core.dispatcher.Dispatcher), \
+    assert not isinstance(recurrent_kernels.lstm_step, numba.core.dispatcher.Dispatcher), (
         "recurrent_kernels.lstm_step is still jitted"
+    )
     jitted = np.load(path)
     plain = results()
     assert sorted(plain) == sorted(jitted.files)
     for dtype, limit in (("float64", 1e-13), ("float32", 1e-6)):
         keys = [k for k in plain if f"_{dtype}_" in k]
-        worst = max(float(np.max(np.abs(plain[k] - jitted[k])) / np.max(np.abs(jitted[k])))
-                    for k in keys)
-        assert worst < limit, f"{dtype}: plain-Python kernels differ from the jitted ones " \
-                              f"by {worst:.2e} (relative)"
+        worst = max(
+            float(np.max(np.abs(plain[k] - jitted[k])) / np.max(np.abs(jitted[k]))) for k in keys
+        )
+        assert worst < limit, (
+            f"{dtype}: plain-Python kernels differ from the jitted ones by {worst:.2e} (relative)"
+        )
         print(f"{dtype}: compared {len(keys)} arrays, worst relative difference {worst:.1e}")
 
 

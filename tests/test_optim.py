@@ -36,8 +36,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("ours_cls, torch_cls, kwargs", CASES,
-                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "ours_cls, torch_cls, kwargs", CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)]
+)
 def test_steps_match_torch_over_several_steps(ours_cls, torch_cls, kwargs):
     ours = [tg.Tensor(p.copy(), requires_grad=True) for p in _params()]
     ref = [torch.tensor(p.copy(), requires_grad=True) for p in _params()]
@@ -48,8 +49,13 @@ def test_steps_match_torch_over_several_steps(ours_cls, torch_cls, kwargs):
         opt.step()
         topt.step()
         for i, (p, t) in enumerate(zip(ours, ref)):
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14,
-                                       err_msg=f"parameter {i} after step {step + 1}")
+            np.testing.assert_allclose(
+                p.data,
+                t.detach().numpy(),
+                rtol=1e-12,
+                atol=1e-14,
+                err_msg=f"parameter {i} after step {step + 1}",
+            )
 
 
 def test_parameter_without_grad_is_skipped():
@@ -76,7 +82,7 @@ def test_state_dict_round_trip_continues_identically():
             if step == split:
                 saved = opt.state_dict()
                 ps = [tg.Tensor(p.data.copy(), requires_grad=True) for p in ps]
-                opt = Adam(ps, lr=0.5)    # the loaded state restores lr too
+                opt = Adam(ps, lr=0.5)  # the loaded state restores lr too
                 opt.load_state_dict(saved)
             for p, g in zip(ps, _grads(step)):
                 p.grad = g
@@ -128,6 +134,7 @@ def test_bad_hyperparameters_are_refused():
 
 # ---- clipping ---------------------------------------------------------------------------
 
+
 def _with_grads(grads):
     out = []
     for g in grads:
@@ -143,7 +150,7 @@ def test_clip_grad_norm_spec_figures():
     assert total == pytest.approx(math.sqrt(50), rel=1e-15)
     coef = 1.0 / (math.sqrt(50) + 1e-6)
     np.testing.assert_allclose(ps[0].grad, np.array([3.0, 4.0, 0.0]) * coef, rtol=1e-15)
-    new_norm = math.sqrt(sum(float(np.sum(p.grad ** 2)) for p in ps))
+    new_norm = math.sqrt(sum(float(np.sum(p.grad**2)) for p in ps))
     assert new_norm == pytest.approx(math.sqrt(50) / (math.sqrt(50) + 1e-6), rel=1e-12)
     assert new_norm < 1.0
 
@@ -186,7 +193,7 @@ def test_clip_grad_norm_edge_cases():
     with pytest.raises(RuntimeError, match="error_if_nonfinite"):
         clip_grad_norm_(_with_grads([np.array([np.nan])]), 1.0, error_if_nonfinite=True)
     single = _with_grads([np.array([0.3, 0.4])])[0]
-    assert clip_grad_norm_(single, 1.0) == pytest.approx(0.5)   # a lone tensor is accepted
+    assert clip_grad_norm_(single, 1.0) == pytest.approx(0.5)  # a lone tensor is accepted
 
 
 def test_clip_grad_value_matches_torch():
@@ -216,11 +223,15 @@ BAD_HYPERPARAMETERS = (  # (optimizer, keyword arguments, the parameter, the bad
     + [(Adagrad, {"lr": v}, "lr", v) for v in BAD]
     + [(Adagrad, {"lr_decay": v}, "lr_decay", v) for v in BAD + [-0.1]]
     + [(Adagrad, {"eps": v}, "eps", v) for v in BAD]
-    + [(Adagrad, {"weight_decay": v}, "weight_decay", v) for v in BAD])
+    + [(Adagrad, {"weight_decay": v}, "weight_decay", v) for v in BAD]
+)
 
 
-@pytest.mark.parametrize(("cls", "kwargs", "name", "bad"), BAD_HYPERPARAMETERS,
-                         ids=[f"{c.__name__}-{n}-{v}" for c, _, n, v in BAD_HYPERPARAMETERS])
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "name", "bad"),
+    BAD_HYPERPARAMETERS,
+    ids=[f"{c.__name__}-{n}-{v}" for c, _, n, v in BAD_HYPERPARAMETERS],
+)
 def test_non_finite_and_out_of_range_hyperparameters_are_refused(cls, kwargs, name, bad):
     p = tg.Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(ValueError) as info:
@@ -253,18 +264,23 @@ def test_load_state_dict_refuses_bad_hyperparameters_before_changing_anything(lr
     assert target.lr == 0.2 and target.state == [{}]
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda ps: clip_grad_norm_(ps, float("nan")), "clip_grad_norm_: max_norm must be"),
-    (lambda ps: clip_grad_norm_(ps, float("inf")), "clip_grad_norm_: max_norm must be"),
-    (lambda ps: clip_grad_norm_(ps, -1.0), "clip_grad_norm_: max_norm must be"),
-    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=float("nan")),
-     "clip_grad_norm_: norm_type must be"),
-    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=0.0), "clip_grad_norm_: norm_type must be"),
-    (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=-2.0), "clip_grad_norm_: norm_type must be"),
-    (lambda ps: clip_grad_value_(ps, float("nan")), "clip_grad_value_: clip_value must be"),
-    (lambda ps: clip_grad_value_(ps, float("inf")), "clip_grad_value_: clip_value must be"),
-    (lambda ps: clip_grad_value_(ps, -0.5), "clip_grad_value_: clip_value must be"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda ps: clip_grad_norm_(ps, float("nan")), "clip_grad_norm_: max_norm must be"),
+        (lambda ps: clip_grad_norm_(ps, float("inf")), "clip_grad_norm_: max_norm must be"),
+        (lambda ps: clip_grad_norm_(ps, -1.0), "clip_grad_norm_: max_norm must be"),
+        (
+            lambda ps: clip_grad_norm_(ps, 1.0, norm_type=float("nan")),
+            "clip_grad_norm_: norm_type must be",
+        ),
+        (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=0.0), "clip_grad_norm_: norm_type must be"),
+        (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=-2.0), "clip_grad_norm_: norm_type must be"),
+        (lambda ps: clip_grad_value_(ps, float("nan")), "clip_grad_value_: clip_value must be"),
+        (lambda ps: clip_grad_value_(ps, float("inf")), "clip_grad_value_: clip_value must be"),
+        (lambda ps: clip_grad_value_(ps, -0.5), "clip_grad_value_: clip_value must be"),
+    ],
+)
 def test_clipping_refuses_bad_arguments_before_touching_the_grads(call, message):
     ps = _with_grads([np.array([3.0, 4.0])])
     with pytest.raises(ValueError, match=message):

@@ -22,8 +22,9 @@ def test_builtin_plugins_are_entry_points():
 
 def test_metadata_declares_runtime_deps_and_extras():
     requires = DIST.requires or []
-    names = {re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires
-             if "extra ==" not in r}
+    names = {
+        re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires if "extra ==" not in r
+    }
     assert {"numpy", "numba"} <= names
     extras = set(DIST.metadata.get_all("Provides-Extra") or [])
     assert {"test", "plot"} <= extras
@@ -31,17 +32,26 @@ def test_metadata_declares_runtime_deps_and_extras():
 
 def test_no_bare_ops_or_layers_module_is_installed(tmp_path):
     # -I and a foreign working directory: only what the install put on sys.path is visible.
-    probe = ("import importlib.util as u, json; "
-             "print(json.dumps({n: getattr(u.find_spec(n), 'origin', None) "
-             "for n in ('ops', 'layers', 'tooling', 'tinygrad_lstm.ops', "
-             "'tinygrad_lstm.layers', 'tinygrad_lstm.tooling')}))")
-    result = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, check=True,
-                            capture_output=True, text=True, timeout=60)
+    probe = (
+        "import importlib.util as u, json; "
+        "print(json.dumps({n: getattr(u.find_spec(n), 'origin', None) "
+        "for n in ('ops', 'layers', 'tooling', 'tinygrad_lstm.ops', "
+        "'tinygrad_lstm.layers', 'tinygrad_lstm.tooling')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     origins = json.loads(result.stdout)
     for bare in ("ops", "layers", "tooling"):
         origin = origins[bare]
-        assert origin is None or not Path(origin).resolve().is_relative_to(ROOT), \
+        assert origin is None or not Path(origin).resolve().is_relative_to(ROOT), (
             f"import {bare} finds this repository's {bare}/ through the install: {origin}"
+        )
     for name in ("tinygrad_lstm.ops", "tinygrad_lstm.layers", "tinygrad_lstm.tooling"):
         assert origins[name] and origins[name].endswith("__init__.py"), origins
     top_level = (DIST.read_text("top_level.txt") or "").split()
@@ -65,8 +75,9 @@ def test_hypothesis_is_a_runtime_dependency_and_pytest_is_not():
     # `tinygrad-lstm gradcheck` is a user command built on hypothesis; only the suite and the
     # pytest plugin need pytest. A clean `pip install -e .` must run every command.
     requires = DIST.requires or []
-    runtime = {re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires
-               if "extra ==" not in r}
+    runtime = {
+        re.split(r"[ ;<>=!\[]", r, maxsplit=1)[0].lower() for r in requires if "extra ==" not in r
+    }
     assert "hypothesis" in runtime, requires
     assert "pytest" not in runtime, requires
 
@@ -86,9 +97,17 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_every_command_runs_without_the_test_extras(tmp_path):
-    for argv in (["--help"], ["ops"], ["gradcheck", "--ops", "sigmoid", "--cells", "rnn",
-                                       "--max-examples", "2"],
-                 ["demo", "--steps", "3", "--seq-len", "5", "--hidden", "4", "--batch", "2"]):
-        result = subprocess.run([sys.executable, "-c", _WITHOUT_EXTRAS, *argv], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=300)
+    for argv in (
+        ["--help"],
+        ["ops"],
+        ["gradcheck", "--ops", "sigmoid", "--cells", "rnn", "--max-examples", "2"],
+        ["demo", "--steps", "3", "--seq-len", "5", "--hidden", "4", "--batch", "2"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_EXTRAS, *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, f"tinygrad-lstm {' '.join(argv)}:\n{result.stderr}"

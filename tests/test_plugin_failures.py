@@ -42,8 +42,10 @@ def fake_plugins(monkeypatch, scratch_registry):
     """Install fake entry points for one ``load_plugins()`` call; restore the registry after."""
 
     def install(*bodies: tuple[str, Callable[[], None]]) -> list[FakeEntryPoint]:
-        eps = [FakeEntryPoint(name, f"fake_{name}_module", FakeDist(f"fake-dist-{name}"), body)
-               for name, body in bodies]
+        eps = [
+            FakeEntryPoint(name, f"fake_{name}_module", FakeDist(f"fake-dist-{name}"), body)
+            for name, body in bodies
+        ]
         monkeypatch.setattr(registry, "_entry_points", lambda: eps)
         return eps
 
@@ -84,8 +86,10 @@ def test_import_error_names_distribution_and_entry_point(fake_plugins):
         raise ImportError("No module named 'fake_missing_dependency'")
 
     fake_plugins(("broken", body))
-    loaded = load_expecting(r"fake-dist-broken:broken \(entry point broken = fake_broken_module\)"
-                            r".*ImportError.*fake_missing_dependency")
+    loaded = load_expecting(
+        r"fake-dist-broken:broken \(entry point broken = fake_broken_module\)"
+        r".*ImportError.*fake_missing_dependency"
+    )
     assert loaded == []
     builtins_still_work()
 
@@ -95,8 +99,10 @@ def test_registering_a_taken_name_is_refused_and_the_builtin_kept(fake_plugins):
         register_op("sigmoid", arity=1)(Softsignish)
 
     fake_plugins(("squatter", body))
-    load_expecting(r"fake-dist-squatter:squatter.*'sigmoid' is already registered by "
-                   r"tinygrad-lstm:ops")
+    load_expecting(
+        r"fake-dist-squatter:squatter.*'sigmoid' is already registered by "
+        r"tinygrad-lstm:ops"
+    )
     builtins_still_work()
 
 
@@ -116,14 +122,29 @@ def test_half_registered_plugin_is_rolled_back(fake_plugins):
     builtins_still_work()
 
 
-@pytest.mark.parametrize("register, match", [
-    (lambda: register_op("fake_noarity")(Softsignish), r"missing.*'arity'"),
-    (lambda: register_op("fake_kind", arity=1, kind="bogus")(Softsignish), r"kind must be one of"),
-    (lambda: register_op("fake_nobackward", arity=1)(type("NoBackward", (Function,), {
-        "forward": lambda ctx, x: x})), r"'fake_nobackward'.*defines no backward"),
-    (lambda: register_cell("fake_cell")(type("NoInitState", (), {"forward": lambda s, x, h: x})),
-     r"'fake_cell'.*has no init_state"),
-], ids=["no-arity", "bad-kind", "no-backward", "cell-without-init_state"])
+@pytest.mark.parametrize(
+    "register, match",
+    [
+        (lambda: register_op("fake_noarity")(Softsignish), r"missing.*'arity'"),
+        (
+            lambda: register_op("fake_kind", arity=1, kind="bogus")(Softsignish),
+            r"kind must be one of",
+        ),
+        (
+            lambda: register_op("fake_nobackward", arity=1)(
+                type("NoBackward", (Function,), {"forward": lambda ctx, x: x})
+            ),
+            r"'fake_nobackward'.*defines no backward",
+        ),
+        (
+            lambda: register_cell("fake_cell")(
+                type("NoInitState", (), {"forward": lambda s, x, h: x})
+            ),
+            r"'fake_cell'.*has no init_state",
+        ),
+    ],
+    ids=["no-arity", "bad-kind", "no-backward", "cell-without-init_state"],
+)
 def test_missing_or_bad_metadata_is_a_contained_failure(fake_plugins, register, match):
     fake_plugins(("meta", register))
     load_expecting(r"fake-dist-meta:meta \(entry point meta = fake_meta_module\).*" + match)
@@ -152,8 +173,10 @@ def test_replacing_an_op_on_purpose_is_announced(fake_plugins):
         register_op("tanh", arity=1, replace=True)(Softsignish)
 
     fake_plugins(("replacer", body))
-    loaded = load_expecting(r"fake-dist-replacer:replacer replaces op 'tanh' registered by "
-                            r"tinygrad-lstm:ops")
+    loaded = load_expecting(
+        r"fake-dist-replacer:replacer replaces op 'tanh' registered by "
+        r"tinygrad-lstm:ops"
+    )
     assert loaded == ["fake-dist-replacer:replacer"]
 
 
@@ -167,10 +190,14 @@ def test_a_clean_plugin_gives_no_warning(fake_plugins):
         assert tg.load_plugins() == ["fake-dist-clean:clean"]
 
 
-@pytest.mark.parametrize("exc", [SystemExit(2), GeneratorExit(), BaseException("odd")],
-                         ids=["SystemExit", "GeneratorExit", "BaseException"])
+@pytest.mark.parametrize(
+    "exc",
+    [SystemExit(2), GeneratorExit(), BaseException("odd")],
+    ids=["SystemExit", "GeneratorExit", "BaseException"],
+)
 def test_a_plugin_exiting_at_import_is_contained(fake_plugins, exc):
     """argparse at a plugin's module level raises SystemExit; the library must survive it."""
+
     def exiting():
         register_op("fake_exiting", arity=1)(Softsignish)
         raise exc

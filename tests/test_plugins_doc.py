@@ -32,6 +32,7 @@ def janet():
 
 def test_both_janets_are_registered_and_pass_the_generic_gradient_check(janet):
     from tinygrad_lstm.tooling.testing import assert_cell_gradients
+
     assert {"janet", "janet_split"} <= {c.name for c in tg.list_cells()}
     assert_cell_gradients("janet_split")
 

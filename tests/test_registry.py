@@ -17,9 +17,32 @@ from tinygrad_lstm import (
     registry,
 )
 
-ISSUE_OPS = {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh", "relu",
-             "matmul", "concat", "stack", "split", "getitem", "reshape", "transpose", "sum",
-             "mean", "max", "logsumexp", "softmax", "log_softmax"}
+ISSUE_OPS = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "exp",
+    "log",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "matmul",
+    "concat",
+    "stack",
+    "split",
+    "getitem",
+    "reshape",
+    "transpose",
+    "sum",
+    "mean",
+    "max",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+}
 
 
 class Double(Function):
@@ -74,11 +97,14 @@ def test_duplicate_name_fails_unless_replace(scratch_registry):
     np.testing.assert_array_equal(x.sigmoid().data, [2.0, 4.0])
 
 
-@pytest.mark.parametrize(("metadata", "match"), [
-    ({"arity": 1, "kind": "magic"}, "kind must be one of"),
-    ({"arity": None}, "variadic op.*n_inputs"),
-    ({"arity": 1, "kind": "reduction"}, "needs shapes="),
-])
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [
+        ({"arity": 1, "kind": "magic"}, "kind must be one of"),
+        ({"arity": None}, "variadic op.*n_inputs"),
+        ({"arity": 1, "kind": "reduction"}, "needs shapes="),
+    ],
+)
 def test_bad_metadata_is_refused(scratch_registry, metadata, match):
     with pytest.raises(RegistryError, match=match):
         register_op("_test_bad", **metadata)(Double)
@@ -101,8 +127,14 @@ def test_non_function_and_missing_backward_are_refused(scratch_registry):
 
 
 def test_metadata_is_kept(scratch_registry):
-    register_op("_test_meta", arity=2, domain=[(0.0, math.inf), (-1.0, 1.0)], avoid=(0.5,),
-                margin=0.05, attrs={"mode": ["a", "b"]})(Double)
+    register_op(
+        "_test_meta",
+        arity=2,
+        domain=[(0.0, math.inf), (-1.0, 1.0)],
+        avoid=(0.5,),
+        margin=0.05,
+        attrs={"mode": ["a", "b"]},
+    )(Double)
     info = tg.op_info("_test_meta")
     assert info.input_domain(0) == (0.0, math.inf) and info.input_domain(1) == (-1.0, 1.0)
     assert (info.avoid, info.margin, info.attrs) == ((0.5,), 0.05, {"mode": ["a", "b"]})
@@ -145,8 +177,12 @@ def test_builtin_cells_are_registered():
 
 # ---- plugin loading ----------------------------------------------------------------------------
 def _fake_entry_point(name, load):
-    return types.SimpleNamespace(name=name, value=f"{name}_pkg.plugin",
-                                 dist=types.SimpleNamespace(name=f"{name}-dist"), load=load)
+    return types.SimpleNamespace(
+        name=name,
+        value=f"{name}_pkg.plugin",
+        dist=types.SimpleNamespace(name=f"{name}-dist"),
+        load=load,
+    )
 
 
 def test_broken_plugin_warns_naming_it_and_others_still_load(scratch_registry, monkeypatch):
@@ -158,8 +194,11 @@ def test_broken_plugin_warns_naming_it_and_others_still_load(scratch_registry, m
 
     eps = [_fake_entry_point("broken", broken), _fake_entry_point("good", good)]
     monkeypatch.setattr(registry, "_entry_points", lambda: eps)
-    with pytest.warns(PluginWarning, match=r"broken-dist:broken.*broken_pkg\.plugin.*"
-                                           r"ImportError.*missing_dependency"):
+    with pytest.warns(
+        PluginWarning,
+        match=r"broken-dist:broken.*broken_pkg\.plugin.*"
+        r"ImportError.*missing_dependency",
+    ):
         loaded = tg.load_plugins()
     assert loaded == ["good-dist:good"]
     assert tg.op_info("_test_plugin_op").origin.startswith("good-dist:good")

@@ -30,10 +30,21 @@ def test_explicit_dtype_and_tensor_of_tensor():
     assert Tensor(t).data is t.data
 
 
-@pytest.mark.parametrize("op", [lambda t: t + 2.5, lambda t: 2.5 + t, lambda t: t * 3,
-                                lambda t: 3 * t, lambda t: t - 1.5, lambda t: 1.5 - t,
-                                lambda t: t / 2, lambda t: 2 / t, lambda t: t ** 2,
-                                lambda t: -t])
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda t: t + 2.5,
+        lambda t: 2.5 + t,
+        lambda t: t * 3,
+        lambda t: 3 * t,
+        lambda t: t - 1.5,
+        lambda t: 1.5 - t,
+        lambda t: t / 2,
+        lambda t: 2 / t,
+        lambda t: t**2,
+        lambda t: -t,
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_python_scalars_keep_the_tensor_dtype(op, dtype):
     t = Tensor(np.array([1.0, 2.0], dtype=dtype), requires_grad=True)
@@ -52,13 +63,19 @@ def test_object_and_integer_dtypes_are_refused():
         Tensor(np.arange(3)).requires_grad_()
 
 
-@pytest.mark.parametrize("make", [lambda: Tensor(np.arange(3)) + 1.0,
-                                  lambda: tg.sigmoid(Tensor(np.arange(3))),
-                                  lambda: Tensor(np.ones(3, bool)) * Tensor(np.ones(3, bool)),
-                                  lambda: Tensor(np.ones(3, bool)) * Tensor(np.arange(3))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Tensor(np.arange(3)) + 1.0,
+        lambda: tg.sigmoid(Tensor(np.arange(3))),
+        lambda: Tensor(np.ones(3, bool)) * Tensor(np.ones(3, bool)),
+        lambda: Tensor(np.ones(3, bool)) * Tensor(np.arange(3)),
+    ],
+)
 def test_ops_refuse_non_float_inputs_naming_op_and_dtypes(make):
-    with pytest.raises(TypeError,
-                       match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"):
+    with pytest.raises(
+        TypeError, match=r"(add|sigmoid|mul): expected floating-point.*(int64|bool)"
+    ):
         make()
 
 
@@ -114,9 +131,18 @@ def test_operators_match_numpy():
     rng = np.random.default_rng(0)
     a_np, b_np = rng.uniform(0.5, 2, (3, 4)), rng.uniform(0.5, 2, (4,))
     a, b = Tensor(a_np), Tensor(b_np)
-    cases = [(a + b, a_np + b_np), (a - b, a_np - b_np), (a * b, a_np * b_np),
-             (a / b, a_np / b_np), (a ** 1.5, a_np ** 1.5), (-a, -a_np), (a @ b, a_np @ b_np),
-             (a_np + b, a_np + b_np), (b_np - a, b_np - a_np), (2.0 / a, 2.0 / a_np)]
+    cases = [
+        (a + b, a_np + b_np),
+        (a - b, a_np - b_np),
+        (a * b, a_np * b_np),
+        (a / b, a_np / b_np),
+        (a**1.5, a_np**1.5),
+        (-a, -a_np),
+        (a @ b, a_np @ b_np),
+        (a_np + b, a_np + b_np),
+        (b_np - a, b_np - a_np),
+        (2.0 / a, 2.0 / a_np),
+    ]
     for got, want in cases:
         assert isinstance(got, Tensor)
         np.testing.assert_allclose(got.data, want, rtol=1e-15)
@@ -136,7 +162,7 @@ def test_method_forms():
     x = Tensor(np.array([[0.5, -1.0], [2.0, 0.25]]))
     np.testing.assert_allclose(x.exp().data, np.exp(x.data))
     np.testing.assert_allclose(x.relu().data, np.maximum(x.data, 0))
-    np.testing.assert_allclose((x * x).log().data, np.log(x.data ** 2))
+    np.testing.assert_allclose((x * x).log().data, np.log(x.data**2))
     np.testing.assert_allclose(x.tanh().data, np.tanh(x.data))
     np.testing.assert_allclose(x.sigmoid().data, 1 / (1 + np.exp(-x.data)))
     np.testing.assert_allclose(x.sum(axis=0).data, x.data.sum(0))
@@ -150,9 +176,17 @@ def test_method_forms():
 
 
 # ---- comparisons ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("compare", [lambda a, b: a < b, lambda a, b: a <= b,
-                                     lambda a, b: a > b, lambda a, b: a >= b,
-                                     lambda a, b: a == b, lambda a, b: a != b])
+@pytest.mark.parametrize(
+    "compare",
+    [
+        lambda a, b: a < b,
+        lambda a, b: a <= b,
+        lambda a, b: a > b,
+        lambda a, b: a >= b,
+        lambda a, b: a == b,
+        lambda a, b: a != b,
+    ],
+)
 def test_comparisons_give_plain_boolean_tensors(compare):
     a = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = Tensor([2.0, 2.0, 2.0], requires_grad=True)
@@ -169,8 +203,9 @@ def test_tensors_stay_hashable_by_identity():
 
 
 # ---- indexing ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("index", [1, -1, slice(1, 3), (slice(None), 0), (0, slice(None, None, 2)),
-                                   (Ellipsis, 1)])
+@pytest.mark.parametrize(
+    "index", [1, -1, slice(1, 3), (slice(None), 0), (0, slice(None, None, 2)), (Ellipsis, 1)]
+)
 def test_getitem_values_and_gradient(index):
     data = np.arange(12.0).reshape(3, 4)
     x = Tensor(data, requires_grad=True)
@@ -185,12 +220,12 @@ def test_getitem_values_and_gradient(index):
 def test_tensor_indices_mask_and_positions():
     data = np.array([[-1.0, 2.0], [3.0, -4.0]])
     x = Tensor(data, requires_grad=True)
-    y = x[x > 0]                                   # a boolean Tensor selects, as in NumPy
+    y = x[x > 0]  # a boolean Tensor selects, as in NumPy
     np.testing.assert_array_equal(y.data, [2.0, 3.0])
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, data > 0)
     rows = Tensor(np.array([1, 1, 0]))
-    z = x[rows, Tensor(np.array([0, 0, 1]))]      # repeated positions add their gradients
+    z = x[rows, Tensor(np.array([0, 0, 1]))]  # repeated positions add their gradients
     x.grad = None
     z.sum().backward()
     np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [2.0, 0.0]])
@@ -207,13 +242,16 @@ def _leaf(dtype=np.float32, seed=0):
     return Tensor(values, requires_grad=True)
 
 
-@pytest.mark.parametrize(("source", "call", "target"), [
-    (np.float32, lambda t: t.double(), np.float64),
-    (np.float64, lambda t: t.float(), np.float32),
-    (np.float32, lambda t: t.to(np.float64), np.float64),
-    (np.float64, lambda t: t.to("float32"), np.float32),
-    (np.float32, lambda t: t.to(np.float16), np.float16),
-])
+@pytest.mark.parametrize(
+    ("source", "call", "target"),
+    [
+        (np.float32, lambda t: t.double(), np.float64),
+        (np.float64, lambda t: t.float(), np.float32),
+        (np.float32, lambda t: t.to(np.float64), np.float64),
+        (np.float64, lambda t: t.to("float32"), np.float32),
+        (np.float32, lambda t: t.to(np.float16), np.float16),
+    ],
+)
 def test_casts_are_differentiable_and_cast_the_gradient_back(source, call, target):
     """As torch: y = x.double() is on the graph; x.grad has x's dtype."""
     x = _leaf(source)
@@ -283,8 +321,10 @@ def test_tolist_matches_torch():
     assert isinstance(Tensor(np.float64(2.5)).tolist(), float)
 
 
-@pytest.mark.parametrize(("axis", "keepdims"), [(None, False), (0, False), (1, False),
-                                                (-1, True), (0, True), (None, True)])
+@pytest.mark.parametrize(
+    ("axis", "keepdims"),
+    [(None, False), (0, False), (1, False), (-1, True), (0, True), (None, True)],
+)
 def test_argmax_matches_torch(axis, keepdims):
     """torch.argmax(x, dim, keepdim), ties and NaN included (first index; NaN is largest)."""
     torch = pytest.importorskip("torch")
@@ -300,11 +340,18 @@ def test_argmax_matches_torch(axis, keepdims):
 def test_method_and_function_forms_of_the_selection_and_activation_ops_agree():
     x = Tensor(np.array([-2.5, -0.5, 0.25, 4.0]))
     other = Tensor(np.array([0.0, -1.0, 1.0, 3.0]))
-    pairs = [(abs(x), tg.abs(x)), (x.abs(), tg.abs(x)), (x.clip(-1, 1), tg.clip(x, -1, 1)),
-             (x.clip(max=0.0), tg.clip(x, None, 0.0)), (x.maximum(other), tg.maximum(x, other)),
-             (x.minimum(other), tg.minimum(x, other)), (x.softplus(2.0), tg.softplus(x, 2.0)),
-             (x.leaky_relu(0.2), tg.leaky_relu(x, 0.2)), (x.hardsigmoid(), tg.hardsigmoid(x)),
-             (x.hardtanh(-2, 2), tg.hardtanh(x, -2, 2))]
+    pairs = [
+        (abs(x), tg.abs(x)),
+        (x.abs(), tg.abs(x)),
+        (x.clip(-1, 1), tg.clip(x, -1, 1)),
+        (x.clip(max=0.0), tg.clip(x, None, 0.0)),
+        (x.maximum(other), tg.maximum(x, other)),
+        (x.minimum(other), tg.minimum(x, other)),
+        (x.softplus(2.0), tg.softplus(x, 2.0)),
+        (x.leaky_relu(0.2), tg.leaky_relu(x, 0.2)),
+        (x.hardsigmoid(), tg.hardsigmoid(x)),
+        (x.hardtanh(-2, 2), tg.hardtanh(x, -2, 2)),
+    ]
     for method, function in pairs:
         np.testing.assert_array_equal(method.data, function.data)
     np.testing.assert_array_equal(x.clip(-1, 1).data, np.clip(x.data, -1, 1))

@@ -82,15 +82,15 @@ def test_truncated_chunks_carry_values_but_no_gradient():
     trainer = _frozen_trainer(model, bptt=k)
     result = trainer.step(x, y)
     assert result.updates == 2
-    got = _grads(model)                       # grads of the second chunk's loss
+    got = _grads(model)  # grads of the second chunk's loss
 
-    with tg.no_grad():                        # the state values after chunk 1
+    with tg.no_grad():  # the state values after chunk 1
         _, state = model(x[:k])
     cut = _manual_grads(model, x[k:], y[k:], detach_state(state))
     for name in got:
         np.testing.assert_allclose(got[name], cut[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
-    model.zero_grad()                         # the same loss through an uncut graph differs
+    model.zero_grad()  # the same loss through an uncut graph differs
     _, state = model(x[:k])
     pred, _ = model(x[k:], state)
     _mse(pred, y[k:]).backward()
@@ -118,8 +118,8 @@ def test_final_target_truncation_scores_only_the_last_k_steps():
     result = _frozen_trainer(model, bptt=k, per_step_targets=False).step(x, y)
     assert result.updates == 1
     with tg.no_grad():
-        _, state = model(x[:T - k])
-    expected = _manual_grads(model, x[T - k:], y, state)
+        _, state = model(x[: T - k])
+    expected = _manual_grads(model, x[T - k :], y, state)
     for name, g in _grads(model).items():
         np.testing.assert_allclose(g, expected[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
@@ -142,7 +142,7 @@ def test_clip_bounds_the_update():
     trainer = Trainer(model, SGD(model.parameters(), lr=0.0), _mse, clip=1e-3)
     result = trainer.step(x, y)
     assert result.grad_norm > 1e-3
-    total = np.sqrt(sum(np.sum(p.grad ** 2) for p in model.parameters()))
+    total = np.sqrt(sum(np.sum(p.grad**2) for p in model.parameters()))
     assert total <= 1e-3
 
 

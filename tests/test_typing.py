@@ -21,23 +21,55 @@ import tinygrad_lstm.tooling
 
 import tinygrad_lstm
 
-PROJECT_DIRS = tuple(Path(m.__file__).resolve().parent
-                     for m in (tinygrad_lstm, tinygrad_lstm.layers, tinygrad_lstm.tooling))
+PROJECT_DIRS = tuple(
+    Path(m.__file__).resolve().parent
+    for m in (tinygrad_lstm, tinygrad_lstm.layers, tinygrad_lstm.tooling)
+)
 
-ENGINE_MODULES = ["tinygrad_lstm", "tinygrad_lstm.tensor", "tinygrad_lstm.autograd",
-                  "tinygrad_lstm.backward", "tinygrad_lstm.registry", "tinygrad_lstm.module",
-                  "tinygrad_lstm.optim", "tinygrad_lstm.functional", "tinygrad_lstm.gradcheck",
-                  "tinygrad_lstm.checkpoint", "tinygrad_lstm.checkpoint_archive",
-                  "tinygrad_lstm.checkpoint_state", "tinygrad_lstm.training",
-                  "tinygrad_lstm.versions"]
+ENGINE_MODULES = [
+    "tinygrad_lstm",
+    "tinygrad_lstm.tensor",
+    "tinygrad_lstm.autograd",
+    "tinygrad_lstm.backward",
+    "tinygrad_lstm.registry",
+    "tinygrad_lstm.module",
+    "tinygrad_lstm.optim",
+    "tinygrad_lstm.functional",
+    "tinygrad_lstm.gradcheck",
+    "tinygrad_lstm.checkpoint",
+    "tinygrad_lstm.checkpoint_archive",
+    "tinygrad_lstm.checkpoint_state",
+    "tinygrad_lstm.training",
+    "tinygrad_lstm.versions",
+]
 LAYER_MODULES = ["tinygrad_lstm.layers"] + [
-    f"tinygrad_lstm.layers.{name}" for name in
-    ("linear", "cells", "recurrent", "losses", "packing", "unroll", "capture", "compile_cell",
-     "checks")]
+    f"tinygrad_lstm.layers.{name}"
+    for name in (
+        "linear",
+        "cells",
+        "recurrent",
+        "losses",
+        "packing",
+        "unroll",
+        "capture",
+        "compile_cell",
+        "checks",
+    )
+]
 TOOLING_MODULES = [
-    f"tinygrad_lstm.tooling.{name}" for name in
-    ("testing", "testing_strategies", "viz", "step_gradients", "explain", "bptt_derivations",
-     "tasks", "datasets", "cli")]
+    f"tinygrad_lstm.tooling.{name}"
+    for name in (
+        "testing",
+        "testing_strategies",
+        "viz",
+        "step_gradients",
+        "explain",
+        "bptt_derivations",
+        "tasks",
+        "datasets",
+        "cli",
+    )
+]
 # interop names torch in its hints (an optional dependency, imported only for type checkers):
 # they resolve only where torch is installed.
 if importlib.util.find_spec("torch") is not None:
@@ -57,8 +89,11 @@ def _in_project(fn: Callable) -> bool:
 def _public_names(module: types.ModuleType) -> list[str]:
     if hasattr(module, "__all__"):
         return list(module.__all__)
-    return [n for n, v in vars(module).items() if not n.startswith("_")
-            and getattr(v, "__module__", None) == module.__name__]
+    return [
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+    ]
 
 
 def _is_public_member(name: str) -> bool:
@@ -125,8 +160,9 @@ def public_types(module_names: list[str]) -> dict[str, object]:
     return {name: obj for name, obj in names.items() if name not in clashes}
 
 
-def missing_hints(fn: Callable, bound: bool,
-                  type_names: dict[str, object] | None = None) -> str | None:
+def missing_hints(
+    fn: Callable, bound: bool, type_names: dict[str, object] | None = None
+) -> str | None:
     """What is wrong with ``fn``'s hints, or None when every parameter (bar self/cls and a
     dummy ``_``) and the return are hinted and all the hints resolve, in ``fn``'s module
     or else among ``type_names``."""
@@ -150,8 +186,7 @@ def _report(found: dict[str, tuple[Callable, bool]]) -> list[str]:
     type_names = public_types(PUBLIC_MODULES)
     if "tinygrad_lstm.tooling.interop" in PUBLIC_MODULES:
         type_names["torch"] = importlib.import_module("torch")
-    problems = ((name, missing_hints(fn, bound, type_names))
-                for name, (fn, bound) in found.items())
+    problems = ((name, missing_hints(fn, bound, type_names)) for name, (fn, bound) in found.items())
     return [f"{name}: {why}" for name, why in sorted(problems) if why]
 
 
@@ -159,16 +194,24 @@ def test_the_walk_reaches_the_public_api():
     # The walk must see functions, methods, operator dunders made by factories, properties
     # and layer classes; otherwise the test below would pass by checking nothing.
     found = public_callables(PUBLIC_MODULES)
-    expected = ["tinygrad_lstm.functional.sigmoid", "tinygrad_lstm.tensor.Tensor.__add__",
-                "tinygrad_lstm.tensor.Tensor.sum", "tinygrad_lstm.tensor.Tensor.shape",
-                "tinygrad_lstm.tensor.Tensor.backward", "tinygrad_lstm.module.Module.parameters",
-                "tinygrad_lstm.registry.register_op", "tinygrad_lstm.optim.Optimizer.step",
-                "tinygrad_lstm.layers.recurrent.Recurrent.forward",
-                "tinygrad_lstm.layers.cells.LSTMCell.init_state",
-                "tinygrad_lstm.layers.compile_cell.compile_cell",
-                "tinygrad_lstm.gradcheck.gradcheck", "tinygrad_lstm.training.Trainer.step",
-                "tinygrad_lstm.tooling.testing.check_op", "tinygrad_lstm.tooling.viz.to_dot",
-                "tinygrad_lstm.tooling.tasks.SequenceModel.forward"]
+    expected = [
+        "tinygrad_lstm.functional.sigmoid",
+        "tinygrad_lstm.tensor.Tensor.__add__",
+        "tinygrad_lstm.tensor.Tensor.sum",
+        "tinygrad_lstm.tensor.Tensor.shape",
+        "tinygrad_lstm.tensor.Tensor.backward",
+        "tinygrad_lstm.module.Module.parameters",
+        "tinygrad_lstm.registry.register_op",
+        "tinygrad_lstm.optim.Optimizer.step",
+        "tinygrad_lstm.layers.recurrent.Recurrent.forward",
+        "tinygrad_lstm.layers.cells.LSTMCell.init_state",
+        "tinygrad_lstm.layers.compile_cell.compile_cell",
+        "tinygrad_lstm.gradcheck.gradcheck",
+        "tinygrad_lstm.training.Trainer.step",
+        "tinygrad_lstm.tooling.testing.check_op",
+        "tinygrad_lstm.tooling.viz.to_dot",
+        "tinygrad_lstm.tooling.tasks.SequenceModel.forward",
+    ]
     absent = [name for name in expected if name not in found]
     assert not absent, f"the walk missed {absent}"
 

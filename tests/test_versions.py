@@ -29,8 +29,14 @@ def test_optimizer_step_before_backward_is_refused(optimizer):
     with pytest.raises(RuntimeError, match=INPLACE) as info:
         y.sum().backward()
     message = str(info.value)
-    for part in ("backward of mul", "shape (3,)", "float64", "input 0 of the op",
-                 "at version 1", "mul saw version 0"):
+    for part in (
+        "backward of mul",
+        "shape (3,)",
+        "float64",
+        "input 0 of the op",
+        "at version 1",
+        "mul saw version 0",
+    ):
         assert part in message, message
     assert np.array_equal(x.grad, np.ones(3)), "a refused backward must not touch .grad"
     assert y._node.saved != () and y._node.inputs is not None, "nor release the graph"
@@ -58,8 +64,8 @@ def test_augmented_assignment_to_data_is_an_inplace_write():
 
 def test_write_to_an_op_output_that_op_saved_is_refused():
     x = leaf(4)
-    y = tg.tanh(x)          # tanh saves its output
-    z = y + 2.0             # add saves nothing
+    y = tg.tanh(x)  # tanh saves its output
+    z = y + 2.0  # add saves nothing
     y.data *= 3.0
     with pytest.raises(RuntimeError, match=r"backward of tanh.*at version 1, tanh saw version 0"):
         z.sum().backward()
@@ -124,7 +130,7 @@ def test_assigning_a_new_array_to_data_leaves_the_saved_one_alone():
     x = leaf(3)
     before = x.data.copy()
     y = x * x
-    x.data = x.data + 1.0   # a new array: what mul saved is untouched
+    x.data = x.data + 1.0  # a new array: what mul saved is untouched
     y.sum().backward()
     np.testing.assert_allclose(x.grad, 2 * before, rtol=1e-15)
 

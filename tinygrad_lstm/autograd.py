@@ -90,6 +90,7 @@ class _GradMode:
         def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             with type(self)():
                 return func(*args, **kwargs)
+
         return wrapper
 
 
@@ -118,10 +119,10 @@ class Context:
     saved: tuple = ()
     inputs: tuple | None = None
     n_out = 1
-    grads: list | None = None      # gradients of the outputs, during backward
-    owned: set | None = None       # indices into grads whose array backward allocated
-    hooks: dict | None = None      # output index -> [hook]
-    retained: dict | None = None   # output index -> weakref to the output tensor
+    grads: list | None = None  # gradients of the outputs, during backward
+    owned: set | None = None  # indices into grads whose array backward allocated
+    hooks: dict | None = None  # output index -> [hook]
+    retained: dict | None = None  # output index -> weakref to the output tensor
 
     def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...]) -> None:
         self.fn = fn
@@ -155,8 +156,12 @@ class Edge:
     requires_grad = True
 
     def __init__(self, t: Tensor) -> None:
-        self._node, self._idx, self.shape, self.dtype = t._node, t._idx, t._data.shape, \
-            t._data.dtype
+        self._node, self._idx, self.shape, self.dtype = (
+            t._node,
+            t._idx,
+            t._data.shape,
+            t._data.dtype,
+        )
 
 
 def _graph_inputs(inputs: tuple) -> tuple:
@@ -181,15 +186,18 @@ def _as_constant(x: Any, like_dtype: np.dtype | None) -> Tensor:
 def _with_constants(inputs: tuple) -> tuple:
     """``inputs`` with every non-Tensor made a constant Tensor (a Python scalar takes the
     dtype of the first floating-point Tensor input, so never a mask's bool)."""
-    first = next((t._data.dtype for t in inputs
-                  if isinstance(t, Tensor) and t._data.dtype.kind == "f"), None)
+    first = next(
+        (t._data.dtype for t in inputs if isinstance(t, Tensor) and t._data.dtype.kind == "f"), None
+    )
     return tuple(t if isinstance(t, Tensor) else _as_constant(t, first) for t in inputs)
 
 
 def _dtype_error(name: str, arrays: list) -> TypeError:
     dtypes = ", ".join(str(a.dtype) for a in arrays)
-    return TypeError(f"{name}: expected floating-point inputs (float32 or float64), or a bool "
-                     f"mask beside one, got dtypes {dtypes}")
+    return TypeError(
+        f"{name}: expected floating-point inputs (float32 or float64), or a bool "
+        f"mask beside one, got dtypes {dtypes}"
+    )
 
 
 # Words of NumPy's messages for shapes that do not fit (broadcasting, matmul, concatenate,
@@ -271,13 +279,18 @@ class Function:
         return Tensor._make(out, ctx, 0)
 
     @staticmethod
-    def forward(ctx: Context, *arrays: np.ndarray,  # pragma: no cover - abstract
-                **attrs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+    def forward(
+        ctx: Context,
+        *arrays: np.ndarray,  # pragma: no cover - abstract
+        **attrs: Any,
+    ) -> np.ndarray | tuple[np.ndarray, ...]:
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx: Context,  # pragma: no cover - abstract
-                 *grads: np.ndarray) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
+    def backward(
+        ctx: Context,  # pragma: no cover - abstract
+        *grads: np.ndarray,
+    ) -> np.ndarray | tuple[np.ndarray | None, ...] | None:
         raise NotImplementedError
 
     # The registry refuses a differentiable op still carrying this backward, without

@@ -107,12 +107,16 @@ def _backward(root: Tensor, grad: TensorLike | None, retain_graph: bool) -> None
 def _seed_grad(root: Tensor, grad: TensorLike | None) -> np.ndarray:
     """The gradient backward starts from: ``grad`` checked against ``root``, or ones."""
     if not root.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad (no input that "
-                           "requires grad went into it, or it was made under no_grad())")
+        raise RuntimeError(
+            "backward: this tensor does not require grad (no input that "
+            "requires grad went into it, or it was made under no_grad())"
+        )
     if grad is None:
         if root.size != 1:
-            raise RuntimeError(f"backward: grad can be implied only for a scalar output; this "
-                               f"output has shape {root.shape}, so pass grad= of that shape")
+            raise RuntimeError(
+                f"backward: grad can be implied only for a scalar output; this "
+                f"output has shape {root.shape}, so pass grad= of that shape"
+            )
         return np.ones_like(root._data)
     # A Tensor's array, or an array-like as it is.
     grad = np.asarray(getattr(grad, "_data", grad), dtype=root.dtype)
@@ -135,7 +139,8 @@ def _topological_order(root: Context) -> list[Context]:
             raise RuntimeError(
                 f"backward: the graph through op {node.name!r} was already released by an "
                 "earlier backward(); call backward(retain_graph=True) the first time to "
-                "backpropagate through it again")
+                "backpropagate through it again"
+            )
         for t in node.inputs:
             parent = t._node
             if parent is not None and parent not in reached:
@@ -181,9 +186,11 @@ def _run_hooks(hooks: list, grad: np.ndarray) -> np.ndarray:
         if replaced is not None:
             replaced = np.asarray(getattr(replaced, "_data", replaced))
             if replaced.shape != grad.shape:
-                raise ShapeError(f"backward: hook {getattr(hook, '__qualname__', hook)!r} "
-                                 f"returned a gradient of shape {replaced.shape} for a tensor "
-                                 f"of shape {grad.shape}")
+                raise ShapeError(
+                    f"backward: hook {getattr(hook, '__qualname__', hook)!r} "
+                    f"returned a gradient of shape {replaced.shape} for a tensor "
+                    f"of shape {grad.shape}"
+                )
             grad = replaced
     return grad
 
@@ -196,8 +203,10 @@ def _fit_to_input(node: Context, t: Tensor | Edge, g: Any) -> np.ndarray:
     if g.shape != shape:
         g = unbroadcast(g, shape)
         if g.shape != shape:
-            raise ShapeError(f"backward of {node.name}: the gradient for an input of "
-                             f"shape {shape} has shape {g.shape}")
+            raise ShapeError(
+                f"backward of {node.name}: the gradient for an input of "
+                f"shape {shape} has shape {g.shape}"
+            )
     return g
 
 
@@ -253,9 +262,11 @@ def _write_leaf_grads(holders: Iterable[_LeafGrad]) -> None:
         if t._hooks:
             g, owned = _run_hooks(t._hooks, g), False
         if g.shape != t._data.shape:
-            raise ShapeError(f"backward: the gradient for a leaf of shape {t._data.shape} has "
-                             f"shape {g.shape} (was its .data replaced by an array of another "
-                             "shape after the forward?)")
+            raise ShapeError(
+                f"backward: the gradient for a leaf of shape {t._data.shape} has "
+                f"shape {g.shape} (was its .data replaced by an array of another "
+                "shape after the forward?)"
+            )
         if g.dtype != t._data.dtype:
             g, owned = g.astype(t._data.dtype), True
         final.append((t, g, owned))

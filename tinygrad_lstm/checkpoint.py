@@ -39,8 +39,16 @@ from .checkpoint_state import CheckpointError, check_model_specs, check_optimize
 from .module import Module, StateDictError
 from .optim import Optimizer
 
-__all__ = ["CHECKPOINT_FILE", "Checkpoint", "CheckpointError", "load", "read", "read_meta",
-           "resolve", "save"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "Checkpoint",
+    "CheckpointError",
+    "load",
+    "read",
+    "read_meta",
+    "resolve",
+    "save",
+]
 
 CHECKPOINT_FILE = "checkpoint.npz"
 TEMP_PREFIX = ".checkpoint-"
@@ -73,16 +81,16 @@ def _spec(array: np.ndarray) -> list:
 
 def _is_stale(temp: Path) -> bool:
     """A temporary file left by a save whose process is gone (killed mid-write)."""
-    pid = temp.name[len(TEMP_PREFIX):].split("-")[0]
+    pid = temp.name[len(TEMP_PREFIX) :].split("-")[0]
     if not pid.isdigit():
         return True
-    if os.name != "posix":       # no harmless liveness probe: leave it
+    if os.name != "posix":  # no harmless liveness probe: leave it
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except OSError:              # alive, owned by someone else
+    except OSError:  # alive, owned by someone else
         return False
     return False
 
@@ -105,8 +113,12 @@ def _open_temp(directory: Path) -> tuple[int, Path]:
             continue
 
 
-def save(path: str | os.PathLike, module: Module, optimizer: Optimizer | None = None,
-         meta: dict[str, Any] | None = None) -> Path:
+def save(
+    path: str | os.PathLike,
+    module: Module,
+    optimizer: Optimizer | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
     """Write ``module``'s weights (and ``optimizer``'s state, and ``meta``) and return the
     file's path.
 
@@ -118,16 +130,21 @@ def save(path: str | os.PathLike, module: Module, optimizer: Optimizer | None = 
     """
     path = Path(path)
     if path.is_file() and path.suffix != ".npz":
-        raise CheckpointError(f"save {path}: is a file; give a run directory or a file name "
-                              "ending in .npz")
+        raise CheckpointError(
+            f"save {path}: is a file; give a run directory or a file name ending in .npz"
+        )
     path = path if path.suffix == ".npz" and not path.is_dir() else path / CHECKPOINT_FILE
     try:
         meta_json = json.loads(json.dumps(meta or {}, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"save {path}: meta must be JSON-serialisable ({exc})") from None
     arrays = {f"model/{k}": v for k, v in module.state_dict().items()}
-    header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "meta": meta_json,
-                              "optimizer": None}
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": meta_json,
+        "optimizer": None,
+    }
     if optimizer is not None:
         sd = optimizer.state_dict()
         scalars = []
@@ -139,8 +156,7 @@ def save(path: str | os.PathLike, module: Module, optimizer: Optimizer | None = 
                 else:
                     numbers[key] = value
             scalars.append(numbers)
-        header["optimizer"] = {"name": sd["name"], "defaults": sd["defaults"],
-                               "scalars": scalars}
+        header["optimizer"] = {"name": sd["name"], "defaults": sd["defaults"], "scalars": scalars}
     header["arrays"] = {k: _spec(v) for k, v in arrays.items()}
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +189,7 @@ def _read_arrays(archive: Archive) -> dict[str, np.ndarray]:
 
 
 def _split(archive: Archive, arrays: dict[str, np.ndarray]) -> Checkpoint:
-    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    model = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     opt = archive.header["optimizer"]
     optimizer = None
     if opt is not None:
@@ -183,8 +199,9 @@ def _split(archive: Archive, arrays: dict[str, np.ndarray]) -> Checkpoint:
                 _, index, name = key.split("/", 2)
                 state[int(index)][name] = array
         optimizer = {"name": opt["name"], "defaults": opt["defaults"], "state": state}
-    return Checkpoint(path=archive.path, model=model, optimizer=optimizer,
-                      meta=archive.header["meta"])
+    return Checkpoint(
+        path=archive.path, model=model, optimizer=optimizer, meta=archive.header["meta"]
+    )
 
 
 def read(path: str | os.PathLike) -> Checkpoint:
@@ -199,8 +216,7 @@ def read(path: str | os.PathLike) -> Checkpoint:
         return _split(archive, _read_arrays(archive))
 
 
-def load(path: str | os.PathLike, module: Module,
-         optimizer: Optimizer | None = None) -> Checkpoint:
+def load(path: str | os.PathLike, module: Module, optimizer: Optimizer | None = None) -> Checkpoint:
     """Read ``path`` and copy its weights into ``module`` (and its state into ``optimizer``).
 
     Everything is checked before anything changes, and the shapes the file declares are
@@ -222,8 +238,10 @@ def load(path: str | os.PathLike, module: Module,
         for i, entry in enumerate(ckpt.optimizer["state"]):
             for key, value in entry.items():
                 if isinstance(value, np.ndarray) and not np.all(np.isfinite(value)):
-                    raise CheckpointError(f"{where}: optimizer buffer {key!r} of parameter "
-                                          f"{i} holds NaN or inf; refused")
+                    raise CheckpointError(
+                        f"{where}: optimizer buffer {key!r} of parameter "
+                        f"{i} holds NaN or inf; refused"
+                    )
     before = module.state_dict()
     opt_before = None if optimizer is None else (dict(optimizer.defaults), optimizer.state)
     try:

@@ -38,16 +38,21 @@ def _is_number(value: Any) -> bool:
 
 
 def _spec(value: Any, key: str, where: str) -> tuple[tuple[int, ...], np.dtype]:
-    ok = (isinstance(value, list) and len(value) == 2 and isinstance(value[0], list)
-          and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value[0])
-          and isinstance(value[1], str))
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], list)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value[0])
+        and isinstance(value[1], str)
+    )
     if ok:
         try:
             return tuple(value[0]), np.dtype(value[1])
         except TypeError:
             pass
-    raise CheckpointError(f"{where}: the header's entry for array {key!r} is {value!r}, not "
-                          "[shape, dtype]")
+    raise CheckpointError(
+        f"{where}: the header's entry for array {key!r} is {value!r}, not [shape, dtype]"
+    )
 
 
 def check_header(header: Any, fmt: str, version: int, where: str) -> dict[str, Any]:
@@ -56,8 +61,10 @@ def check_header(header: Any, fmt: str, version: int, where: str) -> dict[str, A
     if not isinstance(header, dict) or header.get("format") != fmt:
         raise CheckpointError(f"{where}: not a {fmt} file")
     if header.get("version") != version:
-        raise CheckpointError(f"{where}: format version {header.get('version')!r} is not "
-                              f"supported (this library reads version {version})")
+        raise CheckpointError(
+            f"{where}: format version {header.get('version')!r} is not "
+            f"supported (this library reads version {version})"
+        )
     arrays, meta, opt = header.get("arrays"), header.get("meta"), header.get("optimizer")
     if not isinstance(arrays, dict):
         raise CheckpointError(f"{where}: the header's 'arrays' is not a mapping")
@@ -68,35 +75,48 @@ def check_header(header: Any, fmt: str, version: int, where: str) -> dict[str, A
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{where}: the header's 'meta' is a {type(meta).__name__}, "
-                              "not a JSON object")
+        raise CheckpointError(
+            f"{where}: the header's 'meta' is a {type(meta).__name__}, not a JSON object"
+        )
     if opt is not None:
         _check_optimizer_header(opt, specs, where)
     return {**header, "arrays": specs, "meta": meta, "optimizer": opt}
 
 
 def _check_optimizer_header(opt: Any, specs: Specs, where: str) -> None:
-    if not (isinstance(opt, dict) and isinstance(opt.get("name"), str)
-            and isinstance(opt.get("defaults"), dict) and isinstance(opt.get("scalars"), list)
-            and all(isinstance(s, dict) for s in opt["scalars"])):
-        raise CheckpointError(f"{where}: the header's 'optimizer' is not "
-                              "{name: str, defaults: {...}, scalars: [{...}, ...]}")
+    if not (
+        isinstance(opt, dict)
+        and isinstance(opt.get("name"), str)
+        and isinstance(opt.get("defaults"), dict)
+        and isinstance(opt.get("scalars"), list)
+        and all(isinstance(s, dict) for s in opt["scalars"])
+    ):
+        raise CheckpointError(
+            f"{where}: the header's 'optimizer' is not "
+            "{name: str, defaults: {...}, scalars: [{...}, ...]}"
+        )
     for i, numbers in enumerate(opt["scalars"]):
         for key, value in numbers.items():
             if not _is_number(value) or not math.isfinite(value):
-                raise CheckpointError(f"{where}: optimizer counter {key!r} of parameter {i} "
-                                      f"is {value!r}, not a finite number")
+                raise CheckpointError(
+                    f"{where}: optimizer counter {key!r} of parameter {i} "
+                    f"is {value!r}, not a finite number"
+                )
     for key in specs:
         if key.startswith("optim/"):
             parts = key.split("/", 2)
-            if (len(parts) != 3 or not parts[1].isdigit()
-                    or int(parts[1]) >= len(opt["scalars"]) or not parts[2]):
+            if (
+                len(parts) != 3
+                or not parts[1].isdigit()
+                or int(parts[1]) >= len(opt["scalars"])
+                or not parts[2]
+            ):
                 raise CheckpointError(f"{where}: optimizer array {key!r} names no parameter")
 
 
 def check_model_specs(specs: Specs, module: Module, where: str) -> None:
     """The declared ``model/`` arrays match ``module``'s parameters exactly."""
-    declared = {k[len("model/"):]: v for k, v in specs.items() if k.startswith("model/")}
+    declared = {k[len("model/") :]: v for k, v in specs.items() if k.startswith("model/")}
     own = dict(module.named_parameters())
     problems = []
     missing = [k for k in own if k not in declared]
@@ -111,11 +131,15 @@ def check_model_specs(specs: Specs, module: Module, where: str) -> None:
             if shape != param.shape:
                 problems.append(f"{key}: expected shape {param.shape}, got {shape}")
             elif dtype != param.dtype:
-                problems.append(f"{key}: expected dtype {param.dtype}, got {dtype} (convert "
-                                "the module with .to())")
+                problems.append(
+                    f"{key}: expected dtype {param.dtype}, got {dtype} (convert "
+                    "the module with .to())"
+                )
     if problems:
-        raise CheckpointError(f"{where}: the weights do not fit {type(module).__name__} "
-                              "(nothing was loaded):\n  " + "\n  ".join(problems))
+        raise CheckpointError(
+            f"{where}: the weights do not fit {type(module).__name__} "
+            "(nothing was loaded):\n  " + "\n  ".join(problems)
+        )
 
 
 def _check_defaults(defaults: dict, optimizer: Optimizer, where: str) -> dict:
@@ -135,10 +159,13 @@ def _check_defaults(defaults: dict, optimizer: Optimizer, where: str) -> dict:
         else:
             ok = _is_number(value)
         if not ok:
-            raise CheckpointError(f"{where}: {cls} hyperparameter {key} = {value!r} is not "
-                                  f"like {current!r}")
-    merged = {**optimizer.defaults,
-              **{k: tuple(v) if isinstance(v, list) else v for k, v in defaults.items()}}
+            raise CheckpointError(
+                f"{where}: {cls} hyperparameter {key} = {value!r} is not like {current!r}"
+            )
+    merged = {
+        **optimizer.defaults,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in defaults.items()},
+    }
     try:
         return optimizer._checked(merged)
     except ValueError as exc:
@@ -154,48 +181,55 @@ def _stepped_entry(optimizer: Optimizer, defaults: dict, where: str) -> dict | N
         probe = type(optimizer)([probe_param], **defaults)
     except TypeError:
         return None
-    except ValueError as exc:        # the optimizer's own hyperparameter checks
+    except ValueError as exc:  # the optimizer's own hyperparameter checks
         raise CheckpointError(f"{where}: {exc}") from None
     probe_param.grad = np.ones(1)
     probe.step()
     return probe.state[0]
 
 
-def check_optimizer_state(opt: dict | None, specs: Specs, optimizer: Optimizer,
-                          where: str) -> None:
+def check_optimizer_state(opt: dict | None, specs: Specs, optimizer: Optimizer, where: str) -> None:
     """The header's optimizer state (``opt``) and its declared arrays fit ``optimizer``."""
     cls = type(optimizer).__name__
     if opt is None:
         raise CheckpointError(f"{where}: holds no optimizer state to load")
     if opt["name"] != optimizer.name:
-        raise CheckpointError(f"{where}: the optimizer state is for {opt['name']!r}, not "
-                              f"{optimizer.name!r}")
+        raise CheckpointError(
+            f"{where}: the optimizer state is for {opt['name']!r}, not {optimizer.name!r}"
+        )
     defaults = _check_defaults(opt["defaults"], optimizer, where)
     scalars = opt["scalars"]
     if len(scalars) != len(optimizer.params):
-        raise CheckpointError(f"{where}: the optimizer state has {len(scalars)} parameter "
-                              f"entries, this optimizer holds {len(optimizer.params)} parameters "
-                              f"({cls})")
+        raise CheckpointError(
+            f"{where}: the optimizer state has {len(scalars)} parameter "
+            f"entries, this optimizer holds {len(optimizer.params)} parameters "
+            f"({cls})"
+        )
     template = _stepped_entry(optimizer, defaults, where)
     for i, (param, numbers) in enumerate(zip(optimizer.params, scalars)):
-        arrays = {k.split("/", 2)[2]: v for k, v in specs.items()
-                  if k.startswith(f"optim/{i}/")}
+        arrays = {k.split("/", 2)[2]: v for k, v in specs.items() if k.startswith(f"optim/{i}/")}
         for name, (shape, dtype) in arrays.items():
             if shape != param.shape or dtype.kind != "f":
-                raise CheckpointError(f"{where}: optimizer buffer {name!r} of parameter {i} "
-                                      f"is {dtype} {shape}; the parameter is {param.dtype} "
-                                      f"{param.shape}")
+                raise CheckpointError(
+                    f"{where}: optimizer buffer {name!r} of parameter {i} "
+                    f"is {dtype} {shape}; the parameter is {param.dtype} "
+                    f"{param.shape}"
+                )
         if template is None or not (numbers or arrays):
             continue
         want_arrays = {k for k, v in template.items() if isinstance(v, np.ndarray)}
         want_numbers = set(template) - want_arrays
         if set(arrays) != want_arrays or set(numbers) != want_numbers:
-            raise CheckpointError(f"{where}: the {cls} state of parameter {i} holds "
-                                  f"{sorted(numbers)} and buffers {sorted(arrays)}; a "
-                                  f"stepped {cls} keeps {sorted(want_numbers)} and buffers "
-                                  f"{sorted(want_arrays)}")
+            raise CheckpointError(
+                f"{where}: the {cls} state of parameter {i} holds "
+                f"{sorted(numbers)} and buffers {sorted(arrays)}; a "
+                f"stepped {cls} keeps {sorted(want_numbers)} and buffers "
+                f"{sorted(want_arrays)}"
+            )
         for key in want_numbers:
             value = numbers[key]
             if isinstance(template[key], int) and (not isinstance(value, int) or value < 1):
-                raise CheckpointError(f"{where}: {cls} counter {key!r} of parameter {i} is "
-                                      f"{value!r}; it counts steps taken, an integer >= 1")
+                raise CheckpointError(
+                    f"{where}: {cls} counter {key!r} of parameter {i} is "
+                    f"{value!r}; it counts steps taken, an integer >= 1"
+                )

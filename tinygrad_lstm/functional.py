@@ -132,8 +132,7 @@ def where(mask: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
 
     A Python number for a or b takes the dtype of the first floating-point tensor given;
     the mask takes no gradient."""
-    return op("where").apply(mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask)),
-                             a, b)
+    return op("where").apply(mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask)), a, b)
 
 
 def clip(x: TensorLike, min: float | None = None, max: float | None = None) -> Tensor:
@@ -223,26 +222,31 @@ def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     return op("log_softmax").apply(x, axis=axis)
 
 
-def tensor(data: TensorLike, requires_grad: bool = False,
-           dtype: DTypeLike | None = None) -> Tensor:
+def tensor(data: TensorLike, requires_grad: bool = False, dtype: DTypeLike | None = None) -> Tensor:
     """Make a Tensor (lists become float32, NumPy arrays keep their dtype)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(*shape: int | Sequence[int], dtype: DTypeLike = np.float32,
-          requires_grad: bool = False) -> Tensor:
+def zeros(
+    *shape: int | Sequence[int], dtype: DTypeLike = np.float32, requires_grad: bool = False
+) -> Tensor:
     """A tensor of zeros; ``zeros(2, 3)`` or ``zeros((2, 3))``."""
     return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
 
 
-def ones(*shape: int | Sequence[int], dtype: DTypeLike = np.float32,
-          requires_grad: bool = False) -> Tensor:
+def ones(
+    *shape: int | Sequence[int], dtype: DTypeLike = np.float32, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ones; ``ones(2, 3)`` or ``ones((2, 3))``."""
     return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape: int | Sequence[int], dtype: DTypeLike = np.float32,
-          requires_grad: bool = False, rng: np.random.Generator | None = None) -> Tensor:
+def randn(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike = np.float32,
+    requires_grad: bool = False,
+    rng: np.random.Generator | None = None,
+) -> Tensor:
     """Standard-normal samples, from ``rng`` (a ``np.random.Generator``) when given."""
     rng = np.random.default_rng() if rng is None else rng
     return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)

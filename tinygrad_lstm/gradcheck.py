@@ -75,9 +75,17 @@ def _outputs(result: Any) -> tuple[Tensor, ...]:
     return tuple(flat)
 
 
-def gradcheck(fn: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, max_elements: int = 4096, n_directions: int = 16, seed: int = 0,
-              names: list[str] | None = None) -> GradcheckResult:
+def gradcheck(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    max_elements: int = 4096,
+    n_directions: int = 16,
+    seed: int = 0,
+    names: list[str] | None = None,
+) -> GradcheckResult:
     """Check ``fn``'s gradients with respect to every input Tensor that requires grad.
 
     Passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` everywhere. The defaults
@@ -117,12 +125,14 @@ def _checked_inputs(inputs: tuple, eps: float) -> list[int]:
             raise TypeError(
                 f"gradcheck: input {i} is {inputs[i].dtype}; central differences need float64 "
                 f"(in float32 the rounding error is ~1e-7/eps = 0.1 with eps={eps:g}, so a "
-                "correct gradient would fail). Convert with Tensor(x.data.astype(np.float64))")
+                "correct gradient would fail). Convert with Tensor(x.data.astype(np.float64))"
+            )
     return checked
 
 
-def _analytic_gradients(fn: Callable[..., Any], inputs: tuple, checked: list[int],
-                        rng: np.random.Generator) -> tuple[list, dict]:
+def _analytic_gradients(
+    fn: Callable[..., Any], inputs: tuple, checked: list[int], rng: np.random.Generator
+) -> tuple[list, dict]:
     """(upstream v per output, d(sum(v * fn))/dx per checked input) from one backward();
     the inputs' ``.grad`` are left as they were."""
     saved_grads = [inputs[i].grad for i in checked]
@@ -139,8 +149,10 @@ def _analytic_gradients(fn: Callable[..., Any], inputs: tuple, checked: list[int
         if loss is None:
             raise GradcheckError("gradcheck: no output of fn requires grad")
         loss.backward()
-        analytic = {i: np.zeros(inputs[i].shape) if inputs[i].grad is None else inputs[i].grad
-                    for i in checked}
+        analytic = {
+            i: np.zeros(inputs[i].shape) if inputs[i].grad is None else inputs[i].grad
+            for i in checked
+        }
     finally:
         for i, g in zip(checked, saved_grads):
             inputs[i].grad = g
@@ -175,8 +187,9 @@ def _unit_directions(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -
     return directions / norms.reshape((-1,) + (1,) * len(shape))
 
 
-def _numeric_along(x: np.ndarray, loss: Callable[[], float], eps: float,
-                    directions: np.ndarray) -> np.ndarray:
+def _numeric_along(
+    x: np.ndarray, loss: Callable[[], float], eps: float, directions: np.ndarray
+) -> np.ndarray:
     """Central differences of ``loss`` along each direction, x restored."""
     numeric, original = np.empty(len(directions)), x.copy()
     for k, u in enumerate(directions):
@@ -189,8 +202,17 @@ def _numeric_along(x: np.ndarray, loss: Callable[[], float], eps: float,
     return numeric
 
 
-def _compare(i: int, name: str, shape: tuple[int, ...], a_cmp: np.ndarray, n_cmp: np.ndarray,
-             how: str, atol: float, rtol: float, eps: float) -> InputReport:
+def _compare(
+    i: int,
+    name: str,
+    shape: tuple[int, ...],
+    a_cmp: np.ndarray,
+    n_cmp: np.ndarray,
+    how: str,
+    atol: float,
+    rtol: float,
+    eps: float,
+) -> InputReport:
     """The report of one input, or a ``GradcheckError`` naming its worst element."""
     err = np.abs(a_cmp - n_cmp)
     allowed = atol + rtol * np.abs(n_cmp)
@@ -200,16 +222,28 @@ def _compare(i: int, name: str, shape: tuple[int, ...], a_cmp: np.ndarray, n_cmp
     j = int(np.argmax(err - allowed))
     per_element = how == "every element"
     where = tuple(int(k) for k in np.unravel_index(j, shape)) if per_element else j
-    report = InputReport(i, name, shape, where, float(a_cmp[j]), float(n_cmp[j]),
-                         float(err[j]), float(rel.max()), how)
+    report = InputReport(
+        i,
+        name,
+        shape,
+        where,
+        float(a_cmp[j]),
+        float(n_cmp[j]),
+        float(err[j]),
+        float(rel.max()),
+        how,
+    )
     if not np.all(np.isfinite(a_cmp)) or not np.all(np.isfinite(n_cmp)):
-        raise GradcheckError(f"gradcheck: {name} (shape {shape}) has a non-finite "
-                             "gradient (analytic or numeric); NaN/inf cannot be checked")
+        raise GradcheckError(
+            f"gradcheck: {name} (shape {shape}) has a non-finite "
+            "gradient (analytic or numeric); NaN/inf cannot be checked"
+        )
     if np.any(err > allowed):
         raise GradcheckError(
             f"gradcheck: gradient mismatch for {name} (shape {shape}) at "
             f"{'element' if per_element else 'direction'} {report.worst_element}: analytic "
             f"{report.analytic:.10g}, numeric {report.numeric:.10g}, |diff| "
             f"{report.abs_error:.3g} > atol {atol:g} + rtol {rtol:g} * |numeric| "
-            f"(checked {how}, eps={eps:g})")
+            f"(checked {how}, eps={eps:g})"
+        )
     return report

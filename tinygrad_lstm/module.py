@@ -53,15 +53,16 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data: TensorLike, requires_grad: bool = True,
-                 dtype: DTypeLike | None = None) -> None:
+    def __init__(
+        self, data: TensorLike, requires_grad: bool = True, dtype: DTypeLike | None = None
+    ) -> None:
         super().__init__(data, requires_grad=False, dtype=dtype)
         if self.data.dtype not in (np.float32, np.float64):
             raise TypeError(f"Parameter: needs a float32 or float64 array, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
 
     def __repr__(self) -> str:
-        return "Parameter" + super().__repr__()[len("Tensor"):]
+        return "Parameter" + super().__repr__()[len("Tensor") :]
 
 
 class IncompatibleKeys(NamedTuple):
@@ -80,8 +81,10 @@ class StateDictError(KeyError):
 
 def _check_name(owner: Module, name: Any) -> None:
     if not isinstance(name, str) or not name or "." in name:
-        raise KeyError(f"{type(owner).__name__}: a parameter or module name must be a non-empty "
-                       f"string without '.', got {name!r}")
+        raise KeyError(
+            f"{type(owner).__name__}: a parameter or module name must be a non-empty "
+            f"string without '.', got {name!r}"
+        )
 
 
 class Module:
@@ -105,8 +108,9 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_parameters")
         if params is None:
-            raise AttributeError(f"{type(self).__name__}: call Module.__init__() before "
-                                 "assigning attributes")
+            raise AttributeError(
+                f"{type(self).__name__}: call Module.__init__() before assigning attributes"
+            )
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             params[name] = value
@@ -115,13 +119,17 @@ class Module:
             self._modules[name] = value
         elif name in params:
             if value is not None:
-                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
-                                f"to parameter {name!r} (a Parameter or None is expected)")
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                    f"to parameter {name!r} (a Parameter or None is expected)"
+                )
             params[name] = None
         elif name in self._modules:
             if value is not None:
-                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
-                                f"to sub-module {name!r} (a Module or None is expected)")
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                    f"to sub-module {name!r} (a Module or None is expected)"
+                )
             del self._modules[name]
         object.__setattr__(self, name, value)
 
@@ -134,8 +142,10 @@ class Module:
         """Register ``param`` as ``name``; None reserves the name (e.g. ``bias=False``)."""
         _check_name(self, name)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"{type(self).__name__}.register_parameter({name!r}): expected a "
-                            f"Parameter or None, got {type(param).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.register_parameter({name!r}): expected a "
+                f"Parameter or None, got {type(param).__name__}"
+            )
         if name not in self._parameters and hasattr(self, name):
             raise KeyError(f"{type(self).__name__}: attribute {name!r} exists already")
         self._parameters[name] = param
@@ -222,8 +232,10 @@ class Module:
             if array.shape != param.shape:
                 problems.append(f"{key}: expected shape {param.shape}, got {array.shape}")
             elif array.dtype != param.dtype:
-                problems.append(f"{key}: expected dtype {param.dtype}, got {array.dtype} "
-                                f"(convert the array, or the module with .to())")
+                problems.append(
+                    f"{key}: expected dtype {param.dtype}, got {array.dtype} "
+                    f"(convert the array, or the module with .to())"
+                )
             else:
                 updates.append((param, array))
         if strict and unexpected:
@@ -231,8 +243,10 @@ class Module:
         if strict and missing:
             problems.insert(0, f"missing keys: {', '.join(missing)}")
         if problems:
-            raise StateDictError(f"{type(self).__name__}.load_state_dict: the state dict does not "
-                                 "fit (nothing was loaded):\n  " + "\n  ".join(problems))
+            raise StateDictError(
+                f"{type(self).__name__}.load_state_dict: the state dict does not "
+                "fit (nothing was loaded):\n  " + "\n  ".join(problems)
+            )
         for param, array in updates:
             # In place, as PyTorch's copy_: holders of the array (an optimizer, a detached
             # alias) see the new values, and backward through a graph recorded before the load
@@ -263,8 +277,9 @@ class Module:
         """Convert every parameter (and its gradient) to float32 or float64, in place."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
-            raise TypeError(f"{type(self).__name__}.to: dtype must be float32 or float64, "
-                            f"got {dtype}")
+            raise TypeError(
+                f"{type(self).__name__}.to: dtype must be float32 or float64, got {dtype}"
+            )
         for param in self.parameters():
             param.data = param.data.astype(dtype)
             if param.grad is not None:
@@ -284,8 +299,10 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ")
-                 for name, child in self._modules.items()]
+        lines = [
+            f"  ({name}): " + repr(child).replace("\n", "\n  ")
+            for name, child in self._modules.items()
+        ]
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not lines:
             return head + ")"

@@ -21,8 +21,16 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "clip_grad_norm_",
-           "clip_grad_value_", "grad_norm"]
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "Optimizer",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "grad_norm",
+]
 
 
 # hyperparameter -> (low, high, high included?): the range its value must lie in.
@@ -33,8 +41,9 @@ def _as_list(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
     return [params] if isinstance(params, Tensor) else list(params)
 
 
-def _in_range(what: str, value: Any, low: float, high: float = math.inf,
-              closed: bool = True) -> float:
+def _in_range(
+    what: str, value: Any, low: float, high: float = math.inf, closed: bool = True
+) -> float:
     """``value`` as a float, or a ValueError unless it is a finite real in [low, high]
     (``[low, high)`` when not ``closed``)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -42,8 +51,11 @@ def _in_range(what: str, value: Any, low: float, high: float = math.inf,
         value = float(value)
         ok = math.isfinite(value) and low <= value and (value <= high if closed else value < high)
     if not ok:
-        bound = (f"be >= {low:g} and finite" if high == math.inf
-                 else f"lie in [{low:g}, {high:g}{']' if closed else ')'}")
+        bound = (
+            f"be >= {low:g} and finite"
+            if high == math.inf
+            else f"lie in [{low:g}, {high:g}{']' if closed else ')'}"
+        )
         raise ValueError(f"{what} must {bound}, got {value!r}")
     return value
 
@@ -66,8 +78,10 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is a "
-                                f"{type(p).__name__}, expected a Tensor")
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} is a "
+                    f"{type(p).__name__}, expected a Tensor"
+                )
         self.defaults = self._checked(defaults)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
 
@@ -81,11 +95,11 @@ class Optimizer:
                 continue
             value = defaults[key]
             if isinstance(value, (tuple, list)):
-                checked[key] = tuple(_in_range(f"{type(self).__name__}: {key}", v, low, high,
-                                               closed) for v in value)
+                checked[key] = tuple(
+                    _in_range(f"{type(self).__name__}: {key}", v, low, high, closed) for v in value
+                )
             else:
-                checked[key] = _in_range(f"{type(self).__name__}: {key}", value, low, high,
-                                         closed)
+                checked[key] = _in_range(f"{type(self).__name__}: {key}", value, low, high, closed)
         return checked
 
     def __getattr__(self, key: str) -> Any:
@@ -120,20 +134,26 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """``{"name", "defaults", "state"}``: hyperparameters and per-parameter buffers, as
         NumPy arrays and plain numbers only (copies)."""
-        state = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                 for s in self.state]
+        state = [
+            {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for s in self.state
+        ]
         return {"name": self.name, "defaults": dict(self.defaults), "state": state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s contents; checks everything before changing anything."""
         cls = type(self).__name__
         if state_dict.get("name") != self.name:
-            raise ValueError(f"{cls}.load_state_dict: the state is for optimizer "
-                             f"{state_dict.get('name')!r}, not {self.name!r}")
+            raise ValueError(
+                f"{cls}.load_state_dict: the state is for optimizer "
+                f"{state_dict.get('name')!r}, not {self.name!r}"
+            )
         states = state_dict.get("state", [])
         if len(states) != len(self.params):
-            raise ValueError(f"{cls}.load_state_dict: the state has {len(states)} parameter "
-                             f"entries, this optimizer holds {len(self.params)} parameters")
+            raise ValueError(
+                f"{cls}.load_state_dict: the state has {len(states)} parameter "
+                f"entries, this optimizer holds {len(self.params)} parameters"
+            )
         unknown = set(state_dict.get("defaults", {})) - set(self.defaults)
         if unknown:
             raise ValueError(f"{cls}.load_state_dict: unknown hyperparameters {sorted(unknown)}")
@@ -144,9 +164,11 @@ class Optimizer:
             for key, value in s.items():
                 if isinstance(value, np.ndarray):
                     if value.shape != p.data.shape:
-                        raise ValueError(f"{cls}.load_state_dict: buffer {key!r} of parameter "
-                                         f"{i} has shape {value.shape}, the parameter has "
-                                         f"{p.data.shape}")
+                        raise ValueError(
+                            f"{cls}.load_state_dict: buffer {key!r} of parameter "
+                            f"{i} has shape {value.shape}, the parameter has "
+                            f"{p.data.shape}"
+                        )
                     value = value.astype(p.data.dtype, copy=True)
                 entry[key] = value
             new_state.append(entry)
@@ -163,13 +185,23 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "momentum": (0.0, math.inf, True),
-                                "weight_decay": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {
+        "lr": (0.0, math.inf, True),
+        "momentum": (0.0, math.inf, True),
+        "weight_decay": (0.0, math.inf, True),
+    }
 
-    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         nesterov=bool(nesterov))
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        super().__init__(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=bool(nesterov)
+        )
         if nesterov and self.defaults["momentum"] <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
@@ -196,12 +228,21 @@ class Adam(Optimizer):
     """
 
     name = "adam"
-    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "betas": (0.0, 1.0, False),
-                                "eps": (0.0, math.inf, True), "weight_decay": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {
+        "lr": (0.0, math.inf, True),
+        "betas": (0.0, 1.0, False),
+        "eps": (0.0, math.inf, True),
+        "weight_decay": (0.0, math.inf, True),
+    }
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
@@ -219,8 +260,8 @@ class Adam(Optimizer):
         m += (1.0 - b1) * (grad - m)
         v *= b2
         v += (1.0 - b2) * grad * grad
-        denom = np.sqrt(v) / math.sqrt(1.0 - b2 ** t) + d["eps"]
-        p.data -= (d["lr"] / (1.0 - b1 ** t)) * m / denom
+        denom = np.sqrt(v) / math.sqrt(1.0 - b2**t) + d["eps"]
+        p.data -= (d["lr"] / (1.0 - b1**t)) * m / denom
 
 
 class Adagrad(Optimizer):
@@ -231,11 +272,21 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
-    limits: ClassVar[Limits] = {"lr": (0.0, math.inf, True), "lr_decay": (0.0, math.inf, True),
-                                "weight_decay": (0.0, math.inf, True), "eps": (0.0, math.inf, True)}
+    limits: ClassVar[Limits] = {
+        "lr": (0.0, math.inf, True),
+        "lr_decay": (0.0, math.inf, True),
+        "weight_decay": (0.0, math.inf, True),
+        "eps": (0.0, math.inf, True),
+    }
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, eps: float = 1e-10):
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        eps: float = 1e-10,
+    ):
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps)
 
     def _update(self, p: Tensor, grad: np.ndarray, state: dict) -> None:
@@ -266,15 +317,19 @@ def grad_norm(params: Iterable[Tensor] | Tensor, norm_type: float = 2.0) -> floa
         return 0.0
     if norm_type == math.inf:
         return float(max(np.max(np.abs(g)) if g.size else 0.0 for g in grads))
-    norms = np.asarray([np.sum(np.abs(g.astype(np.float64)) ** norm_type) ** (1.0 / norm_type)
-                        for g in grads])
-    return float(np.sum(norms ** norm_type) ** (1.0 / norm_type))
+    norms = np.asarray(
+        [np.sum(np.abs(g.astype(np.float64)) ** norm_type) ** (1.0 / norm_type) for g in grads]
+    )
+    return float(np.sum(norms**norm_type) ** (1.0 / norm_type))
 
 
 def _norm_type(where: str, norm_type: Any) -> float:
     """``norm_type`` as a float: a positive number or inf, else a ValueError."""
-    if isinstance(norm_type, numbers.Real) and not isinstance(norm_type, bool) \
-            and float(norm_type) == math.inf:
+    if (
+        isinstance(norm_type, numbers.Real)
+        and not isinstance(norm_type, bool)
+        and float(norm_type) == math.inf
+    ):
         return math.inf
     value = _in_range(f"{where}: norm_type", norm_type, 0.0)
     if value == 0.0:
@@ -282,8 +337,12 @@ def _norm_type(where: str, norm_type: Any) -> float:
     return value
 
 
-def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
-                    norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm_(
+    params: Iterable[Tensor] | Tensor,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
     """Scale all gradients together so their joint ``norm_type``-norm is at most ``max_norm``.
 
     ``total = grad_norm(params, norm_type)``; ``coef = min(max_norm / (total + 1e-6), 1)``;
@@ -297,10 +356,12 @@ def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float,
     params = _as_list(params)
     total = grad_norm(params, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(f"clip_grad_norm_: the total {norm_type}-norm of the gradients is "
-                           f"{total}; pass error_if_nonfinite=False to scale them anyway")
+        raise RuntimeError(
+            f"clip_grad_norm_: the total {norm_type}-norm of the gradients is "
+            f"{total}; pass error_if_nonfinite=False to scale them anyway"
+        )
     coef = min(max_norm / (total + 1e-6), 1.0)
-    with np.errstate(invalid="ignore"):     # inf * 0 -> nan is the documented outcome
+    with np.errstate(invalid="ignore"):  # inf * 0 -> nan is the documented outcome
         for p in params:
             if p.grad is not None:
                 p.grad *= p.grad.dtype.type(coef)

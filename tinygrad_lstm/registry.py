@@ -46,9 +46,11 @@ OPS: dict[str, type[Function]] = {}
 _OP_INFO: dict[str, OpInfo] = {}
 _CELLS: dict[str, CellInfo] = {}
 # How to make a cell or op that a script registers visible, for "unknown name" messages.
-UNKNOWN_NAME_HINT = ("A cell or op registered in a script is visible to the command line "
-                     "with --import path/to/script.py (or a module name), and everywhere once "
-                     "installed as a plugin package (docs/plugins.md)")
+UNKNOWN_NAME_HINT = (
+    "A cell or op registered in a script is visible to the command line "
+    "with --import path/to/script.py (or a module name), and everywhere once "
+    "installed as a plugin package (docs/plugins.md)"
+)
 # What the decorators return: the very class they were given.
 _FunctionT = TypeVar("_FunctionT", bound="Function")
 _ModuleT = TypeVar("_ModuleT", bound="Module")
@@ -86,20 +88,23 @@ class ScalarRule:
     grads: tuple[str | None, ...]
 
     @classmethod
-    def parse(cls, op_name: str, rule: dict[str, str | None], arity: int | None,
-              attrs: Sequence[str]) -> ScalarRule:
+    def parse(
+        cls, op_name: str, rule: dict[str, str | None], arity: int | None, attrs: Sequence[str]
+    ) -> ScalarRule:
         """Check and normalise a ``scalar=`` dict given to ``register_op``."""
         where = f"register_op({op_name!r}): scalar="
         if not isinstance(rule, dict) or not isinstance(rule.get("y"), str):
-            raise RegistryError(f'{where} must be a dict with a "y" forward expression, '
-                                f"got {rule!r}")
+            raise RegistryError(
+                f'{where} must be a dict with a "y" forward expression, got {rule!r}'
+            )
         keys = [k for k in rule if k != "y"]
         if any(not (k.startswith("d") and k[1:].isidentifier()) for k in keys):
             raise RegistryError(f'{where} keys are "y" and "d<input>", got {list(rule)}')
         inputs = tuple(k[1:] for k in keys)
         if arity is None or len(inputs) != arity:
-            raise RegistryError(f"{where} gives {len(inputs)} derivatives for an op of arity "
-                                f"{arity}")
+            raise RegistryError(
+                f"{where} gives {len(inputs)} derivatives for an op of arity {arity}"
+            )
         known = {*inputs, "y", "g", *attrs, *SCALAR_FUNCTIONS}
         for key, expr in rule.items():
             if expr is None and key != "y":
@@ -107,13 +112,16 @@ class ScalarRule:
             try:
                 code = compile(expr, f"<{op_name} {key}>", "eval")
             except (SyntaxError, TypeError) as exc:
-                raise RegistryError(f"{where} {key}: {expr!r} is not an expression: {exc}") \
-                    from None
+                raise RegistryError(
+                    f"{where} {key}: {expr!r} is not an expression: {exc}"
+                ) from None
             unknown = sorted(set(code.co_names) - known)
             if unknown:
-                raise RegistryError(f"{where} {key}: {expr!r} uses unknown names {unknown} "
-                                    f"(known: inputs {list(inputs)}, y, g, attributes "
-                                    f"{list(attrs)}, functions {list(SCALAR_FUNCTIONS)})")
+                raise RegistryError(
+                    f"{where} {key}: {expr!r} uses unknown names {unknown} "
+                    f"(known: inputs {list(inputs)}, y, g, attributes "
+                    f"{list(attrs)}, functions {list(SCALAR_FUNCTIONS)})"
+                )
         return cls(inputs, rule["y"], tuple(rule[k] for k in keys))
 
 
@@ -177,12 +185,21 @@ def _first_doc_line(obj: Any) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def register_op(name: str, *, arity: int | None, kind: OpKind = "elementwise",
-                domain: tuple = (-math.inf, math.inf), avoid: Sequence[float] = (),
-                margin: float = 1e-2, attrs: dict[str, list] | None = None,
-                shapes: Callable | None = None, n_inputs: int | None = None,
-                differentiable: bool = True, scalar: dict[str, str | None] | None = None,
-                replace: bool = False) -> Callable[[type[_FunctionT]], type[_FunctionT]]:
+def register_op(
+    name: str,
+    *,
+    arity: int | None,
+    kind: OpKind = "elementwise",
+    domain: tuple = (-math.inf, math.inf),
+    avoid: Sequence[float] = (),
+    margin: float = 1e-2,
+    attrs: dict[str, list] | None = None,
+    shapes: Callable | None = None,
+    n_inputs: int | None = None,
+    differentiable: bool = True,
+    scalar: dict[str, str | None] | None = None,
+    replace: bool = False,
+) -> Callable[[type[_FunctionT]], type[_FunctionT]]:
     """Class decorator: register a ``Function`` subclass as the op ``name``.
 
     ``scalar`` declares an elementwise op's per-element math (see ``ScalarRule``).
@@ -194,8 +211,9 @@ def register_op(name: str, *, arity: int | None, kind: OpKind = "elementwise",
     if arity is None and n_inputs is None:
         raise RegistryError(f"register_op({name!r}): a variadic op (arity=None) needs n_inputs=")
     if kind != "elementwise" and shapes is None and differentiable:
-        raise RegistryError(f"register_op({name!r}): a {kind} op needs shapes= so tests can "
-                            "generate inputs for it")
+        raise RegistryError(
+            f"register_op({name!r}): a {kind} op needs shapes= so tests can generate inputs for it"
+        )
     if scalar is not None and kind != "elementwise":
         raise RegistryError(f"register_op({name!r}): scalar= is for elementwise ops, not {kind}")
     rule = None if scalar is None else ScalarRule.parse(name, scalar, arity, list(attrs or {}))
@@ -204,27 +222,48 @@ def register_op(name: str, *, arity: int | None, kind: OpKind = "elementwise",
         if not (hasattr(fn, "forward") and hasattr(fn, "apply")):
             raise RegistryError(f"register_op({name!r}): {fn!r} is not a Function subclass")
         if name in OPS and not replace:
-            raise RegistryError(f"op {name!r} is already registered by {_OP_INFO[name].origin}; "
-                                "pass replace=True to override it")
+            raise RegistryError(
+                f"op {name!r} is already registered by {_OP_INFO[name].origin}; "
+                "pass replace=True to override it"
+            )
         if differentiable and getattr(fn.backward, "abstract", False):
-            raise RegistryError(f"register_op({name!r}): {fn.__name__} defines no backward(); "
-                                "define it or register with differentiable=False")
+            raise RegistryError(
+                f"register_op({name!r}): {fn.__name__} defines no backward(); "
+                "define it or register with differentiable=False"
+            )
         if name in OPS and _loading:
-            warnings.warn(f"tinygrad_lstm plugin {_loading[-1]} replaces op {name!r} registered "
-                          f"by {_OP_INFO[name].origin}", PluginWarning, stacklevel=2)
+            warnings.warn(
+                f"tinygrad_lstm plugin {_loading[-1]} replaces op {name!r} registered "
+                f"by {_OP_INFO[name].origin}",
+                PluginWarning,
+                stacklevel=2,
+            )
         fn.op_name = name
-        _OP_INFO[name] = OpInfo(name=name, fn=fn, arity=arity, kind=kind, domain=tuple(domain),
-                                avoid=tuple(avoid), margin=margin, attrs=dict(attrs or {}),
-                                shapes=shapes, n_inputs=n_inputs, differentiable=differentiable,
-                                scalar=rule, origin=_origin(fn), doc=_first_doc_line(fn))
+        _OP_INFO[name] = OpInfo(
+            name=name,
+            fn=fn,
+            arity=arity,
+            kind=kind,
+            domain=tuple(domain),
+            avoid=tuple(avoid),
+            margin=margin,
+            attrs=dict(attrs or {}),
+            shapes=shapes,
+            n_inputs=n_inputs,
+            differentiable=differentiable,
+            scalar=rule,
+            origin=_origin(fn),
+            doc=_first_doc_line(fn),
+        )
         OPS[name] = fn
         return fn
 
     return decorate
 
 
-def register_cell(name: str, *,
-                  replace: bool = False) -> Callable[[type[_ModuleT]], type[_ModuleT]]:
+def register_cell(
+    name: str, *, replace: bool = False
+) -> Callable[[type[_ModuleT]], type[_ModuleT]]:
     """Class decorator: register a recurrent cell class under ``name``.
 
     A cell is a ``Module`` with ``init_state(batch_size, dtype)`` and
@@ -236,8 +275,10 @@ def register_cell(name: str, *,
             if not callable(getattr(cls, method, None)):
                 raise RegistryError(f"register_cell({name!r}): {cls.__name__} has no {method}()")
         if name in _CELLS and not replace:
-            raise RegistryError(f"cell {name!r} is already registered by {_CELLS[name].origin}; "
-                                "pass replace=True to override it")
+            raise RegistryError(
+                f"cell {name!r} is already registered by {_CELLS[name].origin}; "
+                "pass replace=True to override it"
+            )
         cls.cell_name = name
         _CELLS[name] = CellInfo(name=name, cls=cls, origin=_origin(cls), doc=_first_doc_line(cls))
         return cls
@@ -250,8 +291,9 @@ def op(name: str) -> type[Function]:
     try:
         return OPS[name]
     except KeyError:
-        raise RegistryError(f"unknown op {name!r}; registered ops: {', '.join(sorted(OPS))}. "
-                            f"{UNKNOWN_NAME_HINT}") from None
+        raise RegistryError(
+            f"unknown op {name!r}; registered ops: {', '.join(sorted(OPS))}. {UNKNOWN_NAME_HINT}"
+        ) from None
 
 
 def op_info(name: str) -> OpInfo:
@@ -276,8 +318,9 @@ def cell_info(name: str) -> CellInfo:
         return _CELLS[name]
     except KeyError:
         known = ", ".join(sorted(_CELLS)) or "none"
-        raise RegistryError(f"unknown cell {name!r}; registered cells: {known}. "
-                            f"{UNKNOWN_NAME_HINT}") from None
+        raise RegistryError(
+            f"unknown cell {name!r}; registered cells: {known}. {UNKNOWN_NAME_HINT}"
+        ) from None
 
 
 def list_cells() -> list[CellInfo]:
@@ -333,11 +376,14 @@ def load_plugins() -> list[str]:
                 table.clear()
                 table.update(saved)
             if isinstance(exc, KeyboardInterrupt):
-                _loaded.discard(key)   # not loaded: a later call may try again
+                _loaded.discard(key)  # not loaded: a later call may try again
                 raise
-            warnings.warn(f"tinygrad_lstm plugin {label} (entry point {ep.name} = {ep.value}) "
-                          f"failed to load: {type(exc).__name__}: {exc}", PluginWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"tinygrad_lstm plugin {label} (entry point {ep.name} = {ep.value}) "
+                f"failed to load: {type(exc).__name__}: {exc}",
+                PluginWarning,
+                stacklevel=2,
+            )
         else:
             loaded.append(label)
         finally:

@@ -36,17 +36,21 @@ def _shape_arg(shape: tuple) -> tuple:
 # Operators and method forms: each runs the op registered under its name when called.
 def _binary(name: str, reflected: bool = False) -> Callable[[Tensor, TensorLike], Tensor]:
     if reflected:
+
         def method(self: Tensor, other: TensorLike) -> Tensor:
             return op(name).apply(other, self)
     else:
+
         def method(self: Tensor, other: TensorLike) -> Tensor:
             return op(name).apply(self, other)
+
     return method
 
 
 def _unary(name: str) -> Callable[[Tensor], Tensor]:
     def method(self: Tensor) -> Tensor:
         return op(name).apply(self)
+
     method.__name__ = method.__doc__ = name
     return method
 
@@ -54,6 +58,7 @@ def _unary(name: str) -> Callable[[Tensor], Tensor]:
 def _reduction(name: str) -> Callable[..., Tensor]:
     def method(self: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return op(name).apply(self, axis=axis, keepdims=keepdims)
+
     method.__name__ = method.__doc__ = name
     return method
 
@@ -62,14 +67,17 @@ def _clip_bounds(low: float | None, high: float | None) -> dict[str, float]:
     """clip's attributes: None leaves that side open (infinite), but not both sides."""
     if low is None and high is None:
         raise TypeError("clip: needs min or max (both are None)")
-    return {"min": -math.inf if low is None else float(low),
-            "max": math.inf if high is None else float(high)}
+    return {
+        "min": -math.inf if low is None else float(low),
+        "max": math.inf if high is None else float(high),
+    }
 
 
 def _comparison(ufunc: np.ufunc) -> Callable[[Tensor, TensorLike], Tensor]:
     def method(self: Tensor, other: TensorLike) -> Tensor:
         other = other._data if isinstance(other, Tensor) else other
         return Tensor._make(ufunc(self._data, other), None, 0)
+
     return method
 
 
@@ -80,16 +88,25 @@ class Tensor:
     PyTorch: zero it (``t.grad = None`` or ``module.zero_grad()``) between steps.
     """
 
-    __slots__ = ("__weakref__", "_data", "_edge", "_hooks", "_idx", "_node", "grad",
-                 "requires_grad")
+    __slots__ = (
+        "__weakref__",
+        "_data",
+        "_edge",
+        "_hooks",
+        "_idx",
+        "_node",
+        "grad",
+        "requires_grad",
+    )
     __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
     _data: np.ndarray
     grad: np.ndarray | None
     requires_grad: bool
     _hooks: list[Callable[[np.ndarray], np.ndarray | None]] | None
 
-    def __init__(self, data: TensorLike, requires_grad: bool = False,
-                 dtype: DTypeLike | None = None) -> None:
+    def __init__(
+        self, data: TensorLike, requires_grad: bool = False, dtype: DTypeLike | None = None
+    ) -> None:
         if isinstance(data, Tensor):
             data = data._data
         if dtype is not None:
@@ -206,8 +223,9 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the largest value (the first among ties; NaN counts as largest) in the
         flattened tensor (``axis=None``) or along ``axis``: an int64 tensor, no graph."""
-        return Tensor._make(np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims)),
-                            None, 0)
+        return Tensor._make(
+            np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims)), None, 0
+        )
 
     def to(self, dtype: DTypeLike) -> Tensor:
         """This tensor as ``dtype``: self when it has that dtype already (as in PyTorch).
@@ -219,8 +237,9 @@ class Tensor:
         try:
             dtype = np.dtype(dtype)
         except TypeError:
-            raise TypeError(f"Tensor.to: expected a dtype (np.float32, 'float64', ...), got "
-                            f"{dtype!r}") from None
+            raise TypeError(
+                f"Tensor.to: expected a dtype (np.float32, 'float64', ...), got {dtype!r}"
+            ) from None
         if dtype == self._data.dtype:
             return self
         if dtype.kind == "f" and self._data.dtype.kind == "f":
@@ -248,8 +267,10 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
         if self._node is not None:
-            raise RuntimeError("requires_grad_(): only leaf tensors can change requires_grad; "
-                               "use detach() to cut a tensor from the graph")
+            raise RuntimeError(
+                "requires_grad_(): only leaf tensors can change requires_grad; "
+                "use detach() to cut a tensor from the graph"
+            )
         if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(f"requires_grad_(): needs a floating-point dtype, got {self.dtype}")
         self.requires_grad = bool(requires_grad)
@@ -324,8 +345,7 @@ class Tensor:
     __abs__ = abs
     maximum, minimum = _binary("maximum"), _binary("minimum")
 
-    def clip(self, min: builtins.float | None = None,
-             max: builtins.float | None = None) -> Tensor:
+    def clip(self, min: builtins.float | None = None, max: builtins.float | None = None) -> Tensor:
         return op("clip").apply(self, **_clip_bounds(min, max))
 
     def softplus(self, beta: builtins.float = 1.0, threshold: builtins.float = 20.0) -> Tensor:
@@ -336,6 +356,7 @@ class Tensor:
 
     def hardtanh(self, min_val: builtins.float = -1.0, max_val: builtins.float = 1.0) -> Tensor:
         return op("hardtanh").apply(self, min_val=float(min_val), max_val=float(max_val))
+
     sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:

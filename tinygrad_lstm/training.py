@@ -52,8 +52,9 @@ def detach_state(state: State) -> State:
         return state.detach()
     if isinstance(state, (tuple, list)):
         return type(state)(detach_state(s) for s in state)
-    raise TypeError(f"detach_state: expected a Tensor, a tuple of Tensors or None, got "
-                    f"{type(state).__name__}")
+    raise TypeError(
+        f"detach_state: expected a Tensor, a tuple of Tensors or None, got {type(state).__name__}"
+    )
 
 
 def chunk_bounds(length: int, bptt: int | None, from_end: bool = False) -> list[tuple[int, int]]:
@@ -106,16 +107,25 @@ class Trainer:
     ``step_count`` counts ``step()`` calls (batches), for logging and checkpoints.
     """
 
-    def __init__(self, model: Callable, optimizer: Optimizer, loss_fn: Callable,
-                 clip: float | None = None, bptt: int | None = None,
-                 per_step_targets: bool = True) -> None:
-        if clip is not None and not (isinstance(clip, (int, float, np.floating))
-                                     and math.isfinite(clip) and clip > 0):
+    def __init__(
+        self,
+        model: Callable,
+        optimizer: Optimizer,
+        loss_fn: Callable,
+        clip: float | None = None,
+        bptt: int | None = None,
+        per_step_targets: bool = True,
+    ) -> None:
+        if clip is not None and not (
+            isinstance(clip, (int, float, np.floating)) and math.isfinite(clip) and clip > 0
+        ):
             raise ValueError(f"Trainer: clip must be a finite number > 0 or None, got {clip!r}")
-        if bptt is not None and (isinstance(bptt, bool) or not isinstance(bptt, (int, np.integer))
-                                 or bptt <= 0):
-            raise ValueError(f"Trainer: bptt must be a positive number of steps or None, "
-                             f"got {bptt!r}")
+        if bptt is not None and (
+            isinstance(bptt, bool) or not isinstance(bptt, (int, np.integer)) or bptt <= 0
+        ):
+            raise ValueError(
+                f"Trainer: bptt must be a positive number of steps or None, got {bptt!r}"
+            )
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -128,8 +138,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         params = self.optimizer.params
-        norm = (clip_grad_norm_(params, self.clip) if self.clip is not None
-                else grad_norm(params))
+        norm = clip_grad_norm_(params, self.clip) if self.clip is not None else grad_norm(params)
         self.optimizer.step()
         return norm
 
@@ -141,8 +150,10 @@ class Trainer:
         start_time = time.perf_counter()
         length = _time_length(x)
         if self.per_step_targets and _time_length(target) != length:
-            raise ValueError(f"Trainer.step: per-step targets need {length} time steps like "
-                             f"the input, got {_time_length(target)}")
+            raise ValueError(
+                f"Trainer.step: per-step targets need {length} time steps like "
+                f"the input, got {_time_length(target)}"
+            )
         bounds = chunk_bounds(length, self.bptt, from_end=not self.per_step_targets)
         losses, norms, weights = [], [], []
         for i, (a, b) in enumerate(bounds):
@@ -159,7 +170,10 @@ class Trainer:
             norms.append(self._update(loss))
             weights.append(b - a)
         self.step_count += 1
-        return StepResult(loss=float(np.average(losses, weights=weights)),
-                          grad_norm=float(np.mean(norms)), updates=len(norms),
-                          seconds=time.perf_counter() - start_time,
-                          state=detach_state(state))
+        return StepResult(
+            loss=float(np.average(losses, weights=weights)),
+            grad_norm=float(np.mean(norms)),
+            updates=len(norms),
+            seconds=time.perf_counter() - start_time,
+            state=detach_state(state),
+        )

@@ -106,7 +106,8 @@ def _check_node(node: Context) -> None:
             f"{k}, shape {array.shape}, {array.dtype}{_which(node, array)}) has been modified "
             f"by an inplace operation: it is at version {now}, {node.name} saw {seen}. Run "
             "backward() before changing it (optimizer.step(), load_state_dict, p.data -= ...), "
-            "or compute on a copy")
+            "or compute on a copy"
+        )
 
 
 def _which(node: Context, array: np.ndarray) -> str:

@@ -19,8 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DERIVATIONS", "HandStep", "gru_backward", "gru_forward", "lstm_backward",
-           "lstm_dc_from_h", "lstm_forward", "rnn_backward", "rnn_forward"]
+__all__ = [
+    "DERIVATIONS",
+    "HandStep",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_dc_from_h",
+    "lstm_forward",
+    "rnn_backward",
+    "rnn_forward",
+]
 
 
 @dataclass
@@ -40,12 +49,17 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
 
 
-def _contributions(dz_x: np.ndarray, dz_h: np.ndarray, x_t: np.ndarray,
-                   h_prev: np.ndarray) -> dict[str, np.ndarray]:
+def _contributions(
+    dz_x: np.ndarray, dz_h: np.ndarray, x_t: np.ndarray, h_prev: np.ndarray
+) -> dict[str, np.ndarray]:
     """What one step adds to each weight, given the gradient at the pre-activations fed by
     x_t (``dz_x``) and by h_{t-1} (``dz_h``; the same array except in a GRU)."""
-    return {"weight_ih": dz_x.T @ x_t, "weight_hh": dz_h.T @ h_prev,
-            "bias_ih": dz_x.sum(axis=0), "bias_hh": dz_h.sum(axis=0)}
+    return {
+        "weight_ih": dz_x.T @ x_t,
+        "weight_hh": dz_h.T @ h_prev,
+        "bias_ih": dz_x.sum(axis=0),
+        "bias_hh": dz_h.sum(axis=0),
+    }
 
 
 # ---- LSTM --------------------------------------------------------------------------------
@@ -61,8 +75,9 @@ def lstm_forward(p: dict, x: np.ndarray) -> list[dict]:
         i, f, g, o = _sigmoid(z_i), _sigmoid(z_f), np.tanh(z_g), _sigmoid(z_o)
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
-        steps.append({"h_prev": h, "c_prev": c, "i": i, "f": f, "g": g, "o": o, "c": c_new,
-                      "h": h_new})
+        steps.append(
+            {"h_prev": h, "c_prev": c, "i": i, "f": f, "g": g, "o": o, "c": c_new, "h": h_new}
+        )
         h, c = h_new, c_new
     return steps
 
@@ -96,15 +111,26 @@ def lstm_backward(p: dict, x: np.ndarray, fwd: list[dict], dloss: np.ndarray) ->
         dh = dloss[t] + dh_next
         dc_f, dc_h = dc_next * f_next, lstm_dc_from_h(dh, s["o"], s["c"])
         dc = dc_f + dc_h
-        local = {"δi": dc * s["g"] * s["i"] * (1 - s["i"]),
-                 "δf": dc * s["c_prev"] * s["f"] * (1 - s["f"]),
-                 "δg": dc * s["i"] * (1 - s["g"] ** 2),
-                 "δo": dh * np.tanh(s["c"]) * s["o"] * (1 - s["o"])}
+        local = {
+            "δi": dc * s["g"] * s["i"] * (1 - s["i"]),
+            "δf": dc * s["c_prev"] * s["f"] * (1 - s["f"]),
+            "δg": dc * s["i"] * (1 - s["g"] ** 2),
+            "δo": dh * np.tanh(s["c"]) * s["o"] * (1 - s["o"]),
+        }
         dz = np.concatenate(list(local.values()), axis=1)
-        arriving = {"dh←loss": dloss[t], "dh←t+1": dh_next, "dh": dh,
-                    "dc←f·dc(t+1)": dc_f, "dc←h": dc_h, "dc": dc}
-        steps.append(HandStep(t, arriving, local, float(keep.mean()),
-                              _contributions(dz, dz, x[t], s["h_prev"])))
+        arriving = {
+            "dh←loss": dloss[t],
+            "dh←t+1": dh_next,
+            "dh": dh,
+            "dc←f·dc(t+1)": dc_f,
+            "dc←h": dc_h,
+            "dc": dc,
+        }
+        steps.append(
+            HandStep(
+                t, arriving, local, float(keep.mean()), _contributions(dz, dz, x[t], s["h_prev"])
+            )
+        )
         dh_next, dc_next, f_next = dz @ p["weight_hh"], dc, s["f"]
         keep = keep * s["f"][0]
     return steps
@@ -150,11 +176,21 @@ def gru_backward(p: dict, x: np.ndarray, fwd: list[dict], dloss: np.ndarray) -> 
         d_z = dh * (s["h_prev"] - s["n"]) * s["z"] * (1 - s["z"])
         d_r = d_n * s["b_n"] * s["r"] * (1 - s["r"])
         dz_h = np.concatenate([d_r, d_z, d_n * s["r"]], axis=1)
-        arriving = {"dh←loss": dloss[t], "dh←t+1 via z": dh_direct,
-                    "dh←t+1 via gates": dh_gates, "dh": dh}
-        steps.append(HandStep(t, arriving, {"δr": d_r, "δz": d_z, "δn": d_n}, float(keep.mean()),
-                              _contributions(np.concatenate([d_r, d_z, d_n], axis=1), dz_h,
-                                             x[t], s["h_prev"])))
+        arriving = {
+            "dh←loss": dloss[t],
+            "dh←t+1 via z": dh_direct,
+            "dh←t+1 via gates": dh_gates,
+            "dh": dh,
+        }
+        steps.append(
+            HandStep(
+                t,
+                arriving,
+                {"δr": d_r, "δz": d_z, "δn": d_n},
+                float(keep.mean()),
+                _contributions(np.concatenate([d_r, d_z, d_n], axis=1), dz_h, x[t], s["h_prev"]),
+            )
+        )
         dh_direct, dh_gates = dh * s["z"], dz_h @ p["weight_hh"]
         keep = keep * s["z"][0]
     return steps
@@ -168,7 +204,7 @@ def rnn_forward(p: dict, x: np.ndarray, nonlinearity: str = "tanh") -> list[dict
     for x_t in x:
         a = x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
         h_new = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
-        slope = 1 - h_new ** 2 if nonlinearity == "tanh" else (a > 0).astype(a.dtype)
+        slope = 1 - h_new**2 if nonlinearity == "tanh" else (a > 0).astype(a.dtype)
         steps.append({"h_prev": h, "slope": slope, "h": h_new})
         h = h_new
     return steps
@@ -188,9 +224,15 @@ def rnn_backward(p: dict, x: np.ndarray, fwd: list[dict], dloss: np.ndarray) -> 
         s = fwd[t]
         dh = dloss[t] + dh_next
         d_a = dh * s["slope"]
-        steps.append(HandStep(t, {"dh←loss": dloss[t], "dh←t+1": dh_next, "dh": dh},
-                              {"δa": d_a}, float(np.linalg.norm(jacobian, 2)),
-                              _contributions(d_a, d_a, x[t], s["h_prev"])))
+        steps.append(
+            HandStep(
+                t,
+                {"dh←loss": dloss[t], "dh←t+1": dh_next, "dh": dh},
+                {"δa": d_a},
+                float(np.linalg.norm(jacobian, 2)),
+                _contributions(d_a, d_a, x[t], s["h_prev"]),
+            )
+        )
         dh_next = d_a @ p["weight_hh"]
         jacobian = jacobian @ (s["slope"][0][:, None] * p["weight_hh"])
     return steps
@@ -198,13 +240,31 @@ def rnn_backward(p: dict, x: np.ndarray, fwd: list[dict], dloss: np.ndarray) -> 
 
 # cell class name -> (forward, backward, the path factor's column header, what it is)
 DERIVATIONS = {
-    "LSTMCell": (lstm_forward, lstm_backward, "∏f",
-                 ("mean over units of f(t+1)···f(T-1), what the cell-state path keeps of a "
-                 "gradient from the last step")),
-    "GRUCell": (gru_forward, gru_backward, "∏z",
-                ("mean over units of z(t+1)···z(T-1), what the direct path h(t-1) -> h(t) "
-                "keeps of a gradient from the last step")),
-    "RNNCell": (rnn_forward, rnn_backward, "‖J‖₂",
-                ("spectral norm of dh(T-1)/dh(t) = ∏ diag(act') W_hh: above 1 per step the "
-                "gradient explodes, below it vanishes")),
+    "LSTMCell": (
+        lstm_forward,
+        lstm_backward,
+        "∏f",
+        (
+            "mean over units of f(t+1)···f(T-1), what the cell-state path keeps of a "
+            "gradient from the last step"
+        ),
+    ),
+    "GRUCell": (
+        gru_forward,
+        gru_backward,
+        "∏z",
+        (
+            "mean over units of z(t+1)···z(T-1), what the direct path h(t-1) -> h(t) "
+            "keeps of a gradient from the last step"
+        ),
+    ),
+    "RNNCell": (
+        rnn_forward,
+        rnn_backward,
+        "‖J‖₂",
+        (
+            "spectral norm of dh(T-1)/dh(t) = ∏ diag(act') W_hh: above 1 per step the "
+            "gradient explodes, below it vanishes"
+        ),
+    ),
 }

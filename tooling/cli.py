@@ -46,10 +46,15 @@ class _Parser(argparse.ArgumentParser):
 def _import_option() -> argparse.ArgumentParser:
     """The ``--import`` option every command shares (an argparse parent parser)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="FILE_OR_MODULE",
-                        help="import this Python file (path) or module (dotted name) first, so "
-                             "the cells and ops it registers can be named; repeatable")
+    parent.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="import this Python file (path) or module (dotted name) first, so "
+        "the cells and ops it registers can be named; repeatable",
+    )
     return parent
 
 
@@ -93,13 +98,14 @@ def _import_file(path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, one subparser per command module."""
-    parser = _Parser(prog="tinygrad-lstm",
-                     description="Autograd, BPTT and recurrent layers composed from primitives.")
+    parser = _Parser(
+        prog="tinygrad-lstm",
+        description="Autograd, BPTT and recurrent layers composed from primitives.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     shared = [_import_option()]
     for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP,
-                           parents=shared)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, parents=shared)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -29,8 +29,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SineTask", "Task", "TextTask",
-           "check_count", "check_rng", "default_text_path", "make_task"]
+__all__ = [
+    "TASKS",
+    "AddingTask",
+    "CopyTask",
+    "ReberTask",
+    "SineTask",
+    "Task",
+    "TextTask",
+    "check_count",
+    "check_rng",
+    "default_text_path",
+    "make_task",
+]
 
 # A task's targets: class indices or values, or (targets, mask) where only some steps count.
 Targets = np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -41,16 +52,19 @@ Batch = tuple[np.ndarray, Targets]
 def check_rng(where: str, rng: Any) -> None:
     """``TypeError`` naming ``where`` unless ``rng`` is a ``np.random.Generator``."""
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{where}: rng must be a numpy.random.Generator, e.g. "
-                        f"np.random.default_rng(0); got {type(rng).__name__}")
+        raise TypeError(
+            f"{where}: rng must be a numpy.random.Generator, e.g. "
+            f"np.random.default_rng(0); got {type(rng).__name__}"
+        )
 
 
 def check_count(where: str, name: str, value: Any, low: int = 1) -> None:
     """``ValueError`` (``TypeError`` for a non-integer) naming ``where`` and ``name`` unless
     ``value`` is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be an integer >= {low}, got "
-                        f"{type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{where}: {name} must be an integer >= {low}, got {type(value).__name__} {value!r}"
+        )
     if value < low:
         raise ValueError(f"{where}: {name} must be an integer >= {low}, got {value}")
 
@@ -135,7 +149,7 @@ class AddingTask(Task):
 
     def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         err = np.abs(prediction - y)
-        return {"mse": float(np.mean(err ** 2)), "accuracy": float(np.mean(err < 0.04))}
+        return {"mse": float(np.mean(err**2)), "accuracy": float(np.mean(err < 0.04))}
 
     def baseline(self) -> float:
         return 1.0 / 6.0
@@ -155,24 +169,31 @@ class CopyTask(Task):
     def __init__(self, seq_len: int):
         super().__init__(seq_len)
         if seq_len < 2 * self.recall + 1:
-            raise ValueError(f"copy: seq_len must be at least {2 * self.recall + 1} "
-                             f"({self.recall} symbols, a go marker, {self.recall} recalls), "
-                             f"got {seq_len}")
+            raise ValueError(
+                f"copy: seq_len must be at least {2 * self.recall + 1} "
+                f"({self.recall} symbols, a go marker, {self.recall} recalls), "
+                f"got {seq_len}"
+            )
 
     def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         t, k, n = self.seq_len, self.symbols, self.recall
-        codes = np.full((t, batch_size), k)                     # blank
+        codes = np.full((t, batch_size), k)  # blank
         data = rng.integers(0, k, (n, batch_size))
         codes[:n] = data
-        codes[t - n - 1] = k + 1                                 # go
+        codes[t - n - 1] = k + 1  # go
         return np.eye(k + 2, dtype=np.float32)[codes], data
 
     def baseline(self) -> float:
         return 1.0 / self.symbols
 
 
-_REBER = {0: [("T", 1), ("P", 2)], 1: [("S", 1), ("X", 3)], 2: [("T", 2), ("V", 4)],
-          3: [("X", 2), ("S", 5)], 4: [("P", 3), ("V", 5)]}
+_REBER = {
+    0: [("T", 1), ("P", 2)],
+    1: [("S", 1), ("X", 3)],
+    2: [("T", 2), ("V", 4)],
+    3: [("X", 2), ("S", 5)],
+    4: [("P", 3), ("V", 5)],
+}
 _REBER_SYMBOLS = "BTPSXVE"
 
 
@@ -199,8 +220,10 @@ class ReberTask(Task):
     def __init__(self, seq_len: int):
         super().__init__(seq_len)
         if seq_len < 8:
-            raise ValueError(f"reber: seq_len must be at least 8 (the shortest embedded "
-                             f"string has 9 symbols), got {seq_len}")
+            raise ValueError(
+                f"reber: seq_len must be at least 8 (the shortest embedded "
+                f"string has 9 symbols), got {seq_len}"
+            )
 
     def strings(self, rng: np.random.Generator, batch_size: int) -> list[str]:
         """Embedded Reber strings with at most ``seq_len + 1`` symbols."""
@@ -221,17 +244,19 @@ class ReberTask(Task):
         for b, s in enumerate(strings):
             codes = [_REBER_SYMBOLS.index(c) for c in s]
             x[np.arange(len(s) - 1), b, codes[:-1]] = 1.0
-            y[:len(s) - 1, b], mask[:len(s) - 1, b] = codes[1:], 1.0
+            y[: len(s) - 1, b], mask[: len(s) - 1, b] = codes[1:], 1.0
         return x, (y, mask)
 
     def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         targets, mask = y
         guess = prediction.argmax(-1)
-        last = mask.sum(0).astype(int) - 2                      # predicts the repeated T/P
+        last = mask.sum(0).astype(int) - 2  # predicts the repeated T/P
         cols = np.arange(mask.shape[1])
         valid = mask > 0
-        return {"accuracy": float(np.mean(guess[last, cols] == targets[last, cols])),
-                "step_accuracy": float(np.mean(guess[valid] == targets[valid]))}
+        return {
+            "accuracy": float(np.mean(guess[last, cols] == targets[last, cols])),
+            "step_accuracy": float(np.mean(guess[valid] == targets[valid])),
+        }
 
     def baseline(self) -> float:
         return 0.5
@@ -274,10 +299,12 @@ class TextTask(Task):
 
     def __init__(self, seq_len: int, path: str | None = None, vocab: str | None = None):
         super().__init__(seq_len)
-        if vocab is not None and (not isinstance(vocab, str) or not vocab
-                                  or len(set(vocab)) != len(vocab)):
-            raise ValueError(f"text: vocab must be a string of distinct characters, got "
-                             f"{vocab!r:.60}")
+        if vocab is not None and (
+            not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab)
+        ):
+            raise ValueError(
+                f"text: vocab must be a string of distinct characters, got {vocab!r:.60}"
+            )
         self.path = path
         self.text = None
         if path is not None or vocab is None:
@@ -287,8 +314,10 @@ class TextTask(Task):
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"text: cannot read {file}: {exc}") from None
             if len(self.text) < seq_len + 2:
-                raise ValueError(f"text: {file} has {len(self.text)} characters, fewer than "
-                                 f"seq_len + 2 = {seq_len + 2}")
+                raise ValueError(
+                    f"text: {file} has {len(self.text)} characters, fewer than "
+                    f"seq_len + 2 = {seq_len + 2}"
+                )
         self.vocab = vocab if vocab is not None else "".join(sorted(set(self.text)))
         self.input_size = self.output_size = self.vocab_size = len(self.vocab)
         self.index = {c: i for i, c in enumerate(self.vocab)}
@@ -299,8 +328,7 @@ class TextTask(Task):
             self.codes = np.array([self.index[c] for c in self.text], dtype=np.int64)
 
     def config(self) -> dict:
-        return {"name": self.name, "seq_len": self.seq_len, "path": self.path,
-                "vocab": self.vocab}
+        return {"name": self.name, "seq_len": self.seq_len, "path": self.path, "vocab": self.vocab}
 
     def encode(self, text: str) -> np.ndarray:
         """Character indices of ``text``; ``ValueError`` naming any unknown character."""
@@ -320,15 +348,18 @@ class TextTask(Task):
         return float(np.bincount(self.codes).max() / len(self.codes)) if self.text else math.nan
 
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (AddingTask, CopyTask, ReberTask,
-                                                      SineTask, TextTask)}
+TASKS: dict[str, type[Task]] = {
+    t.name: t for t in (AddingTask, CopyTask, ReberTask, SineTask, TextTask)
+}
 
 
 def make_task(config: dict) -> Task:
     """The task described by ``config`` (``Task.config()``'s output, or name + seq_len)."""
     if not isinstance(config, dict):
-        raise TypeError(f"make_task: config must be a dict such as {{'name': 'adding', "
-                        f"'seq_len': 50}}, got {type(config).__name__}")
+        raise TypeError(
+            f"make_task: config must be a dict such as {{'name': 'adding', "
+            f"'seq_len': 50}}, got {type(config).__name__}"
+        )
     options = dict(config)
     name = options.pop("name", None)
     if name not in TASKS:
@@ -336,7 +367,8 @@ def make_task(config: dict) -> Task:
     accepted = set(inspect.signature(TASKS[name]).parameters)
     unknown = sorted(set(options) - accepted)
     if unknown or "seq_len" not in options:
-        raise ValueError(f"make_task: task {name} takes {sorted(accepted)} (seq_len "
-                         f"required), got {sorted(options)}")
+        raise ValueError(
+            f"make_task: task {name} takes {sorted(accepted)} (seq_len "
+            f"required), got {sorted(options)}"
+        )
     return TASKS[name](**options)
-

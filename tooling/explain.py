@@ -62,10 +62,13 @@ class Ledger:
     disagreements: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        pairs = [(a, b) for i, a in enumerate(SOURCES) for b in SOURCES[i + 1:]]
-        self.disagreements = {f"{a} vs {b}": {name: _relative(self.grads[a][name],
-                                                              self.grads[b][name])
-                                              for name in self.grads[a]} for a, b in pairs}
+        pairs = [(a, b) for i, a in enumerate(SOURCES) for b in SOURCES[i + 1 :]]
+        self.disagreements = {
+            f"{a} vs {b}": {
+                name: _relative(self.grads[a][name], self.grads[b][name]) for name in self.grads[a]
+            }
+            for a, b in pairs
+        }
 
     @property
     def worst(self) -> float:
@@ -78,19 +81,35 @@ class Ledger:
     def __str__(self) -> str:
         """The tables ``tinygrad-lstm explain`` prints."""
         from .commands.explain import format_ledger  # the command's module imports this one
+
         return format_ledger(self)
 
     def to_dict(self) -> dict:
         """Everything, as JSON-able lists (``json.dumps(ledger.to_dict())``)."""
+
         def arrays(d: dict) -> dict:
             return {k: np.asarray(v).tolist() for k, v in d.items()}
-        return {"title": self.title, "derivation": self.derivation, "loss": self.loss,
-                "path": self.path,
-                "steps": [{"t": s.t, "arriving": arrays(s.arriving), "local": arrays(s.local),
-                           "path": s.path, "contribution": arrays(s.contributions),
-                           "running_sum": arrays(r)} for s, r in zip(self.steps, self.running)],
-                "grads": {src: arrays(g) for src, g in self.grads.items()},
-                "disagreements": self.disagreements, "worst": self.worst}
+
+        return {
+            "title": self.title,
+            "derivation": self.derivation,
+            "loss": self.loss,
+            "path": self.path,
+            "steps": [
+                {
+                    "t": s.t,
+                    "arriving": arrays(s.arriving),
+                    "local": arrays(s.local),
+                    "path": s.path,
+                    "contribution": arrays(s.contributions),
+                    "running_sum": arrays(r),
+                }
+                for s, r in zip(self.steps, self.running)
+            ],
+            "grads": {src: arrays(g) for src, g in self.grads.items()},
+            "disagreements": self.disagreements,
+            "worst": self.worst,
+        }
 
 
 def _relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,8 +120,10 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 def _as_cell(model: Module) -> Module:
     if isinstance(model, Recurrent):
         if model.num_layers != 1 or model.bidirectional or model.fused:
-            raise ValueError("ledger: needs a one-layer, unidirectional, composed (fused=False) "
-                             f"layer, got {model!r}")
+            raise ValueError(
+                "ledger: needs a one-layer, unidirectional, composed (fused=False) "
+                f"layer, got {model!r}"
+            )
         return model.cell_l0
     return model
 
@@ -128,8 +149,9 @@ def _half_squared_error(outputs: list[Tensor], targets: list[np.ndarray]) -> Ten
     return loss
 
 
-def _central_differences(params: dict[str, Parameter], loss_of: Callable[[], float],
-                         eps: float) -> dict[str, np.ndarray]:
+def _central_differences(
+    params: dict[str, Parameter], loss_of: Callable[[], float], eps: float
+) -> dict[str, np.ndarray]:
     """dL/dw per element by the fourth-order central difference
     (8 (L(w+e) - L(w-e)) - (L(w+2e) - L(w-2e))) / (12 e): error O(e^4), so a larger e keeps
     rounding small too."""
@@ -149,37 +171,47 @@ def _central_differences(params: dict[str, Parameter], loss_of: Callable[[], flo
     return grads
 
 
-def _graph_steps(cell: Module, x: np.ndarray, targets: list[np.ndarray],
-                 loss_steps: list[int], names: list[str]) -> list[HandStep]:
+def _graph_steps(
+    cell: Module, x: np.ndarray, targets: list[np.ndarray], loss_steps: list[int], names: list[str]
+) -> list[HandStep]:
     """The ledger read off the recorded graph: for any cell, no derivation needed."""
-    result = unrolled_gradients(cell, x, lambda outs: _half_squared_error(outs, targets),
-                                loss_steps, params=names)
+    result = unrolled_gradients(
+        cell, x, lambda outs: _half_squared_error(outs, targets), loss_steps, params=names
+    )
     steps = []
     for t in range(x.shape[0] - 1, -1, -1):
         arriving = {}
         for s, total in result.states.items():
             nxt = result.from_next[s][t]
             arriving.update({f"d{s}←loss": total[t] - nxt, f"d{s}←t+1": nxt, f"d{s}": total[t]})
-        steps.append(HandStep(t, arriving, {}, None,
-                              {n: result.params[n][t] for n in names}))
+        steps.append(HandStep(t, arriving, {}, None, {n: result.params[n][t] for n in names}))
     return steps
 
 
-def _checked(x: ArrayLike, targets: ArrayLike,
-             loss_steps: Sequence[int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _checked(
+    x: ArrayLike, targets: ArrayLike, loss_steps: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     x, targets = np.asarray(x, np.float64), np.asarray(targets, np.float64)
     if x.ndim != 3 or targets.ndim != 3 or targets.shape[:2] != x.shape[:2]:
-        raise ValueError(f"ledger: expected x (T, N, I) and targets (T, N, H) with the same T "
-                         f"and N, got x {x.shape} and targets {targets.shape}")
+        raise ValueError(
+            f"ledger: expected x (T, N, I) and targets (T, N, H) with the same T "
+            f"and N, got x {x.shape} and targets {targets.shape}"
+        )
     steps = list(loss_steps)
     if not steps or any(not -x.shape[0] <= t < x.shape[0] for t in steps):
         raise ValueError(f"ledger: loss_steps {steps} out of range for {x.shape[0]} steps")
     return x, targets, sorted({t % x.shape[0] for t in steps})
 
 
-def ledger(model: Module, x: ArrayLike, targets: ArrayLike, loss_steps: Sequence[int],
-           from_graph: bool = False, eps: float = 5e-4,
-           title: str = "") -> Ledger:
+def ledger(
+    model: Module,
+    x: ArrayLike,
+    targets: ArrayLike,
+    loss_steps: Sequence[int],
+    from_graph: bool = False,
+    eps: float = 5e-4,
+    title: str = "",
+) -> Ledger:
     """The ledger of ``model`` (a cell, or a one-layer unidirectional composed ``Recurrent``,
     float64) on ``x`` (T, N, I) with ``L = 1/2 sum_{t in loss_steps} ||out_t - targets[t]||^2``
     (``targets`` (T, N, H)). Uses the hand derivation for the built-in cells unless
@@ -187,8 +219,10 @@ def ledger(model: Module, x: ArrayLike, targets: ArrayLike, loss_steps: Sequence
     cell = _as_cell(model)
     params = dict(cell.named_parameters())
     if any(p.dtype != np.float64 for p in params.values()):
-        raise ValueError("ledger: needs a float64 model (central differences in float32 are "
-                         "good to about 1e-2); call model.to(np.float64)")
+        raise ValueError(
+            "ledger: needs a float64 model (central differences in float32 are "
+            "good to about 1e-2); call model.to(np.float64)"
+        )
     x, targets, loss_steps = _checked(x, targets, loss_steps)
     chosen = [targets[t] for t in loss_steps]
 
@@ -200,8 +234,11 @@ def ledger(model: Module, x: ArrayLike, targets: ArrayLike, loss_steps: Sequence
     if getattr(cell, "proj_size", 0) or getattr(cell, "bias_ih", True) is None:
         hand = None
     if hand is None or from_graph:
-        steps, how, path = _graph_steps(cell, x, chosen, loss_steps, list(params)), \
-            "read off the recorded graph (viz.unrolled_gradients)", None
+        steps, how, path = (
+            _graph_steps(cell, x, chosen, loss_steps, list(params)),
+            "read off the recorded graph (viz.unrolled_gradients)",
+            None,
+        )
     else:
         forward, backward, header, meaning = hand
         path = (header, meaning)
@@ -221,14 +258,23 @@ def ledger(model: Module, x: ArrayLike, targets: ArrayLike, loss_steps: Sequence
         p.grad = None
     loss = loss_tensor()
     loss.backward()
-    grads = {"ledger": total, "autograd": {n: p.grad.copy() for n, p in params.items()},
-             "central differences": _central_differences(
-                 params, lambda: float(loss_tensor().data), eps)}
+    grads = {
+        "ledger": total,
+        "autograd": {n: p.grad.copy() for n, p in params.items()},
+        "central differences": _central_differences(params, lambda: float(loss_tensor().data), eps),
+    }
     return Ledger(title, how, path, steps, running, grads, float(loss.data))
 
 
-def explain(cell: str = "lstm", seq_len: int = 4, hidden: int = 3, input_size: int = 2,
-            loss: LossMode = "last", seed: int = 0, from_graph: bool = False) -> Ledger:
+def explain(
+    cell: str = "lstm",
+    seq_len: int = 4,
+    hidden: int = 3,
+    input_size: int = 2,
+    loss: LossMode = "last",
+    seed: int = 0,
+    from_graph: bool = False,
+) -> Ledger:
     """The ledger of ``Recurrent(cell, input_size, hidden)`` (float64, weights from
     ``seed``) on one sequence x ~ N(0, 1) of ``seq_len`` steps, targets y ~ U(-0.5, 0.5),
     the loss on the last output or on ``"all"``."""
@@ -245,6 +291,8 @@ def explain(cell: str = "lstm", seq_len: int = 4, hidden: int = 3, input_size: i
     targets = rng.uniform(-0.5, 0.5, (seq_len, 1, width))
     steps = [seq_len - 1] if loss == "last" else list(range(seq_len))
     where = "the last output" if loss == "last" else "every output"
-    title = (f"{cell}, T={seq_len}, hidden {hidden}, input {input_size}, one sequence, seed "
-             f"{seed}; L = 1/2 ||h_t - y_t||^2 on {where}")
+    title = (
+        f"{cell}, T={seq_len}, hidden {hidden}, input {input_size}, one sequence, seed "
+        f"{seed}; L = 1/2 ||h_t - y_t||^2 on {where}"
+    )
     return ledger(model, x, targets, steps, from_graph=from_graph, title=title)

@@ -56,8 +56,15 @@ __all__ = ["from_torch", "to_torch"]
 
 # Each supported layer of ours -> the constructor options it shares with the torch.nn class of
 # the same name, read from either side by attribute name (see _read_options).
-_RECURRENT = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-              "bidirectional")
+_RECURRENT = (
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "bias",
+    "batch_first",
+    "dropout",
+    "bidirectional",
+)
 _LAYERS: dict[type, tuple[str, ...]] = {
     RNN: (*_RECURRENT, "nonlinearity"),
     LSTM: (*_RECURRENT, "proj_size"),
@@ -71,10 +78,18 @@ _LAYERS: dict[type, tuple[str, ...]] = {
 }
 _RECURRENT_OF_CELL = {RNNCell: RNN, LSTMCell: LSTM, GRUCell: GRU}
 # torch options our layers lack, which change results or gradients: refused unless default.
-_TORCH_ONLY_DEFAULTS = {"Embedding": {"padding_idx": None, "max_norm": None,
-                                      "scale_grad_by_freq": False, "sparse": False}}
-_SUPPORTED = ("RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dropout, or a "
-              "container without parameters of its own")
+_TORCH_ONLY_DEFAULTS = {
+    "Embedding": {
+        "padding_idx": None,
+        "max_norm": None,
+        "scale_grad_by_freq": False,
+        "sparse": False,
+    }
+}
+_SUPPORTED = (
+    "RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dropout, or a "
+    "container without parameters of its own"
+)
 _FLOAT_DTYPES = ("float32", "float64")
 
 
@@ -82,8 +97,10 @@ def _import_torch(caller: str) -> ModuleType:
     try:
         import torch
     except ImportError:
-        raise ImportError(f"tinygrad_lstm.interop.{caller} needs PyTorch, which is not "
-                          "installed: pip install torch") from None
+        raise ImportError(
+            f"tinygrad_lstm.interop.{caller} needs PyTorch, which is not "
+            "installed: pip install torch"
+        ) from None
     return torch
 
 
@@ -101,8 +118,9 @@ def _read_options(layer: Module | torch.nn.Module, names: tuple[str, ...]) -> di
             options[name] = layer.bias_ih is not None
         elif hasattr(layer, name):
             value = getattr(layer, name)
-            options[name] = value if name != "bias" or isinstance(value, bool) \
-                else value is not None
+            options[name] = (
+                value if name != "bias" or isinstance(value, bool) else value is not None
+            )
     return options
 
 
@@ -110,8 +128,10 @@ def _one_dtype(where: str, arrays: Iterable[Any]) -> str | None:
     dtypes = {str(a.dtype).removeprefix("torch.") for a in arrays}
     bad = dtypes - set(_FLOAT_DTYPES)
     if bad or len(dtypes) > 1:
-        raise TypeError(f"{where}: parameters of dtype {', '.join(sorted(dtypes))}; only one "
-                        "of float32 or float64 converts (use .float() or .double() first)")
+        raise TypeError(
+            f"{where}: parameters of dtype {', '.join(sorted(dtypes))}; only one "
+            "of float32 or float64 converts (use .float() or .double() first)"
+        )
     return dtypes.pop() if dtypes else None
 
 
@@ -119,11 +139,15 @@ def _check_fit(where: str, source: dict, target: dict) -> None:
     """One StateDictError listing every key, shape and dtype that differs, or nothing."""
     problems = [f"missing in the target: {k}" for k in source if k not in target]
     problems += [f"not in the source: {k}" for k in target if k not in source]
-    problems += [f"{k}: source {source[k][0]} {source[k][1]}, target {target[k][0]} "
-                 f"{target[k][1]}" for k in source if k in target and source[k] != target[k]]
+    problems += [
+        f"{k}: source {source[k][0]} {source[k][1]}, target {target[k][0]} {target[k][1]}"
+        for k in source
+        if k in target and source[k] != target[k]
+    ]
     if problems:
-        raise StateDictError(f"{where}: the models do not match (nothing was copied):\n  "
-                             + "\n  ".join(problems))
+        raise StateDictError(
+            f"{where}: the models do not match (nothing was copied):\n  " + "\n  ".join(problems)
+        )
 
 
 def _signature(named_tensors: Iterable[tuple[str, Any]]) -> dict[str, tuple]:
@@ -146,14 +170,16 @@ def to_torch(module: Module, *, into: torch.nn.Module | None = None) -> torch.nn
         return _module_to_torch(torch, module, "", {})
     if not isinstance(into, torch.nn.Module):
         raise TypeError(f"to_torch: into must be a torch.nn.Module, got {type(into).__name__}")
-    _check_fit(f"to_torch(into={type(into).__name__})", _signature(module.named_parameters()),
-               _signature(into.state_dict().items()))
+    _check_fit(
+        f"to_torch(into={type(into).__name__})",
+        _signature(module.named_parameters()),
+        _signature(into.state_dict().items()),
+    )
     _copy_into_torch(torch, into, module)
     return into
 
 
-def _module_to_torch(torch: ModuleType, module: Module, path: str,
-                     done: dict) -> torch.nn.Module:
+def _module_to_torch(torch: ModuleType, module: Module, path: str, done: dict) -> torch.nn.Module:
     if id(module) in done:  # shared in the source, shared in the result
         return done[id(module)]
     kind = _supported_kind(module, path)
@@ -165,8 +191,7 @@ def _module_to_torch(torch: ModuleType, module: Module, path: str,
         layer.training = module.training  # its children carry their own flags
     else:
         options = _read_options(module, _LAYERS[kind])
-        dtype = _one_dtype(f"to_torch: {type(module).__name__} {_where(path)}",
-                           module.parameters())
+        dtype = _one_dtype(f"to_torch: {type(module).__name__} {_where(path)}", module.parameters())
         if dtype is not None:
             options["dtype"] = getattr(torch, dtype)
         with torch.random.fork_rng(devices=[]):  # its init is overwritten: keep torch's seed
@@ -196,8 +221,10 @@ def _supported_kind(module: Module, path: str) -> type | None:
         why = f"it holds parameters of its own ({', '.join(own)})"
     else:
         return None
-    raise TypeError(f"to_torch: cannot convert {type(module).__name__} {_where(path)}: {why}; "
-                    f"supported: {_SUPPORTED}")
+    raise TypeError(
+        f"to_torch: cannot convert {type(module).__name__} {_where(path)}: {why}; "
+        f"supported: {_SUPPORTED}"
+    )
 
 
 def _copy_into_torch(torch: ModuleType, target: torch.nn.Module, source: Module) -> None:
@@ -218,16 +245,20 @@ def from_torch(torch_module: torch.nn.Module, *, into: Module | None = None) -> 
     """
     torch = _import_torch("from_torch")
     if not isinstance(torch_module, torch.nn.Module):
-        raise TypeError(f"from_torch: expected a torch.nn.Module, got "
-                        f"{type(torch_module).__name__}")
+        raise TypeError(
+            f"from_torch: expected a torch.nn.Module, got {type(torch_module).__name__}"
+        )
     if into is None:
         return _module_from_torch(torch, torch_module, "", {})
     if not isinstance(into, Module):
-        raise TypeError(f"from_torch: into must be a tinygrad_lstm Module, got "
-                        f"{type(into).__name__}")
-    _check_fit(f"from_torch(into={type(into).__name__})",
-               _signature(torch_module.state_dict().items()),
-               _signature(into.named_parameters()))
+        raise TypeError(
+            f"from_torch: into must be a tinygrad_lstm Module, got {type(into).__name__}"
+        )
+    _check_fit(
+        f"from_torch(into={type(into).__name__})",
+        _signature(torch_module.state_dict().items()),
+        _signature(into.named_parameters()),
+    )
     into.load_state_dict(_arrays(torch_module))
     return into
 
@@ -236,8 +267,7 @@ def _arrays(layer: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: t.detach().cpu().numpy().copy() for k, t in layer.state_dict().items()}
 
 
-def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str,
-                       done: dict) -> Module:
+def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str, done: dict) -> Module:
     if id(layer) in done:
         return done[id(layer)]
     kind = _torch_kind(torch, layer, path)
@@ -251,8 +281,7 @@ def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str,
         object.__setattr__(module, "training", layer.training)  # children carry their own
     else:
         options = _read_options(layer, _LAYERS[kind])
-        dtype = _one_dtype(f"from_torch: {type(layer).__name__} {_where(path)}",
-                           layer.parameters())
+        dtype = _one_dtype(f"from_torch: {type(layer).__name__} {_where(path)}", layer.parameters())
         if dtype is not None:  # a throwaway generator: the init is overwritten
             options.update(dtype=np.dtype(dtype), rng=np.random.default_rng(0))
         module = kind(**options)
@@ -272,14 +301,18 @@ def _torch_kind(torch: ModuleType, layer: torch.nn.Module, path: str) -> type | 
     if kind is not None:
         for option, default in _TORCH_ONLY_DEFAULTS.get(name, {}).items():
             if getattr(layer, option) != default:
-                raise ValueError(f"from_torch: {name} {_where(path)} has {option}="
-                                 f"{getattr(layer, option)!r}; tinygrad_lstm's {name} has no "
-                                 f"such option (only {option}={default!r} converts)")
+                raise ValueError(
+                    f"from_torch: {name} {_where(path)} has {option}="
+                    f"{getattr(layer, option)!r}; tinygrad_lstm's {name} has no "
+                    f"such option (only {option}={default!r} converts)"
+                )
         return kind
     own = [n for n, _ in layer.named_parameters(recurse=False)]
     own += [n for n, _ in layer.named_buffers(recurse=False)]
     if own:
-        raise TypeError(f"from_torch: cannot convert {name} {_where(path)}: it holds "
-                        f"parameters or buffers of its own ({', '.join(own)}); supported: "
-                        f"{_SUPPORTED}")
+        raise TypeError(
+            f"from_torch: cannot convert {name} {_where(path)}: it holds "
+            f"parameters or buffers of its own ({', '.join(own)}); supported: "
+            f"{_SUPPORTED}"
+        )
     return None

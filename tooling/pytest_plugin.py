@@ -57,7 +57,9 @@ def registered_by() -> Callable[[str], tuple[list[str], list[str]]]:
         def mine(origin: str) -> bool:
             return origin.split(":")[0] == distribution
 
-        return ([i.name for i in tg.list_ops() if mine(i.origin)],
-                [c.name for c in tg.list_cells() if mine(c.origin)])
+        return (
+            [i.name for i in tg.list_ops() if mine(i.origin)],
+            [c.name for c in tg.list_cells() if mine(c.origin)],
+        )
 
     return names

@@ -19,8 +19,13 @@ from tinygrad_lstm.module import Module
 from tinygrad_lstm.registry import op
 from tinygrad_lstm.tensor import Tensor, TensorLike
 
-__all__ = ["StepGradients", "UnrolledGradients", "step_gradient_norms", "step_param_grads",
-           "unrolled_gradients"]
+__all__ = [
+    "StepGradients",
+    "UnrolledGradients",
+    "step_gradient_norms",
+    "step_param_grads",
+    "unrolled_gradients",
+]
 
 # The loss on the outputs at the loss steps, in order: a scalar Tensor.
 LossFn = Callable[[list[Tensor]], Tensor]
@@ -49,8 +54,9 @@ class StepGradients:
         return float(norms[0] / last) if last > 0 else float("nan")
 
 
-def _state_parts(cell: Module, state: Tensor | tuple[Tensor, ...]
-                 ) -> tuple[tuple[str, Tensor], ...]:
+def _state_parts(
+    cell: Module, state: Tensor | tuple[Tensor, ...]
+) -> tuple[tuple[str, Tensor], ...]:
     parts = state if isinstance(state, tuple) else (state,)
     names = getattr(cell, "state_names", None) or ("h", "c", *(f"s{i}" for i in range(2, 9)))
     return tuple(zip(names, parts))
@@ -61,8 +67,10 @@ def _as_cell(model: Module, caller: str) -> Module:
     if callable(getattr(model, "init_state", None)) and not hasattr(model, "cell_l0"):
         return model
     if getattr(model, "num_layers", 1) != 1 or getattr(model, "bidirectional", False):
-        raise ValueError(f"{caller}: give a cell, or a Recurrent with num_layers=1 "
-                         "and bidirectional=False (pass model.cell_l{k} for another layer)")
+        raise ValueError(
+            f"{caller}: give a cell, or a Recurrent with num_layers=1 "
+            "and bidirectional=False (pass model.cell_l{k} for another layer)"
+        )
     return model.cell_l0
 
 
@@ -106,8 +114,7 @@ def _copy(grad: np.ndarray | None) -> np.ndarray | None:
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None
-                                         and np.array_equal(a, b))
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def _owner(cell: Module, name: str) -> tuple[Module, str]:
@@ -151,9 +158,13 @@ class _StepParameters:
         return out
 
 
-def unrolled_gradients(model: Module, x: TensorLike, loss_fn: LossFn | None = None,
-                       loss_steps: Sequence[int] | None = None,
-                       params: Sequence[str] = ()) -> UnrolledGradients:
+def unrolled_gradients(
+    model: Module,
+    x: TensorLike,
+    loss_fn: LossFn | None = None,
+    loss_steps: Sequence[int] | None = None,
+    params: Sequence[str] = (),
+) -> UnrolledGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
     at ``loss_steps`` (default: the last step), and return every step's gradients: into each
     state tensor, and each step's contribution to the parameters named in ``params``.
@@ -169,18 +180,28 @@ def unrolled_gradients(model: Module, x: TensorLike, loss_fn: LossFn | None = No
     return _unrolled("unrolled_gradients", model, x, loss_fn, loss_steps, params)
 
 
-def _unrolled(caller: str, model: Module, x: TensorLike, loss_fn: LossFn | None,
-              loss_steps: Sequence[int] | None, params: Sequence[str]) -> UnrolledGradients:
+def _unrolled(
+    caller: str,
+    model: Module,
+    x: TensorLike,
+    loss_fn: LossFn | None,
+    loss_steps: Sequence[int] | None,
+    params: Sequence[str],
+) -> UnrolledGradients:
     cell = _as_cell(model, caller)
     if params and getattr(model, "fused", False):
-        raise ValueError(f"{caller}: this layer is fused=True: each pass is one recorded op with "
-                         "a hand-written backward, so no step has nodes of its own to take a "
-                         "contribution from; build it with fused=False (load_state_dict carries "
-                         "the weights over)")
+        raise ValueError(
+            f"{caller}: this layer is fused=True: each pass is one recorded op with "
+            "a hand-written backward, so no step has nodes of its own to take a "
+            "contribution from; build it with fused=False (load_state_dict carries "
+            "the weights over)"
+        )
     unknown = [n for n in params if n not in dict(cell.named_parameters())]
     if unknown:
-        raise ValueError(f"{caller}: no parameter {', '.join(map(repr, unknown))} in "
-                         f"{type(cell).__name__}; it has {[n for n, _ in cell.named_parameters()]}")
+        raise ValueError(
+            f"{caller}: no parameter {', '.join(map(repr, unknown))} in "
+            f"{type(cell).__name__}; it has {[n for n, _ in cell.named_parameters()]}"
+        )
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
     if x.ndim != 3:
         raise ValueError(f"{caller}: expected x of shape (T, N, I), got {x.shape}")
@@ -193,6 +214,7 @@ def _unrolled(caller: str, model: Module, x: TensorLike, loss_fn: LossFn | None,
     def recorder(table: dict, name: str, t: int) -> Callable[[np.ndarray], None]:
         def hook(grad: np.ndarray) -> None:
             table[name][t] = grad
+
         return hook
 
     # unstack, not x[t]: each getitem's backward would allocate a whole (T, N, I) array.
@@ -219,16 +241,23 @@ def _unrolled(caller: str, model: Module, x: TensorLike, loss_fn: LossFn | None,
     loss.backward()
     for name in params:
         if not _same(before[name], swapped.originals[name].grad):
-            raise RuntimeError(f"{caller}: {name!r} reached the graph other than as the cell's "
-                               "attribute at each step (a copy kept from an earlier step?), so "
-                               "its per-step split would be incomplete")
-    return UnrolledGradients(states, from_next, swapped.contributions(params, steps), tuple(chosen),
-                             float(loss.data))
+            raise RuntimeError(
+                f"{caller}: {name!r} reached the graph other than as the cell's "
+                "attribute at each step (a copy kept from an earlier step?), so "
+                "its per-step split would be incomplete"
+            )
+    return UnrolledGradients(
+        states, from_next, swapped.contributions(params, steps), tuple(chosen), float(loss.data)
+    )
 
 
-def step_param_grads(model: Module, x: TensorLike, name: str,
-                     loss_fn: LossFn | None = None,
-                     loss_steps: Sequence[int] | None = None) -> np.ndarray:
+def step_param_grads(
+    model: Module,
+    x: TensorLike,
+    name: str,
+    loss_fn: LossFn | None = None,
+    loss_steps: Sequence[int] | None = None,
+) -> np.ndarray:
     """Each step's contribution ``C_t`` (T, *shape) to ``dL/d{name}``: ``sum(C) == .grad``.
 
     In BPTT a weight used at every step gets ``dL/dW = sum_t C_t``, C_t being the gradient
@@ -239,12 +268,16 @@ def step_param_grads(model: Module, x: TensorLike, name: str,
     refused: it records the whole pass as one op, with no per-step nodes.
     """
     if hasattr(model, "cell_l0") and name.endswith("_l0"):
-        name = name[:-len("_l0")]
+        name = name[: -len("_l0")]
     return _unrolled("step_param_grads", model, x, loss_fn, loss_steps, [name]).params[name]
 
 
-def step_gradient_norms(model: Module, x: TensorLike, loss_fn: LossFn | None = None,
-                        loss_steps: Sequence[int] | None = None) -> StepGradients:
+def step_gradient_norms(
+    model: Module,
+    x: TensorLike,
+    loss_fn: LossFn | None = None,
+    loss_steps: Sequence[int] | None = None,
+) -> StepGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
     at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t
     and every state tensor s.
@@ -258,6 +291,8 @@ def step_gradient_norms(model: Module, x: TensorLike, loss_fn: LossFn | None = N
     gradients are left as they were (parameters used only by ``loss_fn`` do accumulate).
     """
     result = _unrolled("step_gradient_norms", model, x, loss_fn, loss_steps, ())
-    norms = {name: np.sqrt(np.sum(np.square(g.reshape(len(g), -1), dtype=np.float64), axis=1))
-             for name, g in result.states.items()}
+    norms = {
+        name: np.sqrt(np.sum(np.square(g.reshape(len(g), -1), dtype=np.float64), axis=1))
+        for name, g in result.states.items()
+    }
     return StepGradients(norms, result.loss_steps, result.loss)

@@ -38,9 +38,24 @@ from tinygrad_lstm.tooling.datasets import (
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Tensor, TensorLike
 
-__all__ = ["TASKS", "AddingTask", "CopyTask", "ReberTask", "SequenceModel", "SineTask", "Task",
-           "TextTask", "build_model", "default_text_path", "evaluate", "make_task",
-           "model_config", "parameter_count", "sample_text", "task_loss"]
+__all__ = [
+    "TASKS",
+    "AddingTask",
+    "CopyTask",
+    "ReberTask",
+    "SequenceModel",
+    "SineTask",
+    "Task",
+    "TextTask",
+    "build_model",
+    "default_text_path",
+    "evaluate",
+    "make_task",
+    "model_config",
+    "parameter_count",
+    "sample_text",
+    "task_loss",
+]
 
 
 def task_loss(task: Task, prediction: Tensor, y: Targets) -> Tensor:
@@ -65,11 +80,20 @@ class SequenceModel(Module):
     the final states of both.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int,
-                 num_layers: int = 1, bidirectional: bool = False,
-                 readout: Literal["all", "last", "tail"] = "all",
-                 tail: int = 1, embed_dim: int | None = None, fused: bool = False,
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        readout: Literal["all", "last", "tail"] = "all",
+        tail: int = 1,
+        embed_dim: int | None = None,
+        fused: bool = False,
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         if readout not in ("all", "last", "tail"):
             raise ValueError(f"SequenceModel: readout must be all, last or tail, got {readout!r}")
@@ -78,10 +102,16 @@ class SequenceModel(Module):
         if embed_dim is not None:
             self.embed = Embedding(input_size, embed_dim, rng=rng)
             features = embed_dim
-        self.rnn = Recurrent(cell, features, hidden_size, num_layers,
-                             bidirectional=bidirectional, fused=fused, rng=rng)
-        self.head = Linear(self.rnn.output_size * (2 if bidirectional else 1), output_size,
-                           rng=rng)
+        self.rnn = Recurrent(
+            cell,
+            features,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            fused=fused,
+            rng=rng,
+        )
+        self.head = Linear(self.rnn.output_size * (2 if bidirectional else 1), output_size, rng=rng)
 
     def forward(self, x: TensorLike, state: InitialState = None) -> tuple[Tensor, State]:
         h = self.embed(x) if "embed" in self._modules else x
@@ -89,7 +119,7 @@ class SequenceModel(Module):
         if self.readout == "all":
             return self.head(out), state
         if self.readout == "tail":
-            return self.head(out[out.shape[0] - self.tail:]), state
+            return self.head(out[out.shape[0] - self.tail :]), state
         last = out[out.shape[0] - 1]
         if self.rnn.bidirectional:
             forward_half, _ = tg.split(last, 2, axis=-1)
@@ -98,31 +128,58 @@ class SequenceModel(Module):
         return self.head(last), state
 
 
-def model_config(task: Task, cell: str, hidden: int, layers: int = 1,
-                 bidirectional: bool = False, fused: bool = False) -> dict:
+def model_config(
+    task: Task,
+    cell: str,
+    hidden: int,
+    layers: int = 1,
+    bidirectional: bool = False,
+    fused: bool = False,
+) -> dict:
     """The JSON-able description of a model for ``task`` that ``build_model`` builds."""
     if not isinstance(task, Task):
-        raise TypeError(f"model_config: task must be a Task (e.g. AddingTask(50)), got "
-                        f"{type(task).__name__}")
+        raise TypeError(
+            f"model_config: task must be a Task (e.g. AddingTask(50)), got {type(task).__name__}"
+        )
     check_count("model_config", "hidden", hidden)
     check_count("model_config", "layers", layers)
     tg.cell(cell)  # a clear error for an unknown cell, before anything is built
-    return {"cell": cell, "input_size": task.input_size, "hidden_size": hidden,
-            "output_size": task.output_size, "num_layers": layers,
-            "bidirectional": bidirectional, "readout": task.readout, "tail": task.tail,
-            "embed_dim": min(hidden, 32) if task.vocab_size else None, "fused": fused}
+    return {
+        "cell": cell,
+        "input_size": task.input_size,
+        "hidden_size": hidden,
+        "output_size": task.output_size,
+        "num_layers": layers,
+        "bidirectional": bidirectional,
+        "readout": task.readout,
+        "tail": task.tail,
+        "embed_dim": min(hidden, 32) if task.vocab_size else None,
+        "fused": fused,
+    }
 
 
-_CONFIG_KEYS = ("cell", "input_size", "hidden_size", "output_size", "num_layers",
-                "bidirectional", "readout", "tail", "embed_dim", "fused")
+_CONFIG_KEYS = (
+    "cell",
+    "input_size",
+    "hidden_size",
+    "output_size",
+    "num_layers",
+    "bidirectional",
+    "readout",
+    "tail",
+    "embed_dim",
+    "fused",
+)
 
 
 def _check_config(config: Any) -> None:
     """``model_config``'s dict, field by field: it may come from a file."""
     if not isinstance(config, dict) or sorted(config) != sorted(_CONFIG_KEYS):
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise ValueError(f"build_model: config must be model_config()'s dict with keys "
-                         f"{list(_CONFIG_KEYS)}, got {got}")
+        raise ValueError(
+            f"build_model: config must be model_config()'s dict with keys "
+            f"{list(_CONFIG_KEYS)}, got {got}"
+        )
     for key in ("input_size", "hidden_size", "output_size", "num_layers", "tail"):
         check_count("build_model", key, config[key])
     if config["embed_dim"] is not None:
@@ -131,8 +188,9 @@ def _check_config(config: Any) -> None:
         if not isinstance(config[key], bool):
             raise TypeError(f"build_model: {key} must be true or false, got {config[key]!r}")
     if not isinstance(config["cell"], str):
-        raise TypeError(f"build_model: cell must be a registered cell's name, got "
-                        f"{config['cell']!r}")
+        raise TypeError(
+            f"build_model: cell must be a registered cell's name, got {config['cell']!r}"
+        )
 
 
 def build_model(config: dict, rng: np.random.Generator | None = None) -> SequenceModel:
@@ -155,20 +213,20 @@ def parameter_count(config: dict) -> int:
     _check_config(config)
 
     def count(hidden: int) -> int:
-        model = SequenceModel(**{**config, "hidden_size": hidden},
-                              rng=np.random.default_rng(0))
+        model = SequenceModel(**{**config, "hidden_size": hidden}, rng=np.random.default_rng(0))
         return sum(p.data.size for p in model.parameters())
 
     c1, c2, c3 = count(1), count(2), count(3)
-    a2 = c3 - 2 * c2 + c1                    # 2a, the second difference
-    b = c2 - c1 - 3 * a2 // 2                # count(h) = a h^2 + b h + c, a = a2 / 2
+    a2 = c3 - 2 * c2 + c1  # 2a, the second difference
+    b = c2 - c1 - 3 * a2 // 2  # count(h) = a h^2 + b h + c, a = a2 / 2
     c = c1 - a2 // 2 - b
     h = config["hidden_size"]
     return a2 * h * h // 2 + b * h + c
 
 
-def evaluate(model: Module, task: Task, rng: np.random.Generator,
-             batch_size: int = 256) -> dict[str, float]:
+def evaluate(
+    model: Module, task: Task, rng: np.random.Generator, batch_size: int = 256
+) -> dict[str, float]:
     """Loss and metrics on one fresh batch, without a graph and in eval mode."""
     if not isinstance(model, Module):
         raise TypeError(f"evaluate: model must be a Module, got {type(model).__name__}")
@@ -188,16 +246,24 @@ def evaluate(model: Module, task: Task, rng: np.random.Generator,
     return {"loss": loss, **task.metrics(prediction.data, y)}
 
 
-def sample_text(model: Module, task: TextTask, prime: str, length: int,
-                temperature: float, rng: np.random.Generator) -> str:
+def sample_text(
+    model: Module,
+    task: TextTask,
+    prime: str,
+    length: int,
+    temperature: float,
+    rng: np.random.Generator,
+) -> str:
     """``prime`` followed by ``length`` characters drawn one at a time from
     ``softmax(logits / temperature)`` (low temperature: cautious; high: adventurous)."""
     if not isinstance(task, TextTask):
         raise TypeError(f"sample_text: task must be a TextTask, got {type(task).__name__}")
-    if not (isinstance(temperature, (int, float, np.floating)) and math.isfinite(temperature)
-            and temperature > 0):
-        raise ValueError(f"sample: temperature must be a finite number > 0, got "
-                         f"{temperature!r}")
+    if not (
+        isinstance(temperature, (int, float, np.floating))
+        and math.isfinite(temperature)
+        and temperature > 0
+    ):
+        raise ValueError(f"sample: temperature must be a finite number > 0, got {temperature!r}")
     check_count("sample_text", "length", length, low=0)
     check_rng("sample_text", rng)
     if not isinstance(prime, str) or not prime:

@@ -106,8 +106,11 @@ def _kept_arrays(node: Context, arrays: list[np.ndarray]) -> list[str]:
     """Attributes of ``node`` still holding an input or output array (or one shaped like it)."""
     kept = []
     for key, value in getattr(node, "__dict__", {}).items():
-        if isinstance(value, np.ndarray) and value.ndim > 0 and any(
-                value.shape == a.shape or np.shares_memory(value, a) for a in arrays):
+        if (
+            isinstance(value, np.ndarray)
+            and value.ndim > 0
+            and any(value.shape == a.shape or np.shares_memory(value, a) for a in arrays)
+        ):
             kept.append(f"ctx.{key} (shape {value.shape})")
     return kept
 
@@ -133,34 +136,48 @@ def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: in
     grads = _as_tuple(node.fn.backward(node, *upstream))
     for i, g in enumerate(grads):
         if g is not None and np.asarray(g).dtype != np.float32:
-            raise CaseFailure(f"{name}: backward gives a {np.asarray(g).dtype} gradient for "
-                              f"float32 input {i}")
+            raise CaseFailure(
+                f"{name}: backward gives a {np.asarray(g).dtype} gradient for float32 input {i}"
+            )
     if not all(np.array_equal(g, b) for g, b in zip(upstream, upstream_before)):
         raise CaseFailure(f"{name}: backward modified the upstream gradient in place")
     # Only outs[0] is used: the other outputs of a multi-output op get no gradient.
     outs[0].backward(upstream[0])
     if node.saved != () or node.inputs is not None:
-        raise CaseFailure(f"{name}: the node still holds its saved arrays or inputs after "
-                          "backward() without retain_graph")
+        raise CaseFailure(
+            f"{name}: the node still holds its saved arrays or inputs after "
+            "backward() without retain_graph"
+        )
     kept = _kept_arrays(node, x32 + [o.data for o in outs])
     if kept:
-        raise CaseFailure(f"{name}: after backward the node still keeps {', '.join(kept)}; "
-                          "store arrays with ctx.save_for_backward so they can be released")
+        raise CaseFailure(
+            f"{name}: after backward the node still keeps {', '.join(kept)}; "
+            "store arrays with ctx.save_for_backward so they can be released"
+        )
     if len(ins) > 1:
         for i in range(len(ins)):
             alone = [Tensor(a, requires_grad=(j == i)) for j, a in enumerate(x32)]
             _as_tuple(info.fn.apply(*alone, **attrs))[0].backward(upstream[0])
-            if alone[i].grad is None or not np.allclose(alone[i].grad, ins[i].grad,
-                                                          rtol=1e-6, atol=1e-7):
-                raise CaseFailure(f"{name}: with only input {i} requiring grad its gradient "
-                                  "differs from the one computed with all inputs")
+            if alone[i].grad is None or not np.allclose(
+                alone[i].grad, ins[i].grad, rtol=1e-6, atol=1e-7
+            ):
+                raise CaseFailure(
+                    f"{name}: with only input {i} requiring grad its gradient "
+                    "differs from the one computed with all inputs"
+                )
     for i, (a, b) in enumerate(zip(x32, before)):
         if not np.array_equal(a, b):
             raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
 
 
-def measured_error(fn: Callable[..., Any], inputs: list[Tensor], seed: int, rtol: float,
-                   atol: float, names: list[str] | None = None) -> float:
+def measured_error(
+    fn: Callable[..., Any],
+    inputs: list[Tensor],
+    seed: int,
+    rtol: float,
+    atol: float,
+    names: list[str] | None = None,
+) -> float:
     """The worst relative gradient error of ``fn`` at ``inputs``, pass or fail.
 
     ``gradcheck`` raises on a mismatch without a figure; this reruns it with both tolerances
@@ -170,23 +187,30 @@ def measured_error(fn: Callable[..., Any], inputs: list[Tensor], seed: int, rtol
     """
     scale = 1e280
     try:
-        return gradcheck(fn, *inputs, rtol=rtol * scale, atol=atol * scale, seed=seed,
-                         names=names).worst_rel_error
+        return gradcheck(
+            fn, *inputs, rtol=rtol * scale, atol=atol * scale, seed=seed, names=names
+        ).worst_rel_error
     except GradcheckError:
         return math.inf
     except Exception:  # noqa: BLE001 - the op's own error is reported by the failed check
         return math.nan
 
 
-def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
-                rtol: float, atol: float) -> float:
+def _check_case(
+    info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int, rtol: float, atol: float
+) -> float:
     """Check one drawn case; returns the worst relative gradient error."""
     worst = 0.0
     if info.differentiable:
         ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        result = gradcheck(_op_call(info, attrs, arrays), *ins, rtol=rtol,
-                           atol=atol, seed=seed,
-                           names=[f"input {i} of {info.name}" for i in range(len(ins))])
+        result = gradcheck(
+            _op_call(info, attrs, arrays),
+            *ins,
+            rtol=rtol,
+            atol=atol,
+            seed=seed,
+            names=[f"input {i} of {info.name}" for i in range(len(ins))],
+        )
         worst = result.worst_rel_error
         for i, (t, a) in enumerate(zip(ins, arrays)):
             if not np.array_equal(t.data, a):
@@ -195,14 +219,17 @@ def _check_case(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int,
     return worst
 
 
-def _op_call(info: OpInfo, attrs: dict,
-             arrays: list[np.ndarray]) -> Callable[..., tuple[Tensor, ...]]:
+def _op_call(
+    info: OpInfo, attrs: dict, arrays: list[np.ndarray]
+) -> Callable[..., tuple[Tensor, ...]]:
     """The op minus its (constant) outputs at ``arrays``: the same gradients, but in
     gradcheck's sum ``L = sum(v * outputs)`` every output a perturbed element does not
     reach is exactly 0, so large outputs elsewhere add no rounding noise to a small
     derivative (what lets inputs reach large magnitudes at tight tolerances)."""
-    at = [Tensor(c.data.copy()) for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays],
-                                                            **attrs))]
+    at = [
+        Tensor(c.data.copy())
+        for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays], **attrs))
+    ]
 
     def centred(*ts: Tensor) -> tuple[Tensor, ...]:
         return tuple(o - c for o, c in zip(_as_tuple(info.fn.apply(*ts, **attrs)), at))
@@ -210,8 +237,9 @@ def _op_call(info: OpInfo, attrs: dict,
     return centred
 
 
-def _failed_case_error(info: OpInfo, case: OpCase | None, seed: int, rtol: float,
-                       atol: float) -> float:
+def _failed_case_error(
+    info: OpInfo, case: OpCase | None, seed: int, rtol: float, atol: float
+) -> float:
     """The error of the (shrunk) failing case, for the report: nan if it is not a gradient."""
     if case is None or not info.differentiable:
         return math.nan
@@ -220,31 +248,41 @@ def _failed_case_error(info: OpInfo, case: OpCase | None, seed: int, rtol: float
         centred = _op_call(info, attrs, arrays)
     except Exception:  # noqa: BLE001 - the forward itself fails: reported by the message
         return math.nan
-    return measured_error(centred, [Tensor(a.copy(), requires_grad=True) for a in arrays],
-                          seed, rtol, atol)
+    return measured_error(
+        centred, [Tensor(a.copy(), requires_grad=True) for a in arrays], seed, rtol, atol
+    )
 
 
 def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
-    values = "; ".join(np.array2string(a, precision=17, separator=", ", threshold=30)
-                       .replace("\n", "") for a in arrays)
-    return (f"input shapes {[a.shape for a in arrays]}, attrs {attrs}, seed {seed}; "
-            f"inputs: {values}")
+    values = "; ".join(
+        np.array2string(a, precision=17, separator=", ", threshold=30).replace("\n", "")
+        for a in arrays
+    )
+    return f"input shapes {[a.shape for a in arrays]}, attrs {attrs}, seed {seed}; inputs: {values}"
 
 
-def _search(strategy: SearchStrategy[OpCase], check: Callable[[OpCase], None],
-            max_examples: int, seed: int) -> None:
+def _search(
+    strategy: SearchStrategy[OpCase], check: Callable[[OpCase], None], max_examples: int, seed: int
+) -> None:
     """Run ``check`` on examples of ``strategy`` (inside pytest or not); shrinks failures."""
     # No explain phase: it reruns a failure ~100 times for notes this report does not show.
-    run = settings(max_examples=max_examples, derandomize=False, database=None,
-                   deadline=None, verbosity=Verbosity.quiet, report_multiple_bugs=False,
-                   phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-                   suppress_health_check=list(HealthCheck), print_blob=False,
-                   )(given(strategy)(check))
+    run = settings(
+        max_examples=max_examples,
+        derandomize=False,
+        database=None,
+        deadline=None,
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )(given(strategy)(check))
     hypothesis_seed(seed)(run)()
 
 
-def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_RTOL,
-             atol: float = OP_ATOL) -> CheckReport:
+def check_op(
+    name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_RTOL, atol: float = OP_ATOL
+) -> CheckReport:
     """Check the registered op ``name`` on ``max_examples`` hypothesis-drawn cases.
 
     Each case checks the properties listed in this module's docstring. The search is seeded
@@ -260,11 +298,12 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
         attrs, arrays = case
         state["cases"] += 1
         try:
-            state["worst"] = max(state["worst"], _check_case(info, attrs, arrays, seed,
-                                                             rtol, atol))
+            state["worst"] = max(state["worst"], _check_case(info, attrs, arrays, seed, rtol, atol))
         except Exception as exc:
-            state["failure"] = (f"op {name!r} failed: {type(exc).__name__}: {exc} "
-                                f"[{_describe(arrays, attrs, seed)}]")
+            state["failure"] = (
+                f"op {name!r} failed: {type(exc).__name__}: {exc} "
+                f"[{_describe(arrays, attrs, seed)}]"
+            )
             state["case"] = case
             raise
 
@@ -275,8 +314,9 @@ def check_op(name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_
             state["failure"] = f"op {name!r}: {type(exc).__name__}: {exc}"
     if state["failure"] is not None:
         state["worst"] = _failed_case_error(info, state["case"], seed, rtol, atol)
-    return CheckReport(name, "op", state["cases"], state["worst"], state["failure"] is None,
-                       state["failure"])
+    return CheckReport(
+        name, "op", state["cases"], state["worst"], state["failure"] is None, state["failure"]
+    )
 
 
 def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> CheckReport:
@@ -288,10 +328,19 @@ def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> Che
 
 
 # ---- one cell --------------------------------------------------------------------------------
-def check_cell(cell: str | type[Module], input_size: int = 3, hidden_size: int = 4,
-               seq_len: int = 5, batch: int = 2, num_layers: int = 2,
-               bidirectional: bool = True, seed: int = 0, rtol: float = OP_RTOL,
-               atol: float = OP_ATOL, **cell_options: Any) -> CheckReport:
+def check_cell(
+    cell: str | type[Module],
+    input_size: int = 3,
+    hidden_size: int = 4,
+    seq_len: int = 5,
+    batch: int = 2,
+    num_layers: int = 2,
+    bidirectional: bool = True,
+    seed: int = 0,
+    rtol: float = OP_RTOL,
+    atol: float = OP_ATOL,
+    **cell_options: Any,
+) -> CheckReport:
     """Gradcheck a whole sequence layer built from ``cell`` (a registered name or class).
 
     Builds ``Recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
@@ -304,45 +353,86 @@ def check_cell(cell: str | type[Module], input_size: int = 3, hidden_size: int =
     from tinygrad_lstm.layers import Recurrent
 
     name = cell if isinstance(cell, str) else getattr(cell, "cell_name", cell.__name__)
-    where = (f"cell {name!r} (input_size={input_size}, hidden_size={hidden_size}, "
-             f"seq_len={seq_len}, batch={batch}, num_layers={num_layers}, "
-             f"bidirectional={bidirectional}, options={cell_options}, seed={seed})")
+    where = (
+        f"cell {name!r} (input_size={input_size}, hidden_size={hidden_size}, "
+        f"seq_len={seq_len}, batch={batch}, num_layers={num_layers}, "
+        f"bidirectional={bidirectional}, options={cell_options}, seed={seed})"
+    )
     try:
         rng = np.random.default_rng(seed)
-        layer = Recurrent(cell, input_size, hidden_size, num_layers=num_layers,
-                          bidirectional=bidirectional, dtype=np.float64, rng=rng,
-                          **cell_options)
+        layer = Recurrent(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dtype=np.float64,
+            rng=rng,
+            **cell_options,
+        )
         zeros = layer.init_state(batch)
         is_tuple = isinstance(zeros, tuple)
-        state = [Tensor(rng.standard_normal(s.shape), requires_grad=True)
-                 for s in (zeros if is_tuple else (zeros,))]
+        state = [
+            Tensor(rng.standard_normal(s.shape), requires_grad=True)
+            for s in (zeros if is_tuple else (zeros,))
+        ]
         x = Tensor(rng.standard_normal((seq_len, batch, input_size)), requires_grad=True)
         params = list(layer.named_parameters())
 
         def unroll(x: Tensor, *rest: Tensor) -> tuple[Tensor, Any]:
-            initial = tuple(rest[:len(state)]) if is_tuple else rest[0]
+            initial = tuple(rest[: len(state)]) if is_tuple else rest[0]
             return layer.forward(x, initial)
 
-        names = (["input x"] + [f"initial state {i}" for i in range(len(state))]
-                 + [f"parameter {n}" for n, _ in params])
+        names = (
+            ["input x"]
+            + [f"initial state {i}" for i in range(len(state))]
+            + [f"parameter {n}" for n, _ in params]
+        )
         inputs = [x, *state, *(p for _, p in params)]
         result = gradcheck(unroll, *inputs, rtol=rtol, atol=atol, seed=seed, names=names)
     except GradcheckError as exc:
-        return CheckReport(name, "cell", 1, measured_error(unroll, inputs, seed, rtol, atol),
-                           False, f"{where} failed: {type(exc).__name__}: {exc}")
+        return CheckReport(
+            name,
+            "cell",
+            1,
+            measured_error(unroll, inputs, seed, rtol, atol),
+            False,
+            f"{where} failed: {type(exc).__name__}: {exc}",
+        )
     except Exception as exc:  # noqa: BLE001 - any error of the cell is a failed check
-        return CheckReport(name, "cell", 1, math.nan, False,
-                           f"{where} failed: {type(exc).__name__}: {exc}")
+        return CheckReport(
+            name, "cell", 1, math.nan, False, f"{where} failed: {type(exc).__name__}: {exc}"
+        )
     return CheckReport(name, "cell", 1, result.worst_rel_error, True, None)
 
 
-def assert_cell_gradients(cell: str | type[Module], input_size: int = 3, hidden_size: int = 4,
-                          seq_len: int = 5, batch: int = 2, num_layers: int = 2,
-                          bidirectional: bool = True, seed: int = 0, rtol: float = OP_RTOL,
-                          atol: float = OP_ATOL, **cell_options: Any) -> CheckReport:
+def assert_cell_gradients(
+    cell: str | type[Module],
+    input_size: int = 3,
+    hidden_size: int = 4,
+    seq_len: int = 5,
+    batch: int = 2,
+    num_layers: int = 2,
+    bidirectional: bool = True,
+    seed: int = 0,
+    rtol: float = OP_RTOL,
+    atol: float = OP_ATOL,
+    **cell_options: Any,
+) -> CheckReport:
     """``check_cell`` that raises ``AssertionError`` naming the failing parameter."""
-    report = check_cell(cell, input_size, hidden_size, seq_len, batch, num_layers,
-                        bidirectional, seed, rtol, atol, **cell_options)
+    report = check_cell(
+        cell,
+        input_size,
+        hidden_size,
+        seq_len,
+        batch,
+        num_layers,
+        bidirectional,
+        seed,
+        rtol,
+        atol,
+        **cell_options,
+    )
     if not report.ok:
         raise AssertionError(report.failure)
     return report

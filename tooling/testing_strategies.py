@@ -18,8 +18,18 @@ from numpy.typing import DTypeLike
 
 from tinygrad_lstm.registry import OpInfo
 
-__all__ = ["GRID_POINTS", "SCALES", "SPAN", "broadcastable_shapes", "op_attrs", "op_cases",
-           "op_values", "scales", "shapes", "value_grid"]
+__all__ = [
+    "GRID_POINTS",
+    "SCALES",
+    "SPAN",
+    "broadcastable_shapes",
+    "op_attrs",
+    "op_cases",
+    "op_values",
+    "scales",
+    "shapes",
+    "value_grid",
+]
 
 # Inputs are drawn at one of SCALES, log-uniformly: the core grid (unbounded ends at
 # [-SPAN, SPAN], as small values are where most bugs show and where shrinking goes), then
@@ -37,16 +47,16 @@ GRID_POINTS = 512
 
 def shapes(min_dims: int = 0, max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy:
     """Array shapes with ``min_dims..max_dims`` axes of length ``1..max_side``."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1,
-                            max_side=max_side)
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
 
 
-def broadcastable_shapes(num_shapes: int, max_dims: int = 3,
-                         max_side: int = 4) -> st.SearchStrategy:
+def broadcastable_shapes(
+    num_shapes: int, max_dims: int = 3, max_side: int = 4
+) -> st.SearchStrategy:
     """Tuples of ``num_shapes`` shapes that broadcast together (NumPy rules)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=0,
-                                             max_dims=max_dims, min_side=1,
-                                             max_side=max_side).map(lambda s: s.input_shapes)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes, min_dims=0, max_dims=max_dims, min_side=1, max_side=max_side
+    ).map(lambda s: s.input_shapes)
 
 
 def scales(info: OpInfo) -> tuple[float, ...]:
@@ -74,8 +84,9 @@ def value_grid(info: OpInfo, i: int, scale: float = 1.0) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1024)
-def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
-          scale: float = 1.0) -> tuple[np.ndarray, st.SearchStrategy | None]:
+def _grid(
+    low: float, high: float, margin: float, avoid: tuple[float, ...], scale: float = 1.0
+) -> tuple[np.ndarray, st.SearchStrategy | None]:
     low = low + margin if math.isfinite(low) else None
     high = high - margin if math.isfinite(high) else None
     if scale == 1.0:
@@ -90,8 +101,10 @@ def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
         band = np.geomspace(SPAN * scale / 10, SPAN * scale, GRID_POINTS // 2)
         ends = [e for e in (low, high) if e is not None and band[0] <= abs(e) <= band[-1]]
         grid = np.unique(np.concatenate([-band, band, ends]))
-        grid = grid[(grid >= (-math.inf if low is None else low))
-                    & (grid <= (math.inf if high is None else high))]
+        grid = grid[
+            (grid >= (-math.inf if low is None else low))
+            & (grid <= (math.inf if high is None else high))
+        ]
     for point in avoid:
         grid = grid[np.abs(grid - point) >= margin]
     grid = grid[np.argsort(np.abs(grid), kind="stable")]
@@ -100,19 +113,23 @@ def _grid(low: float, high: float, margin: float, avoid: tuple[float, ...],
     return grid, (st.sampled_from(grid.tolist()) if len(grid) else None)
 
 
-def op_values(info: OpInfo, i: int, shape: tuple[int, ...],
-              dtype: DTypeLike = np.float64) -> st.SearchStrategy:
+def op_values(
+    info: OpInfo, i: int, shape: tuple[int, ...], dtype: DTypeLike = np.float64
+) -> st.SearchStrategy:
     """Arrays of ``shape`` for input ``i``: distinct points of ``value_grid(info, i, s)``,
     at a scale ``s`` drawn from ``scales(info)`` (those whose grid has enough points)."""
     key = (*info.input_domain(i), info.margin, tuple(info.avoid))
     size = math.prod(shape)
     core = _grid(*key, 1.0)[0]
     if size > len(core):
-        raise ValueError(f"{info.name}: shape {shape} has more elements than the "
-                         f"{len(core)} distinct values available for input {i}")
+        raise ValueError(
+            f"{info.name}: shape {shape} has more elements than the "
+            f"{len(core)} distinct values available for input {i}"
+        )
     usable = [s for s in scales(info) if len(_grid(*key, s)[0]) >= max(size, 1)]
     return st.sampled_from(usable).flatmap(
-        lambda s: hnp.arrays(dtype, shape, elements=_grid(*key, s)[1], unique=True))
+        lambda s: hnp.arrays(dtype, shape, elements=_grid(*key, s)[1], unique=True)
+    )
 
 
 def op_attrs(info: OpInfo) -> st.SearchStrategy:

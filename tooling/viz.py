@@ -31,8 +31,15 @@ from .step_gradients import (
     unrolled_gradients,
 )
 
-__all__ = ["StepGradients", "UnrolledGradients", "step_gradient_norms", "step_param_grads",
-           "to_dot", "unrolled_gradients", "unrolled_graph"]
+__all__ = [
+    "StepGradients",
+    "UnrolledGradients",
+    "step_gradient_norms",
+    "step_param_grads",
+    "to_dot",
+    "unrolled_gradients",
+    "unrolled_graph",
+]
 
 
 def _quote(*lines: str) -> str:
@@ -92,8 +99,10 @@ def _walk(tensor: Tensor) -> _Graph:
         node = stack.pop()
         graph.nodes.append(node)
         if node.inputs is None:
-            raise RuntimeError(f"to_dot: the graph through op {node.name!r} was released by "
-                               "backward(); draw it before, or call backward(retain_graph=True)")
+            raise RuntimeError(
+                f"to_dot: the graph through op {node.name!r} was released by "
+                "backward(); draw it before, or call backward(retain_graph=True)"
+            )
         for t in node.inputs:
             if t._node is None:
                 src, label = graph.leaf_id(t), ""
@@ -112,8 +121,9 @@ def _leaf_lines(graph: _Graph, leaf_names: Mapping[str, Tensor] | None) -> list[
     lines = []
     for t in graph.leaves:
         kind = known.get(id(t), "leaf" if t.requires_grad else "const")
-        lines.append(f"  {graph.ids[id(t)]} [shape=ellipse, label="
-                     f"{_quote(kind, _shape_text(t.shape))}];")
+        lines.append(
+            f"  {graph.ids[id(t)]} [shape=ellipse, label={_quote(kind, _shape_text(t.shape))}];"
+        )
     return lines
 
 
@@ -132,19 +142,26 @@ def _node_lines(graph: _Graph) -> list[str]:
         else:
             clusters.setdefault(node.scope, []).append(stmt)
     for k, label in enumerate(sorted(clusters, key=_natural_key)):
-        lines += [f"  subgraph cluster_{k} {{", f"    label={_quote(label)};",
-                  '    style=rounded; color="#888888";',
-                  *("    " + s for s in clusters[label]), "  }"]
+        lines += [
+            f"  subgraph cluster_{k} {{",
+            f"    label={_quote(label)};",
+            '    style=rounded; color="#888888";',
+            *("    " + s for s in clusters[label]),
+            "  }",
+        ]
     return lines
 
 
 def _edge_lines(graph: _Graph) -> list[str]:
-    return [f"  {src} -> {dst}" + (f" [label={_quote(label)}]" if label else "") + ";"
-            for src, dst, label in graph.edges]
+    return [
+        f"  {src} -> {dst}" + (f" [label={_quote(label)}]" if label else "") + ";"
+        for src, dst, label in graph.edges
+    ]
 
 
-def to_dot(tensor: Tensor, name: str = "graph",
-           leaf_names: Mapping[str, Tensor] | None = None) -> str:
+def to_dot(
+    tensor: Tensor, name: str = "graph", leaf_names: Mapping[str, Tensor] | None = None
+) -> str:
     """The graph that produced ``tensor`` as Graphviz DOT text (``dot -Tsvg`` renders it).
 
     Op nodes are boxes labelled ``op_name`` and the output shape(s); leaves are ellipses
@@ -158,23 +175,45 @@ def to_dot(tensor: Tensor, name: str = "graph",
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
     graph = _walk(tensor)
-    lines = [f"digraph {_quote(name)} {{", '  node [fontname="Helvetica", fontsize=10];',
-             '  edge [fontsize=8];', *_leaf_lines(graph, leaf_names), *_node_lines(graph),
-             *_edge_lines(graph), "}"]
+    lines = [
+        f"digraph {_quote(name)} {{",
+        '  node [fontname="Helvetica", fontsize=10];',
+        "  edge [fontsize=8];",
+        *_leaf_lines(graph, leaf_names),
+        *_node_lines(graph),
+        *_edge_lines(graph),
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def unrolled_graph(cell: str, seq_len: int, input_size: int = 2, hidden_size: int = 3,
-                   batch: int = 1, num_layers: int = 1, bidirectional: bool = False,
-                   seed: int = 0) -> str:
+def unrolled_graph(
+    cell: str,
+    seq_len: int,
+    input_size: int = 2,
+    hidden_size: int = 3,
+    batch: int = 1,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    seed: int = 0,
+) -> str:
     """DOT text of ``sum(output) + sum(final state)`` of ``Recurrent(cell, ...)`` run over
     ones of shape (seq_len, batch, input_size): the unrolled graph BPTT walks back through,
     one cluster per (layer, direction, time step)."""
-    layer = Recurrent(cell, input_size, hidden_size, num_layers, bidirectional=bidirectional,
-                      rng=np.random.default_rng(seed))
+    layer = Recurrent(
+        cell,
+        input_size,
+        hidden_size,
+        num_layers,
+        bidirectional=bidirectional,
+        rng=np.random.default_rng(seed),
+    )
     out, state = layer(Tensor(np.ones((seq_len, batch, input_size), np.float32)))
     loss = out.sum()
     for part in state if isinstance(state, tuple) else (state,):
         loss = loss + part.sum()
-    return to_dot(loss, name=f"{cell} unrolled over {seq_len} steps",
-                  leaf_names=dict(layer.named_parameters()))
+    return to_dot(
+        loss,
+        name=f"{cell} unrolled over {seq_len} steps",
+        leaf_names=dict(layer.named_parameters()),
+    )

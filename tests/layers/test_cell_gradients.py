@@ -14,8 +14,8 @@ def test_registered_cell_gradients(name):
     assert assert_cell_gradients(name, seq_len=5, num_layers=2, bidirectional=True).ok
 
 
-@pytest.mark.parametrize(("name", "options"), [("rnn", {"nonlinearity": "relu"}),
-                                               ("lstm", {"proj_size": 2})])
+@pytest.mark.parametrize(
+    ("name", "options"), [("rnn", {"nonlinearity": "relu"}), ("lstm", {"proj_size": 2})]
+)
 def test_cell_option_gradients(name, options):
-    assert assert_cell_gradients(name, seq_len=5, num_layers=2, bidirectional=True,
-                                 **options).ok
+    assert assert_cell_gradients(name, seq_len=5, num_layers=2, bidirectional=True, **options).ok

@@ -36,15 +36,35 @@ def np_gru(x, h, p):
     return (1 - z) * n + z * h
 
 
-@pytest.mark.parametrize(("cell", "expected"), [
-    (RNNCell(I, H), [("weight_ih", (H, I)), ("weight_hh", (H, H)), ("bias_ih", (H,)),
-                     ("bias_hh", (H,))]),
-    (GRUCell(I, H), [("weight_ih", (3 * H, I)), ("weight_hh", (3 * H, H)),
-                     ("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]),
-    (LSTMCell(I, H, proj_size=2), [("weight_ih", (4 * H, I)), ("weight_hh", (4 * H, 2)),
-                                   ("bias_ih", (4 * H,)), ("bias_hh", (4 * H,)),
-                                   ("weight_hr", (2, H))]),
-], ids=["rnn", "gru", "lstm_proj"])
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (
+            RNNCell(I, H),
+            [("weight_ih", (H, I)), ("weight_hh", (H, H)), ("bias_ih", (H,)), ("bias_hh", (H,))],
+        ),
+        (
+            GRUCell(I, H),
+            [
+                ("weight_ih", (3 * H, I)),
+                ("weight_hh", (3 * H, H)),
+                ("bias_ih", (3 * H,)),
+                ("bias_hh", (3 * H,)),
+            ],
+        ),
+        (
+            LSTMCell(I, H, proj_size=2),
+            [
+                ("weight_ih", (4 * H, I)),
+                ("weight_hh", (4 * H, 2)),
+                ("bias_ih", (4 * H,)),
+                ("bias_hh", (4 * H,)),
+                ("weight_hr", (2, H)),
+            ],
+        ),
+    ],
+    ids=["rnn", "gru", "lstm_proj"],
+)
 def test_parameter_names_shapes_and_init(cell, expected):
     assert [(n, p.shape) for n, p in cell.named_parameters()] == expected
     for name, p in cell.named_parameters():
@@ -97,10 +117,12 @@ def test_gru_step_matches_equations():
     np.testing.assert_allclose(out.data, np_gru(x, h, cell.state_dict()), rtol=1e-13)
 
 
-CELLS = [lambda: RNNCell(I, H, dtype=np.float64, rng=np.random.default_rng(3)),
-         lambda: LSTMCell(I, H, dtype=np.float64, rng=np.random.default_rng(3)),
-         lambda: LSTMCell(I, H, proj_size=2, dtype=np.float64, rng=np.random.default_rng(3)),
-         lambda: GRUCell(I, H, dtype=np.float64, rng=np.random.default_rng(3))]
+CELLS = [
+    lambda: RNNCell(I, H, dtype=np.float64, rng=np.random.default_rng(3)),
+    lambda: LSTMCell(I, H, dtype=np.float64, rng=np.random.default_rng(3)),
+    lambda: LSTMCell(I, H, proj_size=2, dtype=np.float64, rng=np.random.default_rng(3)),
+    lambda: GRUCell(I, H, dtype=np.float64, rng=np.random.default_rng(3)),
+]
 IDS = ["rnn", "lstm", "lstm_proj", "gru"]
 
 
@@ -115,7 +137,7 @@ def test_single_step_gradients(make):
     params = [p for _, p in cell.named_parameters()]
 
     def step(x, *rest):
-        s = tuple(rest[:len(state)])
+        s = tuple(rest[: len(state)])
         return cell(x, s if len(s) > 1 else s[0])
 
     gradcheck(step, x, *state, *params, rtol=1e-7, atol=1e-9)
@@ -131,19 +153,20 @@ def test_default_state_is_zeros_and_unbatched_input_works(make):
     out_one, state_one = cell(tg.Tensor(x[1]))
     assert out_one.shape == (cell.output_size,)
     np.testing.assert_allclose(out_one.data, out_default.data[1], rtol=1e-14)
-    for part in (state_one if isinstance(state_one, tuple) else (state_one,)):
+    for part in state_one if isinstance(state_one, tuple) else (state_one,):
         assert part.ndim == 1
 
 
 def test_cell_errors_name_the_cell_and_shapes():
     cell = LSTMCell(I, H)
-    with pytest.raises(tg.ShapeError,
-                       match=r"LSTMCell expected input of shape \(N, 3\) or \(3,\), got \(5, 4\)"):
+    with pytest.raises(
+        tg.ShapeError, match=r"LSTMCell expected input of shape \(N, 3\) or \(3,\), got \(5, 4\)"
+    ):
         cell(tg.Tensor(np.zeros((N, 4), np.float32)))
-    with pytest.raises(tg.ShapeError,
-                       match=r"LSTMCell expected state c of shape \(5, 4\), got \(5, 3\)"):
-        cell(tg.Tensor(np.zeros((N, I), np.float32)),
-             (tg.zeros(N, H), tg.zeros(N, 3)))
+    with pytest.raises(
+        tg.ShapeError, match=r"LSTMCell expected state c of shape \(5, 4\), got \(5, 3\)"
+    ):
+        cell(tg.Tensor(np.zeros((N, I), np.float32)), (tg.zeros(N, H), tg.zeros(N, 3)))
     with pytest.raises(tg.ShapeError, match=r"expected a state of 2 tensor\(s\)"):
         cell(tg.Tensor(np.zeros((N, I), np.float32)), tg.zeros(N, H))
     with pytest.raises(ValueError, match="input dtype float64 does not match"):

@@ -23,8 +23,16 @@ def results() -> dict[str, np.ndarray]:
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
     for name in ("lstm", "gru"):
         for dtype in (np.float64, np.float32):
-            layer = Recurrent(name, 3, 4, num_layers=2, bidirectional=True, dtype=dtype,
-                              fused="compiled", rng=np.random.default_rng(1))
+            layer = Recurrent(
+                name,
+                3,
+                4,
+                num_layers=2,
+                bidirectional=True,
+                dtype=dtype,
+                fused="compiled",
+                rng=np.random.default_rng(1),
+            )
             xt = tg.Tensor(x.astype(dtype), requires_grad=True)
             y, _ = layer(xt)
             (y * y).sum().backward()
@@ -45,8 +53,9 @@ def _stats(layers) -> dict[str, int]:
             modules[module.__name__] = module
     for module in modules.values():
         for function in vars(module).values():
-            if getattr(function, "__module__", None) == module.__name__ and \
-                    hasattr(function, "stats"):
+            if getattr(function, "__module__", None) == module.__name__ and hasattr(
+                function, "stats"
+            ):
                 hits += sum(function.stats.cache_hits.values())
                 misses += sum(function.stats.cache_misses.values())
     return {"hits": hits, "misses": misses}
@@ -54,8 +63,14 @@ def _stats(layers) -> dict[str, int]:
 
 def _run(mode: str, env_extra: dict, *args) -> subprocess.CompletedProcess:
     env = dict(os.environ, **env_extra)
-    return subprocess.run([sys.executable, __file__, mode, *args], env=env, check=False,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, __file__, mode, *args],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_second_process_loads_the_kernels_from_disk(tmp_path):
@@ -68,8 +83,9 @@ def test_a_second_process_loads_the_kernels_from_disk(tmp_path):
     assert second.returncode == 0, second.stderr
     loaded = json.loads(second.stdout.splitlines()[-1])
     # Functions the drivers call are compiled into them: only the drivers load as such.
-    assert loaded["misses"] == 0 and loaded["hits"] > 0, \
+    assert loaded["misses"] == 0 and loaded["hits"] > 0, (
         f"the second process compiled again: first {compiled}, second {loaded}"
+    )
     assert list((tmp_path / "kernels").glob("*.py")), "no generated module on disk"
 
 
@@ -93,8 +109,9 @@ def _compare_without_jit(path: str) -> None:
     assert sorted(plain) == sorted(jitted.files)
     for dtype, limit in (("float64", 1e-13), ("float32", 1e-6)):
         keys = [k for k in plain if f"_{dtype}_" in k]
-        worst = max(float(np.max(np.abs(plain[k] - jitted[k])) / np.max(np.abs(jitted[k])))
-                    for k in keys)
+        worst = max(
+            float(np.max(np.abs(plain[k] - jitted[k])) / np.max(np.abs(jitted[k]))) for k in keys
+        )
         assert worst < limit, f"{dtype}: plain-Python kernels differ by {worst:.2e}"
         print(f"{dtype}: compared {len(keys)} arrays, worst relative difference {worst:.1e}")
 

@@ -21,8 +21,7 @@ def _cell_class(name: str, activation):
 
     @register_cell(name)
     class Cell(Module):
-        def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32,
-                     rng=None):
+        def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
             super().__init__()
             rng = rng or np.random.default_rng(0)
             self.w = Parameter(rng.uniform(-0.5, 0.5, (hidden_size, input_size)).astype(dtype))
@@ -54,7 +53,7 @@ def test_an_op_without_a_scalar_rule_blocks_fusion_by_name(scratch_registry):
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return x ** 3 / 4
+            return x**3 / 4
 
         @staticmethod
         def backward(ctx, g):
@@ -62,10 +61,14 @@ def test_an_op_without_a_scalar_rule_blocks_fusion_by_name(scratch_registry):
             return 3 * g * x * x / 4
 
     _cell_class("cube_cell", lambda a: Cube.apply(a))
-    with pytest.warns(FusionWarning, match=r"op 'cube_no_rule'.*has no scalar rule.*"
-                                           r"scalar=.*docs/plugins.md.*runs composed"):
-        fused = Recurrent("cube_cell", 3, 4, fused=True, dtype=np.float64,
-                          rng=np.random.default_rng(2))
+    with pytest.warns(
+        FusionWarning,
+        match=r"op 'cube_no_rule'.*has no scalar rule.*"
+        r"scalar=.*docs/plugins.md.*runs composed",
+    ):
+        fused = Recurrent(
+            "cube_cell", 3, 4, fused=True, dtype=np.float64, rng=np.random.default_rng(2)
+        )
     assert fused._runners == ["composed"]
     composed = Recurrent("cube_cell", 3, 4, dtype=np.float64, rng=np.random.default_rng(2))
     x = np.random.default_rng(1).uniform(-1, 1, (4, 2, 3))
@@ -96,8 +99,11 @@ def test_a_mask_computed_outside_registered_ops_is_refused(scratch_registry):
 
 
 def test_fused_takes_only_known_modes():
-    with pytest.raises(ValueError, match=r"fused must be one of \(False, True, 'compiled'\), "
-                                         r"got 'yes'"):
+    with pytest.raises(
+        ValueError,
+        match=r"fused must be one of \(False, True, 'compiled'\), "
+        r"got 'yes'",
+    ):
         Recurrent("rnn", 3, 4, fused="yes")
 
 

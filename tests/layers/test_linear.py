@@ -13,7 +13,9 @@ RTOL, ATOL = 1e-7, 1e-9
 def test_linear_parameters_shapes_and_init_range():
     layer = Linear(9, 4, rng=np.random.default_rng(0))
     assert [(n, p.shape, p.dtype) for n, p in layer.named_parameters()] == [
-        ("weight", (4, 9), np.float32), ("bias", (4,), np.float32)]
+        ("weight", (4, 9), np.float32),
+        ("bias", (4,), np.float32),
+    ]
     bound = 1 / np.sqrt(9)
     for p in layer.parameters():
         assert np.all(np.abs(p.data) <= bound)
@@ -43,11 +45,13 @@ def test_linear_gradients():
 
 def test_linear_errors():
     layer = Linear(3, 2)
-    with pytest.raises(tg.ShapeError,
-                       match=r"Linear expected input of shape \(\.\.\., 3\), got \(4, 5\)"):
+    with pytest.raises(
+        tg.ShapeError, match=r"Linear expected input of shape \(\.\.\., 3\), got \(4, 5\)"
+    ):
         layer(tg.Tensor(np.zeros((4, 5), np.float32)))
-    with pytest.raises(ValueError,
-                       match="input dtype float64 does not match the weights' dtype float32"):
+    with pytest.raises(
+        ValueError, match="input dtype float64 does not match the weights' dtype float32"
+    ):
         layer(tg.Tensor(np.zeros((4, 3))))
     with pytest.raises(ValueError, match="out_features must be an integer >= 1, got 0"):
         Linear(3, 0)

@@ -24,8 +24,9 @@ def _logits_and_targets(seed, shape=(5, 4)):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_closed_form(reduction):
     logits, targets = _logits_and_targets(0)
-    per_example = (np.log(np.exp(logits).sum(-1))
-                   - np.take_along_axis(logits, targets[:, None], -1)[:, 0])
+    per_example = (
+        np.log(np.exp(logits).sum(-1)) - np.take_along_axis(logits, targets[:, None], -1)[:, 0]
+    )
     expected = {"mean": per_example.mean(), "sum": per_example.sum(), "none": per_example}
     got = cross_entropy(tg.Tensor(logits), targets, reduction=reduction).data
     np.testing.assert_allclose(got, expected[reduction], rtol=1e-14)
@@ -40,21 +41,33 @@ def test_cross_entropy_gradient_is_softmax_minus_one_hot():
     np.testing.assert_allclose(x.grad, softmax - one_hot, rtol=1e-13, atol=1e-15)
 
 
-@given(arrays(np.float64, (3, 2, 5), elements=st.floats(-5, 5)),
-       arrays(np.int64, (3, 2), elements=st.integers(0, 4)),
-       st.sampled_from(REDUCTIONS))
+@given(
+    arrays(np.float64, (3, 2, 5), elements=st.floats(-5, 5)),
+    arrays(np.int64, (3, 2), elements=st.integers(0, 4)),
+    st.sampled_from(REDUCTIONS),
+)
 def test_cross_entropy_gradcheck_with_classes_last(logits, targets, reduction):
-    gradcheck(lambda x: cross_entropy(x, targets, reduction=reduction),
-              tg.Tensor(logits, requires_grad=True), rtol=1e-6, atol=1e-9)
+    gradcheck(
+        lambda x: cross_entropy(x, targets, reduction=reduction),
+        tg.Tensor(logits, requires_grad=True),
+        rtol=1e-6,
+        atol=1e-9,
+    )
 
 
-@given(arrays(np.float64, (4, 3), elements=st.floats(-3, 3)),
-       arrays(np.float64, (4, 3), elements=st.floats(-3, 3)),
-       st.sampled_from(REDUCTIONS))
+@given(
+    arrays(np.float64, (4, 3), elements=st.floats(-3, 3)),
+    arrays(np.float64, (4, 3), elements=st.floats(-3, 3)),
+    st.sampled_from(REDUCTIONS),
+)
 def test_mse_loss_gradcheck_both_inputs(a, b, reduction):
-    gradcheck(lambda x, y: mse_loss(x, y, reduction=reduction),
-              tg.Tensor(a, requires_grad=True), tg.Tensor(b, requires_grad=True),
-              rtol=1e-6, atol=1e-9)
+    gradcheck(
+        lambda x, y: mse_loss(x, y, reduction=reduction),
+        tg.Tensor(a, requires_grad=True),
+        tg.Tensor(b, requires_grad=True),
+        rtol=1e-6,
+        atol=1e-9,
+    )
 
 
 def test_cross_entropy_is_stable_for_huge_logits():
@@ -67,11 +80,15 @@ def test_cross_entropy_is_stable_for_huge_logits():
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize(("logits", "targets"), [
-    ([[1.0, -np.inf, 0.5], [2.0, 0.0, -np.inf]], [0, 1]),   # a ruled-out wrong class
-    ([[1e4, -np.inf, -1e4]], [2]),                          # beside huge logits
-    ([[1.0, -np.inf, 0.5]], [1]),                           # the target ruled out: inf
-], ids=["wrong_class", "huge", "target"])
+@pytest.mark.parametrize(
+    ("logits", "targets"),
+    [
+        ([[1.0, -np.inf, 0.5], [2.0, 0.0, -np.inf]], [0, 1]),  # a ruled-out wrong class
+        ([[1e4, -np.inf, -1e4]], [2]),  # beside huge logits
+        ([[1.0, -np.inf, 0.5]], [1]),  # the target ruled out: inf
+    ],
+    ids=["wrong_class", "huge", "target"],
+)
 def test_cross_entropy_with_a_minus_inf_logit_matches_pytorch(logits, targets, reduction):
     """PyTorch is the reference: a -inf logit for a wrong class gives a finite loss and
     gradient (0 for that class); for the target class the loss is inf, the gradient finite.
@@ -91,8 +108,7 @@ def test_cross_entropy_with_a_minus_inf_logit_matches_pytorch(logits, targets, r
 
 
 def test_nll_loss_ignores_minus_inf_of_other_classes():
-    log_probs = tg.Tensor(np.array([[0.0, -np.inf], [-np.inf, np.log(0.5)]]),
-                          requires_grad=True)
+    log_probs = tg.Tensor(np.array([[0.0, -np.inf], [-np.inf, np.log(0.5)]]), requires_grad=True)
     loss = nll_loss(log_probs, np.array([0, 1]), reduction="none")
     np.testing.assert_array_equal(loss.data, [0.0, np.log(2.0)])
     loss.sum().backward()
@@ -128,13 +144,15 @@ def test_match_torch_values_and_gradients(reduction):
         ref = torch.tensor(x, requires_grad=True)
         out = ours_fn(ours, y, reduction=reduction)
         tout = torch_fn(ref, torch.tensor(y), reduction=reduction)
-        np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-13,
-                                   err_msg=ours_fn.__name__)
+        np.testing.assert_allclose(
+            out.data, tout.detach().numpy(), rtol=1e-13, err_msg=ours_fn.__name__
+        )
         upstream = np.random.default_rng(6).standard_normal(out.shape)
         out.backward(upstream)
         tout.backward(torch.tensor(upstream))
-        np.testing.assert_allclose(ours.grad, ref.grad.numpy(), rtol=1e-13, atol=1e-15,
-                                   err_msg=ours_fn.__name__)
+        np.testing.assert_allclose(
+            ours.grad, ref.grad.numpy(), rtol=1e-13, atol=1e-15, err_msg=ours_fn.__name__
+        )
 
 
 def test_bad_input_gives_clear_errors():
@@ -145,8 +163,11 @@ def test_bad_input_gives_clear_errors():
         cross_entropy(x, np.zeros(4))
     with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\), got values from 0 to 3"):
         nll_loss(x, np.array([0, 1, 2, 3]))
-    with pytest.raises(ValueError, match=r"mse_loss: input has shape \(4, 3\) but target has "
-                                         r"shape \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mse_loss: input has shape \(4, 3\) but target has "
+        r"shape \(4,\)",
+    ):
         mse_loss(x, np.zeros(4))
     with pytest.raises(TypeError, match="share a floating dtype, got float64 and float32"):
         mse_loss(x, np.zeros((4, 3), np.float32))

@@ -43,11 +43,13 @@ class Config:
     unbatched: bool = False
 
     def __str__(self) -> str:
-        return (f"L{self.num_layers}{'-bi' if self.bidirectional else ''}"
-                f"{'-bf' if self.batch_first else ''}{'' if self.bias else '-nobias'}"
-                f"{'-h0' if self.given_state else ''}"
-                f"{'-len' + ''.join(map(str, self.lengths)) if self.lengths else ''}"
-                f"{'-unbatched' if self.unbatched else ''}")
+        return (
+            f"L{self.num_layers}{'-bi' if self.bidirectional else ''}"
+            f"{'-bf' if self.batch_first else ''}{'' if self.bias else '-nobias'}"
+            f"{'-h0' if self.given_state else ''}"
+            f"{'-len' + ''.join(map(str, self.lengths)) if self.lengths else ''}"
+            f"{'-unbatched' if self.unbatched else ''}"
+        )
 
 
 # Every pair of option values appears in some row (lengths and unbatched exclude each
@@ -78,11 +80,26 @@ def build_pair(kind: str, cfg: Config, dtype, seed: int = 0):
     """(torch module, our module with torch's weights loaded)."""
     torch_cls, ours_cls, options = KINDS[kind]
     torch.manual_seed(seed)
-    theirs = torch_cls(I, H, num_layers=cfg.num_layers, bias=cfg.bias,
-                       batch_first=cfg.batch_first, bidirectional=cfg.bidirectional, **options)
+    theirs = torch_cls(
+        I,
+        H,
+        num_layers=cfg.num_layers,
+        bias=cfg.bias,
+        batch_first=cfg.batch_first,
+        bidirectional=cfg.bidirectional,
+        **options,
+    )
     theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
-    ours = ours_cls(I, H, num_layers=cfg.num_layers, bias=cfg.bias, batch_first=cfg.batch_first,
-                    bidirectional=cfg.bidirectional, dtype=dtype, **options)
+    ours = ours_cls(
+        I,
+        H,
+        num_layers=cfg.num_layers,
+        bias=cfg.bias,
+        batch_first=cfg.batch_first,
+        bidirectional=cfg.bidirectional,
+        dtype=dtype,
+        **options,
+    )
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     return theirs, ours
 
@@ -101,8 +118,9 @@ def run_both(kind: str, cfg: Config, dtype, seed: int = 0) -> dict[str, tuple]:
         state_shapes.append((D * cfg.num_layers, *batch_shape, H))
     states = [rng.standard_normal(s).astype(dtype) for s in state_shapes]
     out_shape = x_shape[:-1] + (D * h_out,)
-    weights = [rng.standard_normal(out_shape).astype(dtype)] + \
-        [rng.standard_normal(s).astype(dtype) for s in state_shapes]
+    weights = [rng.standard_normal(out_shape).astype(dtype)] + [
+        rng.standard_normal(s).astype(dtype) for s in state_shapes
+    ]
 
     # torch
     xt = torch.tensor(x, requires_grad=True)
@@ -111,8 +129,9 @@ def run_both(kind: str, cfg: Config, dtype, seed: int = 0) -> dict[str, tuple]:
     if cfg.lengths is None:
         out_t, fin_t = theirs(xt, hx)
     else:
-        packed = pack_padded_sequence(xt, list(cfg.lengths), batch_first=cfg.batch_first,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            xt, list(cfg.lengths), batch_first=cfg.batch_first, enforce_sorted=False
+        )
         out_t, fin_t = theirs(packed, hx)
         out_t, _ = pad_packed_sequence(out_t, batch_first=cfg.batch_first, total_length=T)
     fin_t = fin_t if isinstance(fin_t, tuple) else (fin_t,)
@@ -159,19 +178,30 @@ def test_float64_parity(kind, cfg):
 def test_float32_parity(kind, cfg):
     for name, (ours, theirs) in run_both(kind, cfg, np.float32).items():
         assert ours.dtype == np.float32, name
-        torch.testing.assert_close(torch.from_numpy(ours), torch.from_numpy(theirs),
-                                   msg=lambda m, name=name: f"{kind} {cfg} {name}: {m}")
+        torch.testing.assert_close(
+            torch.from_numpy(ours),
+            torch.from_numpy(theirs),
+            msg=lambda m, name=name: f"{kind} {cfg} {name}: {m}",
+        )
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_weights_move_from_ours_to_torch(kind):
     """The reverse direction: our init, loaded into torch, gives torch our results."""
     torch_cls, ours_cls, options = KINDS[kind]
-    ours = ours_cls(I, H, num_layers=2, bidirectional=True, dtype=np.float64,
-                    rng=np.random.default_rng(7), **options)
+    ours = ours_cls(
+        I,
+        H,
+        num_layers=2,
+        bidirectional=True,
+        dtype=np.float64,
+        rng=np.random.default_rng(7),
+        **options,
+    )
     theirs = torch_cls(I, H, num_layers=2, bidirectional=True, **options).double()
     missing, unexpected = theirs.load_state_dict(
-        {k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True)
+        {k: torch.from_numpy(v) for k, v in ours.state_dict().items()}, strict=True
+    )
     assert not missing and not unexpected
     x = np.random.default_rng(8).standard_normal((T, N, I))
     out_o, _ = ours(tg.Tensor(x))
@@ -179,9 +209,14 @@ def test_weights_move_from_ours_to_torch(kind):
     assert rel_error(out_o.data, out_t.detach().numpy()) <= PARITY_RTOL
 
 
-@pytest.mark.parametrize(("ours_cls", "torch_cls", "options"),
-                         [(RNNCell, torch.nn.RNNCell, {"nonlinearity": "relu"}),
-                          (LSTMCell, torch.nn.LSTMCell, {}), (GRUCell, torch.nn.GRUCell, {})])
+@pytest.mark.parametrize(
+    ("ours_cls", "torch_cls", "options"),
+    [
+        (RNNCell, torch.nn.RNNCell, {"nonlinearity": "relu"}),
+        (LSTMCell, torch.nn.LSTMCell, {}),
+        (GRUCell, torch.nn.GRUCell, {}),
+    ],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_cells_match_torch_cells(ours_cls, torch_cls, options, bias):
     torch.manual_seed(0)
@@ -190,14 +225,18 @@ def test_cells_match_torch_cells(ours_cls, torch_cls, options, bias):
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     rng = np.random.default_rng(1)
     x = rng.standard_normal((N, I))
-    states = [rng.standard_normal((N, H)) for _ in ours.init_state(1, np.float64)] \
-        if ours_cls is LSTMCell else [rng.standard_normal((N, H))]
+    states = (
+        [rng.standard_normal((N, H)) for _ in ours.init_state(1, np.float64)]
+        if ours_cls is LSTMCell
+        else [rng.standard_normal((N, H))]
+    )
     xt, st = torch.tensor(x, requires_grad=True), [torch.tensor(s) for s in states]
     res_t = theirs(xt, tuple(st) if len(st) == 2 else st[0])
     res_t = res_t if isinstance(res_t, tuple) else (res_t,)
     xo = tg.Tensor(x, requires_grad=True)
-    _, res_o = ours(xo, tuple(tg.Tensor(s) for s in states) if len(states) == 2
-                    else tg.Tensor(states[0]))
+    _, res_o = ours(
+        xo, tuple(tg.Tensor(s) for s in states) if len(states) == 2 else tg.Tensor(states[0])
+    )
     res_o = res_o if isinstance(res_o, tuple) else (res_o,)
     sum(r.sum() for r in res_t).backward()
     loss = res_o[0].sum() if len(res_o) == 1 else res_o[0].sum() + res_o[1].sum()

@@ -35,13 +35,20 @@ class MinimalGatedCell(Module):
 
 def test_lstm_state_dict_keys_and_shapes_follow_pytorch():
     lstm = LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2)
-    per_layer = [("weight_ih", (20, None)), ("weight_hh", (20, 2)), ("bias_ih", (20,)),
-                 ("bias_hh", (20,)), ("weight_hr", (2, 5))]
+    per_layer = [
+        ("weight_ih", (20, None)),
+        ("weight_hh", (20, 2)),
+        ("bias_ih", (20,)),
+        ("bias_hh", (20,)),
+        ("weight_hr", (2, 5)),
+    ]
     expected = []
     for k, in_size in ((0, 3), (1, 4)):
         for suffix in ("", "_reverse"):
-            expected += [(f"{n}_l{k}{suffix}", tuple(in_size if s is None else s for s in shape))
-                         for n, shape in per_layer]
+            expected += [
+                (f"{n}_l{k}{suffix}", tuple(in_size if s is None else s for s in shape))
+                for n, shape in per_layer
+            ]
     assert [(k, v.shape) for k, v in lstm.state_dict().items()] == expected
     assert [n for n, _ in lstm.named_parameters()] == [k for k, _ in expected]
 
@@ -53,8 +60,15 @@ def test_no_bias_means_no_bias_keys():
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_output_and_final_state_layout(batch_first):
     T, N, I, H = 6, 2, 3, 4
-    lstm = LSTM(I, H, num_layers=2, batch_first=batch_first, bidirectional=True,
-                dtype=np.float64, rng=np.random.default_rng(0))
+    lstm = LSTM(
+        I,
+        H,
+        num_layers=2,
+        batch_first=batch_first,
+        bidirectional=True,
+        dtype=np.float64,
+        rng=np.random.default_rng(0),
+    )
     x = np.random.default_rng(1).standard_normal((N, T, I) if batch_first else (T, N, I))
     out, (h_n, c_n) = lstm(tg.Tensor(x))
     assert out.shape == ((N, T, 2 * H) if batch_first else (T, N, 2 * H))
@@ -85,18 +99,37 @@ def test_init_state_is_zeros_in_pytorch_layout():
 
 
 def test_a_registered_cell_gets_every_feature_by_name():
-    layer = Recurrent("test_min_gated", 3, 4, num_layers=2, bidirectional=True,
-                      batch_first=True, dtype=np.float64, rng=np.random.default_rng(0))
-    assert list(layer.state_dict())[:4] == ["weight_f_l0", "weight_h_l0", "bias_f_l0",
-                                            "weight_f_l0_reverse"]
+    layer = Recurrent(
+        "test_min_gated",
+        3,
+        4,
+        num_layers=2,
+        bidirectional=True,
+        batch_first=True,
+        dtype=np.float64,
+        rng=np.random.default_rng(0),
+    )
+    assert list(layer.state_dict())[:4] == [
+        "weight_f_l0",
+        "weight_h_l0",
+        "bias_f_l0",
+        "weight_f_l0_reverse",
+    ]
     assert layer.state_dict()["weight_f_l1"].shape == (4, 8 + 4)
     x = tg.Tensor(np.random.default_rng(5).standard_normal((2, 6, 3)))
     out, h_n = layer(x, lengths=[6, 3])
     assert out.shape == (2, 6, 8) and h_n.shape == (4, 2, 4)
     assert not out.data[1, 3:].any()
-    same, _ = Recurrent(MinimalGatedCell, 3, 4, num_layers=2, bidirectional=True,
-                        batch_first=True, dtype=np.float64,
-                        rng=np.random.default_rng(0))(x, lengths=[6, 3])
+    same, _ = Recurrent(
+        MinimalGatedCell,
+        3,
+        4,
+        num_layers=2,
+        bidirectional=True,
+        batch_first=True,
+        dtype=np.float64,
+        rng=np.random.default_rng(0),
+    )(x, lengths=[6, 3])
     np.testing.assert_array_equal(out.data, same.data)
 
 
@@ -123,8 +156,9 @@ def test_steps_are_taken_with_one_unstack_and_scoped_per_step(steps):
     # weights are transposed once per sequence, not once per step
     assert names.count("transpose") == 4 * 2
     scopes = {n.scope for n in nodes if n.scope and "/t" in n.scope}
-    assert scopes == {f"layer{k}/{d}/t{t}" for k in range(2) for d in ("forward", "reverse")
-                      for t in range(steps)}
+    assert scopes == {
+        f"layer{k}/{d}/t{t}" for k in range(2) for d in ("forward", "reverse") for t in range(steps)
+    }
 
 
 def test_dropout_acts_between_layers_in_training_only():

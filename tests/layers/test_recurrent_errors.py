@@ -15,16 +15,28 @@ def f32(*shape):
     return tg.Tensor(np.zeros(shape, np.float32))
 
 
-@pytest.mark.parametrize(("layer", "x", "message"), [
-    (LSTM(8, 4), f32(5, 3, 7), "LSTM expected input of shape (T, N, 8), got (5, 3, 7)"),
-    (LSTM(8, 4, batch_first=True), f32(3, 5, 7),
-     "LSTM expected input of shape (N, T, 8), got (3, 5, 7)"),
-    (GRU(8, 4), f32(5, 7), "GRU expected input of shape (T, 8), got (5, 7)"),
-    (RNN(8, 4), f32(2, 5, 3, 8),
-     "RNN expected input of shape (T, N, 8) or unbatched (T, 8), got (2, 5, 3, 8)"),
-    (Recurrent("gru", 8, 4), f32(5, 3, 2),
-     "Recurrent('gru') expected input of shape (T, N, 8), got (5, 3, 2)"),
-])
+@pytest.mark.parametrize(
+    ("layer", "x", "message"),
+    [
+        (LSTM(8, 4), f32(5, 3, 7), "LSTM expected input of shape (T, N, 8), got (5, 3, 7)"),
+        (
+            LSTM(8, 4, batch_first=True),
+            f32(3, 5, 7),
+            "LSTM expected input of shape (N, T, 8), got (3, 5, 7)",
+        ),
+        (GRU(8, 4), f32(5, 7), "GRU expected input of shape (T, 8), got (5, 7)"),
+        (
+            RNN(8, 4),
+            f32(2, 5, 3, 8),
+            "RNN expected input of shape (T, N, 8) or unbatched (T, 8), got (2, 5, 3, 8)",
+        ),
+        (
+            Recurrent("gru", 8, 4),
+            f32(5, 3, 2),
+            "Recurrent('gru') expected input of shape (T, N, 8), got (5, 3, 2)",
+        ),
+    ],
+)
 def test_wrong_feature_size(layer, x, message):
     with pytest.raises(tg.ShapeError, match=re.escape(message)):
         layer(x)
@@ -37,34 +49,55 @@ def test_empty_sequence():
 
 
 def test_dtype_mismatch_between_input_and_weights():
-    with pytest.raises(ValueError, match="LSTM: input dtype float64 does not match the "
-                                         "weights' dtype float32"):
+    with pytest.raises(
+        ValueError, match="LSTM: input dtype float64 does not match the weights' dtype float32"
+    ):
         LSTM(3, 4)(tg.Tensor(np.zeros((5, 2, 3))))
-    with pytest.raises(ValueError, match="GRU: input dtype float32 does not match the "
-                                         "weights' dtype float64"):
+    with pytest.raises(
+        ValueError, match="GRU: input dtype float32 does not match the weights' dtype float64"
+    ):
         GRU(3, 4, dtype=np.float64)(f32(5, 2, 3))
 
 
-@pytest.mark.parametrize(("layer", "state", "message"), [
-    (LSTM(3, 4, num_layers=2), (f32(1, 2, 4), f32(2, 2, 4)),
-     "LSTM expected initial state h0 of shape (2, 2, 4), got (1, 2, 4)"),
-    (LSTM(3, 4, proj_size=2), (f32(1, 2, 2), f32(1, 2, 2)),
-     "LSTM expected initial state c0 of shape (1, 2, 4), got (1, 2, 2)"),
-    (GRU(3, 4, bidirectional=True), f32(1, 2, 4),
-     "GRU expected initial state h0 of shape (2, 2, 4), got (1, 2, 4)"),
-    (LSTM(3, 4), f32(1, 2, 4),
-     "LSTM expected the initial state as a tuple (h0, c0), got Tensor of 1"),
-    (RNN(3, 4), (f32(1, 2, 4), f32(1, 2, 4)),
-     "RNN expected the initial state as one tensor (h0), got tuple of 2"),
-])
+@pytest.mark.parametrize(
+    ("layer", "state", "message"),
+    [
+        (
+            LSTM(3, 4, num_layers=2),
+            (f32(1, 2, 4), f32(2, 2, 4)),
+            "LSTM expected initial state h0 of shape (2, 2, 4), got (1, 2, 4)",
+        ),
+        (
+            LSTM(3, 4, proj_size=2),
+            (f32(1, 2, 2), f32(1, 2, 2)),
+            "LSTM expected initial state c0 of shape (1, 2, 4), got (1, 2, 2)",
+        ),
+        (
+            GRU(3, 4, bidirectional=True),
+            f32(1, 2, 4),
+            "GRU expected initial state h0 of shape (2, 2, 4), got (1, 2, 4)",
+        ),
+        (
+            LSTM(3, 4),
+            f32(1, 2, 4),
+            "LSTM expected the initial state as a tuple (h0, c0), got Tensor of 1",
+        ),
+        (
+            RNN(3, 4),
+            (f32(1, 2, 4), f32(1, 2, 4)),
+            "RNN expected the initial state as one tensor (h0), got tuple of 2",
+        ),
+    ],
+)
 def test_wrong_initial_state(layer, state, message):
     with pytest.raises(tg.ShapeError, match=re.escape(message)):
         layer(f32(5, 2, 3), state)
 
 
 def test_unbatched_state_must_be_two_dimensional():
-    with pytest.raises(tg.ShapeError, match=re.escape("expected initial state h0 of shape "
-                                                      "(1, 4), got (1, 1, 4)")):
+    with pytest.raises(
+        tg.ShapeError, match=re.escape("expected initial state h0 of shape (1, 4), got (1, 1, 4)")
+    ):
         GRU(3, 4)(f32(5, 3), f32(1, 1, 4))
 
 
@@ -73,13 +106,16 @@ def test_state_dtype_mismatch():
         RNN(3, 4)(f32(5, 2, 3), tg.Tensor(np.zeros((1, 2, 4))))
 
 
-@pytest.mark.parametrize(("lengths", "message"), [
-    ([5, 0], "every length must lie in [1, T=5], got [5, 0]"),
-    ([6, 2], "every length must lie in [1, T=5], got [6, 2]"),
-    ([5, 2, 1], "lengths has 3 entries but the batch has 2 sequence(s)"),
-    ([5.0, 2.0], "lengths must be a 1-D list or array of integers"),
-    ([[5, 2]], "lengths must be a 1-D list or array of integers"),
-])
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ([5, 0], "every length must lie in [1, T=5], got [5, 0]"),
+        ([6, 2], "every length must lie in [1, T=5], got [6, 2]"),
+        ([5, 2, 1], "lengths has 3 entries but the batch has 2 sequence(s)"),
+        ([5.0, 2.0], "lengths must be a 1-D list or array of integers"),
+        ([[5, 2]], "lengths must be a 1-D list or array of integers"),
+    ],
+)
 def test_bad_lengths(lengths, message):
     with pytest.raises(ValueError, match=re.escape("LSTM: " + message)):
         LSTM(3, 4)(f32(5, 2, 3), lengths=lengths)
@@ -90,24 +126,36 @@ def test_unknown_cell_name():
         Recurrent("nope", 3, 4)
 
 
-@pytest.mark.parametrize(("make", "error", "message"), [
-    (lambda: LSTM(3, 4, dropout=1.5), ValueError, "LSTM: dropout must be a number in [0, 1]"),
-    (lambda: GRU(3, 4, dropout=True), ValueError, "GRU: dropout must be a number in [0, 1]"),
-    (lambda: RNN(3, 4, dropout="0.1"), ValueError, "RNN: dropout must be a number in [0, 1]"),
-    (lambda: RNN(3, 4, proj_size=2), ValueError, "RNN: proj_size is only supported by LSTM"),
-    (lambda: GRU(3, 4, proj_size=2), ValueError, "GRU: proj_size is only supported by LSTM"),
-    (lambda: LSTM(3, 4, proj_size=4), ValueError,
-     "LSTM: LSTMCell: proj_size must be an integer in [0, hidden_size=4), got 4"),
-    (lambda: LSTM(3, 4, proj_size=-1), ValueError, "proj_size must be an integer in [0"),
-    (lambda: RNN(3, 4, 1, "sigmoid"), ValueError,
-     "RNN: RNNCell: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"),
-    (lambda: LSTM(0, 4), ValueError, "LSTM: input_size must be an integer >= 1, got 0"),
-    (lambda: LSTM(3, 0), ValueError, "LSTM: hidden_size must be an integer >= 1, got 0"),
-    (lambda: GRU(3, 4, num_layers=0), ValueError, "GRU: num_layers must be an integer >= 1"),
-    (lambda: Recurrent("gru", 3, 4, proj_size=2), ValueError,
-     "Recurrent('gru'): cell GRUCell does not take these arguments"),
-    (lambda: Recurrent(42, 3, 4), TypeError, "cell must be a registered cell name or a cell"),
-])
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: LSTM(3, 4, dropout=1.5), ValueError, "LSTM: dropout must be a number in [0, 1]"),
+        (lambda: GRU(3, 4, dropout=True), ValueError, "GRU: dropout must be a number in [0, 1]"),
+        (lambda: RNN(3, 4, dropout="0.1"), ValueError, "RNN: dropout must be a number in [0, 1]"),
+        (lambda: RNN(3, 4, proj_size=2), ValueError, "RNN: proj_size is only supported by LSTM"),
+        (lambda: GRU(3, 4, proj_size=2), ValueError, "GRU: proj_size is only supported by LSTM"),
+        (
+            lambda: LSTM(3, 4, proj_size=4),
+            ValueError,
+            "LSTM: LSTMCell: proj_size must be an integer in [0, hidden_size=4), got 4",
+        ),
+        (lambda: LSTM(3, 4, proj_size=-1), ValueError, "proj_size must be an integer in [0"),
+        (
+            lambda: RNN(3, 4, 1, "sigmoid"),
+            ValueError,
+            "RNN: RNNCell: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'",
+        ),
+        (lambda: LSTM(0, 4), ValueError, "LSTM: input_size must be an integer >= 1, got 0"),
+        (lambda: LSTM(3, 0), ValueError, "LSTM: hidden_size must be an integer >= 1, got 0"),
+        (lambda: GRU(3, 4, num_layers=0), ValueError, "GRU: num_layers must be an integer >= 1"),
+        (
+            lambda: Recurrent("gru", 3, 4, proj_size=2),
+            ValueError,
+            "Recurrent('gru'): cell GRUCell does not take these arguments",
+        ),
+        (lambda: Recurrent(42, 3, 4), TypeError, "cell must be a registered cell name or a cell"),
+    ],
+)
 def test_bad_constructor_arguments(make, error, message):
     with pytest.raises(error, match=re.escape(message)):
         make()

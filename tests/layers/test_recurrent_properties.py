@@ -16,8 +16,13 @@ from tinygrad_lstm.layers import Recurrent
 
 import tinygrad_lstm as tg
 
-CELLS = {"rnn": {}, "rnn_relu": {"nonlinearity": "relu"}, "lstm": {},
-         "lstm_proj": {"proj_size": 1}, "gru": {}}
+CELLS = {
+    "rnn": {},
+    "rnn_relu": {"nonlinearity": "relu"},
+    "lstm": {},
+    "lstm_proj": {"proj_size": 1},
+    "gru": {},
+}
 RTOL = 1e-12  # different batch sizes may take different BLAS paths: rounding only
 
 
@@ -28,15 +33,27 @@ def setups(draw, max_layers=2, bidirectional=None):
     in_size, hidden = draw(st.integers(1, 3)), draw(st.integers(2, 4))
     layers = draw(st.integers(1, max_layers))
     bi = draw(st.booleans()) if bidirectional is None else bidirectional
-    x = draw(hnp.arrays(np.float64, (steps, batch, in_size),
-                        elements=st.floats(-2, 2, allow_subnormal=False)))
+    x = draw(
+        hnp.arrays(
+            np.float64, (steps, batch, in_size), elements=st.floats(-2, 2, allow_subnormal=False)
+        )
+    )
     seed = draw(st.integers(0, 2**16))
     return kind, x, hidden, layers, bi, seed
 
 
 def build(kind, in_size, hidden, layers, bi, seed, **kwargs):
-    return Recurrent(kind.split("_")[0], in_size, hidden, num_layers=layers, bidirectional=bi,
-                     dtype=np.float64, rng=np.random.default_rng(seed), **CELLS[kind], **kwargs)
+    return Recurrent(
+        kind.split("_")[0],
+        in_size,
+        hidden,
+        num_layers=layers,
+        bidirectional=bi,
+        dtype=np.float64,
+        rng=np.random.default_rng(seed),
+        **CELLS[kind],
+        **kwargs,
+    )
 
 
 def parts(state):
@@ -54,7 +71,7 @@ def test_batch_elements_are_independent(setup):
     model = build(kind, x.shape[2], hidden, layers, bi, seed)
     out, final = model(tg.Tensor(x))
     b = x.shape[1] - 1
-    alone, final_alone = model(tg.Tensor(x[:, b:b + 1]))
+    alone, final_alone = model(tg.Tensor(x[:, b : b + 1]))
     close(out.data[:, b], alone.data[:, 0], "output of the last batch element")
     for s, s_alone in zip(parts(final), parts(final_alone)):
         close(s.data[:, b], s_alone.data[:, 0], "final state of the last batch element")
@@ -70,8 +87,9 @@ def test_reverse_direction_is_forward_on_the_flipped_sequence(setup):
     kind, x, hidden, _, _, seed = setup
     bi = build(kind, x.shape[2], hidden, 1, True, seed)
     uni = build(kind, x.shape[2], hidden, 1, False, seed + 1)
-    uni.load_state_dict({k[:-len("_reverse")]: v for k, v in bi.state_dict().items()
-                         if k.endswith("_reverse")})
+    uni.load_state_dict(
+        {k[: -len("_reverse")]: v for k, v in bi.state_dict().items() if k.endswith("_reverse")}
+    )
     out, final = bi(tg.Tensor(x))
     out_flipped, final_flipped = uni(tg.Tensor(x[::-1].copy()))
     h_out = out.shape[2] // 2
@@ -93,9 +111,11 @@ def test_lengths_equal_running_each_sequence_alone(setup, data):
     initial = initial if isinstance(zeros, tuple) else initial[0]
     out, final = model(tg.Tensor(x), initial, lengths=lengths)
     for b, n in enumerate(lengths):
-        alone_state = tuple(tg.Tensor(s.data[:, b:b + 1]) for s in parts(initial))
-        alone, final_alone = model(tg.Tensor(x[:n, b:b + 1]),
-                                   alone_state if isinstance(initial, tuple) else alone_state[0])
+        alone_state = tuple(tg.Tensor(s.data[:, b : b + 1]) for s in parts(initial))
+        alone, final_alone = model(
+            tg.Tensor(x[:n, b : b + 1]),
+            alone_state if isinstance(initial, tuple) else alone_state[0],
+        )
         close(out.data[:n, b], alone.data[:, 0], f"output of sequence {b} (length {n})")
         assert not out.data[n:, b].any(), f"outputs past the end of sequence {b} are not zero"
         for s, s_alone in zip(parts(final), parts(final_alone)):
@@ -107,10 +127,9 @@ def run_tbptt(model, x, weights, window):
     state, outputs = None, []
     for start in range(0, x.shape[0], window):
         if state is not None:
-            state = tuple(s.detach() for s in state) if isinstance(state, tuple) \
-                else state.detach()
-        out, state = model(tg.Tensor(x[start:start + window]), state)
-        (out * tg.Tensor(weights[start:start + window])).sum().backward()
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        out, state = model(tg.Tensor(x[start : start + window]), state)
+        (out * tg.Tensor(weights[start : start + window])).sum().backward()
         outputs.append(out.data)
     return np.concatenate(outputs), {n: p.grad.copy() for n, p in model.named_parameters()}
 

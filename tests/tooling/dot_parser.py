@@ -21,8 +21,11 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-_TOKEN = re.compile(r'\s*(?:(->)|([{}\[\];=,])|("(?:[^"\\]|\\.)*")|([A-Za-z_][A-Za-z_0-9]*'
-                    r'|-?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)))', re.DOTALL)
+_TOKEN = re.compile(
+    r'\s*(?:(->)|([{}\[\];=,])|("(?:[^"\\]|\\.)*")|([A-Za-z_][A-Za-z_0-9]*'
+    r"|-?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)))",
+    re.DOTALL,
+)
 
 
 class DotSyntaxError(ValueError):
@@ -55,7 +58,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise DotSyntaxError(f"unexpected character at offset {pos}: {text[pos:pos + 20]!r}")
+            raise DotSyntaxError(f"unexpected character at offset {pos}: {text[pos : pos + 20]!r}")
         arrow, punct, quoted, ident = m.groups()
         if arrow or punct:
             out.append(("p", arrow or punct))
@@ -136,5 +139,5 @@ def parse_dot(text: str) -> DotGraph:
     graph = DotGraph(parser.take("id") if parser.peek() and parser.peek()[0] == "id" else None)
     parser.stmt_list(graph, graph.root)
     if parser.peek() is not None:
-        raise DotSyntaxError(f"text after the closing brace: {parser.toks[parser.i:][:3]}")
+        raise DotSyntaxError(f"text after the closing brace: {parser.toks[parser.i :][:3]}")
     return graph

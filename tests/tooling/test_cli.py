@@ -14,8 +14,9 @@ SCRIPT = shutil.which("tinygrad-lstm", path=str(Path(sys.executable).parent))
 
 def run(*args: str) -> subprocess.CompletedProcess:
     command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "tinygrad_lstm"]
-    return subprocess.run([*command, *args], check=False, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*command, *args], check=False, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_console_script_is_installed():
@@ -60,6 +61,7 @@ def registry_restored():
     from tinygrad_lstm.tooling import cli
 
     from tinygrad_lstm import registry
+
     saved = dict(registry._CELLS), dict(registry.OPS), dict(registry._OP_INFO)
     files, modules = dict(cli._imported_files), set(sys.modules)
     yield
@@ -81,9 +83,25 @@ def test_unknown_cell_says_how_to_make_a_script_cell_visible():
 
 
 def test_train_sees_a_cell_registered_by_an_imported_script(tmp_path):
-    result = run("train", "--import", str(CUSTOM_CELL), "--task", "adding", "--cell", "mgu",
-                 "--steps", "2", "--seq-len", "5", "--hidden", "4", "--batch", "4",
-                 "--out", str(tmp_path / "run"))
+    result = run(
+        "train",
+        "--import",
+        str(CUSTOM_CELL),
+        "--task",
+        "adding",
+        "--cell",
+        "mgu",
+        "--steps",
+        "2",
+        "--seq-len",
+        "5",
+        "--hidden",
+        "4",
+        "--batch",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "checkpoint.npz").exists()
     assert "predicting y[t]" not in result.stdout, "importing the example ran its training"
@@ -91,10 +109,12 @@ def test_train_sees_a_cell_registered_by_an_imported_script(tmp_path):
 
 def test_import_by_module_name_and_repeated(tmp_path, capsys, registry_restored):
     from tinygrad_lstm.tooling.cli import main
+
     (tmp_path / "my_cells.py").write_text(
         "import tinygrad_lstm as tg\n"
         "from tinygrad_lstm.layers import RNNCell\n"
-        "tg.register_cell('elman2')(type('Elman2', (RNNCell,), {}))\n")
+        "tg.register_cell('elman2')(type('Elman2', (RNNCell,), {}))\n"
+    )
     (tmp_path / "my_ops.py").write_text("IMPORTED = True\n")
     sys.path.insert(0, str(tmp_path))
     try:
@@ -109,19 +129,25 @@ def test_import_by_module_name_and_repeated(tmp_path, capsys, registry_restored)
 
 def test_importing_the_example_registers_mgu_without_training(capsys, registry_restored):
     from tinygrad_lstm.tooling.cli import main
+
     assert main(["ops", "--import", str(CUSTOM_CELL)]) == 0
     out = capsys.readouterr().out
     assert any(line.startswith("mgu ") for line in out.splitlines()), out
-    assert "predicting y[t]" not in out and "gradient check of 'mgu'" not in out, \
+    assert "predicting y[t]" not in out and "gradient check of 'mgu'" not in out, (
         "importing examples/custom_cell.py ran its main()"
+    )
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no_such_file.py", "--import no_such_file.py: no such file"),
-    ("no_such.module", "--import no_such.module: ModuleNotFoundError: No module named"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_such_file.py", "--import no_such_file.py: no such file"),
+        ("no_such.module", "--import no_such.module: ModuleNotFoundError: No module named"),
+    ],
+)
 def test_failed_import_is_one_line(spec, message, capsys):
     from tinygrad_lstm.tooling.cli import main
+
     assert main(["ops", "--import", spec]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
@@ -129,6 +155,7 @@ def test_failed_import_is_one_line(spec, message, capsys):
 
 def test_an_import_that_raises_is_reported_with_its_error(tmp_path, capsys):
     from tinygrad_lstm.tooling.cli import main
+
     bad = tmp_path / "broken_cell.py"
     bad.write_text("raise ValueError('half-written cell')\n")
     assert main(["gradcheck", "--import", str(bad)]) == 2

@@ -26,8 +26,26 @@ def summary(out: str) -> dict[str, list[str]]:
 
 def test_tiny_run_prints_the_summary_and_draws(tmp_path, capsys):
     png = tmp_path / "b.png"
-    assert main(["bptt", "--cells", "rnn,lstm,gru", "--seq-len", "12", "--hidden", "4",
-                 "--batch", "4", "--train-steps", "2", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "rnn,lstm,gru",
+                "--seq-len",
+                "12",
+                "--hidden",
+                "4",
+                "--batch",
+                "4",
+                "--train-steps",
+                "2",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "||dL/dh_0|| / ||dL/dh_11||" in out
     rows = summary(out)
@@ -43,9 +61,27 @@ def test_tiny_run_prints_the_summary_and_draws(tmp_path, capsys):
 
 
 def test_terminal_chart_on_request(tmp_path, capsys):
-    assert main(["bptt", "--cells", "rnn", "--forget-bias", "none", "--seq-len", "8",
-                 "--hidden", "3", "--batch", "2", "--terminal", "--out",
-                 str(tmp_path / "x.png")]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "rnn",
+                "--forget-bias",
+                "none",
+                "--seq-len",
+                "8",
+                "--hidden",
+                "3",
+                "--batch",
+                "2",
+                "--terminal",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "R = rnn" in out and "distance from the loss" in out
     assert not (tmp_path / "x.png").exists()
@@ -62,33 +98,71 @@ def test_terminal_chart_puts_each_point_on_its_decade():
 def test_forget_bias_sets_how_far_the_lstm_gradient_reaches(capsys):
     # Along the cell state the gradient is multiplied by f = sigmoid(b + ...) at every step,
     # so a larger forget bias must let more of it reach the first step.
-    assert main(["bptt", "--cells", "lstm", "--forget-bias", "1,3", "--seq-len", "20",
-                 "--hidden", "8", "--batch", "8", "--terminal"]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "lstm",
+                "--forget-bias",
+                "1,3",
+                "--seq-len",
+                "20",
+                "--hidden",
+                "8",
+                "--batch",
+                "8",
+                "--terminal",
+            ]
+        )
+        == 0
+    )
     rows = summary(capsys.readouterr().out)
-    default, one, three = (float(rows[k][0]) for k in
-                           ("lstm", "lstm, forget bias 1", "lstm, forget bias 3"))
+    default, one, three = (
+        float(rows[k][0]) for k in ("lstm", "lstm, forget bias 1", "lstm, forget bias 3")
+    )
     assert default < one < three, rows
 
 
 def test_rnn_vanishes_over_100_steps_where_a_forget_bias_3_lstm_does_not(capsys):
     # RNN at PyTorch's init: W_hh ~ U(+-1/sqrt(H)) has spectral radius ~ 1/sqrt(3), and
     # tanh' <= 1, so ~0.58**99 ~ 1e-23 reaches back. LSTM with b_f = 3: sigmoid(3)**99 ~ 1e-2.
-    assert main(["bptt", "--cells", "rnn,lstm", "--forget-bias", "3", "--seq-len", "100",
-                 "--hidden", "32", "--batch", "8", "--terminal"]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "rnn,lstm",
+                "--forget-bias",
+                "3",
+                "--seq-len",
+                "100",
+                "--hidden",
+                "32",
+                "--batch",
+                "8",
+                "--terminal",
+            ]
+        )
+        == 0
+    )
     rows = summary(capsys.readouterr().out)
     assert float(rows["rnn"][0]) < 1e-15, rows
     assert float(rows["lstm, forget bias 3"][0]) > 1e-4, rows
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cells", "rnn,nope"], "unknown cell(s) 'nope'; registered cells:"),
-    (["--forget-bias", "high"], "--forget-bias takes numbers or 'none'"),
-    (["--cells", "gru", "--forget-bias", "1"], "--forget-bias needs lstm among --cells"),
-    (["--init-scale", "0"], "--init-scale must be positive"),
-    (["--compare-clipping", "5", "--clip", "0"], "--clip positive"),
-    (["--seq-len", "1"], "--seq-len must be at least 2"),
-    (["--lr", "0"], "--lr must be positive"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cells", "rnn,nope"], "unknown cell(s) 'nope'; registered cells:"),
+        (["--forget-bias", "high"], "--forget-bias takes numbers or 'none'"),
+        (["--cells", "gru", "--forget-bias", "1"], "--forget-bias needs lstm among --cells"),
+        (["--init-scale", "0"], "--init-scale must be positive"),
+        (["--compare-clipping", "5", "--clip", "0"], "--clip positive"),
+        (["--seq-len", "1"], "--seq-len must be at least 2"),
+        (["--lr", "0"], "--lr must be positive"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
     assert main(["bptt", *argv]) == 2
     err = capsys.readouterr().err
@@ -109,6 +183,7 @@ def growth(out: str) -> dict[str, float]:
 def test_spectral_radius_is_set_exactly():
     from tinygrad_lstm.layers import LSTMCell, RNNCell
     from tinygrad_lstm.tooling.commands._clipping import set_spectral_radius
+
     cell = RNNCell(2, 6, rng=np.random.default_rng(0))
     assert set_spectral_radius(cell, 2.5)
     assert np.max(np.abs(np.linalg.eigvals(cell.weight_hh.data))) == pytest.approx(2.5, rel=1e-5)
@@ -122,8 +197,27 @@ def test_spectral_radius_above_one_makes_the_gradient_grow_back_in_time(capsys):
     # Going back one step multiplies the gradient by diag(tanh') W_hh: with W_hh's spectral
     # radius at 3 it can grow (tanh' <= 1 takes some back); at 0.5 it must shrink.
     for scale, grows in (("3", True), ("0.5", False)):
-        assert main(["bptt", "--cells", "rnn", "--forget-bias", "none", "--init-scale", scale,
-                     "--seq-len", "20", "--hidden", "16", "--batch", "8", "--terminal"]) == 0
+        assert (
+            main(
+                [
+                    "bptt",
+                    "--cells",
+                    "rnn",
+                    "--forget-bias",
+                    "none",
+                    "--init-scale",
+                    scale,
+                    "--seq-len",
+                    "20",
+                    "--hidden",
+                    "16",
+                    "--batch",
+                    "8",
+                    "--terminal",
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         rate, ratio = growth(out)["rnn"], float(summary(out)["rnn"][0])
         assert (rate > 1 and ratio > 1) if grows else (rate < 1 and ratio < 1), out
@@ -131,9 +225,30 @@ def test_spectral_radius_above_one_makes_the_gradient_grow_back_in_time(capsys):
 
 def test_without_clipping_sgd_overflows_and_with_clipping_it_trains(tmp_path, capsys):
     png = tmp_path / "clip.png"
-    assert main(["bptt", "--cells", "rnn", "--forget-bias", "none", "--init-scale", "3",
-                 "--seq-len", "20", "--hidden", "16", "--compare-clipping", "80", "--lr", "0.1",
-                 "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "rnn",
+                "--forget-bias",
+                "none",
+                "--init-scale",
+                "3",
+                "--seq-len",
+                "20",
+                "--hidden",
+                "16",
+                "--compare-clipping",
+                "80",
+                "--lr",
+                "0.1",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("rnn ") and "step" in line)
     unclipped, clipped = re.split(r"\s{2,}", row)[2:4]
@@ -148,11 +263,31 @@ def test_options_a_cell_ignores_are_named(capsys):
     from tinygrad_lstm.layers import GRUCell
 
     from tinygrad_lstm import registry
+
     saved = dict(registry._CELLS)
     registry.register_cell("my_gru")(type("MyGRU", (GRUCell,), {}))
     try:
-        assert main(["bptt", "--cells", "lstm,my_gru", "--forget-bias", "2", "--init-scale",
-                     "1.5", "--seq-len", "5", "--hidden", "3", "--batch", "2", "--terminal"]) == 0
+        assert (
+            main(
+                [
+                    "bptt",
+                    "--cells",
+                    "lstm,my_gru",
+                    "--forget-bias",
+                    "2",
+                    "--init-scale",
+                    "1.5",
+                    "--seq-len",
+                    "5",
+                    "--hidden",
+                    "3",
+                    "--batch",
+                    "2",
+                    "--terminal",
+                ]
+            )
+            == 0
+        )
     finally:
         registry._CELLS.clear()
         registry._CELLS.update(saved)
@@ -163,6 +298,21 @@ def test_options_a_cell_ignores_are_named(capsys):
 
 
 def test_default_forget_bias_needs_no_lstm(capsys):
-    assert main(["bptt", "--cells", "gru", "--seq-len", "5", "--hidden", "3", "--batch", "2",
-                 "--terminal"]) == 0
+    assert (
+        main(
+            [
+                "bptt",
+                "--cells",
+                "gru",
+                "--seq-len",
+                "5",
+                "--hidden",
+                "3",
+                "--batch",
+                "2",
+                "--terminal",
+            ]
+        )
+        == 0
+    )
     assert list(summary(capsys.readouterr().out)) == ["gru"]

@@ -11,8 +11,13 @@ import tinygrad_lstm as tg
 def test_fuse_prints_the_step_the_partition_and_both_kernels(cell, capsys):
     assert main(["fuse", "--cell", cell, "--dtype", "float64"]) == 0
     out = capsys.readouterr().out
-    for section in (f"captured step of '{cell}'", "== partition", "recurrence",
-                    "fused kernel writes", "generated kernels (float64)"):
+    for section in (
+        f"captured step of '{cell}'",
+        "== partition",
+        "recurrence",
+        "fused kernel writes",
+        "generated kernels (float64)",
+    ):
         assert section in out, f"{section!r} missing from:\n{out}"
     assert "_forward(t, tp, B, dims" in out and "_backward(t, tp, B, dims" in out
     assert "def pass_forward(" in out and "def pass_backward(" in out
@@ -28,10 +33,13 @@ def test_fuse_float32_kernels_call_the_fast_sigmoid(capsys):
     assert "BLAS per step  %2 = %0 @ %1" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cell", "nope"], "fuse: unknown cell 'nope'; registered cells:"),
-    (["--hidden", "0"], "fuse: --hidden must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cell", "nope"], "fuse: unknown cell 'nope'; registered cells:"),
+        (["--hidden", "0"], "fuse: --hidden must be at least 1, got 0"),
+    ],
+)
 def test_fuse_refuses_bad_arguments_in_one_line(argv, message, capsys):
     assert main(["fuse", *argv]) == 2
     assert message in capsys.readouterr().err

@@ -51,8 +51,13 @@ BROKEN = textwrap.dedent("""
 
 
 def run_broken(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BROKEN, *args], capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", BROKEN, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def table_rows(out: str) -> dict[str, list[str]]:
@@ -88,14 +93,17 @@ def test_user_errors_exit_2_with_one_line(capsys):
     assert "argument --max-examples: must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--ops", ""], "--ops '' names no op; checking nothing is not a pass"),
-    (["--ops", " , "], "--ops ' , ' names no op"),
-    (["--cells", ""], "--cells '' names no cell"),
-    (["--ops", "", "--cells", "rnn"], "--ops '' names no op"),
-    (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
-    (["--seed", "x"], "argument --seed: must be an integer in [0, "),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ops", ""], "--ops '' names no op; checking nothing is not a pass"),
+        (["--ops", " , "], "--ops ' , ' names no op"),
+        (["--cells", ""], "--cells '' names no cell"),
+        (["--ops", "", "--cells", "rnn"], "--ops '' names no op"),
+        (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
+        (["--seed", "x"], "argument --seed: must be an integer in [0, "),
+    ],
+)
 def test_checking_nothing_or_a_bad_number_is_a_named_error(argv, message, capsys):
     assert main(["gradcheck", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -113,8 +121,10 @@ def test_broken_op_fails_and_names_a_reproducible_case():
     assert "1 passed, 1 failed" in proc.stdout
     failure = proc.stdout.split("FAILED op broken_square:")[1]
     assert "gradient mismatch" in failure and "seed 3" in failure and "input shapes" in failure
-    assert "reproduce: tinygrad-lstm gradcheck --ops broken_square --max-examples 5 --seed 3" \
+    assert (
+        "reproduce: tinygrad-lstm gradcheck --ops broken_square --max-examples 5 --seed 3"
         in failure
+    )
 
 
 def test_broken_cell_fails_and_names_the_wrong_gradient():
@@ -122,7 +132,7 @@ def test_broken_cell_fails_and_names_the_wrong_gradient():
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rows = table_rows(proc.stdout)
     assert rows["leaky_broken"][-1] == "FAIL" and rows["rnn"][-1] == "ok", proc.stdout
-    assert float(rows["leaky_broken"][4]) > 1e-2, proc.stdout   # the failing error, not 0
+    assert float(rows["leaky_broken"][4]) > 1e-2, proc.stdout  # the failing error, not 0
     failure = proc.stdout.split("FAILED cell leaky_broken:")[1]
     assert "gradient mismatch for input x" in failure, failure
     assert "reproduce: tinygrad-lstm gradcheck --cells leaky_broken" in failure

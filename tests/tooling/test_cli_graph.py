@@ -18,8 +18,9 @@ def test_lstm_three_steps(tmp_path, capsys):
     graph = parse_dot(out.read_text())
     steps = sorted(s.attrs["label"] for s in graph.root.subgraphs if STEP.match(s.attrs["label"]))
     assert steps == ["layer0/forward/t0", "layer0/forward/t1", "layer0/forward/t2"]
-    leaf_labels = {a["label"].split("\\n")[0] for a in graph.nodes.values()
-                   if a["shape"] == "ellipse"}
+    leaf_labels = {
+        a["label"].split("\\n")[0] for a in graph.nodes.values() if a["shape"] == "ellipse"
+    }
     assert {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"} <= leaf_labels
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed
@@ -32,8 +33,25 @@ def test_lstm_three_steps(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 def test_png_of_a_stacked_bidirectional_gru(tmp_path):
     out = tmp_path / "g.dot"
-    assert main(["graph", "--cell", "gru", "--seq-len", "2", "--layers", "2", "--bidirectional",
-                 "--out", str(out), "--format", "png"]) == 0
+    assert (
+        main(
+            [
+                "graph",
+                "--cell",
+                "gru",
+                "--seq-len",
+                "2",
+                "--layers",
+                "2",
+                "--bidirectional",
+                "--out",
+                str(out),
+                "--format",
+                "png",
+            ]
+        )
+        == 0
+    )
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     labels = [s.attrs["label"] for s in parse_dot(out.read_text()).root.subgraphs]
     assert sum(bool(STEP.match(label)) for label in labels) == 2 * 2 * 2

@@ -5,11 +5,10 @@ from tinygrad_lstm.tooling.commands._table import format_table
 
 
 def test_columns_are_padded_to_the_widest_cell_and_numbers_right_aligned():
-    lines = format_table(("name", "n", "what"), [("sigmoid", 3, "a free-text column"),
-                                                 ("add", 12, "x")], right={1})
-    assert lines == ["name      n  what",
-                     "sigmoid   3  a free-text column",
-                     "add      12  x"]
+    lines = format_table(
+        ("name", "n", "what"), [("sigmoid", 3, "a free-text column"), ("add", 12, "x")], right={1}
+    )
+    assert lines == ["name      n  what", "sigmoid   3  a free-text column", "add      12  x"]
 
 
 def test_no_trailing_spaces_after_a_short_last_cell():

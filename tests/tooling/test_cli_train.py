@@ -15,8 +15,13 @@ TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4"]
 
 def _cli(*args):
     """Run the real console entry point in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-m", "tinygrad_lstm", *args], check=False,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tinygrad_lstm", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _rows(path):
@@ -25,10 +30,11 @@ def _rows(path):
 
 
 def test_train_writes_checkpoint_metrics_and_plot(tmp_path):
-    done = _cli("train", "--task", "adding", "--cell", "gru", *TINY, "--steps", "5",
-                "--out", str(tmp_path))
+    done = _cli(
+        "train", "--task", "adding", "--cell", "gru", *TINY, "--steps", "5", "--out", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
-    assert "step/s" in done.stderr and "gnorm=" in done.stderr     # the tqdm bar
+    assert "step/s" in done.stderr and "gnorm=" in done.stderr  # the tqdm bar
     assert "trained to step 5 in" in done.stdout and "on a fresh batch: loss" in done.stdout
     rows = _rows(tmp_path)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
@@ -40,12 +46,27 @@ def test_train_writes_checkpoint_metrics_and_plot(tmp_path):
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("options", [
-    ["--task", "adding", "--cell", "lstm"],
-    ["--task", "text", "--cell", "gru", "--optimizer", "adagrad", "--bptt", "3"],
-    ["--task", "copy", "--cell", "rnn", "--seq-len", "12", "--optimizer", "sgd",
-     "--bidirectional", "--layers", "2"],
-], ids=["adding-lstm-adam", "text-gru-adagrad-bptt", "copy-birnn-sgd"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--task", "adding", "--cell", "lstm"],
+        ["--task", "text", "--cell", "gru", "--optimizer", "adagrad", "--bptt", "3"],
+        [
+            "--task",
+            "copy",
+            "--cell",
+            "rnn",
+            "--seq-len",
+            "12",
+            "--optimizer",
+            "sgd",
+            "--bidirectional",
+            "--layers",
+            "2",
+        ],
+    ],
+    ids=["adding-lstm-adam", "text-gru-adagrad-bptt", "copy-birnn-sgd"],
+)
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, options):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(["train", *TINY, *options, "--steps", "6", "--out", str(straight)]) == 0
@@ -64,8 +85,22 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(tmp_path, options):
 def test_sample_continues_the_prime(tmp_path, capsys):
     assert main(["train", "--task", "text", *TINY, "--steps", "2", "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    assert main(["sample", "--checkpoint", str(tmp_path), "--prime", "The ", "--length",
-                 "40", "--temperature", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(tmp_path),
+                "--prime",
+                "The ",
+                "--length",
+                "40",
+                "--temperature",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out.rstrip("\n")
     assert text.startswith("The ") and len(text) == 44
 
@@ -75,7 +110,7 @@ def test_demo_prints_its_table():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("cell"))
-    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["rnn", "lstm", "gru"]
+    assert [line.split()[0] for line in lines[header + 1 : header + 4]] == ["rnn", "lstm", "gru"]
     assert "MSE 0.167" in done.stdout and "tinygrad-lstm train" in done.stdout
 
 
@@ -83,26 +118,32 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
     done = _cli("train", "--task", "parity", "--out", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: unknown task 'parity'; choose from adding, copy, reber, sine, text"]
+        "error: unknown task 'parity'; choose from adding, copy, reber, sine, text"
+    ]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--cell", "lstmm"], "unknown cell 'lstmm'; registered cells:"),
-    (["train", "--hidden", "0"], "argument --hidden: must be an integer >= 1, got 0"),
-    (["train", "--steps", "-3"], "argument --steps: must be an integer >= 1, got -3"),
-    (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
-    (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
-    (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
-    (["train", "--task", "copy", "--seq-len", "5"], "copy: seq_len must be at least 11"),
-    (["train", "--text", "a.txt"], "--text is for --task text, not --task adding"),
-    (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
-    (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
-    (["sample", "--checkpoint", "nowhere"], "no checkpoint at nowhere"),
-    (["sample", "--checkpoint", ".", "--temperature", "0"],
-     "argument --temperature: must be a finite number > 0, got '0'"),
-    (["demo", "--cells", "rnn,elman"], "unknown cell 'elman'"),
-    (["train", "--hidden", "many"], "argument --hidden: must be an integer >= 1, got 'many'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--cell", "lstmm"], "unknown cell 'lstmm'; registered cells:"),
+        (["train", "--hidden", "0"], "argument --hidden: must be an integer >= 1, got 0"),
+        (["train", "--steps", "-3"], "argument --steps: must be an integer >= 1, got -3"),
+        (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
+        (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
+        (["train", "--task", "copy", "--seq-len", "5"], "copy: seq_len must be at least 11"),
+        (["train", "--text", "a.txt"], "--text is for --task text, not --task adding"),
+        (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
+        (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
+        (["sample", "--checkpoint", "nowhere"], "no checkpoint at nowhere"),
+        (
+            ["sample", "--checkpoint", ".", "--temperature", "0"],
+            "argument --temperature: must be a finite number > 0, got '0'",
+        ),
+        (["demo", "--cells", "rnn,elman"], "unknown cell 'elman'"),
+        (["train", "--hidden", "many"], "argument --hidden: must be an integer >= 1, got 'many'"),
+    ],
+)
 def test_bad_arguments_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -129,9 +170,25 @@ def test_demo_verdict_never_reads_partly_learned_for_nan():
 
 
 def test_demo_with_a_diverging_lr_says_so(capsys):
-    assert main(["demo", "--steps", "5", "--seq-len", "6", "--hidden", "4", "--batch", "4",
-                 "--lr", "1e30"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--steps",
+                "5",
+                "--seq-len",
+                "6",
+                "--hidden",
+                "4",
+                "--batch",
+                "4",
+                "--lr",
+                "1e30",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    table = out[out.index("cell "):out.index("\n\n", out.index("cell "))].splitlines()[1:]
+    table = out[out.index("cell ") : out.index("\n\n", out.index("cell "))].splitlines()[1:]
     assert len(table) == 3 and all("diverged" in row for row in table), table
     assert "partly learned" not in out

@@ -29,8 +29,11 @@ def _train(out, *extra):
 
 
 def _one_error_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.splitlines()
-           if line.startswith("error:") or "Traceback" in line]
+    err = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("error:") or "Traceback" in line
+    ]
     assert len(err) == 1, err
     return err[0]
 
@@ -78,8 +81,7 @@ def test_an_existing_run_is_refused_unless_resumed_or_forced(tmp_path, straight,
     _same_state(out, straight / "6")
     assert _train(out, "--steps", "2", "--force") == 0
     _same_state(out, straight / "2")
-    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().split()[1:]] == \
-        ["1", "2"]
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().split()[1:]] == ["1", "2"]
 
 
 def test_resume_takes_the_checkpoint_file_too(tmp_path, straight):
@@ -148,13 +150,14 @@ def _interrupt_inside_step(monkeypatch, call: int):
     monkeypatch.setattr(Adam, "_update", update)
 
 
-N_PARAMS = 6   # LSTM weight_ih, weight_hh, bias_ih, bias_hh; head weight and bias
+N_PARAMS = 6  # LSTM weight_ih, weight_hh, bias_ih, bias_hh; head weight and bias
 
 
 def test_ctrl_c_inside_optimizer_step_saves_the_last_step_and_resumes_bit_exactly(
-        tmp_path, straight, monkeypatch, capsys):
+    tmp_path, straight, monkeypatch, capsys
+):
     out = tmp_path / "run"
-    _interrupt_inside_step(monkeypatch, call=3 * N_PARAMS + 2)     # inside step 4
+    _interrupt_inside_step(monkeypatch, call=3 * N_PARAMS + 2)  # inside step 4
     assert _train(out, "--steps", "6") == 130
     _same_state(out, straight / "3")
     monkeypatch.undo()
@@ -166,14 +169,13 @@ def test_ctrl_c_inside_optimizer_step_saves_the_last_step_and_resumes_bit_exactl
     assert rows == want
 
 
-def test_ctrl_c_in_the_first_step_of_a_resume_without_metrics(tmp_path, straight,
-                                                              monkeypatch):
+def test_ctrl_c_in_the_first_step_of_a_resume_without_metrics(tmp_path, straight, monkeypatch):
     out = tmp_path / "run"
     assert _train(out, "--steps", "3") == 0
     (out / "metrics.csv").unlink()
     _interrupt_inside_step(monkeypatch, call=2)
     assert main(["train", "--resume", str(out), "--steps", "6"]) == 130
-    _same_state(out, straight / "3")          # still step 3, not "step 0" with new weights
+    _same_state(out, straight / "3")  # still step 3, not "step 0" with new weights
     monkeypatch.undo()
     assert main(["train", "--resume", str(out), "--steps", "6"]) == 0
     _same_state(out, straight / "6")
@@ -194,13 +196,14 @@ def test_an_error_mid_run_keeps_every_completed_step(tmp_path, straight, monkeyp
 
 
 # ---- divergence ---------------------------------------------------------------------------
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_finite_state(tmp_path, straight,
-                                                                  monkeypatch, capsys):
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_finite_state(
+    tmp_path, straight, monkeypatch, capsys
+):
     real_step = Trainer.step
 
     def diverging(self, x, y, state=None):
         result = real_step(self, x, y, state)
-        if self.step_count == 3:            # the third step's update blew up
+        if self.step_count == 3:  # the third step's update blew up
             for p in self.optimizer.params:
                 p.data[...] = np.nan
             result.loss = float("nan")
@@ -214,35 +217,59 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_finite_state(tmp_path, stra
 
 
 def test_a_real_divergence_exits_non_zero_without_nan_weights(tmp_path, capsys):
-    assert main(["train", "--hidden", "4", "--seq-len", "4", "--batch", "4", "--steps", "6",
-                 "--optimizer", "sgd", "--lr", "1e30", "--clip", "0",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--hidden",
+                "4",
+                "--seq-len",
+                "4",
+                "--batch",
+                "4",
+                "--steps",
+                "6",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1e30",
+                "--clip",
+                "0",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "stopped" in _one_error_line(capsys)
     ckpt = checkpoint.read(tmp_path)
     assert all(np.isfinite(v).all() for v in ckpt.model.values())
 
 
 # ---- bad flags and files: one line, no traceback -----------------------------------------
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--lr", "nan"], "argument --lr: must be a finite number > 0, got 'nan'"),
-    (["train", "--lr", "inf"], "argument --lr: must be a finite number > 0, got 'inf'"),
-    (["train", "--lr", "-0.1"], "argument --lr: must be a finite number > 0"),
-    (["train", "--lr", "0"], "argument --lr: must be a finite number > 0"),
-    (["train", "--clip", "nan"], "argument --clip: must be a finite number >= 0, got 'nan'"),
-    (["train", "--clip", "-1"], "argument --clip: must be a finite number >= 0"),
-    (["train", "--seed", "-1"], "argument --seed: must be an integer in [0, "),
-    (["train", "--bptt", "0"], "argument --bptt: must be an integer >= 1, got 0"),
-    (["train", "--save-every", "-5"], "argument --save-every: must be an integer >= 0"),
-    (["demo", "--lr", "inf"], "argument --lr: must be a finite number > 0"),
-    (["demo", "--seed", "-1"], "argument --seed: must be an integer in [0, "),
-    (["demo", "--seq-len", "1"], "argument --seq-len: must be an integer >= 2, got 1"),
-    (["demo", "--cells", ","], "--cells ',' names no cell"),
-    (["sample", "--checkpoint", "x", "--temperature", "nan"], "argument --temperature"),
-    (["sample", "--checkpoint", "x", "--length", "0"], "argument --length"),
-    (["sample", "--checkpoint", "x", "--seed", "-1"], "argument --seed"),
-    (["train", "--hidden", "99999999999"], "the model holds 4e+22 parameters"),
-    (["demo", "--hidden", "99999999999"], "more than the"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--lr", "nan"], "argument --lr: must be a finite number > 0, got 'nan'"),
+        (["train", "--lr", "inf"], "argument --lr: must be a finite number > 0, got 'inf'"),
+        (["train", "--lr", "-0.1"], "argument --lr: must be a finite number > 0"),
+        (["train", "--lr", "0"], "argument --lr: must be a finite number > 0"),
+        (["train", "--clip", "nan"], "argument --clip: must be a finite number >= 0, got 'nan'"),
+        (["train", "--clip", "-1"], "argument --clip: must be a finite number >= 0"),
+        (["train", "--seed", "-1"], "argument --seed: must be an integer in [0, "),
+        (["train", "--bptt", "0"], "argument --bptt: must be an integer >= 1, got 0"),
+        (["train", "--save-every", "-5"], "argument --save-every: must be an integer >= 0"),
+        (["demo", "--lr", "inf"], "argument --lr: must be a finite number > 0"),
+        (["demo", "--seed", "-1"], "argument --seed: must be an integer in [0, "),
+        (["demo", "--seq-len", "1"], "argument --seq-len: must be an integer >= 2, got 1"),
+        (["demo", "--cells", ","], "--cells ',' names no cell"),
+        (["sample", "--checkpoint", "x", "--temperature", "nan"], "argument --temperature"),
+        (["sample", "--checkpoint", "x", "--length", "0"], "argument --length"),
+        (["sample", "--checkpoint", "x", "--seed", "-1"], "argument --seed"),
+        (["train", "--hidden", "99999999999"], "the model holds 4e+22 parameters"),
+        (["demo", "--hidden", "99999999999"], "more than the"),
+    ],
+)
 def test_bad_flags_are_one_line_naming_the_flag(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -255,21 +282,49 @@ def _damage(path, how):
     if how == "empty":
         path.write_bytes(b"")
     elif how == "flipped":
-        path.write_bytes(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF])
-                         + data[len(data) // 2 + 1:])
+        path.write_bytes(
+            data[: len(data) // 2]
+            + bytes([data[len(data) // 2] ^ 0xFF])
+            + data[len(data) // 2 + 1 :]
+        )
     else:
-        path.write_bytes(data[:len(data) - 100])
+        path.write_bytes(data[: len(data) - 100])
 
 
 @pytest.mark.parametrize("how", ["empty", "flipped", "truncated"])
 def test_a_damaged_checkpoint_is_one_line_for_resume_and_sample(tmp_path, how):
-    assert main(["train", "--task", "text", "--hidden", "4", "--seq-len", "6", "--batch", "2",
-                 "--steps", "1", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "text",
+                "--hidden",
+                "4",
+                "--seq-len",
+                "6",
+                "--batch",
+                "2",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     _damage(tmp_path / "checkpoint.npz", how)
-    for argv in (["train", "--resume", str(tmp_path), "--steps", "3"],
-                 ["sample", "--checkpoint", str(tmp_path)]):
-        done = subprocess.run([sys.executable, "-m", "tinygrad_lstm", *argv], text=True,
-                              capture_output=True, timeout=120, check=False)
+    for argv in (
+        ["train", "--resume", str(tmp_path), "--steps", "3"],
+        ["sample", "--checkpoint", str(tmp_path)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "tinygrad_lstm", *argv],
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().splitlines()[-1].startswith("error: "), done.stderr

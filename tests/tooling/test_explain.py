@@ -66,16 +66,27 @@ def test_custom_cell_ledger_comes_from_the_graph_and_agrees(mgu, loss):
 def test_every_step_of_the_hand_derivation_matches_the_recorded_graph(cell):
     """Not just the sums: each step's contribution to each weight, and the full gradient
     reaching h_t (and c_t), agree between the hand derivation and the graph's hooks."""
-    hand, graph = (explain(cell, seq_len=6, loss="all", seed=2, from_graph=g)
-                   for g in (False, True))
+    hand, graph = (
+        explain(cell, seq_len=6, loss="all", seed=2, from_graph=g) for g in (False, True)
+    )
     for a, b in zip(hand.steps, graph.steps):
         assert a.t == b.t
         for name in a.contributions:
-            np.testing.assert_allclose(a.contributions[name], b.contributions[name],
-                                       rtol=1e-12, atol=1e-15, err_msg=f"{cell} t={a.t} {name}")
+            np.testing.assert_allclose(
+                a.contributions[name],
+                b.contributions[name],
+                rtol=1e-12,
+                atol=1e-15,
+                err_msg=f"{cell} t={a.t} {name}",
+            )
         for key in ("dh", "dc") if cell == "lstm" else ("dh",):
-            np.testing.assert_allclose(a.arriving[key], b.arriving[key], rtol=1e-12,
-                                       atol=1e-15, err_msg=f"{cell} t={a.t} {key}")
+            np.testing.assert_allclose(
+                a.arriving[key],
+                b.arriving[key],
+                rtol=1e-12,
+                atol=1e-15,
+                err_msg=f"{cell} t={a.t} {key}",
+            )
         np.testing.assert_allclose(a.arriving["dh←loss"], b.arriving["dh←loss"], atol=1e-14)
 
 
@@ -103,8 +114,9 @@ def test_lstm_ledger_matches_torch():
         np.testing.assert_allclose(step.arriving["dh"], h_t.grad.numpy(), rtol=1e-12)
         np.testing.assert_allclose(step.arriving["dc"], c_t.grad.numpy(), rtol=1e-12)
     for name, param in ref.named_parameters():
-        np.testing.assert_allclose(result.grads["ledger"][name], param.grad.numpy(),
-                                   rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            result.grads["ledger"][name], param.grad.numpy(), rtol=1e-12, err_msg=name
+        )
 
 
 def test_the_classic_missing_tanh_on_the_cell_state_is_caught(monkeypatch, capsys):
@@ -132,7 +144,7 @@ def test_path_factors_are_what_their_labels_say():
     result = ledger(layer, x, np.zeros((4, 1, 3)), [3])
     out, _ = layer(Tensor(x))
     h_last = out.data[3, 0]
-    expected = np.linalg.norm((1 - h_last ** 2)[:, None] * layer.cell_l0.weight_hh.data, 2)
+    expected = np.linalg.norm((1 - h_last**2)[:, None] * layer.cell_l0.weight_hh.data, 2)
     assert result.steps[1].path == pytest.approx(expected, rel=1e-12)
 
 
@@ -141,8 +153,12 @@ def test_bad_models_are_refused():
     with pytest.raises(ValueError, match="needs a float64 model"):
         ledger(Recurrent("lstm", 2, 3, rng=rng), np.ones((2, 1, 2)), np.ones((2, 1, 3)), [1])
     with pytest.raises(ValueError, match="one-layer, unidirectional, composed"):
-        ledger(Recurrent("gru", 2, 3, num_layers=2, dtype=np.float64), np.ones((2, 1, 2)),
-               np.ones((2, 1, 3)), [1])
+        ledger(
+            Recurrent("gru", 2, 3, num_layers=2, dtype=np.float64),
+            np.ones((2, 1, 2)),
+            np.ones((2, 1, 3)),
+            [1],
+        )
     with pytest.raises(ValueError, match="loss must be one of"):
         explain("lstm", loss="first")
     layer = Recurrent("rnn", 2, 3, dtype=np.float64, rng=rng)
@@ -156,12 +172,19 @@ def test_bad_models_are_refused():
 def test_default_command_prints_the_three_tables(capsys):
     assert main(["explain"]) == 0
     out = capsys.readouterr().out
-    for text in ("BPTT ledger: lstm, T=4, hidden 3", "‖dc←f·dc(t+1)‖", "‖δf‖", "∏f",
-                 "running sum", "‖central differences‖", "the three agree"):
+    for text in (
+        "BPTT ledger: lstm, T=4, hidden 3",
+        "‖dc←f·dc(t+1)‖",
+        "‖δf‖",
+        "∏f",
+        "running sum",
+        "‖central differences‖",
+        "the three agree",
+    ):
         assert text in out, text
     lines = out.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("t  ‖dh←loss‖"))
-    assert [line.split()[0] for line in lines[first + 1:first + 5]] == ["3", "2", "1", "0"], out
+    assert [line.split()[0] for line in lines[first + 1 : first + 5]] == ["3", "2", "1", "0"], out
 
 
 def test_json_and_verbose(capsys):
@@ -186,15 +209,19 @@ def test_custom_cell_from_a_script(capsys):
         registry._CELLS.update(saved)
         sys.modules.pop("custom_cell", None)
         from tinygrad_lstm.tooling import cli
+
         cli._imported_files.clear()
     out = capsys.readouterr().out
     assert "read off the recorded graph" in out and "the three agree" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seq-len", "0"], "--seq-len must be at least 1"),
-    (["--cell", "janet"], "unknown cell 'janet'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seq-len", "0"], "--seq-len must be at least 1"),
+        (["--cell", "janet"], "unknown cell 'janet'"),
+    ],
+)
 def test_bad_arguments_exit_2(argv, message, capsys):
     assert main(["explain", *argv]) == 2
     err = capsys.readouterr().err

@@ -40,16 +40,26 @@ def torch():
 
 # name -> (family, our class, torch.nn class name, options both constructors take)
 CASES = {
-    "rnn-tanh-L2-bi-bf": ("sequence", RNN, "RNN", {"num_layers": 2, "bidirectional": True,
-                                                    "batch_first": True}),
+    "rnn-tanh-L2-bi-bf": (
+        "sequence",
+        RNN,
+        "RNN",
+        {"num_layers": 2, "bidirectional": True, "batch_first": True},
+    ),
     "rnn-relu-nobias": ("sequence", RNN, "RNN", {"nonlinearity": "relu", "bias": False}),
-    "lstm-L2-bi-proj-dropout": ("sequence", LSTM, "LSTM", {"num_layers": 2, "proj_size": 2,
-                                                           "bidirectional": True,
-                                                           "dropout": 0.3}),
+    "lstm-L2-bi-proj-dropout": (
+        "sequence",
+        LSTM,
+        "LSTM",
+        {"num_layers": 2, "proj_size": 2, "bidirectional": True, "dropout": 0.3},
+    ),
     "lstm-bf-nobias": ("sequence", LSTM, "LSTM", {"batch_first": True, "bias": False}),
-    "gru-L3-bi-nobias-dropout": ("sequence", GRU, "GRU", {"num_layers": 3, "bias": False,
-                                                          "bidirectional": True,
-                                                          "dropout": 0.5}),
+    "gru-L3-bi-nobias-dropout": (
+        "sequence",
+        GRU,
+        "GRU",
+        {"num_layers": 3, "bias": False, "bidirectional": True, "dropout": 0.5},
+    ),
     "gru-bf": ("sequence", GRU, "GRU", {"batch_first": True}),
     "rnncell-relu": ("cell", RNNCell, "RNNCell", {"nonlinearity": "relu"}),
     "lstmcell": ("cell", LSTMCell, "LSTMCell", {}),
@@ -105,11 +115,13 @@ def run(module, args: list, lib: str, torch=None) -> dict[str, np.ndarray]:
     fixed random w, and return {name: array} for the outputs and every gradient."""
     integer = args[0].dtype.kind == "i"
     if lib == "torch":
-        make = (lambda a: torch.tensor(a)) if integer else \
-            (lambda a: torch.tensor(a, requires_grad=True))
+        make = (
+            (lambda a: torch.tensor(a))
+            if integer
+            else (lambda a: torch.tensor(a, requires_grad=True))
+        )
     else:
-        make = (lambda a: tg.Tensor(a)) if integer else \
-            (lambda a: tg.Tensor(a, requires_grad=True))
+        make = (lambda a: tg.Tensor(a)) if integer else (lambda a: tg.Tensor(a, requires_grad=True))
     leaves = [make(a) if not isinstance(a, tuple) else tuple(make(b) for b in a) for a in args]
     result = module(*leaves)
     if lib == "ours" and isinstance(module, (RNNCell, LSTMCell, GRUCell)):
@@ -128,6 +140,7 @@ def run(module, args: list, lib: str, torch=None) -> dict[str, np.ndarray]:
 
     def grad(t):
         return t.grad.numpy() if lib == "torch" else t.grad
+
     found = {f"output {j}": array(o) for j, o in enumerate(outputs)}
     if not integer:
         found.update({f"grad input {j}": grad(t) for j, t in enumerate(flat(leaves))})
@@ -192,21 +205,29 @@ def test_state_dicts_round_trip_exactly(torch, case, dtype):
 @pytest.mark.parametrize("family", ["sequence", "cell", "dropout"])
 def test_options_that_only_act_in_training_carry_over(torch, family):
     """dropout (between layers, or the Dropout layer), the training flag, requires_grad."""
-    ours = (LSTM(I, H, num_layers=2, dropout=0.25, dtype=np.float64) if family == "sequence"
-            else GRUCell(I, H) if family == "cell" else Dropout(0.4))
+    ours = (
+        LSTM(I, H, num_layers=2, dropout=0.25, dtype=np.float64)
+        if family == "sequence"
+        else GRUCell(I, H)
+        if family == "cell"
+        else Dropout(0.4)
+    )
     for param in ours.parameters():
         param.requires_grad = False
         break
     there = to_torch(ours)
     assert there.training and ours.training
-    assert getattr(there, "dropout", getattr(there, "p", None)) == \
-        getattr(ours, "dropout", getattr(ours, "p", None))
-    assert [p.requires_grad for p in there.parameters()] == \
-        [p.requires_grad for p in ours.parameters()]
+    assert getattr(there, "dropout", getattr(there, "p", None)) == getattr(
+        ours, "dropout", getattr(ours, "p", None)
+    )
+    assert [p.requires_grad for p in there.parameters()] == [
+        p.requires_grad for p in ours.parameters()
+    ]
     back = from_torch(there.eval())
     assert not back.training and all(not m.training for m in back.modules())
-    assert [p.requires_grad for p in back.parameters()] == \
-        [p.requires_grad for p in ours.parameters()]
+    assert [p.requires_grad for p in back.parameters()] == [
+        p.requires_grad for p in ours.parameters()
+    ]
 
 
 # ---- a model built of layers: a container each way, or the user's class via into= ---------
@@ -236,8 +257,9 @@ def torch_char_model(torch, seed: int = 0):
         def __init__(self):
             super().__init__()
             self.embed = torch.nn.Embedding(10, I, dtype=torch.float64)
-            self.lstm = torch.nn.LSTM(I, H, num_layers=2, batch_first=True, dropout=0.2,
-                                      dtype=torch.float64)
+            self.lstm = torch.nn.LSTM(
+                I, H, num_layers=2, batch_first=True, dropout=0.2, dtype=torch.float64
+            )
             self.drop = torch.nn.Dropout(0.1)
             self.head = torch.nn.Linear(H, 10, dtype=torch.float64)
 
@@ -250,16 +272,21 @@ def torch_char_model(torch, seed: int = 0):
 
 def check_model_parity(ours, theirs, torch, what: str) -> None:
     idx = np.random.default_rng(3).integers(0, 10, size=(N, T))
-    assert_same_results(run(ours.eval(), [idx], "ours"),
-                        run(theirs.eval(), [idx], "torch", torch), what)
+    assert_same_results(
+        run(ours.eval(), [idx], "ours"), run(theirs.eval(), [idx], "torch", torch), what
+    )
 
 
 def test_a_model_goes_to_torch_as_a_container_of_converted_layers(torch):
     ours = CharModel()
     there = to_torch(ours)
     assert type(there) is torch.nn.Module
-    assert [(n, type(m).__name__) for n, m in there.named_children()] == \
-        [("embed", "Embedding"), ("lstm", "LSTM"), ("drop", "Dropout"), ("head", "Linear")]
+    assert [(n, type(m).__name__) for n, m in there.named_children()] == [
+        ("embed", "Embedding"),
+        ("lstm", "LSTM"),
+        ("drop", "Dropout"),
+        ("head", "Linear"),
+    ]
     assert_same_weights(torch_weights(there), ours.state_dict(), "container")
     there.forward = lambda idx: char_forward(there, idx)  # a container's forward is the user's
     check_model_parity(ours, there, torch, "CharModel to a torch container")
@@ -319,12 +346,15 @@ class MyCell(RNNCell):
     pass
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (lambda: Scaled(), "Scaled at 'inner': it holds parameters of its own (scale)"),
-    (lambda: MyLinear(2, 2), "MyLinear at 'inner': a subclass of a supported layer"),
-    (lambda: Recurrent(MyCell, 2, 3), "Recurrent at 'inner': its cell MyCell has no PyTorch"),
-    (lambda: LSTMCell(2, 3, proj_size=1), "LSTMCell at 'inner': proj_size > 0"),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: Scaled(), "Scaled at 'inner': it holds parameters of its own (scale)"),
+        (lambda: MyLinear(2, 2), "MyLinear at 'inner': a subclass of a supported layer"),
+        (lambda: Recurrent(MyCell, 2, 3), "Recurrent at 'inner': its cell MyCell has no PyTorch"),
+        (lambda: LSTMCell(2, 3, proj_size=1), "LSTMCell at 'inner': proj_size > 0"),
+    ],
+)
 def test_to_torch_names_what_it_cannot_convert_and_where(torch, make, expected):
     model = tg.Module()
     model.inner = make()
@@ -360,8 +390,9 @@ def test_into_a_model_that_does_not_fit_lists_every_problem_and_copies_nothing(t
     assert_same_weights(torch_weights(target), before, "target after a refused copy")
     mine = CharModel(dtype=np.float32)
     saved = mine.state_dict()
-    with pytest.raises(StateDictError, match="lstm.weight_ih_l0: source .* float64, target "
-                                             ".* float32"):
+    with pytest.raises(
+        StateDictError, match="lstm.weight_ih_l0: source .* float64, target .* float32"
+    ):
         from_torch(torch_char_model(torch), into=mine)
     assert_same_weights(mine.state_dict(), saved, "our model after a refused load")
 

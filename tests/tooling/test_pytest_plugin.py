@@ -27,12 +27,12 @@ def test_assert_op_gradients_fixture_names_a_wrong_backward(assert_op_gradients,
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return x ** 3
+            return x**3
 
         @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved
-            return g * x ** 2
+            return g * x**2
 
     with pytest.raises(AssertionError, match=r"op 'cube_missing_factor' failed:.*mismatch"):
         assert_op_gradients("cube_missing_factor", max_examples=3)
@@ -51,19 +51,26 @@ def test_registered_by_lists_what_a_distribution_registered(registered_by):
 
 
 def test_importing_the_plugin_module_imports_nothing_else():
-    code = ("import sys; before = set(sys.modules); import tinygrad_lstm.tooling.pytest_plugin; "
-            "new = set(sys.modules) - before; "
-            "print(sorted(m for m in new if m.startswith(('hypothesis', 'numba'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; before = set(sys.modules); import tinygrad_lstm.tooling.pytest_plugin; "
+        "new = set(sys.modules) - before; "
+        "print(sorted(m for m in new if m.startswith(('hypothesis', 'numba'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]", f"pytest_plugin imported {out.strip()} at import time"
 
 
 def test_fixtures_are_found_through_the_entry_point(tmp_path):
     (tmp_path / "test_empty.py").write_text("")
-    out = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider",
-                          str(tmp_path)], capture_output=True, text=True, check=False,
-                         cwd=tmp_path).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    ).stdout
     assert "fixtures defined from tinygrad_lstm.tooling.pytest_plugin" in out, out
     for name in ("assert_op_gradients", "assert_cell_gradients", "registered_by"):
         assert name in out, f"fixture {name} not offered by the installed pytest plugin"

@@ -50,7 +50,7 @@ def test_adding_problem_definition():
     assert np.all(markers[:20].sum(0) == 1) and np.all(markers[20:].sum(0) == 1)
     np.testing.assert_allclose(y[:, 0], (x[:, :, 0] * markers).sum(0), rtol=1e-6)
     assert 0 <= x[:, :, 0].min() and x[:, :, 0].max() < 1
-    baseline_mse = np.mean((1.0 - y) ** 2)       # 1/6 is the variance of U(0,1) + U(0,1)
+    baseline_mse = np.mean((1.0 - y) ** 2)  # 1/6 is the variance of U(0,1) + U(0,1)
     assert abs(baseline_mse - 1 / 6) < 0.02
     assert task.baseline() == pytest.approx(0.1667, abs=1e-4)
 
@@ -60,7 +60,7 @@ def test_copy_task_definition():
     x, y = task.batch(_rng(), 6)
     codes = x.argmax(-1)
     assert x.shape == (20, 6, 10) and np.all(x.sum(-1) == 1)
-    np.testing.assert_array_equal(codes[:5], y)              # the symbols to recall
+    np.testing.assert_array_equal(codes[:5], y)  # the symbols to recall
     assert np.all(codes[5:14] == 8) and np.all(codes[14] == 9) and np.all(codes[15:] == 8)
     assert y.shape == (task.tail, 6) and y.max() < 8
 
@@ -125,11 +125,16 @@ def test_make_task_errors():
         tasks.make_task({"name": "sine", "seq_len": 0})
 
 
-@pytest.mark.parametrize("name, cell, bidirectional, shape", [
-    ("adding", "lstm", False, (3, 1)), ("adding", "gru", True, (3, 1)),
-    ("copy", "rnn", True, (5, 3, 8)), ("sine", "lstm", False, (12, 3, 1)),
-    ("text", "gru", False, (12, 3, None)),
-])
+@pytest.mark.parametrize(
+    "name, cell, bidirectional, shape",
+    [
+        ("adding", "lstm", False, (3, 1)),
+        ("adding", "gru", True, (3, 1)),
+        ("copy", "rnn", True, (5, 3, 8)),
+        ("sine", "lstm", False, (12, 3, 1)),
+        ("text", "gru", False, (12, 3, None)),
+    ],
+)
 def test_model_readouts(name, cell, bidirectional, shape):
     task = tasks.make_task({"name": name, "seq_len": 12})
     model = tasks.build_model(tasks.model_config(task, cell, 6, 2, bidirectional), rng=_rng())
@@ -139,9 +144,8 @@ def test_model_readouts(name, cell, bidirectional, shape):
     assert float(tasks.task_loss(task, prediction, y).item()) > 0
     h_n = state[0] if isinstance(state, tuple) else state
     assert h_n.shape == (4 if bidirectional else 2, 3, 6)
-    if task.readout == "last":      # the readout is the head applied to the final states
-        final = np.concatenate([h_n.data[-2], h_n.data[-1]], -1) if bidirectional \
-            else h_n.data[-1]
+    if task.readout == "last":  # the readout is the head applied to the final states
+        final = np.concatenate([h_n.data[-2], h_n.data[-1]], -1) if bidirectional else h_n.data[-1]
         expected = final @ model.head.weight.data.T + model.head.bias.data
         np.testing.assert_allclose(prediction.data, expected, rtol=1e-5, atol=1e-6)
 
@@ -151,10 +155,10 @@ def test_masked_loss_averages_real_steps_only():
     _, (y, mask) = task.batch(_rng(), 4)
     logits = tg.Tensor(_rng(3).standard_normal(y.shape + (7,)).astype(np.float32))
     per_step = -np.take_along_axis(
-        logits.data - np.log(np.exp(logits.data).sum(-1, keepdims=True)), y[..., None], -1)[..., 0]
+        logits.data - np.log(np.exp(logits.data).sum(-1, keepdims=True)), y[..., None], -1
+    )[..., 0]
     expected = (per_step * mask).sum() / mask.sum()
-    np.testing.assert_allclose(tasks.task_loss(task, logits, (y, mask)).item(), expected,
-                               rtol=1e-5)
+    np.testing.assert_allclose(tasks.task_loss(task, logits, (y, mask)).item(), expected, rtol=1e-5)
 
 
 def test_evaluate_restores_training_mode_and_sampling_is_seeded():
@@ -174,58 +178,85 @@ def _adding_model():
     return task, tasks.build_model(tasks.model_config(task, "gru", 4), rng=_rng())
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda t, m: tasks.evaluate(m, t), TypeError, None),   # rng forgotten: Python's own
-    (lambda t, m: tasks.evaluate(m, t, 7), TypeError,
-     "evaluate: rng must be a numpy.random.Generator, e.g. np.random.default_rng(0); got int"),
-    (lambda t, m: tasks.evaluate(m, t, None), TypeError, "evaluate: rng must be a numpy"),
-    (lambda t, m: tasks.evaluate(m, t, _rng(), 0), ValueError,
-     "evaluate: batch_size must be an integer >= 1, got 0"),
-    (lambda t, m: tasks.evaluate(m, t, _rng(), 2.5), TypeError,
-     "evaluate: batch_size must be an integer >= 1, got float 2.5"),
-    (lambda t, m: tasks.evaluate(t, m, _rng()), TypeError, "evaluate: model must be a Module"),
-    (lambda t, m: t.batch(3, 4), TypeError, "adding.batch: rng must be a numpy"),
-    (lambda t, m: t.batch(_rng(), -1), ValueError, "adding.batch: batch_size must be"),
-    (lambda t, m: tasks.make_task("adding"), TypeError, "make_task: config must be a dict"),
-    (lambda t, m: tasks.make_task({"name": "adding", "seq_len": 5, "vocab": "ab"}),
-     ValueError, "make_task: task adding takes ['seq_len']"),
-    (lambda t, m: tasks.make_task({"name": "adding"}), ValueError, "seq_len required"),
-    (lambda t, m: tasks.model_config(t, "gru", 0), ValueError, "model_config: hidden must be"),
-    (lambda t, m: tasks.model_config("adding", "gru", 4), TypeError, "task must be a Task"),
-    (lambda t, m: tasks.build_model({"cell": "gru"}), ValueError, "build_model: config must"),
-    (lambda t, m: tasks.build_model({**tasks.model_config(t, "gru", 4), "hidden_size": "4"}),
-     TypeError, "build_model: hidden_size must be an integer"),
-    (lambda t, m: tasks.TextTask(8, vocab=["a", "b"]), ValueError, "vocab must be a string"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda t, m: tasks.evaluate(m, t), TypeError, None),  # rng forgotten: Python's own
+        (
+            lambda t, m: tasks.evaluate(m, t, 7),
+            TypeError,
+            "evaluate: rng must be a numpy.random.Generator, "
+            "e.g. np.random.default_rng(0); got int",
+        ),
+        (lambda t, m: tasks.evaluate(m, t, None), TypeError, "evaluate: rng must be a numpy"),
+        (
+            lambda t, m: tasks.evaluate(m, t, _rng(), 0),
+            ValueError,
+            "evaluate: batch_size must be an integer >= 1, got 0",
+        ),
+        (
+            lambda t, m: tasks.evaluate(m, t, _rng(), 2.5),
+            TypeError,
+            "evaluate: batch_size must be an integer >= 1, got float 2.5",
+        ),
+        (lambda t, m: tasks.evaluate(t, m, _rng()), TypeError, "evaluate: model must be a Module"),
+        (lambda t, m: t.batch(3, 4), TypeError, "adding.batch: rng must be a numpy"),
+        (lambda t, m: t.batch(_rng(), -1), ValueError, "adding.batch: batch_size must be"),
+        (lambda t, m: tasks.make_task("adding"), TypeError, "make_task: config must be a dict"),
+        (
+            lambda t, m: tasks.make_task({"name": "adding", "seq_len": 5, "vocab": "ab"}),
+            ValueError,
+            "make_task: task adding takes ['seq_len']",
+        ),
+        (lambda t, m: tasks.make_task({"name": "adding"}), ValueError, "seq_len required"),
+        (lambda t, m: tasks.model_config(t, "gru", 0), ValueError, "model_config: hidden must be"),
+        (lambda t, m: tasks.model_config("adding", "gru", 4), TypeError, "task must be a Task"),
+        (lambda t, m: tasks.build_model({"cell": "gru"}), ValueError, "build_model: config must"),
+        (
+            lambda t, m: tasks.build_model({**tasks.model_config(t, "gru", 4), "hidden_size": "4"}),
+            TypeError,
+            "build_model: hidden_size must be an integer",
+        ),
+        (lambda t, m: tasks.TextTask(8, vocab=["a", "b"]), ValueError, "vocab must be a string"),
+    ],
+)
 def test_public_entry_points_check_their_arguments(call, error, message):
     task, model = _adding_model()
     with pytest.raises(error) as info:
         call(task, model)
     if message is not None:
         assert message in str(info.value), str(info.value)
-    else:   # the missing argument is named, not "only integer scalar arrays ..."
+    else:  # the missing argument is named, not "only integer scalar arrays ..."
         assert "rng" in str(info.value), str(info.value)
 
 
 def test_sample_text_checks_its_arguments():
     task = tasks.TextTask(8)
     model = tasks.build_model(tasks.model_config(task, "gru", 4), rng=_rng())
-    for kwargs, message in (({"rng": 5}, "sample_text: rng must be"),
-                            ({"length": -1}, "sample_text: length must be an integer >= 0"),
-                            ({"temperature": float("nan")}, "temperature must be a finite"),
-                            ({"prime": 42}, "the prime must be a non-empty string")):
+    for kwargs, message in (
+        ({"rng": 5}, "sample_text: rng must be"),
+        ({"length": -1}, "sample_text: length must be an integer >= 0"),
+        ({"temperature": float("nan")}, "temperature must be a finite"),
+        ({"prime": 42}, "the prime must be a non-empty string"),
+    ):
         args = {"prime": "The ", "length": 3, "temperature": 0.8, "rng": _rng(), **kwargs}
         with pytest.raises((TypeError, ValueError), match=re.escape(message)):
             tasks.sample_text(model, task, **args)
 
 
-@pytest.mark.parametrize("name, cell, hidden, layers, bidirectional", [
-    ("adding", "lstm", 64, 1, False), ("text", "gru", 50, 2, False),
-    ("copy", "rnn", 7, 3, True), ("text", "lstm", 20, 1, False),
-])
+@pytest.mark.parametrize(
+    "name, cell, hidden, layers, bidirectional",
+    [
+        ("adding", "lstm", 64, 1, False),
+        ("text", "gru", 50, 2, False),
+        ("copy", "rnn", 7, 3, True),
+        ("text", "lstm", 20, 1, False),
+    ],
+)
 def test_parameter_count_equals_the_built_model(name, cell, hidden, layers, bidirectional):
-    config = tasks.model_config(tasks.make_task({"name": name, "seq_len": 12}), cell, hidden,
-                                layers, bidirectional)
+    config = tasks.model_config(
+        tasks.make_task({"name": name, "seq_len": 12}), cell, hidden, layers, bidirectional
+    )
     built = sum(p.data.size for p in tasks.build_model(config).parameters())
     assert tasks.parameter_count(config) == built
 

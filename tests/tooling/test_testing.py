@@ -35,8 +35,10 @@ def test_drawn_cases_respect_the_op_metadata(name, data):
     attrs, arrays = data.draw(op_cases(info))
     assert set(attrs) == set(info.attrs)
     for key, value in attrs.items():
-        assert any(value is c or (type(value) is type(c) and np.array_equal(value, c))
-                   for c in info.attrs[key])
+        assert any(
+            value is c or (type(value) is type(c) and np.array_equal(value, c))
+            for c in info.attrs[key]
+        )
     n_inputs = info.arity if info.arity is not None else info.n_inputs
     assert len(arrays) == n_inputs
     if info.shapes is None:
@@ -104,8 +106,15 @@ def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_registry):
     _register_bad_sigmoid()
     report = check_op("_test_bad_sigmoid", max_examples=FEW, seed=3)
     assert not report.ok
-    for part in ("_test_bad_sigmoid", "GradcheckError", "input shapes", "attrs", "seed 3",
-                 "analytic", "numeric"):
+    for part in (
+        "_test_bad_sigmoid",
+        "GradcheckError",
+        "input shapes",
+        "attrs",
+        "seed 3",
+        "analytic",
+        "numeric",
+    ):
         assert part in report.failure
     again = check_op("_test_bad_sigmoid", max_examples=FEW, seed=3)
     assert again.failure == report.failure
@@ -114,8 +123,13 @@ def test_wrong_backward_is_reported_with_a_reproducible_case(scratch_registry):
 
 
 def test_bug_behind_one_attribute_value_is_found_and_named(scratch_registry):
-    @register_op("_test_bad_sum", arity=1, kind="reduction", attrs={"axis": [0, 1, -1]},
-                 shapes=lambda dims, attrs: [(dims[0] + 1, dims[1] + 1)])
+    @register_op(
+        "_test_bad_sum",
+        arity=1,
+        kind="reduction",
+        attrs={"axis": [0, 1, -1]},
+        shapes=lambda dims, attrs: [(dims[0] + 1, dims[1] + 1)],
+    )
     class BadSum(Function):
         @staticmethod
         def forward(ctx, x, axis):
@@ -132,13 +146,17 @@ def test_bug_behind_one_attribute_value_is_found_and_named(scratch_registry):
 
 
 def test_wrong_gradient_of_a_second_output_is_found(scratch_registry):
-    @register_op("_test_bad_halves", arity=1, kind="shape",
-                 shapes=lambda dims, attrs: [(2 * dims[0], dims[1])])
+    @register_op(
+        "_test_bad_halves",
+        arity=1,
+        kind="shape",
+        shapes=lambda dims, attrs: [(2 * dims[0], dims[1])],
+    )
     class BadHalves(Function):
         @staticmethod
         def forward(ctx, x):
             ctx.n = x.shape[0] // 2
-            return x[:ctx.n].copy(), x[ctx.n:].copy()
+            return x[: ctx.n].copy(), x[ctx.n :].copy()
 
         @staticmethod
         def backward(ctx, g0, g1):
@@ -229,8 +247,9 @@ def test_ignoring_needs_input_grad_positions_is_found(scratch_registry):
             a, b = ctx.saved
             need_a, need_b = ctx.needs_input_grad
             # Dropping the Nones shifts b's gradient into a's slot when a needs none.
-            return tuple(x for x in (g * b if need_a else None, g * a if need_b else None)
-                         if x is not None)
+            return tuple(
+                x for x in (g * b if need_a else None, g * a if need_b else None) if x is not None
+            )
 
     report = check_op("_test_bad_mul", max_examples=FEW)
     assert not report.ok and "only input 1 requiring grad" in report.failure
@@ -271,15 +290,18 @@ class TinyCell(tg.Module):
     every path through the recurrence.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None,
-                 broken=False):
+    def __init__(
+        self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None, broken=False
+    ):
         super().__init__()
         rng = np.random.default_rng(0) if rng is None else rng
         self.hidden_size, self.broken = hidden_size, broken
-        self.weight_ih = tg.Parameter(rng.uniform(-0.5, 0.5, (hidden_size, input_size)),
-                                      dtype=dtype)
-        self.weight_hh = tg.Parameter(rng.uniform(-0.5, 0.5, (hidden_size, hidden_size)),
-                                      dtype=dtype)
+        self.weight_ih = tg.Parameter(
+            rng.uniform(-0.5, 0.5, (hidden_size, input_size)), dtype=dtype
+        )
+        self.weight_hh = tg.Parameter(
+            rng.uniform(-0.5, 0.5, (hidden_size, hidden_size)), dtype=dtype
+        )
         self.bias = tg.Parameter(rng.uniform(-0.5, 0.5, hidden_size), dtype=dtype)
 
     def init_state(self, batch_size, dtype=np.float32):
@@ -304,8 +326,7 @@ def test_check_cell_names_the_parameter_with_a_wrong_gradient():
     assert not report.ok
     assert "parameter weight_hh_l0" in report.failure and "TinyCell" in report.failure
     with pytest.raises(AssertionError, match="weight_hh_l0"):
-        assert_cell_gradients(TinyCell, seq_len=3, num_layers=1, bidirectional=False,
-                              broken=True)
+        assert_cell_gradients(TinyCell, seq_len=3, num_layers=1, bidirectional=False, broken=True)
 
 
 def test_check_cell_reports_a_cell_that_cannot_be_built():
@@ -336,7 +357,7 @@ def test_a_backward_wrong_only_beyond_three_fails(scratch_registry):
     """Before, unbounded inputs came from [-3, 3] only, and this op passed every check."""
     report = check_op(_wrong_beyond(3.0, "_test_wrong_beyond_3"), max_examples=25)
     assert not report.ok and "gradient mismatch" in report.failure, report
-    assert 1e-3 < report.worst_rel_error < 0.1, report     # the 1% that was wrong
+    assert 1e-3 < report.worst_rel_error < 0.1, report  # the 1% that was wrong
 
 
 def test_a_backward_wrong_only_far_out_fails(scratch_registry):
@@ -358,10 +379,12 @@ def test_a_correct_op_passes_at_every_scale_with_tight_tolerances(scratch_regist
 
 
 def test_value_grids_by_scale(scratch_registry):
-    register_op("_test_wide", arity=1)(type("Wide", (Function,), {
-        "forward": lambda ctx, x: x, "backward": lambda ctx, g: g}))
-    register_op("_test_narrow", arity=1, domain=(-5.0, 5.0))(type("Narrow", (Function,), {
-        "forward": lambda ctx, x: x, "backward": lambda ctx, g: g}))
+    register_op("_test_wide", arity=1)(
+        type("Wide", (Function,), {"forward": lambda ctx, x: x, "backward": lambda ctx, g: g})
+    )
+    register_op("_test_narrow", arity=1, domain=(-5.0, 5.0))(
+        type("Narrow", (Function,), {"forward": lambda ctx, x: x, "backward": lambda ctx, g: g})
+    )
     wide, narrow = tg.op_info("_test_wide"), tg.op_info("_test_narrow")
     assert np.abs(value_grid(wide, 0)).max() == 3.0
     assert np.isclose(np.abs(value_grid(wide, 0, 100.0)).max(), 300.0)

@@ -20,13 +20,21 @@ STEP = re.compile(r"^layer(\d+)/(forward|reverse)/t(\d+)$")
 
 
 def step_clusters(graph) -> dict[str, list[str]]:
-    return {s.attrs["label"]: s.nodes for s in graph.root.subgraphs
-            if s.name.startswith("cluster_") and STEP.match(s.attrs.get("label", ""))}
+    return {
+        s.attrs["label"]: s.nodes
+        for s in graph.root.subgraphs
+        if s.name.startswith("cluster_") and STEP.match(s.attrs.get("label", ""))
+    }
 
 
 def test_parser_rejects_what_is_not_dot():
-    for bad in ["digraph g { a -> ; }", "digraph g { a [label=x; }", "digraph { subgraph { a }",
-                "graph g { a }", "digraph g { a } }"]:
+    for bad in [
+        "digraph g { a -> ; }",
+        "digraph g { a [label=x; }",
+        "digraph { subgraph { a }",
+        "graph g { a }",
+        "digraph g { a } }",
+    ]:
         with pytest.raises(DotSyntaxError):
             parse_dot(bad)
 
@@ -37,10 +45,21 @@ def test_expression_graph_has_one_box_per_op_and_one_edge_per_input():
     y = ((a @ b).tanh() * 2.0).sum()
     graph = parse_dot(to_dot(y))
     labels = sorted(attrs["label"] for attrs in graph.nodes.values())
-    assert labels == sorted(["leaf\\n(2, 3)", "leaf\\n(3, 4)", "const\\n()", "matmul\\n(2, 4)",
-                             "tanh\\n(2, 4)", "mul\\n(2, 4)", "sum\\n()"]), labels
-    by_label = {attrs["label"].split("\\n")[0] + attrs["label"].split("\\n")[1]: node
-                for node, attrs in graph.nodes.items()}
+    assert labels == sorted(
+        [
+            "leaf\\n(2, 3)",
+            "leaf\\n(3, 4)",
+            "const\\n()",
+            "matmul\\n(2, 4)",
+            "tanh\\n(2, 4)",
+            "mul\\n(2, 4)",
+            "sum\\n()",
+        ]
+    ), labels
+    by_label = {
+        attrs["label"].split("\\n")[0] + attrs["label"].split("\\n")[1]: node
+        for node, attrs in graph.nodes.items()
+    }
     edges = {(s, d) for s, d, _ in graph.edges}
     assert (by_label["matmul(2, 4)"], by_label["tanh(2, 4)"]) in edges
     assert (by_label["const()"], by_label["mul(2, 4)"]) in edges
@@ -64,13 +83,13 @@ def test_lstm_graph_has_one_cluster_per_time_step(seq_len):
     out, (_h, c) = lstm(Tensor(np.ones((seq_len, 1, 2), np.float32)))
     graph = parse_dot(to_dot(out.sum() + c.sum()))
     clusters = step_clusters(graph)
-    assert sorted(clusters, key=lambda s: int(STEP.match(s).group(3))) == \
-        [f"layer0/forward/t{t}" for t in range(seq_len)]
+    assert sorted(clusters, key=lambda s: int(STEP.match(s).group(3))) == [
+        f"layer0/forward/t{t}" for t in range(seq_len)
+    ]
     for label, nodes in clusters.items():
         ops = [graph.nodes[n]["label"].split("\\n")[0] for n in nodes]
         # The LSTM step: 4 gate nonlinearities + tanh(c'), f*c + i*g and o*tanh(c').
-        assert ops.count("sigmoid") == 3 and ops.count("tanh") == 2 and "split" in ops, \
-            (label, ops)
+        assert ops.count("sigmoid") == 3 and ops.count("tanh") == 2 and "split" in ops, (label, ops)
     declared = set(graph.nodes)
     assert all(s in declared and d in declared for s, d, _ in graph.edges)
 
@@ -79,8 +98,9 @@ def test_clusters_separate_layers_and_directions():
     gru = GRU(2, 3, num_layers=2, bidirectional=True, rng=np.random.default_rng(0))
     out, _ = gru(Tensor(np.ones((4, 2, 2), np.float32)))
     clusters = step_clusters(parse_dot(to_dot(out.sum())))
-    expected = {f"layer{k}/{d}/t{t}" for k in range(2) for d in ("forward", "reverse")
-                for t in range(4)}
+    expected = {
+        f"layer{k}/{d}/t{t}" for k in range(2) for d in ("forward", "reverse") for t in range(4)
+    }
     assert set(clusters) == expected
     assert all(clusters.values()), "an empty cluster"
 
@@ -135,13 +155,14 @@ def test_norms_follow_the_closed_form_of_a_linear_recurrence():
     expected = g_last * w ** np.arange(steps - 1, -1, -1)
     np.testing.assert_allclose(result.norms["h"], expected, rtol=1e-12)
     assert result.ratio() == pytest.approx(w ** (steps - 1), rel=1e-12)
-    assert result.loss == pytest.approx(np.mean(h_last ** 2), rel=1e-12)
+    assert result.loss == pytest.approx(np.mean(h_last**2), rel=1e-12)
 
 
 def test_loss_on_chosen_steps_adds_direct_gradients_and_nothing_after_the_last():
     w, x = 0.5, np.ones((6, 1, 1))
-    result = step_gradient_norms(ScaleCell(w, 1), x, loss_fn=lambda outs: outs[0].sum()
-                                 + outs[1].sum(), loss_steps=[1, 3])
+    result = step_gradient_norms(
+        ScaleCell(w, 1), x, loss_fn=lambda outs: outs[0].sum() + outs[1].sum(), loss_steps=[1, 3]
+    )
     # L = h_1 + h_3: dL/dh_3 = 1, dL/dh_2 = w, dL/dh_1 = 1 + w^2, dL/dh_0 = w (1 + w^2).
     np.testing.assert_allclose(result.norms["h"], [w * (1 + w * w), 1 + w * w, w, 1, 0, 0])
     assert result.loss_steps == (1, 3)
@@ -154,8 +175,9 @@ def test_lstm_norms_match_torch_retain_grad():
     x = rng.standard_normal((7, 3, 2))
     result = step_gradient_norms(layer, x)
     ref = torch.nn.LSTMCell(2, 5).double()
-    ref.load_state_dict({k.removesuffix("_l0"): torch.from_numpy(v)
-                         for k, v in layer.state_dict().items()})
+    ref.load_state_dict(
+        {k.removesuffix("_l0"): torch.from_numpy(v) for k, v in layer.state_dict().items()}
+    )
     h = c = torch.zeros(3, 5, dtype=torch.float64)
     states = []
     for t in range(7):
@@ -164,17 +186,18 @@ def test_lstm_norms_match_torch_retain_grad():
         c.retain_grad()
         states.append((h, c))
     (h * h).mean().backward()
-    np.testing.assert_allclose(result.norms["h"], [s[0].grad.norm().item() for s in states],
-                               rtol=1e-10)
-    np.testing.assert_allclose(result.norms["c"], [s[1].grad.norm().item() for s in states],
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        result.norms["h"], [s[0].grad.norm().item() for s in states], rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        result.norms["c"], [s[1].grad.norm().item() for s in states], rtol=1e-10
+    )
     assert all(p.grad is None for p in layer.parameters()), "parameter grads were changed"
 
 
 def test_multi_layer_models_are_refused():
     with pytest.raises(ValueError, match="num_layers=1"):
         step_gradient_norms(Recurrent("rnn", 2, 3, num_layers=2), np.ones((2, 1, 2)))
-
 
 
 # ---- per-step parameter contributions ----------------------------------------------------
@@ -187,8 +210,9 @@ def test_step_contributions_follow_the_closed_form_of_a_linear_recurrence():
     for t in range(steps):
         h.append(w * h[-1] + x[t])
     g_last = 2 * h[-1] / h[-1].size
-    expected = np.array([np.sum(w ** (steps - 1 - t) * g_last * h[t], axis=0)
-                         for t in range(steps)])
+    expected = np.array(
+        [np.sum(w ** (steps - 1 - t) * g_last * h[t], axis=0) for t in range(steps)]
+    )
     got = viz.step_param_grads(ScaleCell(w, 2), x, "w")
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
@@ -217,8 +241,13 @@ def test_step_contributions_sum_to_the_layers_grad(cell):
     for name in names:
         contributions = viz.step_param_grads(model, x, name)
         assert contributions.shape == (7, *params[name].shape)
-        np.testing.assert_allclose(contributions.sum(axis=0), params[name].grad, rtol=1e-12,
-                                   atol=1e-15, err_msg=f"{cell}: {name}")
+        np.testing.assert_allclose(
+            contributions.sum(axis=0),
+            params[name].grad,
+            rtol=1e-12,
+            atol=1e-15,
+            err_msg=f"{cell}: {name}",
+        )
         per_step = np.abs(contributions).reshape(7, -1).sum(axis=1)
         # Only weight_hh's first use is free: it multiplies h_{-1} = 0.
         assert np.count_nonzero(per_step) >= 6, f"{cell}: steps contributed nothing to {name}"

@@ -21,8 +21,7 @@ def integer(low: int, high: int | None = None) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}") \
-                from None
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}") from None
         if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {value}")
         return value
@@ -39,8 +38,9 @@ def finite(low: float, *, strict: bool) -> Callable[[str], float]:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text!r}") \
-                from None
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {bounds}, got {text!r}"
+            ) from None
         if not math.isfinite(value) or value < low or (strict and value == low):
             raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text!r}")
         return value

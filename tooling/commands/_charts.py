@@ -12,13 +12,19 @@ import numpy as np
 Panels = Sequence[tuple[str, dict[str, np.ndarray]]]
 
 
-def plot_png(path: str, panels: Panels, ylabel: str | Sequence[str], suptitle: str,
-             xlabels: Sequence[str] | None = None) -> bool:
+def plot_png(
+    path: str,
+    panels: Panels,
+    ylabel: str | Sequence[str],
+    suptitle: str,
+    xlabels: Sequence[str] | None = None,
+) -> bool:
     """Draw the panels side by side, log y axis, into ``path``; False without matplotlib.
     ``ylabel`` is shared (one y axis) or one per panel; ``xlabels`` one per panel (default:
     distance from the loss)."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -26,8 +32,9 @@ def plot_png(path: str, panels: Panels, ylabel: str | Sequence[str], suptitle: s
     shared = isinstance(ylabel, str)
     ylabels = [ylabel] * len(panels) if shared else list(ylabel)
     xlabels = list(xlabels or ["distance from the loss (time steps)"] * len(panels))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=shared,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=shared, squeeze=False
+    )
     for k, (ax, (title, curves)) in enumerate(zip(axes[0], panels)):
         for label, y in curves.items():
             distance = np.arange(len(y))
@@ -46,8 +53,12 @@ def plot_png(path: str, panels: Panels, ylabel: str | Sequence[str], suptitle: s
     return True
 
 
-def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int = 14,
-                   xlabel: str = "distance from the loss") -> str:
+def terminal_chart(
+    curves: dict[str, np.ndarray],
+    width: int = 64,
+    height: int = 14,
+    xlabel: str = "distance from the loss",
+) -> str:
     """A text chart of ``curves`` (log10 y, one row per band of decades, one column per bin
     of x); each curve is drawn with its own letter, ``*`` where curves overlap. Zeros and
     non-finite values are left out."""
@@ -65,8 +76,7 @@ def terminal_chart(curves: dict[str, np.ndarray], width: int = 64, height: int =
     for label, y in curves.items():
         # The initial of a word of the label when free ("lstm, forget bias 1" -> F), else A-Z.
         initials = [w[0].upper() for w in label.replace(",", " ").split() if w[0].isalpha()]
-        marker = next(c for c in [*initials, *"ABCDEFGHIJKLMNOPQRSTUVWXYZ#@%&+="]
-                      if c not in used)
+        marker = next(c for c in [*initials, *"ABCDEFGHIJKLMNOPQRSTUVWXYZ#@%&+="] if c not in used)
         used.add(marker)
         legend.append(f"{marker} = {label}")
         for k in range(len(y)):

@@ -38,8 +38,14 @@ class ClippingRuns:
 
 def spike_step(losses: list[float]) -> int | None:
     """The first step (1-based) whose loss is not finite or above ``SPIKE`` x the first."""
-    return next((k + 1 for k, loss in enumerate(losses)
-                 if not math.isfinite(loss) or loss > SPIKE * losses[0]), None)
+    return next(
+        (
+            k + 1
+            for k, loss in enumerate(losses)
+            if not math.isfinite(loss) or loss > SPIKE * losses[0]
+        ),
+        None,
+    )
 
 
 def overflow_step(losses: list[float]) -> int | None:
@@ -64,26 +70,37 @@ def set_spectral_radius(cell: Module, radius: float) -> bool:
     return True
 
 
-def _train(build: Callable[[], Module], task: tasks.Task, args: argparse.Namespace,
-           clip: float | None) -> list[float]:
+def _train(
+    build: Callable[[], Module], task: tasks.Task, args: argparse.Namespace, clip: float | None
+) -> list[float]:
     model = build()
-    trainer = Trainer(model, SGD(model.parameters(), lr=args.lr),
-                      lambda p, t: tasks.task_loss(task, p, t), clip=clip,
-                      per_step_targets=task.per_step_targets)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=args.lr),
+        lambda p, t: tasks.task_loss(task, p, t),
+        clip=clip,
+        per_step_targets=task.per_step_targets,
+    )
     rng = np.random.default_rng([args.seed, 3])  # the same batches for both runs
     losses = []
     label = "no clipping" if clip is None else f"clip {clip:g}"
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is what is being shown
-        for _ in tqdm(range(args.compare_clipping), desc=f"SGD, {label}",
-                         unit="step", leave=False, mininterval=0.5):
+        for _ in tqdm(
+            range(args.compare_clipping),
+            desc=f"SGD, {label}",
+            unit="step",
+            leave=False,
+            mininterval=0.5,
+        ):
             losses.append(trainer.step(*task.batch(rng, args.batch)).loss)
             if not math.isfinite(losses[-1]):
                 break
     return losses
 
 
-def compare_clipping(build: Callable[[], Module], task: tasks.Task,
-                     args: argparse.Namespace) -> ClippingRuns:
+def compare_clipping(
+    build: Callable[[], Module], task: tasks.Task, args: argparse.Namespace
+) -> ClippingRuns:
     """Train ``build()`` for ``args.compare_clipping`` SGD steps (lr ``args.lr``) without
     clipping, then again with ``clip_grad_norm_(args.clip)``."""
     return ClippingRuns(_train(build, task, args, None), _train(build, task, args, args.clip))
@@ -95,22 +112,27 @@ def _outcome(losses: list[float]) -> str:
     if overflow is not None:
         parts.append(f"loss {losses[-1]} at step {overflow}")
     else:
-        parts.append(f"loss {np.mean(losses[-max(1, len(losses) // 10):]):.3f}")
+        parts.append(f"loss {np.mean(losses[-max(1, len(losses) // 10) :]):.3f}")
     return ", ".join(parts)
 
 
-def print_clipping(args: argparse.Namespace, rows: list[dict], clipping: dict[str, ClippingRuns],
-                   task: tasks.Task) -> None:
+def print_clipping(
+    args: argparse.Namespace, rows: list[dict], clipping: dict[str, ClippingRuns], task: tasks.Task
+) -> None:
     """The growth of the gradient per step back from the loss, and (with clipping runs)
     what training did without and with clipping."""
     steps = args.seq_len - 1
     scale = "" if args.init_scale is None else f", W_hh spectral radius {args.init_scale:g}"
-    print(f"\nGradient growth per step back from the loss, (||dL/dh_0|| / "
-          f"||dL/dh_{steps}||)^(1/{steps}), at init{scale}")
+    print(
+        f"\nGradient growth per step back from the loss, (||dL/dh_0|| / "
+        f"||dL/dh_{steps}||)^(1/{steps}), at init{scale}"
+    )
     header = ["cell", "growth/step"]
     if clipping:
-        header += [f"SGD {args.compare_clipping} steps, no clipping",
-                   f"clip_grad_norm_({args.clip:g})"]
+        header += [
+            f"SGD {args.compare_clipping} steps, no clipping",
+            f"clip_grad_norm_({args.clip:g})",
+        ]
     table = []
     for row in rows:
         cells = [row["label"], f"x{row['init'].ratio() ** (1 / steps):.3f}"]
@@ -122,6 +144,8 @@ def print_clipping(args: argparse.Namespace, rows: list[dict], clipping: dict[st
     for cells in [header, *table]:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
     if clipping:
-        print(f"(spike: first loss above {SPIKE:g}x the first step's; a run stops when its "
-              f"loss overflows; loss: mean of the last 10% of steps; lr {args.lr:g}, batch "
-              f"{args.batch}; {task.baseline_label}: {task.baseline():.3f})")
+        print(
+            f"(spike: first loss above {SPIKE:g}x the first step's; a run stops when its "
+            f"loss overflows; loss: mean of the last 10% of steps; lr {args.lr:g}, batch "
+            f"{args.batch}; {task.baseline_label}: {task.baseline():.3f})"
+        )

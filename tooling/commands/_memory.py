@@ -10,7 +10,7 @@ from tinygrad_lstm.tooling.cli import CommandError
 # Training keeps each parameter ~6 times: weights, gradient, two optimizer moments (Adam),
 # and the copy of weights and moments at the last completed step that a save writes.
 COPIES = 6
-FLOAT_BYTES = 4   # float32
+FLOAT_BYTES = 4  # float32
 
 
 def physical_memory() -> int | None:
@@ -39,12 +39,14 @@ def check_fits(model_config: dict, seq_len: int, batch: int, limit: int | None =
         return
     params = tasks.parameter_count(model_config)
     directions = 2 if model_config["bidirectional"] else 1
-    activations = (8 * seq_len * batch * model_config["hidden_size"]
-                   * model_config["num_layers"] * directions)
+    activations = (
+        8 * seq_len * batch * model_config["hidden_size"] * model_config["num_layers"] * directions
+    )
     need = (COPIES * params + activations) * FLOAT_BYTES
     if need > limit:
         raise CommandError(
             f"--hidden {model_config['hidden_size']} (--layers {model_config['num_layers']}, "
             f"--seq-len {seq_len}, --batch {batch}): the model holds {params:.3g} parameters "
             f"({_size(params * FLOAT_BYTES)} as float32) and training needs about "
-            f"{_size(need)}, more than the {_size(limit)} of memory here")
+            f"{_size(need)}, more than the {_size(limit)} of memory here"
+        )

@@ -34,8 +34,10 @@ def prepare(out: Path, *, continuing: bool, force: bool) -> None:
         raise CommandError(f"--out {out} is a file, not a directory")
     if out.is_dir() and holds_run(out) and not continuing:
         if not force:
-            raise CommandError(f"--out {out} holds a run already; pass --resume {out} to "
-                               "continue it, or --force to overwrite it")
+            raise CommandError(
+                f"--out {out} holds a run already; pass --resume {out} to "
+                "continue it, or --force to overwrite it"
+            )
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
@@ -68,8 +70,9 @@ def read_metrics(path: Path, upto: int) -> list[dict]:
         raise CommandError(f"{path} is damaged ({exc}); fix or delete it to resume") from None
     steps = [int(r["step"]) for r in rows]
     if steps != list(range(steps[0], steps[0] + len(steps)) if steps else []):
-        raise CommandError(f"{path} is damaged (its steps do not count up by one); fix or "
-                           "delete it to resume")
+        raise CommandError(
+            f"{path} is damaged (its steps do not count up by one); fix or delete it to resume"
+        )
     return rows
 
 
@@ -96,11 +99,13 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
     write_atomically(path, buffer.getvalue().encode("utf-8"))
 
 
-def plot(path: Path, rows: list[dict], baseline: float | None, baseline_label: str,
-         title: str) -> bool:
+def plot(
+    path: Path, rows: list[dict], baseline: float | None, baseline_label: str, title: str
+) -> bool:
     """``loss.png``: the training loss on a log scale; False without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

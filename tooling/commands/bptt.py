@@ -44,38 +44,69 @@ from ._clipping import (
 )
 
 NAME = "bptt"
-HELP = ("plot the gradient norm at every time step against the distance from the loss, for "
-        "RNN, LSTM, GRU (any registered cell), at initialisation and after training")
+HELP = (
+    "plot the gradient norm at every time step against the distance from the loss, for "
+    "RNN, LSTM, GRU (any registered cell), at initialisation and after training"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cells", default="rnn,lstm,gru",
-                        help="comma-separated registered cells (default rnn,lstm,gru)")
+    parser.add_argument(
+        "--cells",
+        default="rnn,lstm,gru",
+        help="comma-separated registered cells (default rnn,lstm,gru)",
+    )
     parser.add_argument("--seq-len", type=int, default=100, help="time steps T (default 100)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden size (default 32)")
-    parser.add_argument("--train-steps", type=int, default=0, metavar="N",
-                        help="also measure after N Adam steps on the task (default 0: only at "
-                             "initialisation)")
-    parser.add_argument("--forget-bias", default=None,
-                        help="comma-separated values: one extra LSTM per value, its forget-gate "
-                             "bias set to it at init (b_ih = value, b_hh = 0); 'none' for no "
-                             "extra LSTM (default 1.0 when lstm is among --cells)")
-    parser.add_argument("--init-scale", type=float, default=None, metavar="S",
-                        help="rescale each cell's square recurrent matrix W_hh (the RNN's) to "
-                             "spectral radius S at init; above 1 gradients can explode")
-    parser.add_argument("--compare-clipping", type=int, default=0, metavar="N",
-                        help="also train each model N steps of SGD (--lr) without and with "
-                             "gradient-norm clipping, and chart both losses (default 0: no)")
-    parser.add_argument("--clip", type=float, default=1.0,
-                        help="max gradient norm for --compare-clipping (default 1.0)")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure after N Adam steps on the task (default 0: only at initialisation)",
+    )
+    parser.add_argument(
+        "--forget-bias",
+        default=None,
+        help="comma-separated values: one extra LSTM per value, its forget-gate "
+        "bias set to it at init (b_ih = value, b_hh = 0); 'none' for no "
+        "extra LSTM (default 1.0 when lstm is among --cells)",
+    )
+    parser.add_argument(
+        "--init-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help="rescale each cell's square recurrent matrix W_hh (the RNN's) to "
+        "spectral radius S at init; above 1 gradients can explode",
+    )
+    parser.add_argument(
+        "--compare-clipping",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train each model N steps of SGD (--lr) without and with "
+        "gradient-norm clipping, and chart both losses (default 0: no)",
+    )
+    parser.add_argument(
+        "--clip",
+        type=float,
+        default=1.0,
+        help="max gradient norm for --compare-clipping (default 1.0)",
+    )
     parser.add_argument("--batch", type=int, default=32, help="sequences per batch (default 32)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
-    parser.add_argument("--out", default="bptt.png",
-                        help="PNG to write (default bptt.png); needs matplotlib, else a terminal "
-                             "chart is printed")
-    parser.add_argument("--terminal", action="store_true",
-                        help="print the terminal chart (even when matplotlib is installed)")
+    parser.add_argument(
+        "--out",
+        default="bptt.png",
+        help="PNG to write (default bptt.png); needs matplotlib, else a terminal chart is printed",
+    )
+    parser.add_argument(
+        "--terminal",
+        action="store_true",
+        help="print the terminal chart (even when matplotlib is installed)",
+    )
 
 
 def _variants(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
@@ -84,8 +115,10 @@ def _variants(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     unknown = [c for c in cells if c not in registered]
     if not cells or unknown:
-        raise CommandError(f"bptt: unknown cell(s) {', '.join(map(repr, unknown)) or '(none)'}; "
-                           f"registered cells: {', '.join(registered)}")
+        raise CommandError(
+            f"bptt: unknown cell(s) {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"registered cells: {', '.join(registered)}"
+        )
     variants = [(c, c, None) for c in cells]
     given = args.forget_bias
     if given is None and "lstm" not in cells:
@@ -94,11 +127,13 @@ def _variants(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
         try:
             biases = [float(b) for b in (given or "1.0").split(",")]
         except ValueError:
-            raise CommandError(f"bptt: --forget-bias takes numbers or 'none', got "
-                               f"{given!r}") from None
+            raise CommandError(
+                f"bptt: --forget-bias takes numbers or 'none', got {given!r}"
+            ) from None
         if "lstm" not in cells:
-            raise CommandError("bptt: --forget-bias needs lstm among --cells (or pass "
-                               "--forget-bias none)")
+            raise CommandError(
+                "bptt: --forget-bias needs lstm among --cells (or pass --forget-bias none)"
+            )
         at = cells.index("lstm") + 1
         variants[at:at] = [(f"lstm, forget bias {b:g}", "lstm", b) for b in biases]
     return variants
@@ -108,36 +143,53 @@ def _ignored_options(args: argparse.Namespace, cells: list[str]) -> list[str]:
     """One note per cell that ignores a cell-specific option the user gave."""
     notes = []
     if args.forget_bias not in (None, "none"):
-        notes += [f"note: {c} ignores --forget-bias (it sets the LSTM's forget-gate bias; a "
-                  f"custom cell's gates are its own)" for c in cells if c != "lstm"]
+        notes += [
+            f"note: {c} ignores --forget-bias (it sets the LSTM's forget-gate bias; a "
+            f"custom cell's gates are its own)"
+            for c in cells
+            if c != "lstm"
+        ]
     if args.init_scale is not None:
         for c in cells:
             if not has_square_recurrence(tg.cell(c)(2, 3)):
-                notes.append(f"note: {c} ignores --init-scale (it rescales a square recurrent "
-                             f"matrix weight_hh; {c} has none)")
+                notes.append(
+                    f"note: {c} ignores --init-scale (it rescales a square recurrent "
+                    f"matrix weight_hh; {c} has none)"
+                )
     return notes
 
 
-def _build(task: tasks.Task, cell: str, hidden: int, forget_bias: float | None, seed: int,
-           init_scale: float | None = None) -> tasks.SequenceModel:
-    model = tasks.build_model(tasks.model_config(task, cell, hidden),
-                              rng=np.random.default_rng(seed))
+def _build(
+    task: tasks.Task,
+    cell: str,
+    hidden: int,
+    forget_bias: float | None,
+    seed: int,
+    init_scale: float | None = None,
+) -> tasks.SequenceModel:
+    model = tasks.build_model(
+        tasks.model_config(task, cell, hidden), rng=np.random.default_rng(seed)
+    )
     if forget_bias is not None:
         # Gate order i, f, g, o (PyTorch's): rows H..2H of the stacked biases are the forget gate.
-        model.rnn.bias_ih_l0.data[hidden:2 * hidden] = forget_bias
-        model.rnn.bias_hh_l0.data[hidden:2 * hidden] = 0.0
+        model.rnn.bias_ih_l0.data[hidden : 2 * hidden] = forget_bias
+        model.rnn.bias_hh_l0.data[hidden : 2 * hidden] = 0.0
     if init_scale is not None:
         set_spectral_radius(model.rnn.cell_l0, init_scale)
     return model
 
 
-def _measure(model: tasks.SequenceModel, task: tasks.Task, x: np.ndarray,
-             y: np.ndarray) -> StepGradients:
+def _measure(
+    model: tasks.SequenceModel, task: tasks.Task, x: np.ndarray, y: np.ndarray
+) -> StepGradients:
     model.to(np.float64)
     try:
         target = y.astype(np.float64)
-        return step_gradient_norms(model.rnn, x.astype(np.float64), loss_fn=lambda outs:
-                                   tasks.task_loss(task, model.head(outs[0]), target))
+        return step_gradient_norms(
+            model.rnn,
+            x.astype(np.float64),
+            loss_fn=lambda outs: tasks.task_loss(task, model.head(outs[0]), target),
+        )
     finally:
         model.to(np.float32)
 
@@ -149,8 +201,12 @@ def _relative(result: StepGradients) -> np.ndarray:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for flag, value, low in (("--seq-len", args.seq_len, 2), ("--hidden", args.hidden, 1),
-                             ("--batch", args.batch, 1), ("--train-steps", args.train_steps, 0)):
+    for flag, value, low in (
+        ("--seq-len", args.seq_len, 2),
+        ("--hidden", args.hidden, 1),
+        ("--batch", args.batch, 1),
+        ("--train-steps", args.train_steps, 0),
+    ):
         if value < low:
             raise CommandError(f"bptt: {flag} must be at least {low}, got {value}")
     if not args.lr > 0:
@@ -158,8 +214,10 @@ def _check(args: argparse.Namespace) -> None:
     if args.init_scale is not None and not args.init_scale > 0:
         raise CommandError(f"bptt: --init-scale must be positive, got {args.init_scale}")
     if args.compare_clipping < 0 or not args.clip > 0:
-        raise CommandError(f"bptt: --compare-clipping must be >= 0 and --clip positive, got "
-                           f"{args.compare_clipping} and {args.clip}")
+        raise CommandError(
+            f"bptt: --compare-clipping must be >= 0 and --clip positive, got "
+            f"{args.compare_clipping} and {args.clip}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,21 +229,34 @@ def run(args: argparse.Namespace) -> int:
     probe_x, probe_y = task.batch(np.random.default_rng([args.seed, 1]), args.batch)
     rows, before, after, clipping = [], {}, {}, {}
     for label, cell, bias in tqdm(variants, desc="bptt", unit="model", leave=False):
+
         def build(cell: str = cell, bias: float | None = bias) -> tasks.SequenceModel:
             return _build(task, cell, args.hidden, bias, args.seed, args.init_scale)
+
         model = build()
         start = _measure(model, task, probe_x, probe_y)
         before[label] = _relative(start)
         row = {"label": label, "init": start, "loss": math.nan}
         if args.train_steps:
-            trainer = Trainer(model, Adam(model.parameters(), lr=args.lr),
-                              lambda p, t: tasks.task_loss(task, p, t), clip=1.0,
-                              per_step_targets=task.per_step_targets)
+            trainer = Trainer(
+                model,
+                Adam(model.parameters(), lr=args.lr),
+                lambda p, t: tasks.task_loss(task, p, t),
+                clip=1.0,
+                per_step_targets=task.per_step_targets,
+            )
             data_rng = np.random.default_rng([args.seed, 2])  # the same batches for every model
-            losses = [trainer.step(*task.batch(data_rng, args.batch)).loss
-                      for _ in tqdm(range(args.train_steps), desc=f"training {label}",
-                                    unit="step", leave=False, mininterval=0.5)]
-            row["loss"] = float(np.mean(losses[-max(1, len(losses) // 10):]))
+            losses = [
+                trainer.step(*task.batch(data_rng, args.batch)).loss
+                for _ in tqdm(
+                    range(args.train_steps),
+                    desc=f"training {label}",
+                    unit="step",
+                    leave=False,
+                    mininterval=0.5,
+                )
+            ]
+            row["loss"] = float(np.mean(losses[-max(1, len(losses) // 10) :]))
             row["trained"] = _measure(model, task, probe_x, probe_y)
             after[label] = _relative(row["trained"])
         if args.compare_clipping:
@@ -198,8 +269,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(args: argparse.Namespace, before: dict, after: dict,
-          clipping: dict[str, ClippingRuns]) -> None:
+def _draw(
+    args: argparse.Namespace, before: dict, after: dict, clipping: dict[str, ClippingRuns]
+) -> None:
     scale = "" if args.init_scale is None else f", spectral radius {args.init_scale:g}"
     panels = [(f"at initialisation (T={args.seq_len}, H={args.hidden}{scale})", before)]
     xlabels = ["distance from the loss (time steps)"]
@@ -217,8 +289,12 @@ def _draw(args: argparse.Namespace, before: dict, after: dict,
         xlabels.append("training step")
         ylabels.append("loss")
     drawn = not args.terminal and plot_png(
-        args.out, panels, ylabels, "Gradient reaching back through time: loss on the last step",
-        xlabels)
+        args.out,
+        panels,
+        ylabels,
+        "Gradient reaching back through time: loss on the last step",
+        xlabels,
+    )
     if drawn:
         print(f"\nwrote {args.out}")
     else:
@@ -228,14 +304,19 @@ def _draw(args: argparse.Namespace, before: dict, after: dict,
 
 def _print_summary(args: argparse.Namespace, rows: list[dict], task: tasks.Task) -> None:
     trained = bool(args.train_steps)
-    print(f"Gradient that reaches the first step, ||dL/dh_0|| / ||dL/dh_{args.seq_len - 1}||: "
-          f"adding task, T={args.seq_len}, hidden {args.hidden}, batch {args.batch}, "
-          f"seed {args.seed}, loss on the last step")
+    print(
+        f"Gradient that reaches the first step, ||dL/dh_0|| / ||dL/dh_{args.seq_len - 1}||: "
+        f"adding task, T={args.seq_len}, hidden {args.hidden}, batch {args.batch}, "
+        f"seed {args.seed}, loss on the last step"
+    )
     with_c = any("c" in row["init"].norms for row in rows)
     header = ["cell", "at init", *(["(c, LSTM)"] if with_c else [])]
     if trained:
-        header += [f"after {args.train_steps} steps", *(["(c, LSTM)"] if with_c else []),
-                   "train loss"]
+        header += [
+            f"after {args.train_steps} steps",
+            *(["(c, LSTM)"] if with_c else []),
+            "train loss",
+        ]
     table = []
     for row in rows:
         results = [row["init"], *([row["trained"]] if trained else [])]
@@ -245,11 +326,16 @@ def _print_summary(args: argparse.Namespace, rows: list[dict], task: tasks.Task)
         table.append(cells + ([f"{row['loss']:.3f}"] if trained else []))
     widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
     for cells in [header, *table]:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(cells, widths))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            )
+        )
     if trained:
-        print(f"(train loss: mean of the last 10% of steps; {task.baseline_label}: "
-              f"{task.baseline():.3f})")
+        print(
+            f"(train loss: mean of the last 10% of steps; {task.baseline_label}: "
+            f"{task.baseline():.3f})"
+        )
 
 
 def _c_ratio(result: StepGradients) -> str:

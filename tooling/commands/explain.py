@@ -14,38 +14,64 @@ from tinygrad_lstm.tooling.explain import LOSS_MODES, SOURCES, TOLERANCE, Ledger
 import tinygrad_lstm as tg
 
 NAME = "explain"
-HELP = ("print the backward pass of a small RNN/LSTM/GRU (any registered cell) step by step, "
-        "and check its weight gradients three ways")
+HELP = (
+    "print the backward pass of a small RNN/LSTM/GRU (any registered cell) step by step, "
+    "and check its weight gradients three ways"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="lstm", help="a registered cell (default lstm)")
     parser.add_argument("--seq-len", type=int, default=4, help="time steps T (default 4)")
-    parser.add_argument("--hidden", type=int, default=3,
-                        help="hidden size (default 3; central differences run the model four "
-                             "times per weight, so keep it small)")
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        default=3,
+        help="hidden size (default 3; central differences run the model four "
+        "times per weight, so keep it small)",
+    )
     parser.add_argument("--input-size", type=int, default=2, help="input features (default 2)")
-    parser.add_argument("--loss", choices=LOSS_MODES, default="last",
-                        help="put the loss on the last output or on all of them (default last)")
+    parser.add_argument(
+        "--loss",
+        choices=LOSS_MODES,
+        default="last",
+        help="put the loss on the last output or on all of them (default last)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
-    parser.add_argument("--from-graph", action="store_true",
-                        help="read the ledger off the recorded graph even for a built-in cell")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also print every vector and each step's full weight matrices")
+    parser.add_argument(
+        "--from-graph",
+        action="store_true",
+        help="read the ledger off the recorded graph even for a built-in cell",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print every vector and each step's full weight matrices",
+    )
     parser.add_argument("--json", action="store_true", help="print the ledger as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, value in (("--seq-len", args.seq_len), ("--hidden", args.hidden),
-                        ("--input-size", args.input_size)):
+    for flag, value in (
+        ("--seq-len", args.seq_len),
+        ("--hidden", args.hidden),
+        ("--input-size", args.input_size),
+    ):
         if value < 1:
             raise CommandError(f"explain: {flag} must be at least 1, got {value}")
     try:
         tg.cell_info(args.cell)
     except tg.RegistryError as exc:
         raise CommandError(f"explain: {exc}") from None
-    result = explain(args.cell, args.seq_len, args.hidden, args.input_size, args.loss,
-                     args.seed, from_graph=args.from_graph)
+    result = explain(
+        args.cell,
+        args.seq_len,
+        args.hidden,
+        args.input_size,
+        args.loss,
+        args.seed,
+        from_graph=args.from_graph,
+    )
     if args.json:
         print(json.dumps({**result.to_dict(), "tolerance": TOLERANCE}))
     else:
@@ -59,8 +85,12 @@ def _norm(a: np.ndarray) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                      enumerate(zip(cells, widths))).rstrip() for cells in [header, *rows]]
+    return [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+        for cells in [header, *rows]
+    ]
 
 
 def _matrix(a: np.ndarray, indent: str = "      ") -> str:
@@ -73,39 +103,59 @@ def format_ledger(ledger: Ledger, verbose: bool = False) -> str:
     gates' local gradients; each step's contribution to each weight and the running sum; the
     three sources of the summed gradients), all norms Frobenius norms."""
     first = ledger.steps[0]
-    lines = [f"BPTT ledger: {ledger.title}", f"derivation: {ledger.derivation}",
-             f"loss L = {ledger.loss:.6g}", "",
-             f"Backward pass, t = {first.t} down to 0: what arrives at the state, ‖·‖"]
+    lines = [
+        f"BPTT ledger: {ledger.title}",
+        f"derivation: {ledger.derivation}",
+        f"loss L = {ledger.loss:.6g}",
+        "",
+        f"Backward pass, t = {first.t} down to 0: what arrives at the state, ‖·‖",
+    ]
     header = ["t", *(f"‖{k}‖" for k in first.arriving), *(f"‖{k}‖" for k in first.local)]
     if ledger.path:
         header.append(ledger.path[0])
-    rows = [[str(s.t), *map(_norm, s.arriving.values()), *map(_norm, s.local.values()),
-             *([f"{s.path:.3g}"] if ledger.path else [])] for s in ledger.steps]
+    rows = [
+        [
+            str(s.t),
+            *map(_norm, s.arriving.values()),
+            *map(_norm, s.local.values()),
+            *([f"{s.path:.3g}"] if ledger.path else []),
+        ]
+        for s in ledger.steps
+    ]
     lines += _table(header, rows)
     if ledger.path:
         lines.append(f"{ledger.path[0]}: {ledger.path[1]}")
     params = list(first.contributions)
-    lines += ["", ("What step t adds to each weight's gradient: ‖C_t‖ (running sum "
-              "‖Σ_{k≥t} C_k‖)")]
-    rows = [[str(s.t), *(f"{_norm(s.contributions[n])} ({_norm(r[n])})" for n in params)]
-            for s, r in zip(ledger.steps, ledger.running)]
+    lines += ["", ("What step t adds to each weight's gradient: ‖C_t‖ (running sum ‖Σ_{k≥t} C_k‖)")]
+    rows = [
+        [str(s.t), *(f"{_norm(s.contributions[n])} ({_norm(r[n])})" for n in params)]
+        for s, r in zip(ledger.steps, ledger.running)
+    ]
     lines += _table(["t", *params], rows)
     if verbose:
         lines += _verbose_steps(ledger)
     lines += ["", "Summed weight gradients, three sources"]
-    rows = [[n, *(_norm(ledger.grads[src][n]) for src in SOURCES),
-             f"{max(per[n] for per in ledger.disagreements.values()):.1e}"] for n in params]
+    rows = [
+        [
+            n,
+            *(_norm(ledger.grads[src][n]) for src in SOURCES),
+            f"{max(per[n] for per in ledger.disagreements.values()):.1e}",
+        ]
+        for n in params
+    ]
     lines += _table(["param", *(f"‖{src}‖" for src in SOURCES), "worst rel. diff."], rows)
     if verbose:
         for n in params:
             for src in SOURCES:
                 lines += [f"  {n}, {src}:", _matrix(ledger.grads[src][n])]
-    lines.append("; ".join(f"{pair} {max(per.values()):.1e}"
-                           for pair, per in ledger.disagreements.items()))
+    lines.append(
+        "; ".join(f"{pair} {max(per.values()):.1e}" for pair, per in ledger.disagreements.items())
+    )
     verdict = "the three agree" if ledger.agrees() else "DISAGREE: the derivation is wrong"
     sign = "<=" if ledger.agrees() else ">"
-    lines.append(f"largest relative disagreement {ledger.worst:.1e} {sign} {TOLERANCE:g}: "
-                 f"{verdict}")
+    lines.append(
+        f"largest relative disagreement {ledger.worst:.1e} {sign} {TOLERANCE:g}: {verdict}"
+    )
     return "\n".join(lines)
 
 

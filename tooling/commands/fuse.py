@@ -23,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="lstm", help="a registered cell (default lstm)")
     parser.add_argument("--input-size", type=int, default=3, help="input features (default 3)")
     parser.add_argument("--hidden", type=int, default=4, help="hidden size (default 4)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                        help="kernel dtype (default float32, whose kernels use the fast "
-                             "sigmoid/tanh)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="kernel dtype (default float32, whose kernels use the fast sigmoid/tanh)",
+    )
 
 
 def _section(title: str, body: str) -> None:
@@ -43,32 +46,49 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"fuse: {flag} must be at least 1, got {value}")
     names = [c.name for c in tg.list_cells()]
     if args.cell not in names:
-        raise CommandError(f"fuse: unknown cell {args.cell!r}; registered cells: "
-                           f"{', '.join(names)}")
+        raise CommandError(
+            f"fuse: unknown cell {args.cell!r}; registered cells: {', '.join(names)}"
+        )
     dtype = np.dtype(args.dtype)
-    cell = tg.cell(args.cell)(args.input_size, args.hidden, dtype=dtype,
-                              rng=np.random.default_rng(0))
+    cell = tg.cell(args.cell)(
+        args.input_size, args.hidden, dtype=dtype, rng=np.random.default_rng(0)
+    )
     try:
         trace = capture(cell, args.input_size, dtype)
     except NotFusible as exc:
         raise CommandError(f"fuse: cell {args.cell!r} cannot be captured: {exc}") from None
-    _section(f"captured step of {args.cell!r} (x_t {trace.values[trace.x].shape}, batch "
-             f"{trace.values[trace.x].shape[0]})", trace.text())
+    _section(
+        f"captured step of {args.cell!r} (x_t {trace.values[trace.x].shape}, batch "
+        f"{trace.values[trace.x].shape[0]})",
+        trace.text(),
+    )
     try:
         compiled = compile_cell(cell, args.input_size, dtype)
     except NotFusible as exc:
-        print(f"not fusible: {exc}\n(Recurrent({args.cell!r}, ..., fused=True) runs it "
-              "composed, with a FusionWarning saying this.)")
+        print(
+            f"not fusible: {exc}\n(Recurrent({args.cell!r}, ..., fused=True) runs it "
+            "composed, with a FusionWarning saying this.)"
+        )
         return 1
     values = trace.values
     hoisted = [c for c in trace.calls if values[c.outputs[0]].role == "hoisted"]
     once = [c for c in trace.calls if values[c.outputs[0]].role == "once"]
-    _section("partition", "\n".join([
-        f"once per sequence: {', '.join(c.op for c in once) or '-'}",
-        "hoisted over all T steps (one batched op each): "
-        + (", ".join(c.op for c in hoisted) or "-"),
-        "recurrence (B = batch rows):", compiled.program.text(), "",
-        compiled.step().schedule.text()]))
-    _section(f"generated kernels ({dtype.name}): stage k's forward, then its backward",
-             compiled.step().source)
+    _section(
+        "partition",
+        "\n".join(
+            [
+                f"once per sequence: {', '.join(c.op for c in once) or '-'}",
+                "hoisted over all T steps (one batched op each): "
+                + (", ".join(c.op for c in hoisted) or "-"),
+                "recurrence (B = batch rows):",
+                compiled.program.text(),
+                "",
+                compiled.step().schedule.text(),
+            ]
+        ),
+    )
+    _section(
+        f"generated kernels ({dtype.name}): stage k's forward, then its backward",
+        compiled.step().source,
+    )
     return 0

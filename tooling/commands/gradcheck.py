@@ -16,19 +16,34 @@ from tqdm import tqdm
 import tinygrad_lstm as tg
 
 NAME = "gradcheck"
-HELP = ("check the gradients of every registered op and cell (plugins included) against "
-        "central differences on hypothesis-drawn cases")
+HELP = (
+    "check the gradients of every registered op and cell (plugins included) against "
+    "central differences on hypothesis-drawn cases"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ops", help="comma-separated op names, or 'all' (default: all, unless "
-                        "only --cells is given)")
-    parser.add_argument("--cells", help="comma-separated cell names, or 'all' (default: all, "
-                        "unless only --ops is given)")
-    parser.add_argument("--max-examples", type=POSITIVE_INT, default=25, metavar="N",
-                        help="hypothesis examples per op (default 25)")
-    parser.add_argument("--seed", type=SEED, default=0,
-                        help="seed of the example search and the upstream gradients (default 0)")
+    parser.add_argument(
+        "--ops",
+        help="comma-separated op names, or 'all' (default: all, unless only --cells is given)",
+    )
+    parser.add_argument(
+        "--cells",
+        help="comma-separated cell names, or 'all' (default: all, unless only --ops is given)",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=POSITIVE_INT,
+        default=25,
+        metavar="N",
+        help="hypothesis examples per op (default 25)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=SEED,
+        default=0,
+        help="seed of the example search and the upstream gradients (default 0)",
+    )
 
 
 def _select(given: str | None, registered: list[str], what: str, default_all: bool) -> list[str]:
@@ -38,12 +53,16 @@ def _select(given: str | None, registered: list[str], what: str, default_all: bo
         return registered
     names = [n.strip() for n in given.split(",") if n.strip()]
     if not names:
-        raise CommandError(f"gradcheck: --{what}s {given!r} names no {what}; checking nothing "
-                           f"is not a pass (registered {what}s: {', '.join(registered)})")
+        raise CommandError(
+            f"gradcheck: --{what}s {given!r} names no {what}; checking nothing "
+            f"is not a pass (registered {what}s: {', '.join(registered)})"
+        )
     unknown = [n for n in names if n not in registered]
     if unknown:
-        raise CommandError(f"gradcheck: unknown {what} {', '.join(map(repr, unknown))}; "
-                           f"registered {what}s: {', '.join(registered)}")
+        raise CommandError(
+            f"gradcheck: unknown {what} {', '.join(map(repr, unknown))}; "
+            f"registered {what}s: {', '.join(registered)}"
+        )
     return names
 
 
@@ -63,18 +82,25 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(jobs, desc="gradcheck", unit="check", file=sys.stderr, leave=False) as bar:
         for kind, name in bar:
             bar.set_postfix_str(f"{kind} {name}")
-            report = (check_op(name, max_examples=args.max_examples, seed=args.seed)
-                      if kind == "op" else check_cell(name, seed=args.seed))
+            report = (
+                check_op(name, max_examples=args.max_examples, seed=args.seed)
+                if kind == "op"
+                else check_cell(name, seed=args.seed)
+            )
             reports.append((_origin(kind, name), report))
     _print_table(reports)
     failed = [r for _, r in reports if not r.ok]
-    print(f"\n{len(reports) - len(failed)} passed, {len(failed)} failed "
-          f"({len(ops)} ops, {len(cells)} cells; --max-examples {args.max_examples}, "
-          f"--seed {args.seed})")
+    print(
+        f"\n{len(reports) - len(failed)} passed, {len(failed)} failed "
+        f"({len(ops)} ops, {len(cells)} cells; --max-examples {args.max_examples}, "
+        f"--seed {args.seed})"
+    )
     for r in failed:
         flag = "--ops" if r.kind == "op" else "--cells"
-        print(f"\nFAILED {r.kind} {r.name}: {r.failure}\n  reproduce: tinygrad-lstm gradcheck "
-              f"{flag} {r.name} --max-examples {args.max_examples} --seed {args.seed}")
+        print(
+            f"\nFAILED {r.kind} {r.name}: {r.failure}\n  reproduce: tinygrad-lstm gradcheck "
+            f"{flag} {r.name} --max-examples {args.max_examples} --seed {args.seed}"
+        )
     return 1 if failed else 0
 
 
@@ -82,12 +108,15 @@ def _error(report: CheckReport) -> str:
     """A passing row's worst error, or the error of the case that failed."""
     error = report.worst_rel_error
     if math.isnan(error):
-        return "n/a"   # the failure is not about gradient values: see the message below
+        return "n/a"  # the failure is not about gradient values: see the message below
     return "non-finite" if math.isinf(error) else f"{error:.2e}"
 
 
 def _print_table(reports: list[tuple[str, CheckReport]]) -> None:
-    rows = [(r.name, r.kind, origin, r.cases, _error(r), "ok" if r.ok else "FAIL")
-            for origin, r in reports]
-    print_table(("name", "kind", "origin", "cases", "worst rel. error", "verdict"), rows,
-                right=(3, 4))
+    rows = [
+        (r.name, r.kind, origin, r.cases, _error(r), "ok" if r.ok else "FAIL")
+        for origin, r in reports
+    ]
+    print_table(
+        ("name", "kind", "origin", "cases", "worst rel. error", "verdict"), rows, right=(3, 4)
+    )

@@ -20,8 +20,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kind is not None and args.kind not in OP_KINDS:
         raise CommandError(f"ops: unknown --kind {args.kind!r}; kinds: {', '.join(OP_KINDS)}")
     infos = [i for i in tg.list_ops() if args.kind is None or i.kind == args.kind]
-    rows = [(i.name, i.kind, "n" if i.arity is None else str(i.arity), i.origin, i.doc)
-            for i in infos]
+    rows = [
+        (i.name, i.kind, "n" if i.arity is None else str(i.arity), i.origin, i.doc) for i in infos
+    ]
     print_table(("op", "kind", "arity", "origin", "what"), rows)
     cells = tg.list_cells()
     if cells and args.kind is None:
@@ -29,4 +30,3 @@ def run(args: argparse.Namespace) -> int:
         print_table(("cell", "origin", "what"), [(c.name, c.origin, c.doc) for c in cells])
     print(f"\n{len(infos)} ops, {len(cells)} cells")
     return 0
-

@@ -37,9 +37,23 @@ from tinygrad_lstm.training import Trainer
 NAME = "train"
 HELP = "train an RNN/LSTM/GRU (or any registered cell) on a task; checkpoints, metrics, resume"
 
-DEFAULTS = {"task": "adding", "cell": "lstm", "hidden": 64, "layers": 1, "seq_len": 50,
-            "steps": 1000, "batch": 32, "lr": None, "optimizer": "adam", "clip": 1.0,
-            "bptt": None, "bidirectional": False, "fused": False, "seed": 0, "text": None}
+DEFAULTS = {
+    "task": "adding",
+    "cell": "lstm",
+    "hidden": 64,
+    "layers": 1,
+    "seq_len": 50,
+    "steps": 1000,
+    "batch": 32,
+    "lr": None,
+    "optimizer": "adam",
+    "clip": 1.0,
+    "bptt": None,
+    "bidirectional": False,
+    "fused": False,
+    "seed": 0,
+    "text": None,
+}
 DEFAULT_LR = {"adam": 1e-2, "sgd": 0.1, "adagrad": 0.1}
 SAVE_EVERY = 500
 # What a resumed run may change; everything else must match the checkpoint.
@@ -62,34 +76,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=POSITIVE_INT, help="time steps per sequence (default 50)")
     parser.add_argument("--steps", type=POSITIVE_INT, help="total training steps (default 1000)")
     parser.add_argument("--batch", type=POSITIVE_INT, help="sequences per step (default 32)")
-    parser.add_argument("--lr", type=POSITIVE_FLOAT,
-                        help="learning rate (default: adam 0.01, sgd 0.1, adagrad 0.1)")
+    parser.add_argument(
+        "--lr", type=POSITIVE_FLOAT, help="learning rate (default: adam 0.01, sgd 0.1, adagrad 0.1)"
+    )
     parser.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
-    parser.add_argument("--clip", type=finite(0.0, strict=False),
-                        help="max gradient norm, 0 for none (default 1.0)")
-    parser.add_argument("--bptt", type=POSITIVE_INT,
-                        help="truncated BPTT chunk length (default: full)")
-    parser.add_argument("--bidirectional", action="store_true", default=None,
-                        help="bidirectional layers (not for tasks that predict the future)")
-    parser.add_argument("--fused", action="store_true", default=None,
-                        help="run each layer as one fused op: hand-written kernels for the "
-                        "built-in cells, compiled from scalar rules for any other cell")
+    parser.add_argument(
+        "--clip", type=finite(0.0, strict=False), help="max gradient norm, 0 for none (default 1.0)"
+    )
+    parser.add_argument(
+        "--bptt", type=POSITIVE_INT, help="truncated BPTT chunk length (default: full)"
+    )
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        default=None,
+        help="bidirectional layers (not for tasks that predict the future)",
+    )
+    parser.add_argument(
+        "--fused",
+        action="store_true",
+        default=None,
+        help="run each layer as one fused op: hand-written kernels for the "
+        "built-in cells, compiled from scalar rules for any other cell",
+    )
     parser.add_argument("--text", help="text file for --task text (default: the shipped text)")
     parser.add_argument("--seed", type=SEED, help="seed for weights and data (default 0)")
-    parser.add_argument("--out", help="output directory (default runs/<task>-<cell>); "
-                        "refused if it holds a run, unless --resume or --force")
-    parser.add_argument("--resume", metavar="DIR",
-                        help="continue the run saved in DIR (or its checkpoint.npz) up to --steps")
-    parser.add_argument("--force", action="store_true",
-                        help="overwrite the run in --out (its checkpoint, metrics and plot)")
-    parser.add_argument("--save-every", type=integer(0), default=SAVE_EVERY, metavar="N",
-                        help=f"checkpoint every N steps, 0 for only at the end (default "
-                             f"{SAVE_EVERY}); Ctrl-C and errors save the last step too")
+    parser.add_argument(
+        "--out",
+        help="output directory (default runs/<task>-<cell>); "
+        "refused if it holds a run, unless --resume or --force",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run saved in DIR (or its checkpoint.npz) up to --steps",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the run in --out (its checkpoint, metrics and plot)",
+    )
+    parser.add_argument(
+        "--save-every",
+        type=integer(0),
+        default=SAVE_EVERY,
+        metavar="N",
+        help=f"checkpoint every N steps, 0 for only at the end (default "
+        f"{SAVE_EVERY}); Ctrl-C and errors save the last step too",
+    )
 
 
 def _fresh_config(args: argparse.Namespace) -> dict:
-    config = {k: (v if getattr(args, k) is None else getattr(args, k))
-              for k, v in DEFAULTS.items()}
+    config = {k: (v if getattr(args, k) is None else getattr(args, k)) for k, v in DEFAULTS.items()}
     if config["lr"] is None and config["optimizer"] in DEFAULT_LR:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
     return config
@@ -97,8 +135,10 @@ def _fresh_config(args: argparse.Namespace) -> dict:
 
 def _resumed_config(args: argparse.Namespace, saved: Any) -> dict:
     if not isinstance(saved, dict) or set(saved) != set(DEFAULTS):
-        raise CommandError(f"the checkpoint's training configuration is damaged: expected "
-                           f"the keys {sorted(DEFAULTS)}")
+        raise CommandError(
+            f"the checkpoint's training configuration is damaged: expected "
+            f"the keys {sorted(DEFAULTS)}"
+        )
     config = dict(saved)
     for key in DEFAULTS:
         given = getattr(args, key)
@@ -108,8 +148,10 @@ def _resumed_config(args: argparse.Namespace, saved: Any) -> dict:
             config[key] = given
         elif given != saved.get(key):
             flag = "--" + key.replace("_", "-")
-            raise CommandError(f"{flag} {given} differs from the checkpoint's "
-                               f"{saved.get(key)}; a resumed run keeps its configuration")
+            raise CommandError(
+                f"{flag} {given} differs from the checkpoint's "
+                f"{saved.get(key)}; a resumed run keeps its configuration"
+            )
     return config
 
 
@@ -123,34 +165,42 @@ def _check(config: dict) -> None:
         if not isinstance(config[key], str):
             raise CommandError(f"--{key} must be a name, got {config[key]!r}")
     if config["task"] not in tasks.TASKS:
-        raise CommandError(f"unknown task {config['task']!r}; choose from "
-                           f"{', '.join(tasks.TASKS)}")
+        raise CommandError(f"unknown task {config['task']!r}; choose from {', '.join(tasks.TASKS)}")
     cells = [c.name for c in tg.list_cells()]
     if config["cell"] not in cells:
-        raise CommandError(f"unknown cell {config['cell']!r}; registered cells: "
-                           f"{', '.join(cells)}")
+        raise CommandError(f"unknown cell {config['cell']!r}; registered cells: {', '.join(cells)}")
     if config["optimizer"] not in OPTIMIZERS:
-        raise CommandError(f"unknown optimizer {config['optimizer']!r}; choose from "
-                           f"{', '.join(OPTIMIZERS)}")
+        raise CommandError(
+            f"unknown optimizer {config['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}"
+        )
     for key in (*POSITIVE, "seed", "bptt"):
         value, low = config[key], 0 if key == "seed" else 1
         if not (value is None and key == "bptt") and not (_is_int(value) and value >= low):
-            raise CommandError(f"--{key.replace('_', '-')} must be an integer >= {low}, "
-                               f"got {value!r}")
+            raise CommandError(
+                f"--{key.replace('_', '-')} must be an integer >= {low}, got {value!r}"
+            )
     for key, low in (("lr", 0.0), ("clip", 0.0)):
         value = config[key]
-        if (not isinstance(value, (int, float)) or isinstance(value, bool)
-                or not math.isfinite(value) or value < low or (key == "lr" and value == 0)):
-            raise CommandError(f"--{key} must be a finite number {'>' if key == 'lr' else '>='}"
-                               f" 0, got {value!r}")
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value < low
+            or (key == "lr" and value == 0)
+        ):
+            raise CommandError(
+                f"--{key} must be a finite number {'>' if key == 'lr' else '>='} 0, got {value!r}"
+            )
     for key in ("bidirectional", "fused"):
         if not isinstance(config[key], bool):
             raise CommandError(f"--{key} must be true or false, got {config[key]!r}")
     if config["text"] is not None and config["task"] != "text":
         raise CommandError(f"--text is for --task text, not --task {config['task']}")
     if config["bptt"] is not None and config["bidirectional"]:
-        raise CommandError("--bptt carries the state forward in time; a bidirectional "
-                           "layer's reverse direction cannot be truncated that way")
+        raise CommandError(
+            "--bptt carries the state forward in time; a bidirectional "
+            "layer's reverse direction cannot be truncated that way"
+        )
 
 
 def _build(config: dict) -> tuple[tasks.Task, tasks.SequenceModel, dict, Optimizer]:
@@ -162,16 +212,21 @@ def _build(config: dict) -> tuple[tasks.Task, tasks.SequenceModel, dict, Optimiz
     except (TypeError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if config["bidirectional"] and task.causal:
-        raise CommandError(f"task {task.name} predicts what comes next; a bidirectional "
-                           "model would see the answer")
-    model_config = tasks.model_config(task, config["cell"], config["hidden"],
-                                      config["layers"], config["bidirectional"],
-                                      config["fused"])
+        raise CommandError(
+            f"task {task.name} predicts what comes next; a bidirectional model would see the answer"
+        )
+    model_config = tasks.model_config(
+        task,
+        config["cell"],
+        config["hidden"],
+        config["layers"],
+        config["bidirectional"],
+        config["fused"],
+    )
     check_fits(model_config, config["seq_len"], config["batch"])
     try:
         model = tasks.build_model(model_config, rng=np.random.default_rng(config["seed"]))
-        optimizer: Optimizer = OPTIMIZERS[config["optimizer"]](model.parameters(),
-                                                               lr=config["lr"])
+        optimizer: Optimizer = OPTIMIZERS[config["optimizer"]](model.parameters(), lr=config["lr"])
     except (TypeError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     return task, model, model_config, optimizer
@@ -198,11 +253,16 @@ def run(args: argparse.Namespace) -> int:
     config, start, resumed = _start(args)
     _check(config)
     resume_dir = resumed.parent if resumed is not None else None
-    out = Path(args.out) if args.out else resume_dir or Path(
-        f"runs/{config['task']}-{config['cell']}")
+    out = (
+        Path(args.out)
+        if args.out
+        else resume_dir or Path(f"runs/{config['task']}-{config['cell']}")
+    )
     if resumed is not None and start >= config["steps"]:
-        raise CommandError(f"the checkpoint is at step {start} already; pass --steps "
-                           f"larger than {start} to continue")
+        raise CommandError(
+            f"the checkpoint is at step {start} already; pass --steps "
+            f"larger than {start} to continue"
+        )
     task, model, model_config, optimizer = _build(config)
     rows = []
     if resumed is not None:
@@ -213,25 +273,45 @@ def run(args: argparse.Namespace) -> int:
         rows = _run_dir.read_metrics(resume_dir / _run_dir.METRICS_FILE, start)
     continuing = resume_dir is not None and out.resolve() == resume_dir.resolve()
     _run_dir.prepare(out, continuing=continuing, force=args.force)
-    trainer = Trainer(model, optimizer, lambda p, y: tasks.task_loss(task, p, y),
-                      clip=config["clip"] or None, bptt=config["bptt"],
-                      per_step_targets=task.per_step_targets)
-    run_state = _Run(out, model, optimizer, rows, {"train": config, "model": model_config,
-                                                   "task": task.config()}, start)
-    print(f"training {config['cell']} (hidden {config['hidden']}, {config['layers']} layer(s)) "
-          f"on {task.name}, seq-len {config['seq_len']}, steps {start}..{config['steps']}")
+    trainer = Trainer(
+        model,
+        optimizer,
+        lambda p, y: tasks.task_loss(task, p, y),
+        clip=config["clip"] or None,
+        bptt=config["bptt"],
+        per_step_targets=task.per_step_targets,
+    )
+    run_state = _Run(
+        out,
+        model,
+        optimizer,
+        rows,
+        {"train": config, "model": model_config, "task": task.config()},
+        start,
+    )
+    print(
+        f"training {config['cell']} (hidden {config['hidden']}, {config['layers']} layer(s)) "
+        f"on {task.name}, seq-len {config['seq_len']}, steps {start}..{config['steps']}"
+    )
     started = time.perf_counter()
     run_state.train(trainer, task, config, args.save_every)
     seconds = time.perf_counter() - started
     evaluation = tasks.evaluate(model, task, batch_rng(config["seed"], EVAL_STEP))
     run_state.save(evaluation)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items())
-    print(f"trained to step {config['steps']} in {seconds:.1f}s; on a fresh batch: {scores}; "
-          f"baseline ({task.baseline_label}) {task.baseline():.4f}")
+    print(
+        f"trained to step {config['steps']} in {seconds:.1f}s; on a fresh batch: {scores}; "
+        f"baseline ({task.baseline_label}) {task.baseline():.4f}"
+    )
     written = [out / checkpoint.CHECKPOINT_FILE, out / _run_dir.METRICS_FILE]
     baseline = task.baseline() if task.name == "adding" else None
-    if _run_dir.plot(out / _run_dir.PLOT_FILE, rows, baseline, "always predict 1.0",
-                     f"{config['cell']} on {task.name}"):
+    if _run_dir.plot(
+        out / _run_dir.PLOT_FILE,
+        rows,
+        baseline,
+        "always predict 1.0",
+        f"{config['cell']} on {task.name}",
+    ):
         written.append(out / _run_dir.PLOT_FILE)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
@@ -241,10 +321,22 @@ class _Run:
     """The training loop's state: the model and optimizer, the metrics rows, and a copy of
     both at the last completed step (``boundary``), which is what every save writes."""
 
-    def __init__(self, out: Path, model: Module, optimizer: Optimizer, rows: list[dict],
-                 meta: dict, step: int):
-        self.out, self.model, self.optimizer, self.rows, self.meta = (out, model, optimizer,
-                                                                      rows, meta)
+    def __init__(
+        self,
+        out: Path,
+        model: Module,
+        optimizer: Optimizer,
+        rows: list[dict],
+        meta: dict,
+        step: int,
+    ):
+        self.out, self.model, self.optimizer, self.rows, self.meta = (
+            out,
+            model,
+            optimizer,
+            rows,
+            meta,
+        )
         self.saved_step = step
         self.mark(step)
 
@@ -266,18 +358,32 @@ class _Run:
         rows = [r for r in self.rows if int(r["step"]) <= step]
         try:
             _run_dir.write_metrics(self.out / _run_dir.METRICS_FILE, rows)
-            checkpoint.save(self.out, self.model, self.optimizer,
-                            meta={**self.meta, "step": step, "eval": evaluation})
+            checkpoint.save(
+                self.out,
+                self.model,
+                self.optimizer,
+                meta={**self.meta, "step": step, "eval": evaluation},
+            )
         except OSError as exc:
-            kept = (f"the last checkpoint there is step {self.saved_step}" if self.saved_step
-                    else "no checkpoint was saved")
-            raise CommandError(f"could not save step {step} in {self.out}: "
-                               f"{exc.strerror or exc}; {kept}") from None
+            kept = (
+                f"the last checkpoint there is step {self.saved_step}"
+                if self.saved_step
+                else "no checkpoint was saved"
+            )
+            raise CommandError(
+                f"could not save step {step} in {self.out}: {exc.strerror or exc}; {kept}"
+            ) from None
         self.saved_step = step
 
     def train(self, trainer: Trainer, task: tasks.Task, config: dict, save_every: int) -> None:
-        bar = tqdm(range(self.boundary[0], config["steps"]), initial=self.boundary[0],
-                   total=config["steps"], unit="step", dynamic_ncols=True, mininterval=0.5)
+        bar = tqdm(
+            range(self.boundary[0], config["steps"]),
+            initial=self.boundary[0],
+            total=config["steps"],
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
         try:
             for step in bar:
                 x, y = task.batch(batch_rng(config["seed"], step), config["batch"])
@@ -287,9 +393,14 @@ class _Run:
                     result = trainer.step(x, y)
                 if not (math.isfinite(result.loss) and self._weights_finite()):
                     self._diverged(step + 1, result.loss, config)
-                self.rows.append({"step": step + 1, "loss": f"{result.loss:.6g}",
-                                  "grad_norm": f"{result.grad_norm:.6g}",
-                                  "seconds": f"{result.seconds:.4f}"})
+                self.rows.append(
+                    {
+                        "step": step + 1,
+                        "loss": f"{result.loss:.6g}",
+                        "grad_norm": f"{result.grad_norm:.6g}",
+                        "seconds": f"{result.seconds:.4f}",
+                    }
+                )
                 self.mark(step + 1)
                 bar.set_postfix(loss=f"{result.loss:.4f}", gnorm=f"{result.grad_norm:.3f}")
                 if save_every and (step + 1) % save_every == 0:
@@ -307,9 +418,16 @@ class _Run:
         return all(np.isfinite(p.data).all() for p in self.model.parameters())
 
     def _diverged(self, step: int, loss: float, config: dict) -> None:
-        what = f"the loss became {loss}" if not math.isfinite(loss) else \
-            "the weights became NaN or inf"
-        kept = (f"{self.out} keeps the last finite state, step {self.boundary[0]}"
-                if self.boundary[0] else "no step had completed, nothing was saved")
-        raise CommandError(f"{what} at step {step} (--lr {config['lr']}, --clip "
-                           f"{config['clip']}); stopped, {kept}")
+        what = (
+            f"the loss became {loss}"
+            if not math.isfinite(loss)
+            else "the weights became NaN or inf"
+        )
+        kept = (
+            f"{self.out} keeps the last finite state, step {self.boundary[0]}"
+            if self.boundary[0]
+            else "no step had completed, nothing was saved"
+        )
+        raise CommandError(
+            f"{what} at step {step} (--lr {config['lr']}, --clip {config['clip']}); stopped, {kept}"
+        )

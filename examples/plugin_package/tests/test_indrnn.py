@@ -19,8 +19,7 @@ def test_softsign_values_and_dtypes():
     for dtype in (np.float32, np.float64):
         y = softsign(tg.Tensor(x.astype(dtype)))
         assert y.dtype == dtype
-        np.testing.assert_allclose(y.data, [-0.75, -0.5, 0.0, 1 / 3, 1e6 / (1e6 + 1)],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(y.data, [-0.75, -0.5, 0.0, 1 / 3, 1e6 / (1e6 + 1)], rtol=1e-6)
 
 
 def test_softsign_gradients(assert_op_gradients):

@@ -30,21 +30,30 @@ class IndRNNCell(Module):
 
     state_names = ("h",)
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 activation: str = "softsign", dtype=np.float32,
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        activation: str = "softsign",
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"IndRNNCell: activation must be one of {ACTIVATIONS}, "
-                             f"got {activation!r}")
+            raise ValueError(
+                f"IndRNNCell: activation must be one of {ACTIVATIONS}, got {activation!r}"
+            )
         for what, size in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ValueError(f"IndRNNCell: {what} must be a positive integer, got {size!r}")
         rng = tg.default_rng() if rng is None else rng
         bound = 1.0 / math.sqrt(hidden_size)
         self.input_size, self.hidden_size, self.activation = input_size, hidden_size, activation
-        self.weight_ih = Parameter(rng.uniform(-bound, bound, (hidden_size, input_size)),
-                                   dtype=dtype)
+        self.weight_ih = Parameter(
+            rng.uniform(-bound, bound, (hidden_size, input_size)), dtype=dtype
+        )
         self.weight_hh = Parameter(rng.uniform(0.0, 1.0, hidden_size), dtype=dtype)
         if bias:
             self.bias_ih = Parameter(rng.uniform(-bound, bound, hidden_size), dtype=dtype)
@@ -58,13 +67,16 @@ class IndRNNCell(Module):
     def forward(self, x_t: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x_t (N, I), h (N, H) or None for zeros -> (h', h'), both (N, H)."""
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
-            raise ShapeError(f"IndRNNCell expected input of shape (N, {self.input_size}), "
-                             f"got {x_t.shape}")
+            raise ShapeError(
+                f"IndRNNCell expected input of shape (N, {self.input_size}), got {x_t.shape}"
+            )
         if h is None:
             h = self.init_state(x_t.shape[0], x_t.dtype)
         elif h.shape != (x_t.shape[0], self.hidden_size):
-            raise ShapeError(f"IndRNNCell expected state h of shape "
-                             f"({x_t.shape[0]}, {self.hidden_size}), got {h.shape}")
+            raise ShapeError(
+                f"IndRNNCell expected state h of shape "
+                f"({x_t.shape[0]}, {self.hidden_size}), got {h.shape}"
+            )
         pre = x_t @ self.weight_ih.T + h * self.weight_hh
         if self.bias_ih is not None:
             pre = pre + self.bias_ih

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
-_SIGNATURES = {1: ["float32(float32)", "float64(float64)"],
-               2: ["float32(float32, float32)", "float64(float64, float64)"]}
+_SIGNATURES = {
+    1: ["float32(float32)", "float64(float64)"],
+    2: ["float32(float32, float32)", "float64(float64, float64)"],
+}
 
 
 def _softsign(x):

@@ -12,8 +12,12 @@ from .kernels import kernels
 # at 0 but softsign's derivative does not, so no point needs to be avoided. The scalar rule
 # (the math on one element, forward and derivative) is what lets the cell compiler fuse
 # softsign into a cell's generated kernels; the generic tests check it against the class.
-@register_op("softsign", arity=1, kind="elementwise",
-             scalar={"y": "x / (1 + abs(x))", "dx": "g / ((1 + abs(x)) * (1 + abs(x)))"})
+@register_op(
+    "softsign",
+    arity=1,
+    kind="elementwise",
+    scalar={"y": "x / (1 + abs(x))", "dx": "g / ((1 + abs(x)) * (1 + abs(x)))"},
+)
 class Softsign(Function):
     """y = x / (1 + |x|);  dx = g / (1 + |x|)**2.  Shapes: any, y like x."""
 
