@@ -60,6 +60,8 @@ TOOLING_MODULES = [
     f"tinygrad_lstm.tooling.{name}"
     for name in (
         "testing",
+        "testing_report",
+        "testing_cells",
         "testing_strategies",
         "viz",
         "step_gradients",
@@ -67,6 +69,7 @@ TOOLING_MODULES = [
         "bptt_derivations",
         "tasks",
         "datasets",
+        "sequence_task",
         "cli",
     )
 ]

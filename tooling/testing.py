@@ -14,14 +14,16 @@ and checks, per example:
 
 ``assert_cell_gradients("lstm")`` gradchecks a whole unrolled multi-layer, bidirectional
 sequence layer built from a registered cell, with respect to every parameter, the input
-and the initial state. This module belongs to the tooling layer: it may import plugins.
+and the initial state (``testing_cells``). Both checks return a ``CheckReport``, with the
+tolerances ``OP_RTOL`` / ``OP_ATOL`` (``testing_report``). This module is the public entry
+point and re-exports the names of those two modules and of ``testing_strategies``. It
+belongs to the tooling layer: it may import plugins.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,11 +32,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.strategies import SearchStrategy
 
 from tinygrad_lstm.autograd import Context
-from tinygrad_lstm.gradcheck import GradcheckError, gradcheck
-from tinygrad_lstm.module import Module
+from tinygrad_lstm.gradcheck import gradcheck
 from tinygrad_lstm.registry import OpInfo, op_info
 from tinygrad_lstm.tensor import Tensor
 
+from .testing_cells import assert_cell_gradients, check_cell
+from .testing_report import OP_ATOL, OP_RTOL, CheckReport, measured_error
 from .testing_strategies import (
     SCALES,
     SPAN,
@@ -70,34 +73,11 @@ __all__ = [
 # One drawn case of an op: (attributes, float64 input arrays), as ``op_cases`` draws it.
 OpCase = tuple[dict, list[np.ndarray]]
 
-# Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
-# relative error is 2.6e-7 (logsumexp), most stay below 1e-7. A wrong backward is off
-# by O(1).
-OP_RTOL = 1e-6
-OP_ATOL = 1e-8
-
-
-@dataclass
-class CheckReport:
-    """Outcome of ``check_op`` or ``check_cell``.
-
-    ``failure`` names the failing case (op or cell, shapes, attributes, seed) and what went
-    wrong, so ``check_op(name, seed=...)`` reproduces it; None when ``ok``.
-    """
-
-    name: str
-    kind: str  # "op" or "cell"
-    cases: int
-    worst_rel_error: float  # a failed report: the failing case's error (nan: not a gradient)
-    ok: bool
-    failure: str | None = None
-
 
 class CaseFailure(AssertionError):
     """One drawn case broke a property other than the gradient values."""
 
 
-# ---- one op ----------------------------------------------------------------------------------
 def _as_tuple(out: Any) -> tuple:
     return out if isinstance(out, tuple) else (out,)
 
@@ -168,32 +148,6 @@ def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: in
     for i, (a, b) in enumerate(zip(x32, before)):
         if not np.array_equal(a, b):
             raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
-
-
-def measured_error(
-    fn: Callable[..., Any],
-    inputs: list[Tensor],
-    seed: int,
-    rtol: float,
-    atol: float,
-    names: list[str] | None = None,
-) -> float:
-    """The worst relative gradient error of ``fn`` at ``inputs``, pass or fail.
-
-    ``gradcheck`` raises on a mismatch without a figure; this reruns it with both tolerances
-    scaled by the same huge factor, so nothing finite fails but the relative error keeps its
-    ``atol / rtol`` floor and reads as in a passing report. ``inf`` when a gradient is not
-    finite (or the error is beyond any float), ``nan`` when the function itself raises.
-    """
-    scale = 1e280
-    try:
-        return gradcheck(
-            fn, *inputs, rtol=rtol * scale, atol=atol * scale, seed=seed, names=names
-        ).worst_rel_error
-    except GradcheckError:
-        return math.inf
-    except Exception:  # noqa: BLE001 - the op's own error is reported by the failed check
-        return math.nan
 
 
 def _check_case(
@@ -322,117 +276,6 @@ def check_op(
 def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> CheckReport:
     """``check_op`` that raises ``AssertionError`` with the failing case when one fails."""
     report = check_op(name, max_examples=max_examples, seed=seed)
-    if not report.ok:
-        raise AssertionError(report.failure)
-    return report
-
-
-# ---- one cell --------------------------------------------------------------------------------
-def check_cell(
-    cell: str | type[Module],
-    input_size: int = 3,
-    hidden_size: int = 4,
-    seq_len: int = 5,
-    batch: int = 2,
-    num_layers: int = 2,
-    bidirectional: bool = True,
-    seed: int = 0,
-    rtol: float = OP_RTOL,
-    atol: float = OP_ATOL,
-    **cell_options: Any,
-) -> CheckReport:
-    """Gradcheck a whole sequence layer built from ``cell`` (a registered name or class).
-
-    Builds ``Recurrent(cell, input_size, hidden_size, num_layers, bidirectional,
-    dtype=float64, rng=, **cell_options)`` with weights, ``x`` (seq_len, batch, input_size)
-    and an initial state shaped like ``init_state(batch)`` all drawn from ``seed`` (so a
-    failure reproduces), and checks the gradients of (output, final state), under random
-    upstream gradients, with respect to every parameter, ``x`` and the initial state. A
-    failure names the parameter (or input) that is wrong.
-    """
-    from tinygrad_lstm.layers import Recurrent
-
-    name = cell if isinstance(cell, str) else getattr(cell, "cell_name", cell.__name__)
-    where = (
-        f"cell {name!r} (input_size={input_size}, hidden_size={hidden_size}, "
-        f"seq_len={seq_len}, batch={batch}, num_layers={num_layers}, "
-        f"bidirectional={bidirectional}, options={cell_options}, seed={seed})"
-    )
-    try:
-        rng = np.random.default_rng(seed)
-        layer = Recurrent(
-            cell,
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dtype=np.float64,
-            rng=rng,
-            **cell_options,
-        )
-        zeros = layer.init_state(batch)
-        is_tuple = isinstance(zeros, tuple)
-        state = [
-            Tensor(rng.standard_normal(s.shape), requires_grad=True)
-            for s in (zeros if is_tuple else (zeros,))
-        ]
-        x = Tensor(rng.standard_normal((seq_len, batch, input_size)), requires_grad=True)
-        params = list(layer.named_parameters())
-
-        def unroll(x: Tensor, *rest: Tensor) -> tuple[Tensor, Any]:
-            initial = tuple(rest[: len(state)]) if is_tuple else rest[0]
-            return layer.forward(x, initial)
-
-        names = (
-            ["input x"]
-            + [f"initial state {i}" for i in range(len(state))]
-            + [f"parameter {n}" for n, _ in params]
-        )
-        inputs = [x, *state, *(p for _, p in params)]
-        result = gradcheck(unroll, *inputs, rtol=rtol, atol=atol, seed=seed, names=names)
-    except GradcheckError as exc:
-        return CheckReport(
-            name,
-            "cell",
-            1,
-            measured_error(unroll, inputs, seed, rtol, atol),
-            False,
-            f"{where} failed: {type(exc).__name__}: {exc}",
-        )
-    except Exception as exc:  # noqa: BLE001 - any error of the cell is a failed check
-        return CheckReport(
-            name, "cell", 1, math.nan, False, f"{where} failed: {type(exc).__name__}: {exc}"
-        )
-    return CheckReport(name, "cell", 1, result.worst_rel_error, True, None)
-
-
-def assert_cell_gradients(
-    cell: str | type[Module],
-    input_size: int = 3,
-    hidden_size: int = 4,
-    seq_len: int = 5,
-    batch: int = 2,
-    num_layers: int = 2,
-    bidirectional: bool = True,
-    seed: int = 0,
-    rtol: float = OP_RTOL,
-    atol: float = OP_ATOL,
-    **cell_options: Any,
-) -> CheckReport:
-    """``check_cell`` that raises ``AssertionError`` naming the failing parameter."""
-    report = check_cell(
-        cell,
-        input_size,
-        hidden_size,
-        seq_len,
-        batch,
-        num_layers,
-        bidirectional,
-        seed,
-        rtol,
-        atol,
-        **cell_options,
-    )
     if not report.ok:
         raise AssertionError(report.failure)
     return report

@@ -16,7 +16,8 @@ RNN's) to spectral radius S. Above 1 the gradient can grow with the distance fro
 instead of shrinking; ``--compare-clipping N`` then trains each model N steps of plain SGD
 twice, without clipping and with ``clip_grad_norm_(--clip)``, from the same weights on the
 same batches, and reports when the unclipped run diverged and what loss the clipped run
-reached (``_clipping.py`` beside this file).
+reached (``_clipping.py`` beside this file). This module measures; the summary table and
+the charts are drawn by ``_bptt_report.py`` beside it.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ import tinygrad_lstm as tg
 from tinygrad_lstm.optim import Adam
 from tinygrad_lstm.training import Trainer
 
-from ._charts import plot_png, terminal_chart
+from ._bptt_report import draw, print_summary
 from ._clipping import (
-    ClippingRuns,
     compare_clipping,
     has_square_recurrence,
     print_clipping,
@@ -262,81 +262,8 @@ def run(args: argparse.Namespace) -> int:
         if args.compare_clipping:
             clipping[label] = compare_clipping(build, task, args)
         rows.append(row)
-    _print_summary(args, rows, task)
+    print_summary(args, rows, task)
     if args.init_scale is not None or clipping:
         print_clipping(args, rows, clipping, task)
-    _draw(args, before, after, clipping)
+    draw(args, before, after, clipping)
     return 0
-
-
-def _draw(
-    args: argparse.Namespace, before: dict, after: dict, clipping: dict[str, ClippingRuns]
-) -> None:
-    scale = "" if args.init_scale is None else f", spectral radius {args.init_scale:g}"
-    panels = [(f"at initialisation (T={args.seq_len}, H={args.hidden}{scale})", before)]
-    xlabels = ["distance from the loss (time steps)"]
-    if args.train_steps:
-        panels.append((f"after {args.train_steps} Adam steps on the adding task", after))
-        xlabels.append(xlabels[0])
-    ylabels = ["||dL/dh_t|| / ||dL/dh_T||"] * len(panels)
-    if clipping:
-        curves = {}
-        for label, runs in clipping.items():
-            curves[f"{label}, no clipping"] = np.asarray(runs.unclipped)
-            curves[f"{label}, clip {args.clip:g}"] = np.asarray(runs.clipped)
-        title = f"training loss, SGD lr {args.lr:g}: no clipping vs clip {args.clip:g}"
-        panels.append((title, curves))
-        xlabels.append("training step")
-        ylabels.append("loss")
-    drawn = not args.terminal and plot_png(
-        args.out,
-        panels,
-        ylabels,
-        "Gradient reaching back through time: loss on the last step",
-        xlabels,
-    )
-    if drawn:
-        print(f"\nwrote {args.out}")
-    else:
-        for (title, curves), ylabel, xlabel in zip(panels, ylabels, xlabels):
-            print(f"\n{ylabel}, {title}\n{terminal_chart(curves, xlabel=xlabel)}")
-
-
-def _print_summary(args: argparse.Namespace, rows: list[dict], task: tasks.Task) -> None:
-    trained = bool(args.train_steps)
-    print(
-        f"Gradient that reaches the first step, ||dL/dh_0|| / ||dL/dh_{args.seq_len - 1}||: "
-        f"adding task, T={args.seq_len}, hidden {args.hidden}, batch {args.batch}, "
-        f"seed {args.seed}, loss on the last step"
-    )
-    with_c = any("c" in row["init"].norms for row in rows)
-    header = ["cell", "at init", *(["(c, LSTM)"] if with_c else [])]
-    if trained:
-        header += [
-            f"after {args.train_steps} steps",
-            *(["(c, LSTM)"] if with_c else []),
-            "train loss",
-        ]
-    table = []
-    for row in rows:
-        results = [row["init"], *([row["trained"]] if trained else [])]
-        cells = [row["label"]]
-        for result in results:
-            cells += [f"{result.ratio():.1e}", *([_c_ratio(result)] if with_c else [])]
-        table.append(cells + ([f"{row['loss']:.3f}"] if trained else []))
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    for cells in [header, *table]:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-            )
-        )
-    if trained:
-        print(
-            f"(train loss: mean of the last 10% of steps; {task.baseline_label}: "
-            f"{task.baseline():.3f})"
-        )
-
-
-def _c_ratio(result: StepGradients) -> str:
-    return f"{result.ratio('c'):.1e}" if "c" in result.norms else "-"
