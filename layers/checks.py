@@ -3,7 +3,8 @@
 Each raises at the layer boundary, before any state changes, with a message naming the
 layer and what was expected versus what arrived. The sequence layers' input and initial-state
 checks (``check_sequence_input``, ``check_initial_state``) are ``Recurrent``'s
-(layers/recurrent.py), kept here beside the checks they build on.
+(layers/recurrent.py) and ``check_cell_state`` is the built-in cells' (layers/cells.py), kept
+here beside the checks they build on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .packing import State
 __all__ = [
     "InitialState",
     "as_float_input",
+    "check_cell_state",
     "check_float_dtype",
     "check_initial_state",
     "check_sequence_input",
@@ -142,3 +144,32 @@ def check_initial_state(
             part = part.reshape(len(cells), 1, *zero.shape[1:])
         per_cell.append(tg.op("unstack").apply(part, axis=0))
     return [tuple(p[i] for p in per_cell) if tupled else per_cell[0][i] for i in range(len(cells))]
+
+
+def check_cell_state(
+    layer: str, cell: Module, state: State | None, batch: int, unbatched: bool, dtype: np.dtype
+) -> State:
+    """``state`` for one step of ``cell``, shaped as ``cell.init_state(batch)`` (its zeros
+    when None): each of ``cell.state_names`` (N, .), or (.) when the input is unbatched.
+
+    Raises ``ShapeError`` naming ``layer`` for a wrong count or shape of tensors,
+    ``ValueError`` for a dtype other than ``dtype``.
+    """
+    zeros = cell.init_state(batch, dtype)
+    if state is None:
+        return zeros
+    parts = state if isinstance(state, tuple) else (state,)
+    expected = zeros if isinstance(zeros, tuple) else (zeros,)
+    if len(parts) != len(expected):
+        raise ShapeError(
+            f"{layer} expected a state of {len(expected)} "
+            f"tensor(s) {cell.state_names}, got {len(parts)}"
+        )
+    checked = []
+    for name, part, zero in zip(cell.state_names, parts, expected):
+        part = as_float_input(layer, part, dtype)
+        shape = zero.shape[1:] if unbatched else zero.shape
+        if part.shape != shape:
+            raise ShapeError(f"{layer} expected state {name} of shape {shape}, got {part.shape}")
+        checked.append(part.reshape(zero.shape) if unbatched else part)
+    return tuple(checked) if isinstance(zeros, tuple) else checked[0]
