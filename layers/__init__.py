@@ -6,7 +6,8 @@ Loaded through the ``tinygrad_lstm.plugins`` entry point, like any third-party p
 from .cells import AffineCell, GRUCell, LSTMCell, RNNCell
 from .linear import Dropout, Embedding, Linear
 from .losses import cross_entropy, mse_loss, nll_loss
-from .recurrent import GRU, LSTM, RNN, Recurrent
+from .recurrent import Recurrent
+from .rnn_lstm_gru import GRU, LSTM, RNN
 
 __all__ = [
     "GRU",

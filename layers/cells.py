@@ -28,7 +28,7 @@ from numpy.typing import DTypeLike
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Parameter, ShapeError, Tensor, TensorLike, register_cell
 
-from .checks import as_float_input, check_float_dtype, check_size
+from .checks import as_float_input, check_cell_state, check_float_dtype, check_size
 from .linear import uniform_parameter
 from .packing import State
 
@@ -113,44 +113,22 @@ class AffineCell(Module):
     def forward(self, x_t: TensorLike, state: State | None = None) -> tuple[Tensor, State]:
         """x_t (N, I) or unbatched (I,), state as ``init_state`` (zeros when None)
         -> (output_t (N, output_size), new_state), unbatched when x_t is."""
-        x_t = as_float_input(type(self).__name__, x_t, self.weight_ih.dtype)
+        name = type(self).__name__
+        x_t = as_float_input(name, x_t, self.weight_ih.dtype)
         unbatched = x_t.ndim == 1
         if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
             raise ShapeError(
-                f"{type(self).__name__} expected input of shape "
+                f"{name} expected input of shape "
                 f"(N, {self.input_size}) or ({self.input_size},), got {x_t.shape}"
             )
         if unbatched:
             x_t = x_t.reshape(1, self.input_size)
-        state = self._check_state(state, x_t.shape[0], unbatched)
+        state = check_cell_state(name, self, state, x_t.shape[0], unbatched, self.weight_ih.dtype)
         out, new = self.step(self.project_inputs(x_t), state, self.prepare_step())
         if unbatched:
             out = out.reshape(-1)
             new = tuple(s.reshape(-1) for s in new) if isinstance(new, tuple) else new.reshape(-1)
         return out, new
-
-    def _check_state(self, state: State | None, batch: int, unbatched: bool) -> State:
-        zeros = self.init_state(batch, self.weight_ih.dtype)
-        if state is None:
-            return zeros
-        parts = state if isinstance(state, tuple) else (state,)
-        expected = zeros if isinstance(zeros, tuple) else (zeros,)
-        if len(parts) != len(expected):
-            raise ShapeError(
-                f"{type(self).__name__} expected a state of {len(expected)} "
-                f"tensor(s) {self.state_names}, got {len(parts)}"
-            )
-        checked = []
-        for name, part, zero in zip(self.state_names, parts, expected):
-            part = as_float_input(type(self).__name__, part, self.weight_ih.dtype)
-            shape = zero.shape[1:] if unbatched else zero.shape
-            if part.shape != shape:
-                raise ShapeError(
-                    f"{type(self).__name__} expected state {name} of shape "
-                    f"{shape}, got {part.shape}"
-                )
-            checked.append(part.reshape(zero.shape) if unbatched else part)
-        return tuple(checked) if isinstance(zeros, tuple) else checked[0]
 
     def extra_repr(self) -> str:
         bias = "" if self.bias_ih is not None else ", bias=False"

@@ -1,19 +1,38 @@
-"""Argument and input checks shared by the layers.
+"""Argument and input checks of the layers.
 
 Each raises at the layer boundary, before any state changes, with a message naming the
-layer and what was expected versus what arrived.
+layer and what was expected versus what arrived. The sequence layers' input and initial-state
+checks (``check_sequence_input``, ``check_initial_state``) are ``Recurrent``'s
+(layers/recurrent.py) and ``check_cell_state`` is the built-in cells' (layers/cells.py), kept
+here beside the checks they build on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from tinygrad_lstm import Tensor, TensorLike
+import tinygrad_lstm as tg
+from tinygrad_lstm import Module, ShapeError, Tensor, TensorLike
 
-__all__ = ["as_float_input", "check_float_dtype", "check_size"]
+from .packing import State
+
+__all__ = [
+    "InitialState",
+    "as_float_input",
+    "check_cell_state",
+    "check_float_dtype",
+    "check_initial_state",
+    "check_sequence_input",
+    "check_size",
+]
+
+# What a sequence layer's forward takes as the initial state: None (zeros), one tensor, or a
+# tuple such as LSTM's (h0, c0), each (D*num_layers, N, .) as a Tensor or an array.
+InitialState = TensorLike | tuple[TensorLike, ...] | None
 
 
 def check_size(layer: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -44,3 +63,113 @@ def as_float_input(layer: str, x: TensorLike, dtype: np.dtype) -> Tensor:
             f"{layer}: input dtype {x.dtype} does not match the weights' dtype {dtype}; {fix}"
         )
     return x
+
+
+def check_sequence_input(
+    layer: str, x: TensorLike, dtype: np.dtype, input_size: int, batch_first: bool
+) -> tuple[Tensor, bool]:
+    """``x`` as a time-major (T, N, I) Tensor, and whether it came unbatched.
+
+    Takes (T, N, I), (N, T, I) with ``batch_first`` (transposed), or an unbatched (T, I)
+    (made (T, 1, I)). Raises ``ShapeError`` naming ``layer`` for any other shape or an empty
+    sequence, ``ValueError`` when the dtype is not the weights' ``dtype``.
+    """
+    x = as_float_input(layer, x, dtype)
+    layout = "(N, T, {})" if batch_first else "(T, N, {})"
+    if x.ndim not in (2, 3) or x.shape[-1] != input_size:
+        wanted = (
+            layout
+            if x.ndim == 3
+            else "(T, {})"
+            if x.ndim == 2
+            else layout + " or unbatched (T, {})"
+        )
+        raise ShapeError(
+            f"{layer} expected input of shape "
+            f"{wanted.format(input_size, input_size)}, got {x.shape}"
+        )
+    unbatched = x.ndim == 2
+    if unbatched:
+        x = x.reshape(x.shape[0], 1, input_size)
+    elif batch_first:
+        x = x.transpose(1, 0, 2)
+    if x.shape[0] == 0:
+        raise ShapeError(
+            f"{layer}: got an empty sequence (T=0, input shape "
+            f"{x.shape}); a sequence needs at least one step"
+        )
+    return x, unbatched
+
+
+def check_initial_state(
+    layer: str,
+    cells: Sequence[Module],
+    state: InitialState,
+    batch: int,
+    unbatched: bool,
+    dtype: np.dtype,
+) -> list[State]:
+    """``state`` split into one initial state per cell (zeros from ``init_state`` when None).
+
+    ``state`` holds, per state tensor (``cells[0].state_names``, e.g. LSTM's (h0, c0)), a
+    (len(cells), batch, .) stack, or (len(cells), .) when the input is unbatched: PyTorch's
+    layout, cell k*D + d for layer k and direction d. Raises ``ShapeError`` naming ``layer``
+    for a wrong count or shape of tensors, ``ValueError`` for a dtype other than ``dtype``.
+    """
+    zeros = [c.init_state(batch, dtype) for c in cells]
+    if state is None:
+        return zeros
+    tupled = isinstance(zeros[0], tuple)
+    names = getattr(cells[0], "state_names", None) or [
+        f"state{j}" for j in range(len(zeros[0]) if tupled else 1)
+    ]
+    expected = zeros[0] if tupled else (zeros[0],)
+    parts = state if isinstance(state, (tuple, list)) else (state,)
+    if tupled != isinstance(state, (tuple, list)) or len(parts) != len(expected):
+        raise ShapeError(
+            f"{layer} expected the initial state as "
+            f"{'a tuple ' if tupled else 'one tensor '}"
+            f"({', '.join(n + '0' for n in names)}), got "
+            f"{type(state).__name__} of {len(parts)}"
+        )
+    per_cell = []
+    for name, part, zero in zip(names, parts, expected):
+        part = as_float_input(layer, part, dtype)
+        shape = (len(cells),) + ((() if unbatched else (batch,)) + zero.shape[1:])
+        if part.shape != shape:
+            raise ShapeError(
+                f"{layer} expected initial state {name}0 of shape {shape}, got {part.shape}"
+            )
+        if unbatched:
+            part = part.reshape(len(cells), 1, *zero.shape[1:])
+        per_cell.append(tg.op("unstack").apply(part, axis=0))
+    return [tuple(p[i] for p in per_cell) if tupled else per_cell[0][i] for i in range(len(cells))]
+
+
+def check_cell_state(
+    layer: str, cell: Module, state: State | None, batch: int, unbatched: bool, dtype: np.dtype
+) -> State:
+    """``state`` for one step of ``cell``, shaped as ``cell.init_state(batch)`` (its zeros
+    when None): each of ``cell.state_names`` (N, .), or (.) when the input is unbatched.
+
+    Raises ``ShapeError`` naming ``layer`` for a wrong count or shape of tensors,
+    ``ValueError`` for a dtype other than ``dtype``.
+    """
+    zeros = cell.init_state(batch, dtype)
+    if state is None:
+        return zeros
+    parts = state if isinstance(state, tuple) else (state,)
+    expected = zeros if isinstance(zeros, tuple) else (zeros,)
+    if len(parts) != len(expected):
+        raise ShapeError(
+            f"{layer} expected a state of {len(expected)} "
+            f"tensor(s) {cell.state_names}, got {len(parts)}"
+        )
+    checked = []
+    for name, part, zero in zip(cell.state_names, parts, expected):
+        part = as_float_input(layer, part, dtype)
+        shape = zero.shape[1:] if unbatched else zero.shape
+        if part.shape != shape:
+            raise ShapeError(f"{layer} expected state {name} of shape {shape}, got {part.shape}")
+        checked.append(part.reshape(zero.shape) if unbatched else part)
+    return tuple(checked) if isinstance(zeros, tuple) else checked[0]

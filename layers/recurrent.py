@@ -1,5 +1,9 @@
 """Recurrent: turns any registered cell into a sequence layer; RNN, LSTM and GRU are it.
 
+RNN, LSTM and GRU, its ``torch.nn``-shaped front classes, live in layers/rnn_lstm_gru.py and
+are still importable from here; its input and initial-state checks live in layers/checks.py,
+the ways to run one (layer, direction) pass in layers/unroll.py.
+
 The full forward, as in PyTorch (layer-outer, so layer k+1 sees both directions of layer k):
 
     layer_in = x                                     (time-major: (T, N, I))
@@ -16,35 +20,28 @@ names and order, so ``state_dict()`` moves between this and ``torch.nn.LSTM`` bo
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import numbers
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 import tinygrad_lstm as tg
-from tinygrad_lstm import Module, Parameter, ShapeError, Tensor, TensorLike
+from tinygrad_lstm import Module, Parameter, Tensor, TensorLike
 from tinygrad_lstm.autograd import gc_paused
 
-from .checks import as_float_input, check_size
+from .checks import InitialState, check_initial_state, check_sequence_input, check_size
 from .linear import Dropout
 from .packing import State, StepMask, check_lengths, step_masks
-from .unroll import (
-    FUSED_MODES,
-    FusedMode,
-    pick_runner,
-    run_compiled,
-    run_direction,
-    run_handwritten,
-)
+from .unroll import FUSED_MODES, FusedMode, pick_runner, run_pass
+
+if TYPE_CHECKING:  # what __getattr__ below returns, for a type checker
+    from .rnn_lstm_gru import GRU, LSTM, RNN
 
 __all__ = ["GRU", "LSTM", "RNN", "InitialState", "Recurrent"]
-
-# What forward takes as the initial state: None (zeros), one tensor, or a tuple such as
-# LSTM's (h0, c0), each (D*num_layers, N, .) as a Tensor or an array.
-InitialState = TensorLike | tuple[TensorLike, ...] | None
 
 
 class Recurrent(Module):
@@ -219,69 +216,6 @@ class Recurrent(Module):
             return tuple(tg.stack([s[j] for s in states], axis=0) for j in range(len(states[0])))
         return tg.stack(states, axis=0)
 
-    # ---- checks --------------------------------------------------------------------------
-    def _check_input(self, x: TensorLike) -> tuple[Tensor, bool]:
-        x = as_float_input(self._name, x, self._dtype())
-        layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            wanted = (
-                layout
-                if x.ndim == 3
-                else "(T, {})"
-                if x.ndim == 2
-                else layout + " or unbatched (T, {})"
-            )
-            raise ShapeError(
-                f"{self._name} expected input of shape "
-                f"{wanted.format(self.input_size, self.input_size)}, got {x.shape}"
-            )
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x.reshape(x.shape[0], 1, self.input_size)
-        elif self.batch_first:
-            x = x.transpose(1, 0, 2)
-        if x.shape[0] == 0:
-            raise ShapeError(
-                f"{self._name}: got an empty sequence (T=0, input shape "
-                f"{x.shape}); a sequence needs at least one step"
-            )
-        return x, unbatched
-
-    def _initial_states(self, state: InitialState, batch: int, unbatched: bool) -> list[State]:
-        dtype = self._dtype()
-        zeros = [c.init_state(batch, dtype) for c in self._cells]
-        if state is None:
-            return zeros
-        tupled = isinstance(zeros[0], tuple)
-        names = getattr(self._cells[0], "state_names", None) or [
-            f"state{j}" for j in range(len(zeros[0]) if tupled else 1)
-        ]
-        expected = zeros[0] if tupled else (zeros[0],)
-        parts = state if isinstance(state, (tuple, list)) else (state,)
-        if tupled != isinstance(state, (tuple, list)) or len(parts) != len(expected):
-            raise ShapeError(
-                f"{self._name} expected the initial state as "
-                f"{'a tuple ' if tupled else 'one tensor '}"
-                f"({', '.join(n + '0' for n in names)}), got "
-                f"{type(state).__name__} of {len(parts)}"
-            )
-        per_cell = []
-        for name, part, zero in zip(names, parts, expected):
-            part = as_float_input(self._name, part, dtype)
-            shape = (len(self._cells),) + ((() if unbatched else (batch,)) + zero.shape[1:])
-            if part.shape != shape:
-                raise ShapeError(
-                    f"{self._name} expected initial state {name}0 of shape "
-                    f"{shape}, got {part.shape}"
-                )
-            if unbatched:
-                part = part.reshape(len(self._cells), 1, *zero.shape[1:])
-            per_cell.append(tg.op("unstack").apply(part, axis=0))
-        return [
-            tuple(p[i] for p in per_cell) if tupled else per_cell[0][i]
-            for i in range(len(self._cells))
-        ]
-
     # ---- the sequence --------------------------------------------------------------------
     def forward(
         self, x: TensorLike, state: InitialState = None, lengths: ArrayLike | Tensor | None = None
@@ -293,12 +227,13 @@ class Recurrent(Module):
 
         Returns (output, final_state) with PyTorch's shapes.
         """
-        x, unbatched = self._check_input(x)
+        dtype = self._dtype()
+        x, unbatched = check_sequence_input(self._name, x, dtype, self.input_size, self.batch_first)
         steps, batch = x.shape[0], x.shape[1]
         masks = None
         if lengths is not None:
             masks = step_masks(check_lengths(self._name, lengths, steps, batch), steps, x.dtype)
-        states = self._initial_states(state, batch, unbatched)
+        states = check_initial_state(self._name, self._cells, state, batch, unbatched, dtype)
         with gc_paused():  # the unrolled graph is acyclic: collections would only scan it
             return self._forward(x, states, masks, unbatched)
 
@@ -314,12 +249,7 @@ class Recurrent(Module):
                 label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
                 index = k * directions + d
                 cell, state_kd, runner = self._cells[index], states[index], self._runners[index]
-                if runner == "handwritten" and masks is None:
-                    out, final = run_handwritten(cell, layer_in, state_kd, d == 1, label)
-                elif runner != "composed":
-                    out, final = run_compiled(cell, layer_in, state_kd, d == 1, masks, label)
-                else:
-                    out, final = run_direction(cell, layer_in, state_kd, d == 1, masks, label)
+                out, final = run_pass(runner, cell, layer_in, state_kd, d == 1, masks, label)
                 outputs.append(out)
                 finals.append(final)
             layer_in = outputs[0] if directions == 1 else tg.concat(outputs, axis=2)
@@ -357,118 +287,9 @@ class Recurrent(Module):
         )
 
 
-def _no_projection(name: str, proj_size: int) -> None:
-    if proj_size != 0:
-        raise ValueError(
-            f"{name}: proj_size is only supported by LSTM, got proj_size={proj_size!r}"
-        )
-
-
-class RNN(Recurrent):
-    """Elman RNN over sequences, h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh):
-    ``torch.nn.RNN``'s signature (4th positional argument ``nonlinearity``), names, shapes
-    and results. ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: Literal["tanh", "relu"] = "tanh",
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        proj_size: int = 0,
-        dtype: DTypeLike = np.float32,
-        rng: np.random.Generator | None = None,
-        fused: FusedMode = False,
-    ):
-        _no_projection("RNN", proj_size)
-        super().__init__(
-            "rnn",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            dtype=dtype,
-            rng=rng,
-            fused=fused,
-            nonlinearity=nonlinearity,
-        )
-
-
-class LSTM(Recurrent):
-    """LSTM over sequences (gates i, f, g, o; optional projection ``proj_size``):
-    ``torch.nn.LSTM``'s signature, names, shapes and results.
-    ``forward(x, (h0, c0)=None, lengths=None) -> (output, (h_n, c_n))``."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        proj_size: int = 0,
-        *,
-        dtype: DTypeLike = np.float32,
-        rng: np.random.Generator | None = None,
-        fused: FusedMode = False,
-    ):
-        super().__init__(
-            "lstm",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            dtype=dtype,
-            rng=rng,
-            fused=fused,
-            proj_size=proj_size,
-        )
-
-
-class GRU(Recurrent):
-    """GRU over sequences (gates r, z, n, PyTorch's reset placement):
-    ``torch.nn.GRU``'s signature, names, shapes and results.
-    ``forward(x, h0=None, lengths=None) -> (output, h_n)``."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        proj_size: int = 0,
-        dtype: DTypeLike = np.float32,
-        rng: np.random.Generator | None = None,
-        fused: FusedMode = False,
-    ):
-        _no_projection("GRU", proj_size)
-        super().__init__(
-            "gru",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            dtype=dtype,
-            rng=rng,
-            fused=fused,
-        )
+def __getattr__(name: str) -> Any:
+    """``GRU``, ``LSTM``, ``RNN`` of layers/rnn_lstm_gru.py at their old path, looked up on
+    first use: that module imports ``Recurrent`` from this one, so they cannot be imported above."""
+    if name in ("GRU", "LSTM", "RNN"):
+        return getattr(importlib.import_module(".rnn_lstm_gru", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,8 @@
 - ``run_compiled``: the cell compiler (layers/compile_cell.py), for any cell whose step
   uses fusible ops only.
 
-``pick_runner`` decides, per cell, which one ``fused=`` asks for.
+``pick_runner`` decides, per cell, which one ``fused=`` asks for, and ``run_pass`` runs the
+one it picked (the dispatch that was ``Recurrent``'s, layers/recurrent.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "run_compiled",
     "run_direction",
     "run_handwritten",
+    "run_pass",
 ]
 
 # How a sequence layer runs its cells (``fused=``); see ``pick_runner``.
@@ -153,3 +155,22 @@ def pick_runner(
         stacklevel=3,
     )
     return "composed"
+
+
+def run_pass(
+    runner: str,
+    cell: Module,
+    x: Tensor,
+    state: State,
+    reverse: bool,
+    masks: list[StepMask | None] | None,
+    label: str,
+) -> tuple[Tensor, State]:
+    """One (layer, direction) pass over x (T, N, F) by the ``runner`` that ``pick_runner``
+    chose: (outputs (T, N, output_size), final state). The hand-written ops take no
+    ``masks`` (no ``lengths``), so with masks a "handwritten" cell runs compiled."""
+    if runner == "handwritten" and masks is None:
+        return run_handwritten(cell, x, state, reverse, label)
+    if runner != "composed":
+        return run_compiled(cell, x, state, reverse, masks, label)
+    return run_direction(cell, x, state, reverse, masks, label)

@@ -48,6 +48,7 @@ LAYER_MODULES = ["tinygrad_lstm.layers"] + [
         "linear",
         "cells",
         "recurrent",
+        "rnn_lstm_gru",
         "losses",
         "packing",
         "unroll",
