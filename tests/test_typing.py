@@ -32,6 +32,7 @@ ENGINE_MODULES = [
     "tinygrad_lstm.autograd",
     "tinygrad_lstm.backward",
     "tinygrad_lstm.registry",
+    "tinygrad_lstm.registry_records",
     "tinygrad_lstm.module",
     "tinygrad_lstm.optim",
     "tinygrad_lstm.functional",
