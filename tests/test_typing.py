@@ -35,6 +35,7 @@ ENGINE_MODULES = [
     "tinygrad_lstm.registry_records",
     "tinygrad_lstm.module",
     "tinygrad_lstm.optim",
+    "tinygrad_lstm.grad_clipping",
     "tinygrad_lstm.functional",
     "tinygrad_lstm.gradcheck",
     "tinygrad_lstm.checkpoint",
