@@ -202,6 +202,16 @@ def test_tensors_stay_hashable_by_identity():
     assert len({a, b, a}) == 2
 
 
+def test_tensors_keep_their_attributes_in_slots():
+    # A graph holds many tensors: every class in Tensor's bases (the operator mixin included)
+    # declares __slots__, so no tensor carries a per-instance __dict__.
+    for t in (Tensor([1.0]), tg.Parameter([1.0])):
+        without = [c.__qualname__ for c in type(t).__mro__[:-1] if "__slots__" not in vars(c)]
+        assert not hasattr(t, "__dict__"), (
+            f"{type(t).__name__} has a __dict__; no __slots__ in {without}"
+        )
+
+
 # ---- indexing ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "index", [1, -1, slice(1, 3), (slice(None), 0), (0, slice(None, None, 2)), (Ellipsis, 1)]

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .registry import op
-from .tensor import Axis, Tensor, TensorLike, _clip_bounds, _shape_arg
+from .tensor import Axis, Tensor, TensorLike
+from .tensor_operators import _clip_bounds, _shape_arg
 
 __all__ = [
     "abs",

@@ -4,6 +4,9 @@ The engine never imports an op or a layer. It asks this registry for one by name
 time, and the registry is filled by plugins: modules named under the entry-point group
 ``tinygrad_lstm.plugins``. The built-in ``tinygrad_lstm.ops`` and ``tinygrad_lstm.layers``
 are found and loaded through that same group, exactly like a third party's package.
+
+The records kept for each op and cell (``OpInfo``, ``CellInfo``, ``ScalarRule``) and
+``RegistryError`` are defined in ``registry_records.py`` and importable from here as well.
 """
 
 from __future__ import annotations
@@ -12,8 +15,19 @@ import importlib.metadata
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .registry_records import (
+    OP_KINDS,
+    CellInfo,
+    OpInfo,
+    OpKind,
+    RegistryError,
+    ScalarRule,
+)
+from .registry_records import (
+    SCALAR_FUNCTIONS as SCALAR_FUNCTIONS,  # re-exported: importable from here as ever
+)
 
 if TYPE_CHECKING:  # the engine sits above the registry: its classes are only named here
     from .autograd import Function
@@ -38,8 +52,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "tinygrad_lstm.plugins"
-OpKind = Literal["elementwise", "reduction", "shape", "linalg", "loss", "fused", "other"]
-OP_KINDS: tuple[str, ...] = get_args(OpKind)
 
 # name -> Function subclass; read on every op call, so it is a plain dict.
 OPS: dict[str, type[Function]] = {}
@@ -58,121 +70,8 @@ _ModuleT = TypeVar("_ModuleT", bound="Module")
 _loading: list[str] = []
 
 
-class RegistryError(LookupError):
-    """A name is unknown, taken already, or registered with unusable metadata."""
-
-
 class PluginWarning(UserWarning):
     """A plugin failed to load; the rest of the registry keeps working."""
-
-
-# Names a scalar rule may call, besides its inputs, ``y``, ``g`` and the op's attributes.
-SCALAR_FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sqrt", "abs", "min", "max")
-
-
-@dataclass(frozen=True)
-class ScalarRule:
-    """An elementwise op's math on one element: its forward and one derivative per input.
-
-    Declared at registration as one dict, e.g. for sigmoid
-    ``{"y": "1 / (1 + exp(-x))", "dx": "g * y * (1 - y)"}``: ``"y"`` is the forward, each
-    ``"d<name>"`` the gradient for input ``<name>`` (inputs in the order the keys give), in
-    terms of the inputs, the output ``y``, the upstream gradient ``g`` and the op's
-    attributes; ``None`` for an input that takes no gradient. Expressions are Python
-    (``a if c else b`` included) over ``SCALAR_FUNCTIONS``. Code generators (the fused-cell
-    compiler, the ufunc builder) read these; an op without one is not fused.
-    """
-
-    inputs: tuple[str, ...]
-    forward: str
-    grads: tuple[str | None, ...]
-
-    @classmethod
-    def parse(
-        cls, op_name: str, rule: dict[str, str | None], arity: int | None, attrs: Sequence[str]
-    ) -> ScalarRule:
-        """Check and normalise a ``scalar=`` dict given to ``register_op``."""
-        where = f"register_op({op_name!r}): scalar="
-        if not isinstance(rule, dict) or not isinstance(rule.get("y"), str):
-            raise RegistryError(
-                f'{where} must be a dict with a "y" forward expression, got {rule!r}'
-            )
-        keys = [k for k in rule if k != "y"]
-        if any(not (k.startswith("d") and k[1:].isidentifier()) for k in keys):
-            raise RegistryError(f'{where} keys are "y" and "d<input>", got {list(rule)}')
-        inputs = tuple(k[1:] for k in keys)
-        if arity is None or len(inputs) != arity:
-            raise RegistryError(
-                f"{where} gives {len(inputs)} derivatives for an op of arity {arity}"
-            )
-        known = {*inputs, "y", "g", *attrs, *SCALAR_FUNCTIONS}
-        for key, expr in rule.items():
-            if expr is None and key != "y":
-                continue
-            try:
-                code = compile(expr, f"<{op_name} {key}>", "eval")
-            except (SyntaxError, TypeError) as exc:
-                raise RegistryError(
-                    f"{where} {key}: {expr!r} is not an expression: {exc}"
-                ) from None
-            unknown = sorted(set(code.co_names) - known)
-            if unknown:
-                raise RegistryError(
-                    f"{where} {key}: {expr!r} uses unknown names {unknown} "
-                    f"(known: inputs {list(inputs)}, y, g, attributes "
-                    f"{list(attrs)}, functions {list(SCALAR_FUNCTIONS)})"
-                )
-        return cls(inputs, rule["y"], tuple(rule[k] for k in keys))
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """What a generic test needs to know about an op, besides its code.
-
-    - ``arity``: number of tensor inputs, or None for variadic ops (concat, stack).
-    - ``kind``: one of ``OP_KINDS``.
-    - ``domain``: open interval ``(low, high)`` valid for every input, or one interval per
-      input, e.g. ``log`` has ``(0, inf)``.
-    - ``avoid``: points where the op has a kink or a pole (relu at 0, div's denominator at 0);
-      test values are kept at least ``margin`` away from them.
-    - ``attrs``: attribute name -> the choices a test should try, e.g. ``{"axis": [0, -1]}``.
-    - ``shapes``: ``shapes(dims, attrs) -> list of input shapes`` given a few small positive
-      ints ``dims``; None for elementwise ops, whose tests draw broadcastable shapes.
-    - ``n_inputs``: for variadic ops, how many inputs a test should pass.
-    - ``differentiable``: False for ops with no gradient (comparisons).
-    - ``scalar``: the op's ``ScalarRule`` (elementwise ops), or None: what makes it fusible.
-    """
-
-    name: str
-    fn: type[Function]
-    arity: int | None
-    kind: OpKind
-    domain: tuple = (-math.inf, math.inf)
-    avoid: tuple[float, ...] = ()
-    margin: float = 1e-2
-    attrs: dict[str, list] = field(default_factory=dict)
-    shapes: Callable[[Sequence[int], dict], list[tuple[int, ...]]] | None = None
-    n_inputs: int | None = None
-    differentiable: bool = True
-    scalar: ScalarRule | None = None
-    origin: str = "?"
-    doc: str = ""
-
-    def input_domain(self, i: int) -> tuple[float, float]:
-        """The open interval valid for input ``i``."""
-        if self.domain and isinstance(self.domain[0], (tuple, list)):
-            return tuple(self.domain[i])
-        return tuple(self.domain)
-
-
-@dataclass(frozen=True)
-class CellInfo:
-    """A registered recurrent cell class and where it came from."""
-
-    name: str
-    cls: type[Module]
-    origin: str = "?"
-    doc: str = ""
 
 
 def _origin(obj: Any) -> str:

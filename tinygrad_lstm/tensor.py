@@ -1,7 +1,9 @@
 """Tensor: an ``np.ndarray`` plus what reverse-mode autograd needs to know about it.
 
 Operators and methods dispatch to ops *by name* through the registry, so this file knows
-no op's code: ``a + b`` runs whatever is registered as ``"add"``.
+no op's code: ``a + b`` runs whatever is registered as ``"add"``. Most of them (arithmetic and
+the method forms such as ``x.sigmoid()``) are inherited from ``TensorOperators`` in
+``tensor_operators.py``; the ones that need the Tensor class itself are defined here.
 
 dtype rules: Python lists and scalars become float32; NumPy arrays keep their dtype
 (float64 stays float64); a float32 tensor combined with a Python scalar stays float32.
@@ -10,7 +12,6 @@ dtype rules: Python lists and scalars become float32; NumPy arrays keep their dt
 from __future__ import annotations
 
 import builtins
-import math
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,55 +23,9 @@ from . import versions
 from .backward import ShapeError
 from .backward import backward as _run_backward
 from .registry import op
+from .tensor_operators import TensorOperators
 
 __all__ = ["Axis", "ShapeError", "Tensor", "TensorLike"]
-
-
-def _shape_arg(shape: tuple) -> tuple:
-    """``f(2, 3)`` and ``f((2, 3))`` alike: the shape (or axes) given either way."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return shape
-
-
-# Operators and method forms: each runs the op registered under its name when called.
-def _binary(name: str, reflected: bool = False) -> Callable[[Tensor, TensorLike], Tensor]:
-    if reflected:
-
-        def method(self: Tensor, other: TensorLike) -> Tensor:
-            return op(name).apply(other, self)
-    else:
-
-        def method(self: Tensor, other: TensorLike) -> Tensor:
-            return op(name).apply(self, other)
-
-    return method
-
-
-def _unary(name: str) -> Callable[[Tensor], Tensor]:
-    def method(self: Tensor) -> Tensor:
-        return op(name).apply(self)
-
-    method.__name__ = method.__doc__ = name
-    return method
-
-
-def _reduction(name: str) -> Callable[..., Tensor]:
-    def method(self: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return op(name).apply(self, axis=axis, keepdims=keepdims)
-
-    method.__name__ = method.__doc__ = name
-    return method
-
-
-def _clip_bounds(low: float | None, high: float | None) -> dict[str, float]:
-    """clip's attributes: None leaves that side open (infinite), but not both sides."""
-    if low is None and high is None:
-        raise TypeError("clip: needs min or max (both are None)")
-    return {
-        "min": -math.inf if low is None else float(low),
-        "max": math.inf if high is None else float(high),
-    }
 
 
 def _comparison(ufunc: np.ufunc) -> Callable[[Tensor, TensorLike], Tensor]:
@@ -81,7 +36,7 @@ def _comparison(ufunc: np.ufunc) -> Callable[[Tensor, TensorLike], Tensor]:
     return method
 
 
-class Tensor:
+class Tensor(TensorOperators):
     """An n-dimensional array that can record the ops applied to it for backward().
 
     ``.grad`` is an ``np.ndarray`` (or None) that *accumulates* over backward() calls, as in
@@ -309,20 +264,11 @@ class Tensor:
                 node.retained = {}
             node.retained[self._idx] = weakref.ref(self)
 
-    # ---- arithmetic (dispatch by op name) ----------------------------------------------
-    __add__, __radd__ = _binary("add"), _binary("add", reflected=True)
-    __sub__, __rsub__ = _binary("sub"), _binary("sub", reflected=True)
-    __mul__, __rmul__ = _binary("mul"), _binary("mul", reflected=True)
-    __truediv__, __rtruediv__ = _binary("div"), _binary("div", reflected=True)
-    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", reflected=True)
-
+    # ---- operators that need the Tensor class itself -----------------------------------
     def __pow__(self, exponent: builtins.float) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a Python number, not a Tensor")
         return op("pow").apply(self, exponent=float(exponent))
-
-    def __neg__(self) -> Tensor:
-        return op("neg").apply(self)
 
     def __getitem__(self, index: Any) -> Tensor:
         # A Tensor used as an index (a mask from ``x > 0``, integer positions) is its array.
@@ -338,38 +284,6 @@ class Tensor:
     # Elementwise, as in NumPy and PyTorch, not object's bool-valued equality.
     __eq__, __ne__ = _comparison(np.equal), _comparison(np.not_equal)  # type: ignore[assignment]
     __hash__ = object.__hash__
-
-    # ---- method forms of common ops ------------------------------------------------------
-    exp, log, sigmoid, tanh, relu = map(_unary, ("exp", "log", "sigmoid", "tanh", "relu"))
-    abs, hardsigmoid = map(_unary, ("abs", "hardsigmoid"))
-    __abs__ = abs
-    maximum, minimum = _binary("maximum"), _binary("minimum")
-
-    def clip(self, min: builtins.float | None = None, max: builtins.float | None = None) -> Tensor:
-        return op("clip").apply(self, **_clip_bounds(min, max))
-
-    def softplus(self, beta: builtins.float = 1.0, threshold: builtins.float = 20.0) -> Tensor:
-        return op("softplus").apply(self, beta=float(beta), threshold=float(threshold))
-
-    def leaky_relu(self, negative_slope: builtins.float = 0.01) -> Tensor:
-        return op("leaky_relu").apply(self, negative_slope=float(negative_slope))
-
-    def hardtanh(self, min_val: builtins.float = -1.0, max_val: builtins.float = 1.0) -> Tensor:
-        return op("hardtanh").apply(self, min_val=float(min_val), max_val=float(max_val))
-
-    sum, mean, max, logsumexp = map(_reduction, ("sum", "mean", "max", "logsumexp"))
-
-    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        return op("reshape").apply(self, shape=_shape_arg(shape))
-
-    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        return op("transpose").apply(self, axes=_shape_arg(axes) or None)
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        return op("softmax").apply(self, axis=axis)
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return op("log_softmax").apply(self, axis=axis)
 
 
 # What ops and operators take where a Tensor goes: a Tensor, or anything ``np.asarray`` takes
