@@ -102,16 +102,22 @@ def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
     module = Module(dtype, [])
     if _is_fast(op, key, dtype, fast):
         (x,) = op_info(op).scalar.inputs
-        body = f"{FAST_FLOAT32[op]}({local[x]})  # the float32 fast variant of {expr}"
+        v = local[x]
+        # NaN passes through, kept out of the fast function, whose min, compare and
+        # float-to-int steps would raise the invalid flag on it (and NumPy warn): == is a quiet
+        # compare. (Testing _number == v, not v == v, stops LLVM from folding the guard away.)
+        body = [f"_number = {v} if {v} == {v} else {module.zero}",
+                f"return {FAST_FLOAT32[op]}(_number) if _number == {v} else {v}"
+                f"  # the float32 fast variant of {expr}"]
     else:
-        body = module.rewrite(expr, local)
+        body = [f"return {module.rewrite(expr, local)}"]
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
     lines = [f'"""{op}: {key} = {expr}, in {kind}; generated from its scalar rule by '
              'tinygrad_lstm.ops.rule_ufuncs."""', "", *module.header(), "", "",
              f'@numba.vectorize(["{signature}"], cache=True)',
              f"def {_function_name(op, key)}({', '.join(local.values())}):",
-             f"    return {body}"]
+             *(f"    {line}" for line in body)]
     return "\n".join(lines) + "\n"
 
 

@@ -50,6 +50,21 @@ def test_sigmoid_is_stable_and_correct_for_large_inputs(dtype, fast):
     assert y[0] == 0.0 and y[-1] == 1.0 and y[LARGE.index(0.0)] == 0.5
 
 
+@pytest.mark.parametrize("size", [7, 4000])  # a scalar loop, and a vectorized one
+@pytest.mark.parametrize("dtype, fast", [(np.float32, True), (np.float32, False),
+                                         (np.float64, False)])
+def test_sigmoid_passes_nan_through_without_a_warning(dtype, fast, size):
+    """sigmoid(nan) = nan, sigmoid(+-inf) = 1, 0 as in PyTorch, and quietly: a diverged
+    model's evaluation runs sigmoid on NaN, where the float32 fast function's float-to-int
+    step alone would raise the invalid flag (NumPy would warn)."""
+    x = np.full(size, np.nan, dtype)
+    x[:3] = [np.inf, -np.inf, 0.0]
+    with strict(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = rule_ufunc("sigmoid", "y", np.dtype(dtype), fast=fast)(x)
+    assert list(y[:3]) == [1.0, 0.0, 0.5] and np.all(np.isnan(y[3:]))
+
+
 def test_float32_fast_sigmoid_is_scalar_maths_function_exactly():
     """The fast variant is not a second statement of the math: it calls sigmoid_fast."""
     jit_helpers()
@@ -58,7 +73,7 @@ def test_float32_fast_sigmoid_is_scalar_maths_function_exactly():
     y = rule_ufunc("sigmoid", "y", np.dtype(np.float32), fast=True)(x)
     want = np.array([scalar_math.sigmoid_fast(v) for v in x], np.float32)
     np.testing.assert_array_equal(y, want)
-    assert "sigmoid_fast(x)" in rule_source("sigmoid", "y", np.float32, fast=True)
+    assert "return sigmoid_fast(_number)" in rule_source("sigmoid", "y", np.float32, fast=True)
 
 
 def test_fast_changes_only_the_float32_forward_of_ops_that_have_a_variant():
