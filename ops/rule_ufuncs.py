@@ -93,8 +93,8 @@ def _is_fast(op: str, key: str, dtype: np.dtype, fast: bool) -> bool:
 
 
 def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
-    """The text of the generated module whose ``ufunc`` is ``rule_ufunc(op, key, dtype,
-    fast)``: typed constants, then one ``numba.vectorize`` function."""
+    """The text of the generated module behind ``rule_ufunc(op, key, dtype, fast)``: typed
+    constants, then one ``numba.vectorize`` function named ``<op>_<key>``."""
     dtype = _kernel_dtype(dtype)
     expr, arguments = _expression(op, key), rule_arguments(op, key)
     local = {name: name if name not in _RESERVED and not name.startswith("_")
@@ -125,14 +125,17 @@ def rule_ufunc(op: str, key: str, dtype, fast: bool = False) -> np.ufunc:
     """A NumPy ufunc computing expression ``key`` (``"y"`` or ``"d<input>"``) of op ``op``'s
     scalar rule elementwise in ``dtype`` (float16 runs in float32), built (or loaded from the
     on-disk cache) on first use; ``fast`` picks the float32 fast variant where there is one.
-    Arguments are ``rule_arguments(op, key)``."""
+
+    For sigmoid, ``rule_ufunc("sigmoid", "dx", y.dtype)(g, y) = g * y * (1 - y)``.
+    Arguments are ``rule_arguments(op, key)``, arrays of any shapes that broadcast together
+    (attributes as scalars); the result has their broadcast shape, ``out=`` works."""
     rule = op_info(op).scalar
     bound = _BOUND.get((op, key, dtype, fast))
     if bound is not None and bound[0] is rule:
         return bound[1]
     kernel_dtype = _kernel_dtype(dtype)
     variant = "fast" if _is_fast(op, key, kernel_dtype, fast) else "exact"
-    module = load_module(f"{op}_{key}_{kernel_dtype.name}_{variant}",
+    module = load_module(f"{_function_name(op, key)}_{kernel_dtype.name}_{variant}",
                          rule_source(op, key, kernel_dtype, fast))
     built = getattr(module, _function_name(op, key))
     # A DUFunc wrapper adds a per-call cost over the plain NumPy ufunc it holds.
