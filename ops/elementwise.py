@@ -1,14 +1,20 @@
 """Elementwise ops: add, sub, mul, div, neg, pow, exp, log, sigmoid, tanh, relu.
 
+Each op's math is its ``scalar=`` rule, written once in its ``register_op`` line: a
+one-element forward ``y`` and one derivative per input. Where a NumPy loop is that rule
+itself (``a + b``, ``np.exp``, ``g / b``...) the op runs NumPy; elsewhere it runs
+``rule_ufunc(op, key, dtype)``, a Numba ufunc generated from the rule (ops/rule_ufuncs.py),
+so the code an op runs cannot drift from the math it declares. The cell compiler generates
+its fused kernels from the same rules (tests/ops/test_scalar_rules.py checks every rule
+against its op).
+
 Binary ops broadcast like NumPy; their backwards return full-shape gradients and the
 engine's ``unbroadcast`` sums them back to each input's shape.
 
 dtype rule, the same for every op here: the output and every gradient have the input's
-dtype. The Numba kernels have float32 and float64 loops only, so a float16 input is
-computed in float32 and its result returned as float16 (``_like``).
-
-Each op's ``scalar=`` rule is its math on one element, the source the cell compiler
-generates fused kernels from (tests/ops/test_scalar_rules.py checks it against the class).
+dtype. The generated ufuncs have float32 and float64 loops only, so a float16 input is
+computed in float32 and its result returned as float16 (``_like``). float32 sigmoid runs
+its rule's fast variant (``fast=True``; ops/rule_ufuncs.py), as the fused kernels do.
 """
 
 import math
@@ -17,7 +23,7 @@ import numpy as np
 
 from tinygrad_lstm import Function, register_op
 
-from . import kernels
+from .rule_ufuncs import rule_ufunc
 
 _POSITIVE = (0.0, math.inf)
 
@@ -69,7 +75,8 @@ class Mul(Function):
         return (g * b if need_a else None), (g * a if need_b else None)
 
 
-@register_op("div", arity=2, scalar={"y": "a / b", "da": "g / b", "db": "-g * y / b"},
+# db as PyTorch computes it, (a / b) / b: the same rounding, so gradients agree bitwise.
+@register_op("div", arity=2, scalar={"y": "a / b", "da": "g / b", "db": "-g * (a / b / b)"},
              domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
              avoid=(0.0,), margin=0.2)
 class Div(Function):
@@ -85,7 +92,7 @@ class Div(Function):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
         ga = g / b if need_a else None
-        gb = _like(kernels.div_grad_denominator(g, a, b), g) if need_b else None
+        gb = _like(rule_ufunc("div", "db", g.dtype)(g, a, b), g) if need_b else None
         return ga, gb
 
 
@@ -118,22 +125,34 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
-        return _like(kernels.pow_grad(g, x, x.dtype.type(ctx.exponent)), x)
+        return _like(rule_ufunc("pow", "dx", x.dtype)(g, x, ctx.exponent), x)
 
 
-@register_op("exp", arity=1, domain=(-5.0, 5.0), scalar={"y": "exp(x)", "dx": "g * y"})
-class Exp(Function):
-    """y = exp(x);  dx = g * y."""
+class _SavesOutput(Function):
+    """A unary op whose derivative is a function of its output y (exp, sigmoid, tanh):
+    forward returns ``value(x)`` and saves it, backward returns ``grad(g, y)``. Each op
+    gives those two, the code of its rule's ``y`` and ``dx``."""
 
-    @staticmethod
-    def forward(ctx, x):
-        y = np.exp(x)
+    @classmethod
+    def forward(cls, ctx, x):
+        y = cls.value(x)
         ctx.save_for_backward(y)
         return y
 
-    @staticmethod
-    def backward(ctx, g):
+    @classmethod
+    def backward(cls, ctx, g):
         (y,) = ctx.saved
+        return cls.grad(g, y)
+
+
+@register_op("exp", arity=1, domain=(-5.0, 5.0), scalar={"y": "exp(x)", "dx": "g * y"})
+class Exp(_SavesOutput):
+    """y = exp(x);  dx = g * y."""
+
+    value = staticmethod(np.exp)  # NumPy's SIMD loop is the rule itself
+
+    @staticmethod
+    def grad(g, y):
         return g * y
 
 
@@ -153,52 +172,49 @@ class Log(Function):
         return g / x
 
 
+# Written stably: exp never overflows (1 + exp(-x) would, for x < -709 in float64).
 @register_op("sigmoid", arity=1,
-             scalar={"y": "1 / (1 + exp(-x))", "dx": "g * y * (1 - y)"})
-class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y)."""
+             scalar={"y": "1 / (1 + exp(-x)) if x >= 0 else exp(x) / (1 + exp(x))",
+                     "dx": "g * y * (1 - y)"})
+class Sigmoid(_SavesOutput):
+    """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y).  float32 (and float16) run the fast
+    variant of y, ops/scalar_math.py's sigmoid_fast (within 3 float32 ulps)."""
 
     @staticmethod
-    def forward(ctx, x):
-        # The vectorized float32 loop wins from about a thousand elements on.
-        fast = x.dtype == np.float32 and x.size >= 1024
-        y = _like(kernels.sigmoid_float32(x) if fast else kernels.sigmoid(x), x)
-        ctx.save_for_backward(y)
-        return y
+    def value(x):
+        return _like(rule_ufunc("sigmoid", "y", x.dtype, fast=True)(x), x)
 
     @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved
-        return _like(kernels.sigmoid_grad(g, y), y)
+    def grad(g, y):
+        return _like(rule_ufunc("sigmoid", "dx", y.dtype)(g, y), y)
 
 
 @register_op("tanh", arity=1, scalar={"y": "tanh(x)", "dx": "g * (1 - y * y)"})
-class Tanh(Function):
+class Tanh(_SavesOutput):
     """y = tanh(x);  dx = g * (1 - y**2)."""
 
-    @staticmethod
-    def forward(ctx, x):
-        y = kernels.tanh(x)
-        ctx.save_for_backward(y)
-        return y
+    # NumPy's SIMD loop is the rule itself, faster in float32 than a ufunc calling libm's
+    # tanhf (benchmarks/README.md), and as accurate.
+    value = staticmethod(np.tanh)
 
     @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved
-        return _like(kernels.tanh_grad(g, y), y)
+    def grad(g, y):
+        return _like(rule_ufunc("tanh", "dx", y.dtype)(g, y), y)
 
 
+# PyTorch's relu, NaN and signed zeros included: relu(nan) = nan, relu(-0.0) = -0.0, and the
+# gradient is g unless x <= 0 (so g at nan).
 @register_op("relu", arity=1, avoid=(0.0,),
-             scalar={"y": "x if x > 0 else 0 * x", "dx": "g if x > 0 else 0 * g"})
+             scalar={"y": "0 if x < 0 else x", "dx": "0 if x <= 0 else g"})
 class Relu(Function):
-    """y = max(x, 0);  dx = g where x > 0 else 0."""
+    """y = max(x, 0) (NaN stays NaN);  dx = g where x > 0 (or NaN), else 0."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return _like(kernels.relu(x), x)
+        return _like(rule_ufunc("relu", "y", x.dtype)(x), x)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved
-        return _like(kernels.relu_grad(g, x), x)
+        return _like(rule_ufunc("relu", "dx", x.dtype)(g, x), x)

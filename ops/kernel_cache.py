@@ -1,11 +1,13 @@
-"""Generated kernel modules, written to disk once and loaded from there.
+"""Generated kernel modules (the cell compiler's, ops/rule_ufuncs.py's), written to disk
+once and loaded from there.
 
 A generated module is saved as ``<cache dir>/<name>_<hash>.py``, where the hash covers the
 source itself and the files it was made by or calls into (the generator, the fast float32
 functions of ops/scalar_math.py, the matmul helper of ops/recurrent_kernels.py): a changed
 generator or helper gives a new file, so no stale kernel can be loaded.
-Its functions are ``numba.njit(cache=True)``, so Numba keeps their machine code beside the
-file (``__pycache__``) and a second process loads instead of compiling.
+Its functions are ``numba.njit(cache=True)`` (or ``numba.vectorize(cache=True)``), so Numba
+keeps their machine code beside the file (``__pycache__``) and a second process loads
+instead of compiling.
 
 The directory is ``$TINYGRAD_LSTM_KERNEL_CACHE`` when set, else
 ``$XDG_CACHE_HOME/tinygrad_lstm/kernels`` (``~/.cache/...`` by default).

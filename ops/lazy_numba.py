@@ -1,39 +1,37 @@
-"""Numba kernels built on first use, not at import: the machinery ops/kernels.py and
-ops/recurrent_kernels.py share.
+"""Numba kernels built on first use, not at import: the machinery of the hand-written
+recurrent kernels (ops/recurrent_kernels.py) and of the scalar helpers every kernel calls.
 
 Importing numba and loading kernels from the on-disk cache would put ``import
 tinygrad_lstm`` far past half a second (benchmarks/README.md has the figures). So a kernel
-module marks plain Python functions with a ``LazyKernels`` (``vectorize``: a float32/float64
-NumPy ufunc; ``jit``: an @njit loop with explicit signatures), takes their names out of the module
-(``seal``) and sets ``__getattr__ = kernels.build``: the first read of a kernel builds it
-(``cache=True``: a second process loads it instead of compiling) and binds it in the module.
+module marks plain Python functions with a ``LazyKernels`` (``jit``: an @njit loop with
+explicit signatures), takes their names out of the module (``seal``) and sets
+``__getattr__ = kernels.build``: the first read of a kernel builds it (``cache=True``: a
+second process loads it instead of compiling) and binds it in the module. (The elementwise
+ops' ufuncs are generated from their scalar rules instead: ops/rule_ufuncs.py.)
 
 Scalar helpers the jitted kernels call are marked with ``helper`` (inlined) or
 ``reassociated``; ``jit_helpers`` jits them all before the first kernel is built and rebinds
-every module name that refers to one, in whichever kernel module imported it.
+every module name that refers to one, in whichever kernel module imported it (generated
+kernel modules call it too).
 
 Numba checks a cached kernel against the file the kernel is defined in only: an edit to a
 helper it inlines (ops/scalar_math.py) would keep the old machine code. So the cache is
 keyed on all the kernel sources (``drop_stale_cache``): before the first kernel is built,
 a hash of them is compared with the one stored beside Numba's cache files, and on a
-difference the cached kernels are deleted and compiled again.
+difference the cached kernels are deleted and compiled again. (Generated modules are keyed
+on their own text and on scalar_math.py by ops/kernel_cache.py.)
 """
 
 import hashlib
 from pathlib import Path
 from types import FunctionType
 
-_SIGNATURES = {
-    1: ["float32(float32)", "float64(float64)"],
-    2: ["float32(float32, float32)", "float64(float64, float64)"],
-    3: ["float32(float32, float32, float32)", "float64(float64, float64, float64)"],
-}
 _HELPERS: dict = {}  # scalar function -> its numba.njit options
 _JITTED: dict = {}  # scalar function -> its jitted form
 _NAMESPACES: dict = {}  # module name -> module globals that may refer to a helper
 # The files whose code the cached kernels of ops/ contain, and the modules defining them.
-KERNEL_SOURCES = ("kernels.py", "recurrent_kernels.py", "scalar_math.py", "lazy_numba.py")
-KERNEL_MODULES = ("kernels", "recurrent_kernels")
+KERNEL_SOURCES = ("recurrent_kernels.py", "scalar_math.py", "lazy_numba.py")
+KERNEL_MODULES = ("recurrent_kernels",)
 STAMP = "kernel-sources.sha256"
 _cache_checked: list[bool] = []
 
@@ -120,14 +118,8 @@ class LazyKernels:
 
     def __init__(self, namespace: dict) -> None:
         self._namespace = namespace
-        self._ufuncs: dict = {}
         self._jits: dict = {}
         _register_namespace(namespace)
-
-    def vectorize(self, func: FunctionType) -> FunctionType:
-        """Mark ``func`` to become a float32/float64 ufunc of the same name on first use."""
-        self._ufuncs[func.__name__] = func
-        return func
 
     def jit(self, codes: str):
         """Mark a kernel to be jitted on first use, for the argument codes ``codes``."""
@@ -138,35 +130,21 @@ class LazyKernels:
 
     def seal(self) -> None:
         """Take every marked name out of the module, so that reading one calls ``build``."""
-        for name in (*self._ufuncs, *self._jits):
+        for name in self._jits:
             self._namespace.pop(name, None)
 
     def build(self, name: str):
         """The module's ``__getattr__``: build kernel ``name`` (loading it from the on-disk
         cache when there), bind it in the module and return it."""
         _check_cache_once()
-        if name in self._jits:
-            return self._build_jit(name)
-        func = self._ufuncs.get(name)
-        if func is None:
+        if name not in self._jits:
             raise AttributeError(
                 f"module {self._namespace['__name__']!r} has no kernel {name!r}")
-        import numba
-
-        built = numba.vectorize(_SIGNATURES[func.__code__.co_argcount], cache=True)(func)
-        # A DUFunc wrapper adds a per-call cost over the plain NumPy ufunc it holds.
-        ufunc = getattr(built, "ufunc", built)
-        self._namespace[name] = ufunc
-        return ufunc
-
-    def get(self, name: str):
-        """Kernel ``name``, built if need be (for the module's own functions, whose global
-        lookups do not go through the module ``__getattr__``)."""
-        return self._namespace.get(name) or self.build(name)
+        return self._build_jit(name)
 
     def compile_all(self) -> None:
         """Build (or load from the on-disk cache) every kernel of the module now."""
-        for name in (*self._ufuncs, *self._jits):
+        for name in self._jits:
             if name not in self._namespace:
                 self.build(name)
 

@@ -1,14 +1,16 @@
-"""Scalar sigmoid, exp and tanh that the Numba kernels inline (ops/kernels.py: the sigmoid
-ufunc and its float32 fast path; ops/recurrent_kernels.py: the LSTM / GRU / RNN steps).
+"""Scalar sigmoid, exp and tanh that Numba kernels inline: the hand-written recurrent
+kernels (ops/recurrent_kernels.py: the LSTM / GRU / RNN steps) and, as the float32 fast
+variants of the sigmoid and tanh ops, the kernels generated from scalar rules.
 
-``sigmoid`` is the stable libm formula (float64 uses it everywhere, as the composed ops do).
-``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them vectorize
-8 lanes wide, a few ulps from libm (libm's exp is one call per element, much slower).
+``sigmoid`` is the stable libm formula, the same as the sigmoid op's rule (float64 uses it
+everywhere). ``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them
+vectorize 8 lanes wide, a few ulps from libm (libm's exp is one call per element, much
+slower). ops/step_source.py ``FAST_FLOAT32`` names them as the ops' fast variants: the cell
+compiler's float32 kernels and ops/rule_ufuncs.py (``fast=True``) call them in place of the
+rule's forward.
 
-The cell compiler's float32 kernels call ``sigmoid_fast`` / ``tanh_fast`` as the fast
-variants of the sigmoid and tanh ops (ops/step_source.py ``FAST_FLOAT32``). Editing this
-file invalidates every cached kernel that inlines it (ops/lazy_numba.py, ops/kernel_cache.py
-key their caches on it).
+Editing this file invalidates every cached kernel that inlines it (ops/lazy_numba.py and
+ops/kernel_cache.py key their caches on it).
 """
 
 import math

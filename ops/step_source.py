@@ -12,7 +12,8 @@ import numpy as np
 __all__ = ["FAST_FLOAT32", "FUNCTIONS", "Module", "names_in"]
 
 # An op's float32 fast variant: ops/scalar_math.py's function of the same math, a few ulps
-# from libm but vectorizable (the hand-written kernels use the same ones).
+# from libm but vectorizable, called in place of the rule's forward by the cell compiler's
+# float32 kernels and by ops/rule_ufuncs.py's fast=True (the recurrent kernels call them too).
 FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
 FUNCTIONS = {"exp": "math.exp", "log": "math.log", "log1p": "math.log1p",
              "expm1": "math.expm1", "tanh": "math.tanh", "sqrt": "math.sqrt",

@@ -158,3 +158,42 @@ def test_every_elementwise_op_keeps_float16(name):
     grads = y._node.fn.backward(y._node, np.ones(y.shape, np.float16))
     for k, g in enumerate(grads if isinstance(grads, tuple) else (grads,)):
         assert g is None or g.dtype == np.float16, f"{name}: gradient {k} is {g.dtype}"
+
+
+def test_relu_matches_pytorch_at_nan_signed_zeros_and_infinities():
+    """PyTorch is the reference: relu(nan) = nan, relu(-0.0) = -0.0, relu(-inf) = +0.0,
+    and the gradient passes at nan but not at +-0 or below, even for an infinite g."""
+    torch = pytest.importorskip("torch")
+    values = [np.nan, -0.0, 0.0, -np.inf, np.inf, -2.0, 3.0]
+    for dtype, torch_dtype in ((np.float64, torch.float64), (np.float32, torch.float32)):
+        for upstream in (1.0, np.inf):
+            x = leaf(values, dtype)
+            g = np.full(len(values), upstream, dtype)
+            with np.errstate(invalid="ignore"):  # comparing nan sets the invalid flag
+                y = tg.relu(x)
+                y.backward(g)
+            tx = torch.tensor(values, dtype=torch_dtype, requires_grad=True)
+            ty = torch.relu(tx)
+            ty.backward(torch.tensor(g))
+            for ours, theirs, what in ((y.data, ty.detach().numpy(), "relu"),
+                                       (x.grad, tx.grad.numpy(), "relu gradient")):
+                np.testing.assert_array_equal(ours, theirs, err_msg=f"{what}, {dtype}")
+                assert list(np.signbit(ours)) == list(np.signbit(theirs)), \
+                    f"{what}, {dtype}: signs of zero {ours} against PyTorch's {theirs}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_div_gradients_round_as_pytorchs(dtype):
+    """PyTorch is the reference: its denominator gradient -g * ((a / b) / b) rounds
+    differently from -g * a / b**2 in about half the elements; ours is bitwise the same."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    a_np = rng.standard_normal(2000).astype(dtype)
+    b_np = (rng.uniform(0.3, 3, 2000) * rng.choice([-1, 1], 2000)).astype(dtype)
+    g = rng.standard_normal(2000).astype(dtype)
+    a, b = leaf(a_np, dtype), leaf(b_np, dtype)
+    tg.div(a, b).backward(g)
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (a_np, b_np))
+    (ta / tb).backward(torch.tensor(g))
+    np.testing.assert_array_equal(a.grad, ta.grad.numpy())
+    np.testing.assert_array_equal(b.grad, tb.grad.numpy())

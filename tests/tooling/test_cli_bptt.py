@@ -224,6 +224,8 @@ def test_spectral_radius_above_one_makes_the_gradient_grow_back_in_time(capsys):
 
 
 def test_without_clipping_sgd_overflows_and_with_clipping_it_trains(tmp_path, capsys):
+    # Spectral radius 4: unclipped SGD overflows near step 60 of 80, however float32 rounds
+    # (at 3 whether it overflowed before step 80 turned on the last bits of the float32 math).
     png = tmp_path / "clip.png"
     assert (
         main(
@@ -234,7 +236,7 @@ def test_without_clipping_sgd_overflows_and_with_clipping_it_trains(tmp_path, ca
                 "--forget-bias",
                 "none",
                 "--init-scale",
-                "3",
+                "4",
                 "--seq-len",
                 "20",
                 "--hidden",
