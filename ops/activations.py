@@ -16,11 +16,16 @@ from tinygrad_lstm import Function, register_op
 
 # The linear branch starts at x = threshold / beta: 0.5, 1, 2, 10, 20 and 40 for the choices
 # tried (a jump of log1p(exp(-threshold)) / beta there).
-@register_op("softplus", arity=1, attrs={"beta": [1.0, 2.0, 0.5], "threshold": [20.0, 1.0]},
-             avoid=(0.5, 1.0, 2.0, 10.0, 20.0, 40.0), scalar={
-                 "y": "x if x * beta > threshold else log1p(exp(x * beta)) / beta",
-                 "dx": "g if x * beta > threshold else "
-                       "g * exp(x * beta) / (exp(x * beta) + 1)"})
+@register_op(
+    "softplus",
+    arity=1,
+    attrs={"beta": [1.0, 2.0, 0.5], "threshold": [20.0, 1.0]},
+    avoid=(0.5, 1.0, 2.0, 10.0, 20.0, 40.0),
+    scalar={
+        "y": "x if x * beta > threshold else log1p(exp(x * beta)) / beta",
+        "dx": "g if x * beta > threshold else g * exp(x * beta) / (exp(x * beta) + 1)",
+    },
+)
 class Softplus(Function):
     """y = log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's
     beta = 1, threshold = 20 by default);  dx = g * sigmoid(beta x), or g past the threshold."""
@@ -43,9 +48,13 @@ class Softplus(Function):
         return np.where(linear, g, g * e / (e + 1))
 
 
-@register_op("leaky_relu", arity=1, attrs={"negative_slope": [0.01, 0.2, 1.5]}, avoid=(0.0,),
-             scalar={"y": "x if x > 0 else x * negative_slope",
-                     "dx": "g if x > 0 else g * negative_slope"})
+@register_op(
+    "leaky_relu",
+    arity=1,
+    attrs={"negative_slope": [0.01, 0.2, 1.5]},
+    avoid=(0.0,),
+    scalar={"y": "x if x > 0 else x * negative_slope", "dx": "g if x > 0 else g * negative_slope"},
+)
 class LeakyRelu(Function):
     """y = x where x > 0 else negative_slope * x;  dx = g where x > 0 else
     negative_slope * g (the slope at 0, as in PyTorch)."""
@@ -63,9 +72,13 @@ class LeakyRelu(Function):
         return np.where(x > 0, g, g * ctx.slope)
 
 
-@register_op("hardsigmoid", arity=1, domain=(-6.0, 6.0), avoid=(-3.0, 3.0),
-             scalar={"y": "min(max(x + 3, 0), 6) / 6",
-                     "dx": "g / 6 if x > -3 and x < 3 else 0 * g"})
+@register_op(
+    "hardsigmoid",
+    arity=1,
+    domain=(-6.0, 6.0),
+    avoid=(-3.0, 3.0),
+    scalar={"y": "min(max(x + 3, 0), 6) / 6", "dx": "g / 6 if x > -3 and x < 3 else 0 * g"},
+)
 class Hardsigmoid(Function):
     """y = relu6(x + 3) / 6 = min(max(x + 3, 0), 6) / 6;  dx = g / 6 where -3 < x < 3,
     else 0 (0 at +-3, as in PyTorch)."""
@@ -81,10 +94,16 @@ class Hardsigmoid(Function):
         return np.where((x > -3) & (x < 3), g / g.dtype.type(6), np.zeros_like(g))
 
 
-@register_op("hardtanh", arity=1, attrs={"min_val": [-1.0, -2.0], "max_val": [1.0, 0.5]},
-             avoid=(-2.0, -1.0, 0.5, 1.0),
-             scalar={"y": "min_val if x < min_val else (max_val if x > max_val else x)",
-                     "dx": "g if x > min_val and x < max_val else 0 * g"})
+@register_op(
+    "hardtanh",
+    arity=1,
+    attrs={"min_val": [-1.0, -2.0], "max_val": [1.0, 0.5]},
+    avoid=(-2.0, -1.0, 0.5, 1.0),
+    scalar={
+        "y": "min_val if x < min_val else (max_val if x > max_val else x)",
+        "dx": "g if x > min_val and x < max_val else 0 * g",
+    },
+)
 class Hardtanh(Function):
     """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = g where
     min_val < x < max_val, else 0 (0 at the bounds, as in PyTorch: unlike clip)."""

@@ -9,8 +9,13 @@ import numpy as np
 from tinygrad_lstm import Function, register_op
 
 
-@register_op("cast", arity=1, kind="other", shapes=lambda dims, attrs: [(dims[0], dims[1])],
-             attrs={"dtype": [None]})
+@register_op(
+    "cast",
+    arity=1,
+    kind="other",
+    shapes=lambda dims, attrs: [(dims[0], dims[1])],
+    attrs={"dtype": [None]},
+)
 class Cast(Function):
     """y = x as ``dtype`` (a copy; None keeps x's dtype);  dx = g as x's dtype."""
 

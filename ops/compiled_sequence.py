@@ -43,18 +43,22 @@ class CompiledStep:
         self.schedule = Schedule.of(program)
         self.source, self.kernels, self.driver_args = generate(self.schedule, self.dtype)
         nodes = program.nodes
-        self.dims = np.array(sorted({n.width for n in nodes} | {n.offset for n in nodes}),
-                             np.int64)
+        self.dims = np.array(sorted({n.width for n in nodes} | {n.offset for n in nodes}), np.int64)
         self._module = None
-        self.leaves = {kind: [i for i, n in enumerate(nodes) if n.kind == kind]
-                       for kind in ("state", "row", "weight", "vector", "const", "matmul")}
+        self.leaves = {
+            kind: [i for i, n in enumerate(nodes) if n.kind == kind]
+            for kind in ("state", "row", "weight", "vector", "const", "matmul")
+        }
 
     def functions(self) -> list:
         """Per stage, (forward, backward) Numba functions, or None (loaded on first use)."""
         module = self.module()
-        return [None if k is None else (getattr(module, f"stage{s}_forward"),
-                                        getattr(module, f"stage{s}_backward"))
-                for s, k in enumerate(self.kernels)]
+        return [
+            None
+            if k is None
+            else (getattr(module, f"stage{s}_forward"), getattr(module, f"stage{s}_backward"))
+            for s, k in enumerate(self.kernels)
+        ]
 
     def module(self):
         """The generated module (loaded from the kernel cache on first use)."""
@@ -65,8 +69,11 @@ class CompiledStep:
     def small(self, batch: int) -> bool:
         """True when a step's matmuls are small enough for the whole-pass drivers."""
         nodes = self.program.nodes
-        return batch * sum(nodes[m].width * nodes[nodes[m].inputs[0]].width
-                           for m in self.leaves["matmul"]) <= SMALL_STEP
+        return (
+            batch
+            * sum(nodes[m].width * nodes[nodes[m].inputs[0]].width for m in self.leaves["matmul"])
+            <= SMALL_STEP
+        )
 
 
 def compiled_step(program: StepProgram, dtype) -> CompiledStep:
@@ -83,24 +90,28 @@ class _Pass:
     a new-state node's has one more slot, ``[T]``, holding the initial state, so the step
     run first reads its state at ``tp = T``."""
 
-    def __init__(self, step: CompiledStep, states, rows, weights, vectors, consts, steps,
-                 reverse):
+    def __init__(self, step: CompiledStep, states, rows, weights, vectors, consts, steps, reverse):
         program, nodes = step.program, step.program.nodes
         self.batch, self.dtype, self.steps = states[0].shape[0], states[0].dtype, steps
         times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
         self.times, self.time_array = [int(t) for t in times], times
         self.previous = np.concatenate([[steps], times[:-1]])  # tp of each step, run order
         self.fixed, self.shapes = {}, {}
-        for kind, arrays in (("row", rows), ("weight", weights), ("vector", vectors),
-                             ("const", consts)):
+        for kind, arrays in (
+            ("row", rows),
+            ("weight", weights),
+            ("vector", vectors),
+            ("const", consts),
+        ):
             for node, array in zip(step.leaves[kind], arrays):
                 self.shapes[node] = np.shape(array)
                 if kind in ("vector", "const"):
                     array = np.reshape(array, -1)
                 self.fixed[node] = np.ascontiguousarray(array, dtype=self.dtype)
-        self.buffers = {i: np.empty((steps + (i in program.states), self.batch,
-                                     nodes[i].width), self.dtype)
-                        for i in step.schedule.stored()}
+        self.buffers = {
+            i: np.empty((steps + (i in program.states), self.batch, nodes[i].width), self.dtype)
+            for i in step.schedule.stored()
+        }
         for node, state in zip(program.states, states):
             self.buffers[node][steps] = state
 
@@ -116,12 +127,29 @@ def _forward_loop(step: CompiledStep, run: _Pass, saves: dict, keep) -> None:
     plan = []  # per stage: its kernel, then its matmuls, with per-step views made once
     for s, kernel in enumerate(step.kernels):
         if kernel is not None:
-            plan.append((functions[s][0], [run.array(i) if role == "val" else saves[i]
-                                           for role, i in kernel.forward_args], 0, 0, 0))
+            plan.append(
+                (
+                    functions[s][0],
+                    [
+                        run.array(i) if role == "val" else saves[i]
+                        for role, i in kernel.forward_args
+                    ],
+                    0,
+                    0,
+                    0,
+                )
+            )
         for m in step.schedule.matmuls[s]:
             a, w = nodes[m].inputs
-            plan.append((None, list(run.buffers[homes[a]]), run.fixed[w],
-                         list(run.buffers[m]), homes[a] != a))
+            plan.append(
+                (
+                    None,
+                    list(run.buffers[homes[a]]),
+                    run.fixed[w],
+                    list(run.buffers[m]),
+                    homes[a] != a,
+                )
+            )
     batch, dims, dot = run.batch, step.dims, np.dot
     for t, tp in zip(run.times, run.previous):
         for kernel, rows, weight, out, at_tp in plan:
@@ -145,20 +173,39 @@ def _backward_loop(step: CompiledStep, run: _Pass, saves: dict, grads: dict, kee
         for m in step.schedule.matmuls[s]:
             a, w = nodes[m].inputs
             weight_t = np.ascontiguousarray(run.fixed[w].T)
-            plan.append((None, list(grads[m]), weight_t, list(grads[homes[a]]),
-                         homes[a] != a, np.empty((run.batch, weight_t.shape[1]), run.dtype)))
+            plan.append(
+                (
+                    None,
+                    list(grads[m]),
+                    weight_t,
+                    list(grads[homes[a]]),
+                    homes[a] != a,
+                    np.empty((run.batch, weight_t.shape[1]), run.dtype),
+                )
+            )
         kernel = step.kernels[s]
         if kernel is not None:
-            plan.append((functions[s][1],
-                         [run.array(i) if role == "val" else saves[i] if role == "save"
-                          else grads[i] for role, i in kernel.backward_args], 0, 0, 0, 0))
+            plan.append(
+                (
+                    functions[s][1],
+                    [
+                        run.array(i) if role == "val" else saves[i] if role == "save" else grads[i]
+                        for role, i in kernel.backward_args
+                    ],
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            )
     batch, dims, dot = run.batch, step.dims, np.dot
     for t, tp in zip(run.times[::-1], run.previous[::-1]):
         held = None
         if keep is not None and not keep[t].all():
             gone = ~keep[t]
-            held = [(grads[node], gone, grads[node][t][gone].copy())
-                    for node in step.program.states]
+            held = [
+                (grads[node], gone, grads[node][t][gone].copy()) for node in step.program.states
+            ]
             for g, _, _ in held:
                 g[t][gone] = 0
         for kernel, rows, weight_t, into, at_tp, product in plan:
@@ -172,8 +219,9 @@ def _backward_loop(step: CompiledStep, run: _Pass, saves: dict, grads: dict, kee
             g[tp][gone] += incoming
 
 
-def _driver_arrays(step: CompiledStep, run: _Pass, saves: dict, grads: dict | None,
-                   names: list[str]) -> list[np.ndarray]:
+def _driver_arrays(
+    step: CompiledStep, run: _Pass, saves: dict, grads: dict | None, names: list[str]
+) -> list[np.ndarray]:
     """The arrays the whole-pass driver takes, by their names (ops/step_driver.py)."""
     nodes, arrays = step.program.nodes, []
     for name in names:
@@ -186,8 +234,7 @@ def _driver_arrays(step: CompiledStep, run: _Pass, saves: dict, grads: dict | No
         elif role == "d":
             arrays.append(grads[node])
         elif role == "p":
-            arrays.append(np.empty((run.batch, nodes[nodes[node].inputs[0]].width),
-                                   run.dtype))
+            arrays.append(np.empty((run.batch, nodes[nodes[node].inputs[0]].width), run.dtype))
         else:
             weight = run.fixed[nodes[node].inputs[1]]
             arrays.append(np.ascontiguousarray(weight.T) if role == "w" else weight)
@@ -215,15 +262,18 @@ class CompiledSequence(Function):
     def forward(ctx, *arrays, step, steps, reverse=False, keep=None, consts=()):
         counts = [len(step.leaves[k]) for k in ("state", "row", "weight", "vector")]
         bounds = np.cumsum([0] + counts)
-        parts = [arrays[bounds[k]:bounds[k + 1]] for k in range(4)]
+        parts = [arrays[bounds[k] : bounds[k + 1]] for k in range(4)]
         run = _Pass(step, *parts, consts, steps, reverse)
         nodes = step.program.nodes
-        saves = {i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
-                 for k in step.kernels if k is not None for i in k.saved}
+        saves = {
+            i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
+            for k in step.kernels
+            if k is not None
+            for i in k.saved
+        }
         if keep is None and step.small(run.batch):
             arrays = _driver_arrays(step, run, saves, None, step.driver_args[0])
-            step.module().pass_forward(run.time_array, run.previous, run.batch, step.dims,
-                                       *arrays)
+            step.module().pass_forward(run.time_array, run.previous, run.batch, step.dims, *arrays)
         else:
             _forward_loop(step, run, saves, keep)
         ys = run.buffers[step.program.output][:steps]
@@ -238,8 +288,12 @@ class CompiledSequence(Function):
         run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
         program, steps = step.program, run.steps
         grads = {i: np.zeros_like(run.buffers[i]) for i in run.buffers}
-        grads.update({i: np.zeros(run.fixed[i].shape, run.dtype)
-                      for i in step.leaves["row"] + step.leaves["vector"]})
+        grads.update(
+            {
+                i: np.zeros(run.fixed[i].shape, run.dtype)
+                for i in step.leaves["row"] + step.leaves["vector"]
+            }
+        )
         last = run.times[-1]
         for node, g in zip(program.states, dfinal):
             if g is not None:
@@ -248,14 +302,15 @@ class CompiledSequence(Function):
             grads[program.output][:steps] += dy if keep is None else dy * keep[:, :, None]
         if keep is None and step.small(run.batch):
             arrays = _driver_arrays(step, run, saves, grads, step.driver_args[1])
-            step.module().pass_backward(run.time_array, run.previous, run.batch, step.dims,
-                                        *arrays)
+            step.module().pass_backward(run.time_array, run.previous, run.batch, step.dims, *arrays)
         else:
             _backward_loop(step, run, saves, grads, keep)
-        return (*(grads[node][steps] for node in program.states),
-                *(grads[i] for i in step.leaves["row"]),
-                *_weight_grads(run, step, grads, _homes(step)),
-                *(grads[i].reshape(run.shapes[i]) for i in step.leaves["vector"]))
+        return (
+            *(grads[node][steps] for node in program.states),
+            *(grads[i] for i in step.leaves["row"]),
+            *_weight_grads(run, step, grads, _homes(step)),
+            *(grads[i].reshape(run.shapes[i]) for i in step.leaves["vector"]),
+        )
 
 
 def _weight_grads(run: _Pass, step: CompiledStep, grads: dict, homes: dict) -> list:
@@ -275,8 +330,9 @@ def _weight_grads(run: _Pass, step: CompiledStep, grads: dict, homes: dict) -> l
             lhs = run.buffers[homes[a]]
             if homes[a] != a:
                 first = run.times[0]
-                rest, prev = (dm[:-1], lhs[1:steps]) if first == steps - 1 else \
-                    (dm[1:], lhs[:steps - 1])
+                rest, prev = (
+                    (dm[:-1], lhs[1:steps]) if first == steps - 1 else (dm[1:], lhs[: steps - 1])
+                )
                 total += lhs[steps].T @ dm[first]
             else:
                 rest, prev = dm, lhs[:steps]

@@ -76,9 +76,14 @@ class Mul(Function):
 
 
 # db as PyTorch computes it, (a / b) / b: the same rounding, so gradients agree bitwise.
-@register_op("div", arity=2, scalar={"y": "a / b", "da": "g / b", "db": "-g * (a / b / b)"},
-             domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
-             avoid=(0.0,), margin=0.2)
+@register_op(
+    "div",
+    arity=2,
+    scalar={"y": "a / b", "da": "g / b", "db": "-g * (a / b / b)"},
+    domain=[(-math.inf, math.inf), (-math.inf, math.inf)],
+    avoid=(0.0,),
+    margin=0.2,
+)
 class Div(Function):
     """y = a / b;  da = g / b,  db = -g * a / b**2."""
 
@@ -109,10 +114,16 @@ class Neg(Function):
         return -g
 
 
-@register_op("pow", arity=1, domain=(0.1, math.inf),
-             scalar={"y": "x ** exponent",
-                     "dx": "0 * g if exponent == 0 else g * exponent * x ** (exponent - 1)"},
-             attrs={"exponent": [2.0, 3.0, 0.5, -1.5]})
+@register_op(
+    "pow",
+    arity=1,
+    domain=(0.1, math.inf),
+    scalar={
+        "y": "x ** exponent",
+        "dx": "0 * g if exponent == 0 else g * exponent * x ** (exponent - 1)",
+    },
+    attrs={"exponent": [2.0, 3.0, 0.5, -1.5]},
+)
 class Pow(Function):
     """y = x ** p for a scalar p;  dx = g * p * x ** (p - 1) (0 for p = 0, at x = 0 too)."""
 
@@ -156,8 +167,7 @@ class Exp(_SavesOutput):
         return g * y
 
 
-@register_op("log", arity=1, domain=_POSITIVE, margin=0.1,
-             scalar={"y": "log(x)", "dx": "g / x"})
+@register_op("log", arity=1, domain=_POSITIVE, margin=0.1, scalar={"y": "log(x)", "dx": "g / x"})
 class Log(Function):
     """y = log(x), x > 0;  dx = g / x."""
 
@@ -173,9 +183,11 @@ class Log(Function):
 
 
 # Written stably: exp never overflows (1 + exp(-x) would, for x < -709 in float64).
-@register_op("sigmoid", arity=1,
-             scalar={"y": "1 / (1 + exp(-x)) if x >= 0 else exp(x) / (1 + exp(x))",
-                     "dx": "g * y * (1 - y)"})
+@register_op(
+    "sigmoid",
+    arity=1,
+    scalar={"y": "1 / (1 + exp(-x)) if x >= 0 else exp(x) / (1 + exp(x))", "dx": "g * y * (1 - y)"},
+)
 class Sigmoid(_SavesOutput):
     """y = 1 / (1 + exp(-x));  dx = g * y * (1 - y).  float32 (and float16) run the fast
     variant of y, ops/scalar_math.py's sigmoid_fast (within 3 float32 ulps)."""
@@ -204,8 +216,9 @@ class Tanh(_SavesOutput):
 
 # PyTorch's relu, NaN and signed zeros included: relu(nan) = nan, relu(-0.0) = -0.0, and the
 # gradient is g unless x <= 0 (so g at nan).
-@register_op("relu", arity=1, avoid=(0.0,),
-             scalar={"y": "0 if x < 0 else x", "dx": "0 if x <= 0 else g"})
+@register_op(
+    "relu", arity=1, avoid=(0.0,), scalar={"y": "0 if x < 0 else x", "dx": "0 if x <= 0 else g"}
+)
 class Relu(Function):
     """y = max(x, 0) (NaN stays NaN);  dx = g where x > 0 (or NaN), else 0."""
 

@@ -47,13 +47,18 @@ def _check(name: str, x, states, w_ih, w_hh, b_ih, b_hh) -> tuple[int, int, int,
     if w_hh.ndim != 2 or w_hh.shape[0] % gates or w_hh.shape[0] != gates * w_hh.shape[1]:
         raise ShapeError(f"{name}: expected weight_hh of shape ({gates}H, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
-    expected = {"weight_ih": (w_ih, (gates * hidden, isize)),
-                "bias_ih": (b_ih, (gates * hidden,)), "bias_hh": (b_hh, (gates * hidden,))}
+    expected = {
+        "weight_ih": (w_ih, (gates * hidden, isize)),
+        "bias_ih": (b_ih, (gates * hidden,)),
+        "bias_hh": (b_hh, (gates * hidden,)),
+    }
     expected.update({f"state {k}": (s, (batch, hidden)) for k, s in enumerate(states)})
     for label, (array, shape) in expected.items():
         if array.shape != shape:
-            raise ShapeError(f"{name}: expected {label} of shape {shape} for x {x.shape} and "
-                             f"weight_hh {w_hh.shape}, got {array.shape}")
+            raise ShapeError(
+                f"{name}: expected {label} of shape {shape} for x {x.shape} and "
+                f"weight_hh {w_hh.shape}, got {array.shape}"
+            )
     return n, batch, isize, hidden
 
 
@@ -104,35 +109,52 @@ def _weight_grads(ctx, da, x, w_ih, hs, h0, dgh=None) -> tuple:
     dgh = da if dgh is None else dgh
     dw_hh = None
     if need[-3]:
-        first, rest, prev = ((n - 1, dgh[:-1], hs[1:]) if ctx.reverse else
-                             (0, dgh[1:], hs[:-1]))
+        first, rest, prev = (n - 1, dgh[:-1], hs[1:]) if ctx.reverse else (0, dgh[1:], hs[:-1])
         # Sizes spelled out: reshape cannot infer -1 for arrays with no elements (B = 0).
         rows, hidden = (n - 1) * batch, h0.shape[1]
         dw_hh = rest.reshape(rows, width).T @ prev.reshape(rows, hidden) + dgh[first].T @ h0
     db_ih = da2.sum(axis=0) if need[-2] else None
     db_hh = None
     if need[-1]:
-        db_hh = db_ih.copy() if dgh is da and db_ih is not None else \
-            dgh.reshape(n * batch, width).sum(axis=0)
+        db_hh = (
+            db_ih.copy()
+            if dgh is da and db_ih is not None
+            else dgh.reshape(n * batch, width).sum(axis=0)
+        )
     return dx, dw_ih, dw_hh, db_ih, db_hh
 
 
 def _lstm_shapes(dims, attrs):
     n, batch, isize, hidden = dims[:4]
-    return [(n, batch, isize), (batch, hidden), (batch, hidden), (4 * hidden, isize),
-            (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]
+    return [
+        (n, batch, isize),
+        (batch, hidden),
+        (batch, hidden),
+        (4 * hidden, isize),
+        (4 * hidden, hidden),
+        (4 * hidden,),
+        (4 * hidden,),
+    ]
 
 
 def _gru_rnn_shapes(gates):
     def shapes(dims, attrs):
         n, batch, isize, hidden = dims[:4]
-        return [(n, batch, isize), (batch, hidden), (gates * hidden, isize),
-                (gates * hidden, hidden), (gates * hidden,), (gates * hidden,)]
+        return [
+            (n, batch, isize),
+            (batch, hidden),
+            (gates * hidden, isize),
+            (gates * hidden, hidden),
+            (gates * hidden,),
+            (gates * hidden,),
+        ]
+
     return shapes
 
 
-@register_op("lstm_sequence", arity=7, kind="fused", shapes=_lstm_shapes,
-             attrs={"reverse": [False, True]})
+@register_op(
+    "lstm_sequence", arity=7, kind="fused", shapes=_lstm_shapes, attrs={"reverse": [False, True]}
+)
 class LSTMSequence(Function):
     """(y, h_n, c_n) = one LSTM pass: inputs x, h0, c0, W_ih, W_hh, b_ih, b_hh.
 
@@ -173,8 +195,20 @@ class LSTMSequence(Function):
         dh, dc = _grad_or_zeros(dhn, h0), _grad_or_zeros(dcn, c0)
         if _small_step(len(h0), w_hh):
             dh0, dc0 = np.empty_like(dh), np.empty_like(dc)
-            recurrent_kernels.lstm_backward(dy, dh, dc, np.ascontiguousarray(w_hh.T), c0,
-                                            ctx.reverse, cs, tcs, acts, da, dh0, dc0)
+            recurrent_kernels.lstm_backward(
+                dy,
+                dh,
+                dc,
+                np.ascontiguousarray(w_hh.T),
+                c0,
+                ctx.reverse,
+                cs,
+                tcs,
+                acts,
+                da,
+                dh0,
+                dc0,
+            )
             dh, dc = dh0, dc0
         else:
             dh, dc = dh.copy(), dc.copy()
@@ -188,8 +222,13 @@ class LSTMSequence(Function):
         return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
-@register_op("gru_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(3),
-             attrs={"reverse": [False, True]})
+@register_op(
+    "gru_sequence",
+    arity=6,
+    kind="fused",
+    shapes=_gru_rnn_shapes(3),
+    attrs={"reverse": [False, True]},
+)
 class GRUSequence(Function):
     """(y, h_n) = one GRU pass: inputs x, h0, W_ih, W_hh, b_ih, b_hh.
 
@@ -232,8 +271,13 @@ class GRUSequence(Function):
         return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
-@register_op("rnn_sequence", arity=6, kind="fused", shapes=_gru_rnn_shapes(1),
-             attrs={"reverse": [False, True], "nonlinearity": ["tanh", "relu"]})
+@register_op(
+    "rnn_sequence",
+    arity=6,
+    kind="fused",
+    shapes=_gru_rnn_shapes(1),
+    attrs={"reverse": [False, True], "nonlinearity": ["tanh", "relu"]},
+)
 class RNNSequence(Function):
     """(y, h_n) = one Elman RNN pass: inputs x, h0, W_ih, W_hh, b_ih, b_hh.
 
@@ -244,8 +288,9 @@ class RNNSequence(Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, nonlinearity="tanh"):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', "
-                             f"got {nonlinearity!r}")
+            raise ValueError(
+                f"rnn_sequence: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         n, batch, _, hidden = _check("rnn_sequence", x, (h0,), w_ih, w_hh, b_ih, b_hh)
         gi, bias = _project(x, w_ih), np.ascontiguousarray(b_ih + b_hh)
         hs = np.empty((n, batch, hidden), x.dtype)
@@ -273,8 +318,9 @@ class RNNSequence(Function):
         dh, relu = _grad_or_zeros(dhn, h0), ctx.relu
         if _small_step(len(h0), w_hh):
             dh0 = np.empty_like(dh)
-            recurrent_kernels.rnn_backward(dy, dh, np.ascontiguousarray(w_hh.T), ctx.reverse,
-                                           relu, hs, da, dh0)
+            recurrent_kernels.rnn_backward(
+                dy, dh, np.ascontiguousarray(w_hh.T), ctx.reverse, relu, hs, da, dh0
+            )
             dh = dh0
         else:
             dh, step = dh.copy(), recurrent_kernels.rnn_step_back

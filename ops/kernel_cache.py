@@ -26,8 +26,15 @@ from types import ModuleType
 __all__ = ["cache_dir", "load_module", "source_hash"]
 
 _LOADED: dict[str, ModuleType] = {}
-_DEPENDENCIES = ("step_codegen.py", "step_source.py", "step_fission.py", "step_driver.py",
-                 "scalar_math.py", "lazy_numba.py", "recurrent_kernels.py")
+_DEPENDENCIES = (
+    "step_codegen.py",
+    "step_source.py",
+    "step_fission.py",
+    "step_driver.py",
+    "scalar_math.py",
+    "lazy_numba.py",
+    "recurrent_kernels.py",
+)
 
 
 def cache_dir() -> Path:

@@ -19,8 +19,7 @@ def _run_elementwise_ops(dtype) -> None:
     for info in list_ops():
         if info.fn.__module__ != elementwise.__name__:
             continue
-        inputs = [Tensor(np.full(2, 0.5, dtype), requires_grad=True)
-                  for _ in range(info.arity)]
+        inputs = [Tensor(np.full(2, 0.5, dtype), requires_grad=True) for _ in range(info.arity)]
         attrs = {name: choices[0] for name, choices in info.attrs.items()}
         out = info.fn.apply(*inputs, **attrs)
         out.backward(np.ones(out.shape, dtype))

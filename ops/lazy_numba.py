@@ -45,8 +45,12 @@ def drop_stale_cache(folder: Path, sources: list[Path], modules=KERNEL_MODULES) 
     try:
         if stamp.exists() and stamp.read_text() == digest:
             return 0
-        stale = [f for m in modules for pattern in (f"{m}.*.nbi", f"{m}.*.nbc")
-                 for f in folder.glob(pattern)]
+        stale = [
+            f
+            for m in modules
+            for pattern in (f"{m}.*.nbi", f"{m}.*.nbc")
+            for f in folder.glob(pattern)
+        ]
         for f in stale:
             f.unlink()
         folder.mkdir(parents=True, exist_ok=True)
@@ -67,8 +71,7 @@ def _check_cache_once() -> None:
     import numba
 
     # Numba's own choice of folder; none without JIT (NUMBA_DISABLE_JIT=1: nothing cached).
-    folder = getattr(getattr(numba.njit(cache=True)(_probe), "_cache", None), "_cache_path",
-                     None)
+    folder = getattr(getattr(numba.njit(cache=True)(_probe), "_cache", None), "_cache_path", None)
     if folder is not None:
         here = Path(__file__).parent
         drop_stale_cache(Path(folder), [here / name for name in KERNEL_SOURCES])
@@ -123,9 +126,11 @@ class LazyKernels:
 
     def jit(self, codes: str):
         """Mark a kernel to be jitted on first use, for the argument codes ``codes``."""
+
         def mark(func: FunctionType) -> FunctionType:
             self._jits[func.__name__] = (func, codes)
             return func
+
         return mark
 
     def seal(self) -> None:
@@ -138,8 +143,7 @@ class LazyKernels:
         cache when there), bind it in the module and return it."""
         _check_cache_once()
         if name not in self._jits:
-            raise AttributeError(
-                f"module {self._namespace['__name__']!r} has no kernel {name!r}")
+            raise AttributeError(f"module {self._namespace['__name__']!r} has no kernel {name!r}")
         return self._build_jit(name)
 
     def compile_all(self) -> None:
@@ -158,8 +162,10 @@ class LazyKernels:
                 self._build_jit(callee)
         signatures = []
         for dtype in (numba.float32, numba.float64):
-            args = [numba.boolean if code == "b" else numba.types.Array(dtype, int(code), "C")
-                    for code in codes]
+            args = [
+                numba.boolean if code == "b" else numba.types.Array(dtype, int(code), "C")
+                for code in codes
+            ]
             signatures.append(numba.void(*args))
         built = numba.njit(signatures, cache=True, error_model="numpy")(func)
         self._namespace[name] = built

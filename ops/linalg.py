@@ -11,21 +11,35 @@ from tinygrad_lstm import Function, ShapeError, register_op
 
 def _matmul_shapes(dims, attrs):
     m, k, n, b = dims[0], dims[1], dims[2], dims[3]
-    return [[(m, k), (k, n)], [(b, m, k), (k, n)], [(b, m, k), (b, k, n)],
-            [(k,), (k, n)], [(m, k), (k,)], [(k,), (k,)], [(b, m, k), (k,)],
-            [(k,), (b, k, n)]][attrs["case"]]
+    return [
+        [(m, k), (k, n)],
+        [(b, m, k), (k, n)],
+        [(b, m, k), (b, k, n)],
+        [(k,), (k, n)],
+        [(m, k), (k,)],
+        [(k,), (k,)],
+        [(b, m, k), (k,)],
+        [(k,), (b, k, n)],
+    ][attrs["case"]]
 
 
-@register_op("matmul", arity=2, kind="linalg", shapes=_matmul_shapes,
-             attrs={"case": [0, 1, 2, 3, 4, 5, 6, 7]})
+@register_op(
+    "matmul",
+    arity=2,
+    kind="linalg",
+    shapes=_matmul_shapes,
+    attrs={"case": [0, 1, 2, 3, 4, 5, 6, 7]},
+)
 class Matmul(Function):
     """y = a @ b;  da = g @ b^T,  db = a^T @ g."""
 
     @staticmethod
     def forward(ctx, a, b, case=None):  # ``case`` only selects test shapes
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not align "
-                             "(the last dim of a must equal the second-to-last dim of b)")
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} do not align "
+                "(the last dim of a must equal the second-to-last dim of b)"
+            )
         ctx.save_for_backward(a, b)
         return a @ b
 

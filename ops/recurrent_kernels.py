@@ -86,8 +86,8 @@ def lstm_step(a, gi, bias, c, c_new, tc_new, h_new):
         row, g_row = a[b], gi[b]
         for j in range(row.shape[0]):
             row[j] += g_row[j] + bias[j]
-        i, f, g, o = row[:hid], row[hid:2 * hid], row[2 * hid:3 * hid], row[3 * hid:]
-        _sigmoid_row(row[:2 * hid], fast)
+        i, f, g, o = row[:hid], row[hid : 2 * hid], row[2 * hid : 3 * hid], row[3 * hid :]
+        _sigmoid_row(row[: 2 * hid], fast)
         _tanh_row(g, fast)
         _sigmoid_row(o, fast)
         cb, cn, tc, hb = c[b], c_new[b], tc_new[b], h_new[b]
@@ -107,8 +107,8 @@ def lstm_step_back(a, tc, c_prev, dh, dc, dy, da):
     hid = a.shape[1] // 4
     for b in range(a.shape[0]):
         row, drow, tcb, cpb, dhb, dcb, dyb = a[b], da[b], tc[b], c_prev[b], dh[b], dc[b], dy[b]
-        i, f, g, o = row[:hid], row[hid:2 * hid], row[2 * hid:3 * hid], row[3 * hid:]
-        di, df, dg, do = drow[:hid], drow[hid:2 * hid], drow[2 * hid:3 * hid], drow[3 * hid:]
+        i, f, g, o = row[:hid], row[hid : 2 * hid], row[2 * hid : 3 * hid], row[3 * hid :]
+        di, df, dg, do = drow[:hid], drow[hid : 2 * hid], drow[2 * hid : 3 * hid], drow[3 * hid :]
         for j in range(hid):
             d = dhb[j] + dyb[j]
             cc = dcb[j] + d * o[j] * (1.0 - tcb[j] * tcb[j])
@@ -130,13 +130,13 @@ def gru_step(a, gi, b_ih, b_hh, h, gh_n, h_new):
         row, g_row, hn = a[b], gi[b], gh_n[b]
         for j in range(row.shape[0]):
             row[j] += b_hh[j]
-        r, z, n = row[:hid], row[hid:2 * hid], row[2 * hid:]
+        r, z, n = row[:hid], row[hid : 2 * hid], row[2 * hid :]
         for j in range(hid):
             hn[j] = n[j]
         for j in range(2 * hid):
             row[j] += g_row[j] + b_ih[j]
-        _sigmoid_row(row[:2 * hid], fast)
-        gn, bn = g_row[2 * hid:], b_ih[2 * hid:]
+        _sigmoid_row(row[: 2 * hid], fast)
+        gn, bn = g_row[2 * hid :], b_ih[2 * hid :]
         for j in range(hid):
             n[j] = (gn[j] + bn[j]) + r[j] * hn[j]
         _tanh_row(n, fast)
@@ -153,9 +153,9 @@ def gru_step_back(a, gh_n, h, dh, dy, dgi, dgh, direct):
     hid = a.shape[1] // 3
     for b in range(a.shape[0]):
         row, hn, hp, dhb, dyb, dirb = a[b], gh_n[b], h[b], dh[b], dy[b], direct[b]
-        r, z, n = row[:hid], row[hid:2 * hid], row[2 * hid:]
-        gi_r, gi_z, gi_n = dgi[b, :hid], dgi[b, hid:2 * hid], dgi[b, 2 * hid:]
-        gh_r, gh_z, gh_nb = dgh[b, :hid], dgh[b, hid:2 * hid], dgh[b, 2 * hid:]
+        r, z, n = row[:hid], row[hid : 2 * hid], row[2 * hid :]
+        gi_r, gi_z, gi_n = dgi[b, :hid], dgi[b, hid : 2 * hid], dgi[b, 2 * hid :]
+        gh_r, gh_z, gh_nb = dgh[b, :hid], dgh[b, hid : 2 * hid], dgh[b, 2 * hid :]
         for j in range(hid):
             d = dhb[j] + dyb[j]
             dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j])

@@ -26,8 +26,10 @@ def _axes(name: str, shape: tuple[int, ...], axis):
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     ndim = max(len(shape), 1)
     if any(not -ndim <= a < ndim for a in axes) or len({a % ndim for a in axes}) < len(axes):
-        raise ShapeError(f"{name}: axis {axis} is out of range or repeated for an input of "
-                         f"shape {shape} (axes must be distinct, in [{-ndim}, {ndim - 1}])")
+        raise ShapeError(
+            f"{name}: axis {axis} is out of range or repeated for an input of "
+            f"shape {shape} (axes must be distinct, in [{-ndim}, {ndim - 1}])"
+        )
     if not shape:
         return None
     positive = tuple(int(a) % ndim for a in axes)
@@ -155,8 +157,7 @@ class Softmax(Function):
         return y * (g - np.sum(g * y, axis=ctx.axis, keepdims=True))
 
 
-@register_op("log_softmax", arity=1, kind="reduction", shapes=_any_shape,
-             attrs=_SOFTMAX_AXES)
+@register_op("log_softmax", arity=1, kind="reduction", shapes=_any_shape, attrs=_SOFTMAX_AXES)
 class LogSoftmax(Function):
     """y = x - logsumexp(x) along ``axis``;  dx = g - softmax(x) * sum(g)."""
 

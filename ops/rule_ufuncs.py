@@ -48,14 +48,14 @@ def _expression(op: str, key: str) -> str:
     """The text of ``key`` in op ``op``'s rule; ValueError naming the keys it has."""
     rule = op_info(op).scalar
     if rule is None:
-        raise ValueError(f"rule_ufunc: op {op!r} declares no scalar rule (scalar= at "
-                         "register_op)")
+        raise ValueError(f"rule_ufunc: op {op!r} declares no scalar rule (scalar= at register_op)")
     exprs = {"y": rule.forward, **{f"d{n}": e for n, e in zip(rule.inputs, rule.grads)}}
     expr = exprs.get(key)
     if expr is None:
         have = [k for k, e in exprs.items() if e is not None]
-        raise ValueError(f"rule_ufunc: op {op!r} has no expression {key!r} in its rule; "
-                         f"expected one of {have}")
+        raise ValueError(
+            f"rule_ufunc: op {op!r} has no expression {key!r} in its rule; expected one of {have}"
+        )
     return expr
 
 
@@ -67,8 +67,10 @@ def rule_arguments(op: str, key: str) -> tuple[str, ...]:
     order = ["g", *info.scalar.inputs, "y", *info.attrs]
     arguments = tuple(name for name in order if name in read)
     if not arguments:
-        raise ValueError(f"rule_ufunc: {op} {key} = {_expression(op, key)!r} reads no "
-                         f"argument (a ufunc needs one of {order})")
+        raise ValueError(
+            f"rule_ufunc: {op} {key} = {_expression(op, key)!r} reads no "
+            f"argument (a ufunc needs one of {order})"
+        )
     return arguments
 
 
@@ -77,8 +79,10 @@ def _kernel_dtype(dtype) -> np.dtype:
     if dtype == np.float16:
         return np.dtype(np.float32)
     if dtype not in (np.float32, np.float64):
-        raise TypeError(f"rule_ufunc: kernels are float32 or float64 (float16 runs the "
-                        f"float32 one), got {dtype}")
+        raise TypeError(
+            f"rule_ufunc: kernels are float32 or float64 (float16 runs the "
+            f"float32 one), got {dtype}"
+        )
     return dtype
 
 
@@ -97,8 +101,10 @@ def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
     constants, then one ``numba.vectorize`` function named ``<op>_<key>``."""
     dtype = _kernel_dtype(dtype)
     expr, arguments = _expression(op, key), rule_arguments(op, key)
-    local = {name: name if name not in _RESERVED and not name.startswith("_")
-             else f"arg_{name}" for name in arguments}
+    local = {
+        name: name if name not in _RESERVED and not name.startswith("_") else f"arg_{name}"
+        for name in arguments
+    }
     module = Module(dtype, [])
     if _is_fast(op, key, dtype, fast):
         (x,) = op_info(op).scalar.inputs
@@ -106,18 +112,26 @@ def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
         # NaN passes through, kept out of the fast function, whose min, compare and
         # float-to-int steps would raise the invalid flag on it (and NumPy warn): == is a quiet
         # compare. (Testing _number == v, not v == v, stops LLVM from folding the guard away.)
-        body = [f"_number = {v} if {v} == {v} else {module.zero}",
-                f"return {FAST_FLOAT32[op]}(_number) if _number == {v} else {v}"
-                f"  # the float32 fast variant of {expr}"]
+        body = [
+            f"_number = {v} if {v} == {v} else {module.zero}",
+            f"return {FAST_FLOAT32[op]}(_number) if _number == {v} else {v}"
+            f"  # the float32 fast variant of {expr}",
+        ]
     else:
         body = [f"return {module.rewrite(expr, local)}"]
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
-    lines = [f'"""{op}: {key} = {expr}, in {kind}; generated from its scalar rule by '
-             'tinygrad_lstm.ops.rule_ufuncs."""', "", *module.header(), "", "",
-             f'@numba.vectorize(["{signature}"], cache=True)',
-             f"def {_function_name(op, key)}({', '.join(local.values())}):",
-             *(f"    {line}" for line in body)]
+    lines = [
+        f'"""{op}: {key} = {expr}, in {kind}; generated from its scalar rule by '
+        'tinygrad_lstm.ops.rule_ufuncs."""',
+        "",
+        *module.header(),
+        "",
+        "",
+        f'@numba.vectorize(["{signature}"], cache=True)',
+        f"def {_function_name(op, key)}({', '.join(local.values())}):",
+        *(f"    {line}" for line in body),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -135,8 +149,10 @@ def rule_ufunc(op: str, key: str, dtype, fast: bool = False) -> np.ufunc:
         return bound[1]
     kernel_dtype = _kernel_dtype(dtype)
     variant = "fast" if _is_fast(op, key, kernel_dtype, fast) else "exact"
-    module = load_module(f"{_function_name(op, key)}_{kernel_dtype.name}_{variant}",
-                         rule_source(op, key, kernel_dtype, fast))
+    module = load_module(
+        f"{_function_name(op, key)}_{kernel_dtype.name}_{variant}",
+        rule_source(op, key, kernel_dtype, fast),
+    )
     built = getattr(module, _function_name(op, key))
     # A DUFunc wrapper adds a per-call cost over the plain NumPy ufunc it holds.
     ufunc = getattr(built, "ufunc", built)

@@ -19,14 +19,30 @@ import numpy as np
 
 from .lazy_numba import helper
 
-_F32 = {name: np.float32(value) for name, value in {
-    "one": 1.0, "half": 0.5, "two": 2.0, "quarter": 0.25, "y_max": 87.0,
-    "log2e": 1.4426950408889634, "ln2_hi": 0.693359375, "ln2_lo": -2.12194440e-4,
-    "c2": 1 / 2, "c3": 1 / 6, "c4": 1 / 24, "c5": 1 / 120, "c6": 1 / 720,
-    "t3": -1 / 3, "t5": 2 / 15, "t7": -17 / 315, "t9": 62 / 2835, "t11": -1382 / 155925,
-}.items()}
-_ONE, _HALF, _TWO, _QUARTER, _Y_MAX = (_F32[k] for k in ("one", "half", "two", "quarter",
-                                                         "y_max"))
+_F32 = {
+    name: np.float32(value)
+    for name, value in {
+        "one": 1.0,
+        "half": 0.5,
+        "two": 2.0,
+        "quarter": 0.25,
+        "y_max": 87.0,
+        "log2e": 1.4426950408889634,
+        "ln2_hi": 0.693359375,
+        "ln2_lo": -2.12194440e-4,
+        "c2": 1 / 2,
+        "c3": 1 / 6,
+        "c4": 1 / 24,
+        "c5": 1 / 120,
+        "c6": 1 / 720,
+        "t3": -1 / 3,
+        "t5": 2 / 15,
+        "t7": -17 / 315,
+        "t9": 62 / 2835,
+        "t11": -1382 / 155925,
+    }.items()
+}
+_ONE, _HALF, _TWO, _QUARTER, _Y_MAX = (_F32[k] for k in ("one", "half", "two", "quarter", "y_max"))
 _LOG2E, _LN2_HI, _LN2_LO = _F32["log2e"], _F32["ln2_hi"], _F32["ln2_lo"]
 _C2, _C3, _C4, _C5, _C6 = (_F32[f"c{k}"] for k in range(2, 7))
 _T3, _T5, _T7, _T9, _T11 = (_F32[f"t{k}"] for k in (3, 5, 7, 9, 11))

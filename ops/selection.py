@@ -16,8 +16,12 @@ import numpy as np
 from tinygrad_lstm import Function, register_op
 
 
-@register_op("abs", arity=1, avoid=(0.0,),
-             scalar={"y": "abs(x)", "dx": "g if x > 0 else (-g if x < 0 else 0 * g)"})
+@register_op(
+    "abs",
+    arity=1,
+    avoid=(0.0,),
+    scalar={"y": "abs(x)", "dx": "g if x > 0 else (-g if x < 0 else 0 * g)"},
+)
 class Abs(Function):
     """y = |x|;  dx = g * sign(x) (0 at x = 0, as in PyTorch)."""
 
@@ -39,10 +43,15 @@ def _half_at_ties(g, a, b, loses):
         return np.where(a == b, g / 2, np.where(loses, np.zeros_like(g), g))
 
 
-@register_op("maximum", arity=2, scalar={
-    "y": "a if a > b or a != a else b",
-    "da": "g / 2 if a == b else (0 * g if a < b else g)",
-    "db": "g / 2 if a == b else (0 * g if a > b else g)"})
+@register_op(
+    "maximum",
+    arity=2,
+    scalar={
+        "y": "a if a > b or a != a else b",
+        "da": "g / 2 if a == b else (0 * g if a < b else g)",
+        "db": "g / 2 if a == b else (0 * g if a > b else g)",
+    },
+)
 class Maximum(Function):
     """y = max(a, b) elementwise, broadcasting (NaN if either is NaN);
     da = g where a > b, g / 2 where a == b, else 0;  db likewise."""
@@ -56,14 +65,21 @@ class Maximum(Function):
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        return (_half_at_ties(g, a, b, a < b) if need_a else None,
-                _half_at_ties(g, a, b, a > b) if need_b else None)
+        return (
+            _half_at_ties(g, a, b, a < b) if need_a else None,
+            _half_at_ties(g, a, b, a > b) if need_b else None,
+        )
 
 
-@register_op("minimum", arity=2, scalar={
-    "y": "a if a < b or a != a else b",
-    "da": "g / 2 if a == b else (0 * g if a > b else g)",
-    "db": "g / 2 if a == b else (0 * g if a < b else g)"})
+@register_op(
+    "minimum",
+    arity=2,
+    scalar={
+        "y": "a if a < b or a != a else b",
+        "da": "g / 2 if a == b else (0 * g if a > b else g)",
+        "db": "g / 2 if a == b else (0 * g if a < b else g)",
+    },
+)
 class Minimum(Function):
     """y = min(a, b) elementwise, broadcasting (NaN if either is NaN);
     da = g where a < b, g / 2 where a == b, else 0;  db likewise."""
@@ -77,13 +93,22 @@ class Minimum(Function):
     def backward(ctx, g):
         a, b = ctx.saved
         need_a, need_b = ctx.needs_input_grad
-        return (_half_at_ties(g, a, b, a > b) if need_a else None,
-                _half_at_ties(g, a, b, a < b) if need_b else None)
+        return (
+            _half_at_ties(g, a, b, a > b) if need_a else None,
+            _half_at_ties(g, a, b, a < b) if need_b else None,
+        )
 
 
-@register_op("where", arity=3, scalar={
-    "y": "a if mask != 0 else b", "dmask": None,
-    "da": "g if mask != 0 else 0 * g", "db": "0 * g if mask != 0 else g"})
+@register_op(
+    "where",
+    arity=3,
+    scalar={
+        "y": "a if mask != 0 else b",
+        "dmask": None,
+        "da": "g if mask != 0 else 0 * g",
+        "db": "0 * g if mask != 0 else g",
+    },
+)
 class Where(Function):
     """y = a where mask else b, broadcasting all three; mask is bool or float (nonzero is
     true) and a constant: da = g where mask else 0,  db = g where not mask else 0.
@@ -100,18 +125,27 @@ class Where(Function):
         (mask,) = ctx.saved
         need_mask, need_a, need_b = ctx.needs_input_grad
         zero = np.zeros_like(g)
-        return (np.zeros_like(mask) if need_mask else None,
-                np.where(mask, g, zero) if need_a else None,
-                np.where(mask, zero, g) if need_b else None)
+        return (
+            np.zeros_like(mask) if need_mask else None,
+            np.where(mask, g, zero) if need_a else None,
+            np.where(mask, zero, g) if need_b else None,
+        )
 
 
 # The bounds the generic property tests try; ``avoid`` keeps their inputs off the finite ones.
 _CLIP_ATTRS = {"min": [-1.0, -math.inf], "max": [0.5, math.inf]}
 
 
-@register_op("clip", arity=1, attrs=_CLIP_ATTRS, avoid=(-1.0, 0.5), scalar={
-    "y": "max if x > max or min > max else (min if x < min else x)",
-    "dx": "g if x >= min and x <= max else 0 * g"})
+@register_op(
+    "clip",
+    arity=1,
+    attrs=_CLIP_ATTRS,
+    avoid=(-1.0, 0.5),
+    scalar={
+        "y": "max if x > max or min > max else (min if x < min else x)",
+        "dx": "g if x >= min and x <= max else 0 * g",
+    },
+)
 class Clip(Function):
     """y = min(max(x, min), max) (all ``max`` when min > max), PyTorch's clamp;
     dx = g where min <= x <= max (bounds included), else 0.

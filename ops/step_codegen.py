@@ -32,7 +32,6 @@ from .step_source import FAST_FLOAT32, Module, names_in
 __all__ = ["FAST_FLOAT32", "StageKernel", "generate"]
 
 
-
 @dataclass
 class StageKernel:
     """The two generated functions of one stage and what to pass them.
@@ -59,8 +58,9 @@ class _Loop:
         self.targets: list[tuple[str, int, int]] = []  # (local, target node, column offset)
 
     def index(self, base: str, offsets: tuple[int, ...]) -> str:
-        terms = ([base] if base == "j" else []) + [self.gen.module.size_names[o]
-                                                   for o in offsets if o]
+        terms = ([base] if base == "j" else []) + [
+            self.gen.module.size_names[o] for o in offsets if o
+        ]
         return " + ".join(terms) or "0"
 
     def emit(self, node: int, base: str, offsets: tuple[int, ...]) -> str:
@@ -82,8 +82,10 @@ class _Loop:
             where = f"[{index}]" if n.kind in ("vector", "const") else f"_{step}[{index}]"
             return self._add(i, index, "load", (), where)
         if n.kind == "concat":
-            raise NotFusible(f"concat %{i} is read by an op of the stage that makes it; "
-                             "only a concat feeding a matmul or ending the step is fused")
+            raise NotFusible(
+                f"concat %{i} is read by an op of the stage that makes it; "
+                "only a concat feeding a matmul or ending the step is fused"
+            )
         operands = []
         for j in n.inputs:
             wide = gen.nodes[j].width != 1 or n.width == 1
@@ -92,8 +94,16 @@ class _Loop:
 
     def _add(self, node, index, kind, operands, where) -> str:
         var = f"x{len(self.locals)}"
-        self.locals.append({"var": var, "node": node, "index": index, "kind": kind,
-                            "operands": operands, "where": where})
+        self.locals.append(
+            {
+                "var": var,
+                "node": node,
+                "index": index,
+                "kind": kind,
+                "operands": operands,
+                "where": where,
+            }
+        )
         return var
 
 
@@ -105,8 +115,11 @@ class _Stage:
         self.loops: dict[int, _Loop] = {}
         for t in schedule.kernels[stage]:
             n = self.nodes[t]
-            parts = [(j, self.nodes[j].width) for j in n.inputs] if n.kind == "concat" \
+            parts = (
+                [(j, self.nodes[j].width) for j in n.inputs]
+                if n.kind == "concat"
                 else [(t, n.width)]
+            )
             column = 0
             for part, width in parts:
                 loop = self.loops.setdefault(width, _Loop(self, width))
@@ -153,11 +166,17 @@ class _Stage:
             for loc in loop.locals:
                 if loc["kind"] == "op":
                     needed |= self._rule_needs(loc)
-        saved = sorted({self._by_var[v]["node"] for v in needed
-                        if self._by_var[v]["kind"] == "op"} - self.targets)
+        saved = sorted(
+            {self._by_var[v]["node"] for v in needed if self._by_var[v]["kind"] == "op"}
+            - self.targets
+        )
         kernel.saved = saved
-        loads = [loc["node"] for loop in self.loops.values() for loc in loop.locals
-                 if loc["kind"] == "load"]
+        loads = [
+            loc["node"]
+            for loop in self.loops.values()
+            for loc in loop.locals
+            if loc["kind"] == "load"
+        ]
         reads = sorted({self.home(i) for i in loads})
         targets = sorted(self.targets)
         values = sorted(set(reads) | set(targets))
@@ -169,12 +188,20 @@ class _Stage:
         return forward, backward, kernel
 
     def _signature(self, fname: str, args) -> list[str]:
-        names = ", ".join(f"{'v' if r == 'val' else 's' if r == 'save' else 'd'}{i}"
-                          for r, i in args)
-        sizes = [f"    {n} = dims[{k}]" for k, (size, n)
-                 in enumerate(self.module.size_names.items()) if size]
-        return ["@numba.njit(cache=True, error_model='numpy')",
-                f"def {fname}(t, tp, B, dims, {names}):", *sizes, "    for b in range(B):"]
+        names = ", ".join(
+            f"{'v' if r == 'val' else 's' if r == 'save' else 'd'}{i}" for r, i in args
+        )
+        sizes = [
+            f"    {n} = dims[{k}]"
+            for k, (size, n) in enumerate(self.module.size_names.items())
+            if size
+        ]
+        return [
+            "@numba.njit(cache=True, error_model='numpy')",
+            f"def {fname}(t, tp, B, dims, {names}):",
+            *sizes,
+            "    for b in range(B):",
+        ]
 
     def _value(self, loc: dict, fast: bool) -> str:
         n = self.nodes[loc["node"]]
@@ -186,24 +213,33 @@ class _Stage:
         names.update(dict(n.attrs))
         return self.module.rewrite(n.rule.forward, names)
 
-    def _forward(self, fname: str, kernel: StageKernel, saved: list[int],
-                 needed: set[str]) -> str:
+    def _forward(self, fname: str, kernel: StageKernel, saved: list[int], needed: set[str]) -> str:
         fast = self.module.dtype == np.float32
         lines = self._signature(fname, kernel.forward_args)
         for width, loop in self.loops.items():
-            writes = [(var, f"v{t}_t[{loop.index('j', (col,))}] = {var}")
-                      for var, t, col in loop.targets]
-            writes += [(loc["var"], f"s{loc['node']}_t[{loc['index']}] = {loc['var']}")
-                       for loc in loop.locals if loc["kind"] == "op"
-                       and loc["node"] in saved and loc["var"] in needed]
+            writes = [
+                (var, f"v{t}_t[{loop.index('j', (col,))}] = {var}") for var, t, col in loop.targets
+            ]
+            writes += [
+                (loc["var"], f"s{loc['node']}_t[{loc['index']}] = {loc['var']}")
+                for loc in loop.locals
+                if loc["kind"] == "op" and loc["node"] in saved and loc["var"] in needed
+            ]
             size = self.module.size_names[width]
-            activations = {loc["var"]: FAST_FLOAT32[self.nodes[loc["node"]].op]
-                           for loc in loop.locals if fast and loc["kind"] == "op"
-                           and self.nodes[loc["node"]].op in FAST_FLOAT32}
+            activations = {
+                loc["var"]: FAST_FLOAT32[self.nodes[loc["node"]].op]
+                for loc in loop.locals
+                if fast and loc["kind"] == "op" and self.nodes[loc["node"]].op in FAST_FLOAT32
+            }
             if activations:
-                scratch, body = fissioned_loop(loop, lambda loc: self._value(loc, False),
-                                               activations, size, self.module.dtype.name,
-                                               writes)
+                scratch, body = fissioned_loop(
+                    loop,
+                    lambda loc: self._value(loc, False),
+                    activations,
+                    size,
+                    self.module.dtype.name,
+                    writes,
+                )
                 lines[-1:-1] = scratch
                 lines += body
                 continue
@@ -212,8 +248,7 @@ class _Stage:
             lines += [f"            {line}" for line in body + [w for _, w in writes]]
         return _with_row_views(lines)
 
-    def _backward(self, fname: str, kernel: StageKernel, saved: list[int],
-                  needed: set[str]) -> str:
+    def _backward(self, fname: str, kernel: StageKernel, saved: list[int], needed: set[str]) -> str:
         lines = self._signature(fname, kernel.backward_args)
         zero = self.module.zero
         for width, loop in self.loops.items():
@@ -222,12 +257,18 @@ class _Stage:
             for loc in loop.locals:
                 if loc["var"] in needed:
                     node = loc["node"]
-                    source = (f"v{self.home(node)}{loc['where']}" if loc["kind"] == "load"
-                              else f"{'s' if node in saved else 'v'}{node}_t[{loc['index']}]")
+                    source = (
+                        f"v{self.home(node)}{loc['where']}"
+                        if loc["kind"] == "load"
+                        else f"{'s' if node in saved else 'v'}{node}_t[{loc['index']}]"
+                    )
                     body.append(f"{loc['var']} = {source}")
             body += [f"g{loc['var']} = {zero}" for loc in loop.locals]
-            body += [f"g{var} += d{t}_t[{loop.index('j', (col,))}]"
-                     for var, t, col in loop.targets if var in self._by_var]
+            body += [
+                f"g{var} += d{t}_t[{loop.index('j', (col,))}]"
+                for var, t, col in loop.targets
+                if var in self._by_var
+            ]
             for loc in reversed(loop.locals):
                 if loc["kind"] != "op":
                     continue
@@ -236,11 +277,12 @@ class _Stage:
                 names.update(dict(n.attrs), y=loc["var"], g=f"g{loc['var']}")
                 for k, grad in enumerate(n.rule.grads):
                     if grad is not None and self._operand_wants_grad(loc, k):
-                        body.append(f"g{loc['operands'][k]} += "
-                                    f"{self.module.rewrite(grad, names)}")
-            body += [f"d{self.home(loc['node'])}{loc['where']} += g{loc['var']}"
-                     for loc in loop.locals
-                     if loc["kind"] == "load" and self.needs_grad(loc["node"])]
+                        body.append(f"g{loc['operands'][k]} += {self.module.rewrite(grad, names)}")
+            body += [
+                f"d{self.home(loc['node'])}{loc['where']} += g{loc['var']}"
+                for loc in loop.locals
+                if loc["kind"] == "load" and self.needs_grad(loc["node"])
+            ]
             lines += [f"            {line}" for line in body]
         return _with_row_views(lines)
 
@@ -275,8 +317,7 @@ def generate(schedule: Schedule, dtype) -> tuple[str, list[StageKernel | None], 
         functions += [forward, "", "", backward, "", ""]
         kernels.append(kernel)
     program = schedule.program
-    homes = {i: program.states[n.slot] if n.kind == "state" else i
-             for i, n in enumerate(nodes)}
+    homes = {i: program.states[n.slot] if n.kind == "state" else i for i, n in enumerate(nodes)}
     driver, forward_names, backward_names = driver_source(schedule, kernels, homes)
     source = "\n".join(module.header() + [driver, ""] + functions).rstrip() + "\n"
     return source, kernels, (forward_names, backward_names)

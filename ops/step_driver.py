@@ -30,8 +30,7 @@ def _kernel_args(kernel, backward: bool) -> list[str]:
     return [f"{'v' if r == 'val' else 's' if r == 'save' else 'd'}{i}" for r, i in args]
 
 
-def driver_source(schedule, kernels, homes: dict[int, int]) -> tuple[str, list[str],
-                                                                     list[str]]:
+def driver_source(schedule, kernels, homes: dict[int, int]) -> tuple[str, list[str], list[str]]:
     """(source, forward argument names, backward argument names) of the two drivers."""
     nodes = schedule.program.nodes
     fwd_names, bwd_names, fwd, bwd = [], [], [], []
@@ -50,25 +49,36 @@ def driver_source(schedule, kernels, homes: dict[int, int]) -> tuple[str, list[s
             a = nodes[m].inputs[0]
             at = "tp" if homes[a] != a else "t"
             bwd_names += [f"d{m}", f"u{m}", f"p{m}", f"d{homes[a]}"]
-            bwd += [f"_matmul_rows(d{m}[t], u{m}, p{m})",
-                    f"_accumulate(d{homes[a]}[{at}], p{m})"]
+            bwd += [f"_matmul_rows(d{m}[t], u{m}, p{m})", f"_accumulate(d{homes[a]}[{at}], p{m})"]
         if kernels[s] is not None:
             args = _kernel_args(kernels[s], True)
             bwd_names += args
             bwd.append(f"stage{s}_backward(t, tp, B, dims, {', '.join(args)})")
     fwd_names, bwd_names = _unique(fwd_names), _unique(bwd_names)
-    lines = ["from tinygrad_lstm.ops.recurrent_kernels import _matmul_rows  # noqa: E402",
-             "", "", "@numba.njit(cache=True, error_model='numpy')",
-             "def _accumulate(into, add):", "    for b in range(into.shape[0]):",
-             "        for k in range(into.shape[1]):", "            into[b, k] += add[b, k]",
-             "", "", "@numba.njit(cache=True, error_model='numpy')",
-             f"def pass_forward(times, previous, B, dims, {', '.join(fwd_names)}):",
-             "    for p in range(times.shape[0]):",
-             "        t = times[p]", "        tp = previous[p]",
-             *(f"        {line}" for line in fwd),
-             "", "", "@numba.njit(cache=True, error_model='numpy')",
-             f"def pass_backward(times, previous, B, dims, {', '.join(bwd_names)}):",
-             "    for p in range(times.shape[0] - 1, -1, -1):",
-             "        t = times[p]", "        tp = previous[p]",
-             *(f"        {line}" for line in bwd)]
+    lines = [
+        "from tinygrad_lstm.ops.recurrent_kernels import _matmul_rows  # noqa: E402",
+        "",
+        "",
+        "@numba.njit(cache=True, error_model='numpy')",
+        "def _accumulate(into, add):",
+        "    for b in range(into.shape[0]):",
+        "        for k in range(into.shape[1]):",
+        "            into[b, k] += add[b, k]",
+        "",
+        "",
+        "@numba.njit(cache=True, error_model='numpy')",
+        f"def pass_forward(times, previous, B, dims, {', '.join(fwd_names)}):",
+        "    for p in range(times.shape[0]):",
+        "        t = times[p]",
+        "        tp = previous[p]",
+        *(f"        {line}" for line in fwd),
+        "",
+        "",
+        "@numba.njit(cache=True, error_model='numpy')",
+        f"def pass_backward(times, previous, B, dims, {', '.join(bwd_names)}):",
+        "    for p in range(times.shape[0] - 1, -1, -1):",
+        "        t = times[p]",
+        "        tp = previous[p]",
+        *(f"        {line}" for line in bwd),
+    ]
     return "\n".join(lines) + "\n", fwd_names, bwd_names

@@ -72,8 +72,9 @@ class _SubLoops:
         return body
 
 
-def fissioned_loop(loop, value, fast: dict, width: str, dtype: str,
-                   writes: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+def fissioned_loop(
+    loop, value, fast: dict, width: str, dtype: str, writes: list[tuple[str, str]]
+) -> tuple[list[str], list[str]]:
     """(scratch allocations, loop lines) of ``loop`` split at its fast activations.
 
     ``value(local)`` is a local's right-hand side; ``fast`` maps a fast local's var to the
@@ -87,8 +88,10 @@ def fissioned_loop(loop, value, fast: dict, width: str, dtype: str,
     for k in range(deepest + 1):
         for var, function in fast.items():
             if sub.depth[var] == k and k > 0:
-                lines += [f"        for j in range({width}):",
-                          f"            w{var}[j] = {function}(w{var}[j])"]
+                lines += [
+                    f"        for j in range({width}):",
+                    f"            w{var}[j] = {function}(w{var}[j])",
+                ]
         if bodies[k]:
             lines.append(f"        for j in range({width}):")
             lines += [f"            {line}" for line in bodies[k]]

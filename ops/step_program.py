@@ -86,10 +86,13 @@ class StepProgram:
     def text(self) -> str:
         """The program as numbered lines (``%3 = sigmoid(%2)   (B, 16)``)."""
         shapes = {"vector": "({},)", "weight": "(K, {})", "const": "()"}
-        lines = [f"%{i} = {n.describe():<40} " + shapes.get(n.kind, "(B, {})").format(n.width)
-                 for i, n in enumerate(self.nodes)]
-        lines.append(f"output: %{self.output};  new state: "
-                     + ", ".join(f"%{s}" for s in self.states))
+        lines = [
+            f"%{i} = {n.describe():<40} " + shapes.get(n.kind, "(B, {})").format(n.width)
+            for i, n in enumerate(self.nodes)
+        ]
+        lines.append(
+            f"output: %{self.output};  new state: " + ", ".join(f"%{s}" for s in self.states)
+        )
         return "\n".join(lines)
 
     def key(self) -> str:
@@ -101,8 +104,20 @@ class StepProgram:
         parts = []
         for n in self.nodes:
             rule = None if n.rule is None else (n.rule.inputs, n.rule.forward, n.rule.grads)
-            parts.append((n.kind, rank[n.width], n.inputs, n.op, rule, n.attrs,
-                          rank[n.offset], n.slot, n.value, n.width == 1))
+            parts.append(
+                (
+                    n.kind,
+                    rank[n.width],
+                    n.inputs,
+                    n.op,
+                    rule,
+                    n.attrs,
+                    rank[n.offset],
+                    n.slot,
+                    n.value,
+                    n.width == 1,
+                )
+            )
         return repr((parts, self.output, self.states))
 
 
@@ -150,16 +165,19 @@ class Schedule:
     def stored(self) -> list[int]:
         """Nodes that live in per-step buffers of their own: kernel targets and matmuls."""
         nodes = self.program.nodes
-        return sorted({i for k in self.kernels for i in k}
-                      | {i for i, n in enumerate(nodes) if n.kind == "matmul"})
+        return sorted(
+            {i for k in self.kernels for i in k}
+            | {i for i, n in enumerate(nodes) if n.kind == "matmul"}
+        )
 
     def text(self) -> str:
         """The partition as ``fuse`` prints it: per stage, its kernel's targets and matmuls."""
         lines = []
         for k, (targets, mms) in enumerate(zip(self.kernels, self.matmuls)):
             if targets:
-                lines.append(f"stage {k}: fused kernel writes "
-                             + ", ".join(f"%{i}" for i in targets))
+                lines.append(
+                    f"stage {k}: fused kernel writes " + ", ".join(f"%{i}" for i in targets)
+                )
             for m in mms:
                 a, w = self.program.nodes[m].inputs
                 lines.append(f"stage {k}: BLAS per step  %{m} = %{a} @ %{w}")

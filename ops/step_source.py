@@ -15,9 +15,17 @@ __all__ = ["FAST_FLOAT32", "FUNCTIONS", "Module", "names_in"]
 # from libm but vectorizable, called in place of the rule's forward by the cell compiler's
 # float32 kernels and by ops/rule_ufuncs.py's fast=True (the recurrent kernels call them too).
 FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
-FUNCTIONS = {"exp": "math.exp", "log": "math.log", "log1p": "math.log1p",
-             "expm1": "math.expm1", "tanh": "math.tanh", "sqrt": "math.sqrt",
-             "abs": "abs", "min": "min", "max": "max"}
+FUNCTIONS = {
+    "exp": "math.exp",
+    "log": "math.log",
+    "log1p": "math.log1p",
+    "expm1": "math.expm1",
+    "tanh": "math.tanh",
+    "sqrt": "math.sqrt",
+    "abs": "abs",
+    "min": "min",
+    "max": "max",
+}
 
 
 class _Rewrite(ast.NodeTransformer):
@@ -65,11 +73,22 @@ class Module:
         return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
 
     def header(self) -> list[str]:
-        lines = ["import math", "", "import numba", "import numpy as np", "",
-                 "from tinygrad_lstm.ops.lazy_numba import jit_helpers", "", "jit_helpers()"]
+        lines = [
+            "import math",
+            "",
+            "import numba",
+            "import numpy as np",
+            "",
+            "from tinygrad_lstm.ops.lazy_numba import jit_helpers",
+            "",
+            "jit_helpers()",
+        ]
         if self.dtype == np.float32:
-            lines += ["from tinygrad_lstm.ops.scalar_math import "
-                      + ", ".join(sorted(FAST_FLOAT32.values())) + "  # noqa: E402"]
+            lines += [
+                "from tinygrad_lstm.ops.scalar_math import "
+                + ", ".join(sorted(FAST_FLOAT32.values()))
+                + "  # noqa: E402"
+            ]
         lines.append("")
         for value, name in self.constants.items():
             lines.append(f"{name} = np.{self.dtype.name}({value!r})")

@@ -48,38 +48,57 @@ def example_cells(monkeypatch):
     """The example cells registered for the test."""
     for name, info in _EXAMPLE_CELLS.items():
         monkeypatch.setitem(registry._CELLS, name, info)
+
+
 F64_TOL = 1e-12
 
 
 @st.composite
 def configs(draw):
-    return {"steps": draw(st.integers(1, 5)), "batch": draw(st.integers(1, 4)),
-            "input_size": draw(st.integers(1, 4)), "hidden": draw(st.integers(1, 4)),
-            "num_layers": draw(st.integers(1, 2)), "bidirectional": draw(st.booleans()),
-            "bias": draw(st.booleans()), "batch_first": draw(st.booleans()),
-            "with_state": draw(st.booleans()), "with_lengths": draw(st.booleans()),
-            "seed": draw(st.integers(0, 2**16))}
+    return {
+        "steps": draw(st.integers(1, 5)),
+        "batch": draw(st.integers(1, 4)),
+        "input_size": draw(st.integers(1, 4)),
+        "hidden": draw(st.integers(1, 4)),
+        "num_layers": draw(st.integers(1, 2)),
+        "bidirectional": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+        "batch_first": draw(st.booleans()),
+        "with_state": draw(st.booleans()),
+        "with_lengths": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 def run_layer(name: str, config: dict, dtype, fused) -> dict[str, np.ndarray]:
     """Outputs, final states and every gradient of sum(w * output) + sum(v * final state)."""
     rng = np.random.default_rng(config["seed"])
-    layer = Recurrent(name, config["input_size"], config["hidden"],
-                      num_layers=config["num_layers"], bias=config["bias"],
-                      batch_first=config["batch_first"], bidirectional=config["bidirectional"],
-                      dtype=dtype, rng=np.random.default_rng(config["seed"]), fused=fused)
+    layer = Recurrent(
+        name,
+        config["input_size"],
+        config["hidden"],
+        num_layers=config["num_layers"],
+        bias=config["bias"],
+        batch_first=config["batch_first"],
+        bidirectional=config["bidirectional"],
+        dtype=dtype,
+        rng=np.random.default_rng(config["seed"]),
+        fused=fused,
+    )
     if fused == "compiled":
         assert set(layer._runners) == {"compiled"}, f"{name} did not compile: {layer._runners}"
     steps, batch = config["steps"], config["batch"]
     shape = (batch, steps) if config["batch_first"] else (steps, batch)
-    x = tg.Tensor(rng.uniform(-1, 1, (*shape, config["input_size"])).astype(dtype),
-                  requires_grad=True)
+    x = tg.Tensor(
+        rng.uniform(-1, 1, (*shape, config["input_size"])).astype(dtype), requires_grad=True
+    )
     zeros = layer.init_state(batch)
     parts = zeros if isinstance(zeros, tuple) else (zeros,)
     state = None
     if config["with_state"]:
-        state = [tg.Tensor(rng.uniform(-1, 1, p.shape).astype(dtype), requires_grad=True)
-                 for p in parts]
+        state = [
+            tg.Tensor(rng.uniform(-1, 1, p.shape).astype(dtype), requires_grad=True) for p in parts
+        ]
     lengths = None
     if config["with_lengths"]:
         lengths = rng.integers(1, steps + 1, batch)
@@ -107,8 +126,10 @@ def assert_matches_composed(name: str, config: dict, dtype, tol: float) -> float
     for key, expected in want.items():
         scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
         error = float(np.max(np.abs(got[key] - expected), initial=0.0)) / scale
-        assert error <= tol, (f"cell {name!r}, {key}: compiled differs from composed by "
-                              f"{error:.2e} (relative, tolerance {tol:g}); config {config}")
+        assert error <= tol, (
+            f"cell {name!r}, {key}: compiled differs from composed by "
+            f"{error:.2e} (relative, tolerance {tol:g}); config {config}"
+        )
         worst = max(worst, error)
     return worst
 
@@ -119,9 +140,19 @@ def test_compiled_layer_equals_composed_in_float64(name, config):
     assert_matches_composed(name, config, np.float64, F64_TOL)
 
 
-FIXED = {"steps": 6, "batch": 5, "input_size": 3, "hidden": 7, "num_layers": 2,
-         "bidirectional": True, "bias": True, "batch_first": False, "with_state": True,
-         "with_lengths": True, "seed": 3}
+FIXED = {
+    "steps": 6,
+    "batch": 5,
+    "input_size": 3,
+    "hidden": 7,
+    "num_layers": 2,
+    "bidirectional": True,
+    "bias": True,
+    "batch_first": False,
+    "with_state": True,
+    "with_lengths": True,
+    "seed": 3,
+}
 
 
 @pytest.mark.parametrize("name", CELLS)
@@ -139,8 +170,11 @@ def test_a_generated_backward_off_by_five_hundredths_of_a_percent_fails(monkeypa
     rule = info.scalar
     wrong = ScalarRule(rule.inputs, rule.forward, (f"({rule.grads[0]}) * 1.0005",))
     patched = dataclasses.replace(info, scalar=wrong)
-    monkeypatch.setattr(compile_cell_module, "op_info",
-                        lambda name: patched if name == "sigmoid" else registry.op_info(name))
+    monkeypatch.setattr(
+        compile_cell_module,
+        "op_info",
+        lambda name: patched if name == "sigmoid" else registry.op_info(name),
+    )
     config = dict(FIXED, with_lengths=False)
     with pytest.raises(AssertionError, match="grad .*compiled differs from composed"):
         assert_matches_composed("lstm", config, np.float64, F64_TOL)
@@ -171,8 +205,10 @@ def test_a_replaced_parameter_is_what_the_compiled_pass_uses():
     """The compiled step reads the cell's parameters by name at every forward, so a
     parameter assigned after the first forward (same shape or not) takes effect."""
     x = np.random.default_rng(1).standard_normal((4, 2, 3))
-    layers = [Recurrent("gru", 3, 4, dtype=np.float64, fused=fused,
-                        rng=np.random.default_rng(0)) for fused in (False, "compiled")]
+    layers = [
+        Recurrent("gru", 3, 4, dtype=np.float64, fused=fused, rng=np.random.default_rng(0))
+        for fused in (False, "compiled")
+    ]
     layers[1](x)
     for layer in layers:
         layer.weight_hh_l0 = tg.Parameter(layer.weight_hh_l0.data * 2)

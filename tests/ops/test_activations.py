@@ -13,8 +13,28 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Parameter, Tensor
 
 # Every kink (0, +-1, +-3, the bounds tried below, softplus's threshold 20) and points between.
-X = np.array([-40.0, -4.0, -3.0, -2.0, -1.0, -0.5, -1e-300, 0.0, 0.25, 0.5, 1.0, 2.9, 3.0,
-              4.0, 19.9, 20.0, 20.000001, 35.0])
+X = np.array(
+    [
+        -40.0,
+        -4.0,
+        -3.0,
+        -2.0,
+        -1.0,
+        -0.5,
+        -1e-300,
+        0.0,
+        0.25,
+        0.5,
+        1.0,
+        2.9,
+        3.0,
+        4.0,
+        19.9,
+        20.0,
+        20.000001,
+        35.0,
+    ]
+)
 
 
 def leaf(data, dtype=np.float64):
@@ -30,19 +50,22 @@ def compare_with_torch(ours, theirs, grad_rtol=1e-15):
     g = np.random.default_rng(0).standard_normal(X.shape)
     y.backward(g)
     ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-15, atol=0,
-                               err_msg="values differ from PyTorch")
-    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=grad_rtol, atol=0,
-                               err_msg="gradients differ from PyTorch")
+    np.testing.assert_allclose(
+        y.data, ty.detach().numpy(), rtol=1e-15, atol=0, err_msg="values differ from PyTorch"
+    )
+    np.testing.assert_allclose(
+        x.grad, tx.grad.numpy(), rtol=grad_rtol, atol=0, err_msg="gradients differ from PyTorch"
+    )
     return x.grad
 
 
-@pytest.mark.parametrize(("beta", "threshold"), [(1.0, 20.0), (2.0, 1.0), (0.5, 3.0),
-                                                 (-1.0, 20.0)])
+@pytest.mark.parametrize(("beta", "threshold"), [(1.0, 20.0), (2.0, 1.0), (0.5, 3.0), (-1.0, 20.0)])
 def test_softplus_matches_pytorch(beta, threshold):
     torch = pytest.importorskip("torch")
-    compare_with_torch(lambda x: tg.softplus(x, beta, threshold),
-                       lambda t: torch.nn.functional.softplus(t, beta, threshold))
+    compare_with_torch(
+        lambda x: tg.softplus(x, beta, threshold),
+        lambda t: torch.nn.functional.softplus(t, beta, threshold),
+    )
 
 
 def test_softplus_is_linear_past_the_threshold_and_finite_far_below():
@@ -63,8 +86,9 @@ def test_softplus_refuses_beta_zero():
 @pytest.mark.parametrize("slope", [0.01, 0.2, 0.0, -0.5, 1.5])
 def test_leaky_relu_matches_pytorch_with_the_slope_at_zero(slope):
     torch = pytest.importorskip("torch")
-    grad = compare_with_torch(lambda x: tg.leaky_relu(x, slope),
-                              lambda t: torch.nn.functional.leaky_relu(t, slope))
+    grad = compare_with_torch(
+        lambda x: tg.leaky_relu(x, slope), lambda t: torch.nn.functional.leaky_relu(t, slope)
+    )
     zero = list(X).index(0.0)
     x = leaf([0.0])
     tg.leaky_relu(x, slope).backward(np.ones(1))
@@ -75,8 +99,11 @@ def test_hardsigmoid_matches_pytorch():
     """PyTorch's float64 backward multiplies by 1/6 rounded to float32 (0.16666667163...),
     a relative error of 3e-8; ours uses 1/6 in the input's dtype, checked exactly below."""
     torch = pytest.importorskip("torch")
-    compare_with_torch(tg.hardsigmoid, torch.nn.functional.hardsigmoid,
-                       grad_rtol=abs(float(np.float32(1 / 6)) * 6 - 1) * 1.01)
+    compare_with_torch(
+        tg.hardsigmoid,
+        torch.nn.functional.hardsigmoid,
+        grad_rtol=abs(float(np.float32(1 / 6)) * 6 - 1) * 1.01,
+    )
     x = leaf([-3.5, -3.0, -1.0, 0.0, 2.0, 3.0, 3.5])
     y = tg.hardsigmoid(x)
     y.backward(np.ones(7))
@@ -87,16 +114,20 @@ def test_hardsigmoid_matches_pytorch():
 @pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (-2.0, 0.5), (0.5, 0.5)])
 def test_hardtanh_matches_pytorch_with_zero_gradient_at_the_bounds(low, high):
     torch = pytest.importorskip("torch")
-    compare_with_torch(lambda x: tg.hardtanh(x, low, high),
-                       lambda t: torch.nn.functional.hardtanh(t, low, high))
+    compare_with_torch(
+        lambda x: tg.hardtanh(x, low, high), lambda t: torch.nn.functional.hardtanh(t, low, high)
+    )
     x = leaf([low, (low + high) / 2, high])
     tg.hardtanh(x, low, high).backward(np.ones(3))
     np.testing.assert_array_equal(x.grad, [0.0, 0.0 if low == high else 1.0, 0.0])
 
 
 def test_hardtanh_refuses_min_above_max_as_pytorch_does():
-    with pytest.raises(ValueError, match=r"hardtanh: min_val 1.0 must not be greater than "
-                                         r"max_val -1.0"):
+    with pytest.raises(
+        ValueError,
+        match=r"hardtanh: min_val 1.0 must not be greater than "
+        r"max_val -1.0",
+    ):
         tg.hardtanh(leaf([0.0]), 1.0, -1.0)
 
 
@@ -149,6 +180,14 @@ class HardGatedCell(Module):
 
 
 def test_the_new_primitives_compose_in_a_custom_cell_gradient_check():
-    report = assert_cell_gradients(HardGatedCell, input_size=3, hidden_size=4, seq_len=5,
-                                   batch=3, num_layers=1, bidirectional=False, seed=1)
+    report = assert_cell_gradients(
+        HardGatedCell,
+        input_size=3,
+        hidden_size=4,
+        seq_len=5,
+        batch=3,
+        num_layers=1,
+        bidirectional=False,
+        seed=1,
+    )
     assert report.ok and report.worst_rel_error < 1e-6

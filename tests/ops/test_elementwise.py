@@ -9,8 +9,14 @@ import pytest
 import tinygrad_lstm as tg
 from tinygrad_lstm import Tensor
 
-UNARY = {"neg": np.negative, "exp": np.exp, "log": np.log, "tanh": np.tanh,
-         "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x))}
+UNARY = {
+    "neg": np.negative,
+    "exp": np.exp,
+    "log": np.log,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
 
 
@@ -21,8 +27,9 @@ def leaf(data, dtype=np.float64):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(UNARY))
 def test_unary_values_and_dtype(name, dtype):
-    x = np.linspace(0.1, 3.0, 7).astype(dtype) * (1 if name == "log" else np.array(
-        [-1, 1, -1, 1, -1, 1, -1], dtype))
+    x = np.linspace(0.1, 3.0, 7).astype(dtype) * (
+        1 if name == "log" else np.array([-1, 1, -1, 1, -1, 1, -1], dtype)
+    )
     y = tg.op(name).apply(Tensor(x))
     assert y.dtype == dtype
     np.testing.assert_allclose(y.data, UNARY[name](x), rtol=4 * np.finfo(dtype).eps)
@@ -38,7 +45,7 @@ def test_binary_ops_broadcast_values_and_gradients(name):
     g = rng.standard_normal(y.shape)
     y.backward(g)
     da = {"add": g, "sub": g, "mul": g * b_np, "div": g / b_np}[name]
-    db = {"add": g, "sub": -g, "mul": g * a_np, "div": -g * a_np / b_np ** 2}[name]
+    db = {"add": g, "sub": -g, "mul": g * a_np, "div": -g * a_np / b_np**2}[name]
     np.testing.assert_allclose(a.grad, da.sum(axis=2, keepdims=True), rtol=1e-13)
     np.testing.assert_allclose(b.grad, db.sum(axis=(0, 1)), rtol=1e-13)
 
@@ -46,8 +53,8 @@ def test_binary_ops_broadcast_values_and_gradients(name):
 @pytest.mark.parametrize("exponent", [2, 3.0, 0.5, -1.5, 0.0])
 def test_pow_values_and_gradient(exponent):
     x = leaf([0.5, 1.0, 2.5])
-    y = x ** exponent
-    np.testing.assert_allclose(y.data, x.data ** exponent, rtol=1e-15)
+    y = x**exponent
+    np.testing.assert_allclose(y.data, x.data**exponent, rtol=1e-15)
     y.sum().backward()
     np.testing.assert_allclose(x.grad, exponent * x.data ** (exponent - 1), rtol=1e-14)
     assert (Tensor([2.0]) ** exponent).dtype == np.float32
@@ -58,7 +65,7 @@ COMPOSED = {
     "sigmoid": lambda x: 1.0 / (1.0 + tg.exp(-x)),
     "tanh": lambda x: (1.0 - tg.exp(-2.0 * x)) / (1.0 + tg.exp(-2.0 * x)),
     "relu": lambda x: x * Tensor((x.data > 0).astype(x.dtype)),
-    "div": lambda a, b: a * b ** -1.0,
+    "div": lambda a, b: a * b**-1.0,
     "pow": lambda x: tg.exp(tg.log(x) * -1.5),
 }
 
@@ -72,8 +79,10 @@ def test_fused_kernels_match_the_composed_formula(name):
         data = [np.abs(d) for d in data]
     g = rng.standard_normal(20)
     grads = []
-    for make in (lambda *t: tg.op(name).apply(*t, **({"exponent": -1.5} if name == "pow"
-                                                     else {})), COMPOSED[name]):
+    for make in (
+        lambda *t: tg.op(name).apply(*t, **({"exponent": -1.5} if name == "pow" else {})),
+        COMPOSED[name],
+    ):
         ins = [leaf(d) for d in data]
         out = make(*ins)
         out.backward(g)
@@ -109,15 +118,26 @@ def test_values_and_gradients_match_pytorch(name):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     shapes = [(3, 1, 4), (2, 4)] if name in BINARY else [(3, 4)]
-    data = [rng.uniform(0.3, 2.0, s) * (1 if name in ("log", "pow") else rng.choice([-1, 1], s))
-            for s in shapes]
+    data = [
+        rng.uniform(0.3, 2.0, s) * (1 if name in ("log", "pow") else rng.choice([-1, 1], s))
+        for s in shapes
+    ]
     attrs = {"exponent": 1.7} if name == "pow" else {}
     ours = [leaf(d) for d in data]
     theirs = [torch.tensor(d, requires_grad=True) for d in data]
-    torch_fn = {"neg": torch.neg, "exp": torch.exp, "log": torch.log, "tanh": torch.tanh,
-                "relu": torch.relu, "sigmoid": torch.sigmoid, "add": torch.add,
-                "sub": torch.sub, "mul": torch.mul, "div": torch.div,
-                "pow": lambda t: torch.pow(t, 1.7)}[name]
+    torch_fn = {
+        "neg": torch.neg,
+        "exp": torch.exp,
+        "log": torch.log,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "sigmoid": torch.sigmoid,
+        "add": torch.add,
+        "sub": torch.sub,
+        "mul": torch.mul,
+        "div": torch.div,
+        "pow": lambda t: torch.pow(t, 1.7),
+    }[name]
     y, ty = tg.op(name).apply(*ours, **attrs), torch_fn(*theirs)
     g = rng.standard_normal(y.shape)
     y.backward(g)
@@ -130,16 +150,19 @@ def test_values_and_gradients_match_pytorch(name):
 def test_pow_zero_has_gradient_zero_everywhere_even_at_zero():
     """d(x**0)/dx = 0 for every x, 0 included (PyTorch's answer: 0, not NaN)."""
     x = leaf([0.0, 1.5, 2.0])
-    (x ** 0).sum().backward()
+    (x**0).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
     torch = pytest.importorskip("torch")
     t = torch.tensor([0.0, 1.5, 2.0], dtype=torch.float64, requires_grad=True)
-    (t ** 0).sum().backward()
+    (t**0).sum().backward()
     np.testing.assert_array_equal(x.grad, t.grad.numpy())
 
 
-ELEMENTWISE = [info.name for info in tg.list_ops()
-               if info.kind == "elementwise" and info.origin.endswith("ops.elementwise")]
+ELEMENTWISE = [
+    info.name
+    for info in tg.list_ops()
+    if info.kind == "elementwise" and info.origin.endswith("ops.elementwise")
+]
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
@@ -175,11 +198,14 @@ def test_relu_matches_pytorch_at_nan_signed_zeros_and_infinities():
             tx = torch.tensor(values, dtype=torch_dtype, requires_grad=True)
             ty = torch.relu(tx)
             ty.backward(torch.tensor(g))
-            for ours, theirs, what in ((y.data, ty.detach().numpy(), "relu"),
-                                       (x.grad, tx.grad.numpy(), "relu gradient")):
+            for ours, theirs, what in (
+                (y.data, ty.detach().numpy(), "relu"),
+                (x.grad, tx.grad.numpy(), "relu gradient"),
+            ):
                 np.testing.assert_array_equal(ours, theirs, err_msg=f"{what}, {dtype}")
-                assert list(np.signbit(ours)) == list(np.signbit(theirs)), \
+                assert list(np.signbit(ours)) == list(np.signbit(theirs)), (
                     f"{what}, {dtype}: signs of zero {ours} against PyTorch's {theirs}"
+                )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -13,8 +13,12 @@ from tinygrad_lstm.ops import fused
 import tinygrad_lstm as tg
 from tinygrad_lstm.gradcheck import gradcheck
 
-LAYERS = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn_tanh": (RNN, {}),
-          "rnn_relu": (RNN, {"nonlinearity": "relu"})}
+LAYERS = {
+    "lstm": (LSTM, {}),
+    "gru": (GRU, {}),
+    "rnn_tanh": (RNN, {}),
+    "rnn_relu": (RNN, {"nonlinearity": "relu"}),
+}
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -25,8 +29,11 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
 def run(model, x: np.ndarray, state, weights: dict, dtype):
     """Outputs, final states and every gradient of L = sum(w * each output) as arrays."""
     xt = tg.Tensor(x.astype(dtype), requires_grad=True)
-    st0 = None if state is None else tuple(tg.Tensor(s.astype(dtype), requires_grad=True)
-                                           for s in state)
+    st0 = (
+        None
+        if state is None
+        else tuple(tg.Tensor(s.astype(dtype), requires_grad=True) for s in state)
+    )
     y, final = model(xt, st0 if st0 is None or len(st0) > 1 else st0[0])
     finals = final if isinstance(final, tuple) else (final,)
     loss = (y * tg.Tensor(weights["y"].astype(dtype))).sum()
@@ -45,16 +52,30 @@ def run(model, x: np.ndarray, state, weights: dict, dtype):
 def layer_cases(draw):
     cell = draw(st.sampled_from(sorted(LAYERS)))
     dims = draw(st.tuples(*[st.integers(1, 4)] * 4))  # T, B, I, H
-    options = {"num_layers": draw(st.integers(1, 2)), "bias": draw(st.booleans()),
-               "batch_first": draw(st.booleans()), "bidirectional": draw(st.booleans())}
+    options = {
+        "num_layers": draw(st.integers(1, 2)),
+        "bias": draw(st.booleans()),
+        "batch_first": draw(st.booleans()),
+        "bidirectional": draw(st.booleans()),
+    }
     return cell, dims, options, draw(st.booleans()), draw(st.integers(0, 2**16))
 
 
 def build_pair(cell, dims, options, seed, dtype):
     cls, extra = LAYERS[cell]
     _, _, isize, hidden = dims
-    return [cls(isize, hidden, **options, **extra, dtype=dtype, fused=fused,
-                rng=np.random.default_rng(seed)) for fused in (False, True)]
+    return [
+        cls(
+            isize,
+            hidden,
+            **options,
+            **extra,
+            dtype=dtype,
+            fused=fused,
+            rng=np.random.default_rng(seed),
+        )
+        for fused in (False, True)
+    ]
 
 
 def case_data(cell, dims, options, with_state, seed):
@@ -80,8 +101,10 @@ def test_fused_layer_equals_composed_layer_in_float64(case):
     assert got.keys() == want.keys()
     for key in want:
         err = rel_error(got[key], want[key])
-        assert err < 1e-12, f"{cell} {dims} {options} state={with_state}: {key} differs " \
-                            f"from the composed layer by {err:.2e} (relative)"
+        assert err < 1e-12, (
+            f"{cell} {dims} {options} state={with_state}: {key} differs "
+            f"from the composed layer by {err:.2e} (relative)"
+        )
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
@@ -115,8 +138,12 @@ def test_per_step_blas_path_equals_composed(cell, monkeypatch):
 def op_inputs(cell, rng, steps=3, batch=2, isize=3, hidden=2):
     gates = {"lstm": 4, "gru": 3}.get(cell, 1)
     shapes = [(steps, batch, isize), (batch, hidden)] + ([(batch, hidden)] if gates == 4 else [])
-    shapes += [(gates * hidden, isize), (gates * hidden, hidden), (gates * hidden,),
-               (gates * hidden,)]
+    shapes += [
+        (gates * hidden, isize),
+        (gates * hidden, hidden),
+        (gates * hidden,),
+        (gates * hidden,),
+    ]
     return [tg.Tensor(rng.uniform(-1, 1, s), requires_grad=True) for s in shapes]
 
 
@@ -131,16 +158,18 @@ def test_fused_op_passes_a_tight_gradcheck(cell, reverse, small_step, monkeypatc
         attrs["nonlinearity"] = cell.split("_")[1]
     inputs = op_inputs(cell, np.random.default_rng(3))
     # Raises GradcheckError past |analytic - numeric| <= 1e-9 + 1e-6 |numeric|.
-    result = gradcheck(lambda *a: tg.op(name).apply(*a, **attrs), *inputs,
-                       atol=1e-9, rtol=1e-6)
+    result = gradcheck(lambda *a: tg.op(name).apply(*a, **attrs), *inputs, atol=1e-9, rtol=1e-6)
     assert len(result.inputs) == len(inputs)
 
 
 def test_fused_op_names_itself_and_the_shapes_on_bad_input():
     inputs = op_inputs("lstm", np.random.default_rng(0))
     inputs[3] = tg.Tensor(np.zeros((8, 5)))  # weight_ih with I = 5, but x has I = 3
-    with pytest.raises(tg.ShapeError, match=r"lstm_sequence: expected weight_ih of shape "
-                                            r"\(8, 3\).*got \(8, 5\)"):
+    with pytest.raises(
+        tg.ShapeError,
+        match=r"lstm_sequence: expected weight_ih of shape "
+        r"\(8, 3\).*got \(8, 5\)",
+    ):
         tg.op("lstm_sequence").apply(*inputs)
     mixed = op_inputs("gru", np.random.default_rng(0))
     mixed[0] = tg.Tensor(mixed[0].data.astype(np.float32))
@@ -224,8 +253,9 @@ def test_an_empty_batch_gives_pytorchs_shapes_and_the_composed_result(cell, mode
     ty, tfinal = cls(3, 5, num_layers=2, bidirectional=True)(torch.zeros(4, 0, 3))
     tfinals = tfinal if isinstance(tfinal, tuple) else (tfinal,)
     assert got["output"].shape == tuple(ty.shape)
-    assert [got[f"final[{k}]"].shape for k in range(len(tfinals))] == \
-        [tuple(t.shape) for t in tfinals]
+    assert [got[f"final[{k}]"].shape for k in range(len(tfinals))] == [
+        tuple(t.shape) for t in tfinals
+    ]
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -235,9 +265,13 @@ def test_a_read_only_upstream_gradient_is_taken(cell, mode, monkeypatch):
     contiguous too, and the kernels, which take writeable arrays, refused it (TypeError)."""
     monkeypatch.setattr(fused, "SMALL_STEP", MODES[mode])
     grads = []
-    for layer in build_pair(cell, (1, 1, 3, 1), {"num_layers": 1, "bias": True,
-                                                 "batch_first": False,
-                                                 "bidirectional": False}, 5, np.float64):
+    for layer in build_pair(
+        cell,
+        (1, 1, 3, 1),
+        {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False},
+        5,
+        np.float64,
+    ):
         y, _ = layer(tg.Tensor(np.ones((1, 1, 3))))
         y.sum().backward()
         grads.append({n: p.grad for n, p in layer.named_parameters()})

@@ -28,8 +28,10 @@ def test_cached_kernels_are_dropped_when_any_kernel_source_changes(tmp_path):
     kernels.write_text("from .scalar_math import sigmoid\n")
     cache = tmp_path / "__pycache__"
     cache.mkdir()
-    cached = [cache / "recurrent_kernels.lstm_step-40.py311.nbi",
-              cache / "recurrent_kernels.lstm_step-40.py311.1.nbc"]
+    cached = [
+        cache / "recurrent_kernels.lstm_step-40.py311.nbi",
+        cache / "recurrent_kernels.lstm_step-40.py311.1.nbc",
+    ]
     other = cache / "elementwise.cpython-311.pyc"
     for f in (*cached, other):
         f.write_bytes(b"machine code")

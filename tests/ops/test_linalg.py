@@ -8,8 +8,17 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Tensor
 from tinygrad_lstm.gradcheck import gradcheck
 
-CASES = [((2, 3), (3, 4)), ((5, 2, 3), (3, 4)), ((5, 2, 3), (5, 3, 4)), ((2, 1, 2, 3), (4, 3, 2)),
-         ((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3,)), ((3,), (5, 3, 4))]
+CASES = [
+    ((2, 3), (3, 4)),
+    ((5, 2, 3), (3, 4)),
+    ((5, 2, 3), (5, 3, 4)),
+    ((2, 1, 2, 3), (4, 3, 2)),
+    ((3,), (3, 4)),
+    ((2, 3), (3,)),
+    ((3,), (3,)),
+    ((5, 2, 3), (3,)),
+    ((3,), (5, 3, 4)),
+]
 
 
 def leaf(shape, seed):
@@ -55,20 +64,35 @@ def test_only_the_needed_gradient_is_computed():
     assert b.grad is None
 
 
-@pytest.mark.parametrize(("sa", "sb"), [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (2,)),
-                                        ((5, 2, 3), (5, 4, 2)), ((3, 2, 3), (4, 3, 2)),
-                                        ((), (3,))])
+@pytest.mark.parametrize(
+    ("sa", "sb"),
+    [
+        ((2, 3), (4, 5)),
+        ((3,), (4,)),
+        ((2, 3), (2,)),
+        ((5, 2, 3), (5, 4, 2)),
+        ((3, 2, 3), (4, 3, 2)),
+        ((), (3,)),
+    ],
+)
 def test_mismatch_names_matmul_and_both_shapes(sa, sb):
     a, b = leaf(sa, 0), leaf(sb, 1)
     with pytest.raises(tg.ShapeError) as info:
         a @ b
-    assert "matmul" in str(info.value) and str(sa) in str(info.value) \
-        and str(sb) in str(info.value)
+    assert "matmul" in str(info.value) and str(sa) in str(info.value) and str(sb) in str(info.value)
 
 
-@pytest.mark.parametrize(("sa", "sb"), [((0,), (0, 8)), ((0,), (0,)), ((3, 0), (0,)),
-                                        ((2, 3, 0), (0, 4)), ((0,), (2, 0, 5)),
-                                        ((4, 0), (0, 2))])
+@pytest.mark.parametrize(
+    ("sa", "sb"),
+    [
+        ((0,), (0, 8)),
+        ((0,), (0,)),
+        ((3, 0), (0,)),
+        ((2, 3, 0), (0, 4)),
+        ((0,), (2, 0, 5)),
+        ((4, 0), (0, 2)),
+    ],
+)
 def test_an_empty_contraction_matches_pytorch(sa, sb):
     """PyTorch is the reference: a zero-length contraction gives zeros forward and
     zero-size gradients backward (the 1-D folding reshaped to (-1, 0): ValueError)."""

@@ -21,8 +21,9 @@ def strict():
     return np.errstate(over="raise", invalid="raise", divide="raise", under="ignore")
 
 
-@pytest.mark.parametrize(("axis", "keepdims"), [(None, False), (0, True), (1, False),
-                                                ((0, 2), False), (-1, True)])
+@pytest.mark.parametrize(
+    ("axis", "keepdims"), [(None, False), (0, True), (1, False), ((0, 2), False), (-1, True)]
+)
 @pytest.mark.parametrize("name", ["sum", "mean"])
 def test_sum_and_mean_shapes_and_gradients(name, axis, keepdims):
     x = leaf(np.arange(24.0).reshape(2, 3, 4))
@@ -61,12 +62,12 @@ def test_softmax_family_is_stable_for_large_inputs(dtype):
     np.testing.assert_allclose(lse.data, [1e4 + np.log(2.0), 1e3], rtol=1e-6)
     np.testing.assert_allclose(sm.data, [[0.5, 0.5, 0], [1, 0, 0]], atol=1e-7)
     log2 = np.log(2.0)
-    np.testing.assert_allclose(lsm.data, [[-log2, -log2, -2e4 - log2], [0, -1e3, -2e3]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(lsm.data, [[-log2, -log2, -2e4 - log2], [0, -1e3, -2e3]], rtol=1e-6)
     # logsumexp's gradient is exp(x - y) with y rounded at the scale of x (as in PyTorch,
     # which gives the same 0.49989 in float32): its error is ~ |x| * eps, not eps.
-    np.testing.assert_allclose(xs[0].grad, [[0.5, 0.5, 0], [1, 0, 0]],
-                               atol=4 * 1e4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(
+        xs[0].grad, [[0.5, 0.5, 0], [1, 0, 0]], atol=4 * 1e4 * np.finfo(dtype).eps
+    )
     np.testing.assert_allclose(xs[1].grad, 0.0, atol=1e-7)  # softmax sums to 1 whatever x
     np.testing.assert_allclose(xs[2].grad, [[-0.5, -0.5, 1.0], [-2.0, 1.0, 1.0]], atol=1e-6)
     for t, out in zip(xs, (lse, sm, lsm)):
@@ -77,8 +78,9 @@ def test_softmax_family_is_stable_for_large_inputs(dtype):
 def test_softmax_normalizes_along_its_axis(axis):
     x = leaf(np.random.default_rng(0).standard_normal((3, 4, 5)))
     np.testing.assert_allclose(x.softmax(axis=axis).data.sum(axis=axis), 1.0, rtol=1e-14)
-    np.testing.assert_allclose(np.exp(x.log_softmax(axis=axis).data).sum(axis=axis), 1.0,
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        np.exp(x.log_softmax(axis=axis).data).sum(axis=axis), 1.0, rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("name", ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"])
@@ -103,8 +105,9 @@ INF = np.inf
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("row", [[-INF, -INF], [INF, 0.0], [INF, INF], [INF, -INF],
-                                 [-INF, 1.0], [np.nan, 1.0]])
+@pytest.mark.parametrize(
+    "row", [[-INF, -INF], [INF, 0.0], [INF, INF], [INF, -INF], [-INF, 1.0], [np.nan, 1.0]]
+)
 def test_logsumexp_of_infinities_matches_pytorch(row, dtype):
     """PyTorch is the reference: all -inf gives -inf, any +inf gives +inf (an unshifted max
     made these NaN). Its gradient exp(x - y) is PyTorch's too, NaN where x = y = +-inf."""
@@ -134,10 +137,16 @@ REDUCTIONS = ["sum", "mean", "max", "logsumexp", "softmax", "log_softmax"]
 SOFTMAXES = ("softmax", "log_softmax")  # one int axis, no keepdims
 
 
-@pytest.mark.parametrize(("name", "axis", "keepdims"), [
-    (name, axis, keepdims) for name in REDUCTIONS for axis in (0, -1, (0,), (-1,))
-    for keepdims in (False, True)
-    if name not in SOFTMAXES or not (keepdims or isinstance(axis, tuple))])
+@pytest.mark.parametrize(
+    ("name", "axis", "keepdims"),
+    [
+        (name, axis, keepdims)
+        for name in REDUCTIONS
+        for axis in (0, -1, (0,), (-1,))
+        for keepdims in (False, True)
+        if name not in SOFTMAXES or not (keepdims or isinstance(axis, tuple))
+    ],
+)
 def test_reductions_of_a_0d_tensor_match_pytorch(name, axis, keepdims):
     """PyTorch is the reference: a 0-d tensor reduces over dim 0 or -1 as over one element
     (the backward divided by its 0 axes: ZeroDivisionError)."""
@@ -155,13 +164,27 @@ def test_reductions_of_a_0d_tensor_match_pytorch(name, axis, keepdims):
     np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-15)
 
 
-@pytest.mark.parametrize(("name", "shape", "axis"), [
-    (name, shape, axis) for name in REDUCTIONS
-    for shape, axis in [((), 1), ((), (0, -1)), ((2, 3), 2), ((2, 3), (0, -2)), ((2, 3), (1, 1))]
-    if name not in SOFTMAXES or not isinstance(axis, tuple)])
+@pytest.mark.parametrize(
+    ("name", "shape", "axis"),
+    [
+        (name, shape, axis)
+        for name in REDUCTIONS
+        for shape, axis in [
+            ((), 1),
+            ((), (0, -1)),
+            ((2, 3), 2),
+            ((2, 3), (0, -2)),
+            ((2, 3), (1, 1)),
+        ]
+        if name not in SOFTMAXES or not isinstance(axis, tuple)
+    ],
+)
 def test_axes_out_of_range_or_repeated_name_the_op(name, shape, axis):
-    with pytest.raises(tg.ShapeError, match=rf"{name}: axis .* is out of range or repeated "
-                                            rf"for an input of shape {re.escape(str(shape))}"):
+    with pytest.raises(
+        tg.ShapeError,
+        match=rf"{name}: axis .* is out of range or repeated "
+        rf"for an input of shape {re.escape(str(shape))}",
+    ):
         tg.op(name).apply(leaf(np.zeros(shape)), axis=axis)
 
 

@@ -34,8 +34,9 @@ def strict():
 
 def exact_sigmoid(values, dtype):
     with decimal.localcontext(decimal.Context(prec=50)):
-        return np.array([float(1 / (1 + (-decimal.Decimal(float(v))).exp())) for v in values],
-                        dtype)
+        return np.array(
+            [float(1 / (1 + (-decimal.Decimal(float(v))).exp())) for v in values], dtype
+        )
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -51,8 +52,9 @@ def test_sigmoid_is_stable_and_correct_for_large_inputs(dtype, fast):
 
 
 @pytest.mark.parametrize("size", [7, 4000])  # a scalar loop, and a vectorized one
-@pytest.mark.parametrize("dtype, fast", [(np.float32, True), (np.float32, False),
-                                         (np.float64, False)])
+@pytest.mark.parametrize(
+    "dtype, fast", [(np.float32, True), (np.float32, False), (np.float64, False)]
+)
 def test_sigmoid_passes_nan_through_without_a_warning(dtype, fast, size):
     """sigmoid(nan) = nan, sigmoid(+-inf) = 1, 0 as in PyTorch, and quietly: a diverged
     model's evaluation runs sigmoid on NaN, where the float32 fast function's float-to-int
@@ -68,8 +70,9 @@ def test_sigmoid_passes_nan_through_without_a_warning(dtype, fast, size):
 def test_float32_fast_sigmoid_is_scalar_maths_function_exactly():
     """The fast variant is not a second statement of the math: it calls sigmoid_fast."""
     jit_helpers()
-    x = np.concatenate([np.linspace(-100, 100, 4001), np.geomspace(1e-10, 20, 300)]) \
-        .astype(np.float32)
+    x = np.concatenate([np.linspace(-100, 100, 4001), np.geomspace(1e-10, 20, 300)]).astype(
+        np.float32
+    )
     y = rule_ufunc("sigmoid", "y", np.dtype(np.float32), fast=True)(x)
     want = np.array([scalar_math.sigmoid_fast(v) for v in x], np.float32)
     np.testing.assert_array_equal(y, want)
@@ -79,10 +82,10 @@ def test_float32_fast_sigmoid_is_scalar_maths_function_exactly():
 def test_fast_changes_only_the_float32_forward_of_ops_that_have_a_variant():
     f64 = rule_source("sigmoid", "y", np.float64, fast=True)
     assert "sigmoid_fast" not in f64.split("def ")[-1] and "math.exp" in f64
-    assert rule_source("sigmoid", "dx", np.float32, fast=True) == \
-        rule_source("sigmoid", "dx", np.float32)
-    assert rule_source("relu", "y", np.float32, fast=True) == rule_source("relu", "y",
-                                                                          np.float32)
+    assert rule_source("sigmoid", "dx", np.float32, fast=True) == rule_source(
+        "sigmoid", "dx", np.float32
+    )
+    assert rule_source("relu", "y", np.float32, fast=True) == rule_source("relu", "y", np.float32)
 
 
 def test_float32_kernels_compute_in_float32_with_typed_constants():
@@ -106,25 +109,28 @@ def test_derivative_ufuncs_equal_their_formulas(dtype):
     g, x = rng.standard_normal(50).astype(dtype), rng.uniform(-3, 3, 50).astype(dtype)
     one = dtype(1)
     y_sig, y_tanh = rule_ufunc("sigmoid", "y", np.dtype(dtype))(x), np.tanh(x)
-    np.testing.assert_array_equal(rule_ufunc("sigmoid", "dx", np.dtype(dtype))(g, y_sig),
-                                  g * y_sig * (one - y_sig))
-    np.testing.assert_array_equal(rule_ufunc("tanh", "dx", np.dtype(dtype))(g, y_tanh),
-                                  g * (one - y_tanh * y_tanh))
-    np.testing.assert_array_equal(rule_ufunc("relu", "dx", np.dtype(dtype))(g, x),
-                                  np.where(x > 0, g, 0))
+    np.testing.assert_array_equal(
+        rule_ufunc("sigmoid", "dx", np.dtype(dtype))(g, y_sig), g * y_sig * (one - y_sig)
+    )
+    np.testing.assert_array_equal(
+        rule_ufunc("tanh", "dx", np.dtype(dtype))(g, y_tanh), g * (one - y_tanh * y_tanh)
+    )
+    np.testing.assert_array_equal(
+        rule_ufunc("relu", "dx", np.dtype(dtype))(g, x), np.where(x > 0, g, 0)
+    )
     pos, p = np.abs(x) + dtype(0.5), dtype(-1.5)
     close(rule_ufunc("pow", "dx", np.dtype(dtype))(g, pos, p), g * p * pos ** (p - one), dtype)
     b = np.abs(x) + dtype(0.5)
-    np.testing.assert_array_equal(rule_ufunc("div", "db", np.dtype(dtype))(g, x, b),
-                                  -g * (x / b / b))
+    np.testing.assert_array_equal(
+        rule_ufunc("div", "db", np.dtype(dtype))(g, x, b), -g * (x / b / b)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_for_large_inputs(dtype):
     x = np.array(LARGE, dtype)
     with strict():
-        np.testing.assert_array_equal(rule_ufunc("relu", "y", np.dtype(dtype))(x),
-                                      np.maximum(x, 0))
+        np.testing.assert_array_equal(rule_ufunc("relu", "y", np.dtype(dtype))(x), np.maximum(x, 0))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -158,8 +164,12 @@ def test_arguments_are_g_then_inputs_then_y_then_attributes():
 
 
 def test_a_plugin_rule_with_two_inputs_and_an_attribute(scratch_registry):
-    @tg.register_op("lerp_test", arity=2, attrs={"w": [0.25]},
-                    scalar={"y": "a + w * (b - a)", "da": "g * (1 - w)", "db": "g * w"})
+    @tg.register_op(
+        "lerp_test",
+        arity=2,
+        attrs={"w": [0.25]},
+        scalar={"y": "a + w * (b - a)", "da": "g * (1 - w)", "db": "g * w"},
+    )
     class Lerp(tg.Function):
         @staticmethod
         def forward(ctx, a, b, w):
@@ -173,14 +183,14 @@ def test_a_plugin_rule_with_two_inputs_and_an_attribute(scratch_registry):
     a, b = np.array([[0.0], [1.0]]), np.array([2.0, 4.0, 8.0])
     y = rule_ufunc("lerp_test", "y", np.dtype(np.float64))(a, b, 0.25)
     np.testing.assert_array_equal(y, a + 0.25 * (b - a))
-    np.testing.assert_array_equal(rule_ufunc("lerp_test", "da", np.dtype(np.float64))(
-        np.ones(3), 0.25), np.full(3, 0.75))
+    np.testing.assert_array_equal(
+        rule_ufunc("lerp_test", "da", np.dtype(np.float64))(np.ones(3), 0.25), np.full(3, 0.75)
+    )
 
 
 def test_re_registering_a_rule_in_the_same_process_runs_the_new_rule(scratch_registry):
     def register(expr):
-        @tg.register_op("scaled_test", arity=1, replace=True,
-                        scalar={"y": expr, "dx": "g"})
+        @tg.register_op("scaled_test", arity=1, replace=True, scalar={"y": expr, "dx": "g"})
         class Scaled(tg.Function):
             @staticmethod
             def forward(ctx, x):
@@ -193,8 +203,9 @@ def test_re_registering_a_rule_in_the_same_process_runs_the_new_rule(scratch_reg
     register("x * 2")
     assert rule_ufunc("scaled_test", "y", np.dtype(np.float64))(np.ones(1))[0] == 2.0
     register("x * 3")
-    assert rule_ufunc("scaled_test", "y", np.dtype(np.float64))(np.ones(1))[0] == 3.0, \
+    assert rule_ufunc("scaled_test", "y", np.dtype(np.float64))(np.ones(1))[0] == 3.0, (
         "the ufunc of the first rule was returned after the op was registered again"
+    )
 
 
 _EDITED_RULE = """
@@ -220,12 +231,21 @@ def test_an_edited_rule_never_runs_the_old_code_in_a_new_process(tmp_path):
     """Numba's on-disk cache and the generated modules are shared between processes (same
     NUMBA_CACHE_DIR and kernel cache): a rule edited between two runs must run as edited,
     and going back to the first text must run that one again (loaded from the cache)."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-               TINYGRAD_LSTM_KERNEL_CACHE=str(tmp_path / "kernels"))
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+        TINYGRAD_LSTM_KERNEL_CACHE=str(tmp_path / "kernels"),
+    )
 
     def run(expr: str) -> float:
-        proc = subprocess.run([sys.executable, "-c", _EDITED_RULE, expr], env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _EDITED_RULE, expr],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         return float(proc.stdout.split()[-1])
 
@@ -236,13 +256,22 @@ def test_an_edited_rule_never_runs_the_old_code_in_a_new_process(tmp_path):
     assert list((tmp_path / "numba").rglob("*.nbi")), "nothing was cached on disk"
 
 
-@pytest.mark.parametrize("op, key, dtype, error, match", [
-    ("sigmoid", "dz", np.float64, ValueError, r"'sigmoid' has no expression 'dz'.*\['y', 'dx'\]"),
-    ("where", "dmask", np.float64, ValueError, "has no expression 'dmask'"),
-    ("matmul", "y", np.float64, ValueError, "'matmul' declares no scalar rule"),
-    ("sigmoid", "y", np.int64, TypeError, "float32 or float64.*got int64"),
-    ("no_such_op", "y", np.float64, tg.RegistryError, "unknown op 'no_such_op'"),
-])
+@pytest.mark.parametrize(
+    "op, key, dtype, error, match",
+    [
+        (
+            "sigmoid",
+            "dz",
+            np.float64,
+            ValueError,
+            r"'sigmoid' has no expression 'dz'.*\['y', 'dx'\]",
+        ),
+        ("where", "dmask", np.float64, ValueError, "has no expression 'dmask'"),
+        ("matmul", "y", np.float64, ValueError, "'matmul' declares no scalar rule"),
+        ("sigmoid", "y", np.int64, TypeError, "float32 or float64.*got int64"),
+        ("no_such_op", "y", np.float64, tg.RegistryError, "unknown op 'no_such_op'"),
+    ],
+)
 def test_bad_requests_say_what_was_expected(op, key, dtype, error, match):
     with pytest.raises(error, match=match):
         rule_ufunc(op, key, np.dtype(dtype))

@@ -10,8 +10,14 @@ def test_float32_kernels_sigmoid_and_tanh_are_accurate():
     """The float32 step kernels' own sigmoid/tanh (float32 arithmetic, so loops vectorize)
     stay within 3 float32 ulps of the exact values, small |x| and saturation included."""
     jit_helpers()  # test the functions the kernels inline, jitted
-    xs = np.concatenate([np.linspace(-120, 120, 2401), np.geomspace(1e-12, 30, 800),
-                         -np.geomspace(1e-12, 30, 800), [0.0]]).astype(np.float32)
+    xs = np.concatenate(
+        [
+            np.linspace(-120, 120, 2401),
+            np.geomspace(1e-12, 30, 800),
+            -np.geomspace(1e-12, 30, 800),
+            [0.0],
+        ]
+    ).astype(np.float32)
     tanh = np.array([scalar_math.tanh_fast(x) for x in xs])
     sig = np.array([scalar_math.sigmoid_fast(x) for x in xs])
     exact = xs.astype(np.float64)

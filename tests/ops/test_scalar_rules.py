@@ -16,8 +16,10 @@ from tinygrad_lstm.tooling.testing import op_cases
 import tinygrad_lstm as tg
 from tinygrad_lstm.registry import SCALAR_FUNCTIONS, RegistryError, ScalarRule
 
-_FUNCTIONS = {name: getattr(math, name, None) or getattr(__builtins__, name, None)
-              for name in SCALAR_FUNCTIONS}
+_FUNCTIONS = {
+    name: getattr(math, name, None) or getattr(__builtins__, name, None)
+    for name in SCALAR_FUNCTIONS
+}
 _FUNCTIONS.update(abs=abs, min=min, max=max)
 
 
@@ -37,16 +39,26 @@ def _rule_values(rule: ScalarRule, attrs: dict, arrays, g) -> tuple[np.ndarray, 
         for i, expr in enumerate(rule.grads):
             if expr is not None:
                 grads[i].append(_evaluate(expr, {**names, "y": y, "g": float(gs[k])}))
-    return np.array(ys).reshape(shape), [np.array(d).reshape(shape) if d else None
-                                         for d in grads]
+    return np.array(ys).reshape(shape), [np.array(d).reshape(shape) if d else None for d in grads]
 
 
 RULED = [info.name for info in tg.list_ops() if info.scalar is not None]
 
 
 def test_the_builtin_elementwise_ops_declare_rules():
-    assert {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sigmoid", "tanh",
-            "relu"} <= set(RULED)
+    assert {
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "neg",
+        "pow",
+        "exp",
+        "log",
+        "sigmoid",
+        "tanh",
+        "relu",
+    } <= set(RULED)
 
 
 @pytest.mark.parametrize("name", RULED)
@@ -62,25 +74,30 @@ def test_rule_matches_the_ops_forward_and_backward(name):
         g = np.random.default_rng(seed).standard_normal(out.shape)
         out.backward(g)
         y, grads = _rule_values(info.scalar, attrs, arrays, g)
-        np.testing.assert_allclose(out.data, y, rtol=1e-12, atol=1e-14,
-                                   err_msg=f"{name}: rule y = {info.scalar.forward}")
+        np.testing.assert_allclose(
+            out.data, y, rtol=1e-12, atol=1e-14, err_msg=f"{name}: rule y = {info.scalar.forward}"
+        )
         for t, expr, d in zip(inputs, info.scalar.grads, grads):
             if d is None:
                 continue
             summed = tg.unbroadcast(d, t.shape)
-            np.testing.assert_allclose(t.grad, summed, rtol=1e-12, atol=1e-14,
-                                       err_msg=f"{name}: rule d = {expr}")
+            np.testing.assert_allclose(
+                t.grad, summed, rtol=1e-12, atol=1e-14, err_msg=f"{name}: rule d = {expr}"
+            )
 
     check()
 
 
-@pytest.mark.parametrize("rule, match", [
-    ({"dx": "g"}, '"y" forward'),
-    ({"y": "x", "dx": "g", "dz": "g"}, "2 derivatives for an op of arity 1"),
-    ({"y": "x +", "dx": "g"}, "not an expression"),
-    ({"y": "erf(x)", "dx": "g"}, r"unknown names \['erf'\]"),
-    ({"y": "x", "x": "g"}, '"d<input>"'),
-])
+@pytest.mark.parametrize(
+    "rule, match",
+    [
+        ({"dx": "g"}, '"y" forward'),
+        ({"y": "x", "dx": "g", "dz": "g"}, "2 derivatives for an op of arity 1"),
+        ({"y": "x +", "dx": "g"}, "not an expression"),
+        ({"y": "erf(x)", "dx": "g"}, r"unknown names \['erf'\]"),
+        ({"y": "x", "x": "g"}, '"d<input>"'),
+    ],
+)
 def test_bad_rules_are_refused(scratch_registry, rule, match):
     class Ident(tg.Function):
         @staticmethod
@@ -97,5 +114,10 @@ def test_bad_rules_are_refused(scratch_registry, rule, match):
 
 def test_rules_are_for_elementwise_ops_only(scratch_registry):
     with pytest.raises(RegistryError, match="scalar= is for elementwise ops"):
-        tg.register_op("red", arity=1, kind="reduction", shapes=lambda d, a: [(2,)],
-                       scalar={"y": "x", "dx": "g"})
+        tg.register_op(
+            "red",
+            arity=1,
+            kind="reduction",
+            shapes=lambda d, a: [(2,)],
+            scalar={"y": "x", "dx": "g"},
+        )

@@ -39,11 +39,18 @@ def torch_pair(ours, theirs, arrays, seed=0):
 def assert_same(got, want, what):
     """Equal to rounding: gradients summed over broadcast axes may add in another order."""
     (y, grads), (ty, tgrads) = got, want
-    np.testing.assert_allclose(y, ty, rtol=1e-15, atol=0, equal_nan=True,
-                               err_msg=f"{what}: values differ from PyTorch")
+    np.testing.assert_allclose(
+        y, ty, rtol=1e-15, atol=0, equal_nan=True, err_msg=f"{what}: values differ from PyTorch"
+    )
     for k, (d, td) in enumerate(zip(grads, tgrads)):
-        np.testing.assert_allclose(d, td, rtol=1e-14, atol=0, equal_nan=True,
-                                   err_msg=f"{what}: gradient of input {k} differs from PyTorch")
+        np.testing.assert_allclose(
+            d,
+            td,
+            rtol=1e-14,
+            atol=0,
+            equal_nan=True,
+            err_msg=f"{what}: gradient of input {k} differs from PyTorch",
+        )
 
 
 def test_abs_matches_pytorch_with_zero_gradient_at_zero():
@@ -61,8 +68,7 @@ def test_maximum_minimum_match_pytorch_ties_split_the_gradient(name):
     torch = pytest.importorskip("torch")
     ours, theirs = getattr(tg, name), getattr(torch, name)
     assert_same(*torch_pair(ours, theirs, [A, B]), name)
-    assert_same(*torch_pair(ours, theirs, [X[:, None], X[None, ::-1]], seed=1),
-                f"{name} broadcast")
+    assert_same(*torch_pair(ours, theirs, [X[:, None], X[None, ::-1]], seed=1), f"{name} broadcast")
     a, b = leaf([2.0, 5.0]), leaf([2.0, 1.0])
     ours(a, b).backward(np.array([1.0, 1.0]))
     winner = [1.0, 1.0] if name == "maximum" else [1.0, 0.0]
@@ -70,14 +76,17 @@ def test_maximum_minimum_match_pytorch_ties_split_the_gradient(name):
     np.testing.assert_array_equal(b.grad, [0.5, 1.0 - winner[1]])
 
 
-@pytest.mark.parametrize(("low", "high"), [(-1.0, 0.5), (None, 0.5), (-1.0, None),
-                                           (0.5, 0.5), (1.0, -1.0)])
+@pytest.mark.parametrize(
+    ("low", "high"), [(-1.0, 0.5), (None, 0.5), (-1.0, None), (0.5, 0.5), (1.0, -1.0)]
+)
 def test_clip_matches_pytorch_clamp(low, high):
     """Bounds included in the gradient (x == min or max passes g); min > max gives max
     everywhere and no gradient, as torch.clamp does."""
     torch = pytest.importorskip("torch")
-    assert_same(*torch_pair(lambda x: tg.clip(x, low, high),
-                            lambda t: torch.clamp(t, low, high), [X]), f"clip({low}, {high})")
+    assert_same(
+        *torch_pair(lambda x: tg.clip(x, low, high), lambda t: torch.clamp(t, low, high), [X]),
+        f"clip({low}, {high})",
+    )
 
 
 def test_clip_passes_the_gradient_at_its_bounds():
@@ -97,9 +106,14 @@ def test_where_matches_pytorch_with_a_bool_mask():
     torch = pytest.importorskip("torch")
     mask = np.array([True, False, True, False, False, True, True, False, True, False])
     b = X[::-1].copy()
-    assert_same(*torch_pair(lambda a, b: tg.where(Tensor(mask), a, b),
-                            lambda a, b: torch.where(torch.tensor(mask), a, b), [X, b]),
-                "where")
+    assert_same(
+        *torch_pair(
+            lambda a, b: tg.where(Tensor(mask), a, b),
+            lambda a, b: torch.where(torch.tensor(mask), a, b),
+            [X, b],
+        ),
+        "where",
+    )
 
 
 def test_where_broadcasts_and_routes_the_gradient():
@@ -133,11 +147,18 @@ def test_where_gives_a_python_number_the_dtype_of_the_other_branch(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("call", [
-    lambda x: tg.abs(x), lambda x: tg.maximum(x, x[::-1]),
-    lambda x: tg.minimum(x, 0.25), lambda x: tg.where(x > 0, x, -x),
-    lambda x: tg.clip(x, -1.0, 0.5), lambda x: tg.clip(x, max=math.inf)],
-    ids=["abs", "maximum", "minimum", "where", "clip", "clip_open"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: tg.abs(x),
+        lambda x: tg.maximum(x, x[::-1]),
+        lambda x: tg.minimum(x, 0.25),
+        lambda x: tg.where(x > 0, x, -x),
+        lambda x: tg.clip(x, -1.0, 0.5),
+        lambda x: tg.clip(x, max=math.inf),
+    ],
+    ids=["abs", "maximum", "minimum", "where", "clip", "clip_open"],
+)
 def test_dtype_is_kept_in_values_and_gradients(call, dtype):
     x = leaf(X, dtype)
     y = call(x)

@@ -64,12 +64,15 @@ def test_stack_and_concat_mismatches_name_op_and_shapes():
         tg.concat([leaf(2, 3), leaf(2, 4)], axis=0)
 
 
-@pytest.mark.parametrize(("index", "counts"), [
-    (np.array([0, 0, 2, 0]), [3, 0, 1, 0]),
-    ([1, 1], [0, 2, 0, 0]),
-    (np.array([True, False, True, True]), [1, 0, 1, 1]),
-    (slice(None, None, -1), [1, 1, 1, 1]),
-])
+@pytest.mark.parametrize(
+    ("index", "counts"),
+    [
+        (np.array([0, 0, 2, 0]), [3, 0, 1, 0]),
+        ([1, 1], [0, 2, 0, 0]),
+        (np.array([True, False, True, True]), [1, 0, 1, 1]),
+        (slice(None, None, -1), [1, 1, 1, 1]),
+    ],
+)
 def test_getitem_gradient_accumulates_repeated_indices(index, counts):
     x = leaf(4, 2)
     y = x[index]
@@ -98,8 +101,9 @@ def test_reshape_and_transpose_gradients_return_to_the_input_layout():
         y = x.transpose(axes) if axes else x.T
         g = np.random.default_rng(2).standard_normal(y.shape)
         y.backward(g)
-        np.testing.assert_array_equal(x.grad, np.transpose(g, np.argsort(
-            [a % 3 for a in axes]) if axes else None))
+        np.testing.assert_array_equal(
+            x.grad, np.transpose(g, np.argsort([a % 3 for a in axes]) if axes else None)
+        )
 
 
 def test_reshape_and_transpose_errors():
@@ -124,8 +128,11 @@ def test_iterating_and_unpacking_a_tensor_stop_at_the_end():
 @pytest.mark.parametrize("sizes", [[-1, 6], [6, -1], [2, -2, 5], [2.5, 2.5]])
 def test_split_refuses_negative_or_fractional_sizes(sizes):
     """[-1, 6] sums to 5 but gave parts of shapes (4,) and (1,)."""
-    with pytest.raises(tg.ShapeError, match=r"split: sizes .* must be non-negative integers "
-                                            r"\(splitting axis 0 of shape \(5,\)\)"):
+    with pytest.raises(
+        tg.ShapeError,
+        match=r"split: sizes .* must be non-negative integers "
+        r"\(splitting axis 0 of shape \(5,\)\)",
+    ):
         tg.split(leaf(5), sizes)
 
 
@@ -134,13 +141,19 @@ def test_split_takes_empty_parts():
     assert (a.shape, b.shape, c.shape) == ((0,), (5,), (0,))
 
 
-@pytest.mark.parametrize(("op", "call"), [
-    ("split", lambda x: tg.split(x, 2, axis=2)),
-    ("concat", lambda x: tg.concat([x, x], axis=-3)),
-])
+@pytest.mark.parametrize(
+    ("op", "call"),
+    [
+        ("split", lambda x: tg.split(x, 2, axis=2)),
+        ("concat", lambda x: tg.concat([x, x], axis=-3)),
+    ],
+)
 def test_shape_ops_name_an_axis_out_of_range(op, call):
-    with pytest.raises(tg.ShapeError, match=rf"{op}: axis -?\d is out of range for shape "
-                                            r"\(4, 2\) \(expected an axis in \[-2, 1\]\)"):
+    with pytest.raises(
+        tg.ShapeError,
+        match=rf"{op}: axis -?\d is out of range for shape "
+        r"\(4, 2\) \(expected an axis in \[-2, 1\]\)",
+    ):
         call(leaf(4, 2))
 
 
@@ -154,9 +167,11 @@ def test_concat_of_0d_tensors_is_refused_as_in_pytorch():
     assert tg.stack([leaf(), leaf()]).shape == (2,)
 
 
-@pytest.mark.parametrize("transpose", [lambda x: x.T, lambda x: x.transpose(),
-                                       lambda x: tg.transpose(x, ())],
-                         ids=["T", "transpose()", "axes=()"])
+@pytest.mark.parametrize(
+    "transpose",
+    [lambda x: x.T, lambda x: x.transpose(), lambda x: tg.transpose(x, ())],
+    ids=["T", "transpose()", "axes=()"],
+)
 def test_transpose_of_a_0d_tensor_is_itself_as_in_pytorch(transpose):
     """torch allows .T and permute(()) on a 0-d tensor; this raised ZeroDivisionError."""
     torch = pytest.importorskip("torch")
@@ -170,9 +185,14 @@ def test_transpose_of_a_0d_tensor_is_itself_as_in_pytorch(transpose):
     assert y.data == ty.item() and x.grad == t.grad.item()
 
 
-@pytest.mark.parametrize(("shape", "axes"), [((), (0,)), ((), (0, -1)), ((2, 3), (0, 2)),
-                                             ((2, 3), (0, -2)), ((2, 3), (1,))])
+@pytest.mark.parametrize(
+    ("shape", "axes"),
+    [((), (0,)), ((), (0, -1)), ((2, 3), (0, 2)), ((2, 3), (0, -2)), ((2, 3), (1,))],
+)
 def test_transpose_refuses_what_is_not_a_permutation(shape, axes):
-    with pytest.raises(tg.ShapeError, match=rf"transpose: axes {re.escape(str(axes))} are "
-                                            rf"not a permutation of the {len(shape)} axes"):
+    with pytest.raises(
+        tg.ShapeError,
+        match=rf"transpose: axes {re.escape(str(axes))} are "
+        rf"not a permutation of the {len(shape)} axes",
+    ):
         tg.transpose(leaf(*shape), axes)
