@@ -29,6 +29,7 @@ so no cached machine code of an old rule can run. ``rule_source`` prints it.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from tinygrad_lstm import op_info
 
@@ -74,7 +75,7 @@ def rule_arguments(op: str, key: str) -> tuple[str, ...]:
     return arguments
 
 
-def _kernel_dtype(dtype) -> np.dtype:
+def _kernel_dtype(dtype: DTypeLike) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype == np.float16:
         return np.dtype(np.float32)
@@ -96,7 +97,7 @@ def _is_fast(op: str, key: str, dtype: np.dtype, fast: bool) -> bool:
     return fast and key == "y" and op in FAST_FLOAT32 and dtype == np.float32
 
 
-def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
+def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
     """The text of the generated module behind ``rule_ufunc(op, key, dtype, fast)``: typed
     constants, then one ``numba.vectorize`` function named ``<op>_<key>``."""
     dtype = _kernel_dtype(dtype)
@@ -135,7 +136,7 @@ def rule_source(op: str, key: str, dtype, fast: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rule_ufunc(op: str, key: str, dtype, fast: bool = False) -> np.ufunc:
+def rule_ufunc(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> np.ufunc:
     """A NumPy ufunc computing expression ``key`` (``"y"`` or ``"d<input>"``) of op ``op``'s
     scalar rule elementwise in ``dtype`` (float16 runs in float32), built (or loaded from the
     on-disk cache) on first use; ``fast`` picks the float32 fast variant where there is one.
