@@ -9,6 +9,9 @@ here beside the checks they build on.
 
 from __future__ import annotations
 
+import inspect
+import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +26,9 @@ from .packing import State
 __all__ = [
     "InitialState",
     "as_float_input",
+    "check_cell_arguments",
     "check_cell_state",
+    "check_dropout",
     "check_float_dtype",
     "check_initial_state",
     "check_sequence_input",
@@ -40,6 +45,40 @@ def check_size(layer: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_dropout(layer: str, dropout: Any, num_layers: int) -> None:
+    """A ``ValueError`` unless ``dropout`` is a number in [0, 1]; a ``UserWarning`` (pointing
+    at the layer's caller) when it is positive with one layer, where it has no effect."""
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+        raise ValueError(f"{layer}: dropout must be a number in [0, 1], got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            f"{layer}: dropout={dropout} has no effect with num_layers=1 (it acts between layers)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def check_cell_arguments(
+    layer: str,
+    cls: type[Module],
+    input_size: int,
+    hidden_size: int,
+    bias: bool,
+    dtype: DTypeLike,
+    rng: np.random.Generator | None,
+    options: dict[str, Any],
+) -> None:
+    """A ``ValueError`` naming the layer when cell class ``cls`` cannot be built with these
+    arguments (checked against its signature before any cell is made)."""
+    try:
+        inspect.signature(cls).bind(input_size, hidden_size, bias, dtype=dtype, rng=rng, **options)
+    except TypeError as exc:
+        raise ValueError(
+            f"{layer}: cell {cls.__name__} does not take these arguments: "
+            f"{exc} (options given: {sorted(options)})"
+        ) from None
 
 
 def check_float_dtype(layer: str, dtype: DTypeLike) -> np.dtype:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import numbers
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +31,14 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Parameter, Tensor, TensorLike
 from tinygrad_lstm.autograd import gc_paused
 
-from .checks import InitialState, check_initial_state, check_sequence_input, check_size
+from .checks import (
+    InitialState,
+    check_cell_arguments,
+    check_dropout,
+    check_initial_state,
+    check_sequence_input,
+    check_size,
+)
 from .linear import Dropout
 from .packing import State, StepMask, check_lengths, step_masks
 from .unroll import FUSED_MODES, FusedMode, pick_runner, run_pass
@@ -111,40 +116,30 @@ class Recurrent(Module):
         self.input_size = check_size(name, "input_size", input_size)
         self.hidden_size = check_size(name, "hidden_size", hidden_size)
         self.num_layers = check_size(name, "num_layers", num_layers)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, numbers.Real)
-            or not 0 <= dropout <= 1
-        ):
-            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"{name}: dropout={dropout} has no effect with num_layers=1 (it acts "
-                "between layers)",
-                UserWarning,
-                stacklevel=2,
-            )
-        try:
-            inspect.signature(cls).bind(
-                input_size, hidden_size, bias, dtype=dtype, rng=rng, **cell_options
-            )
-        except TypeError as exc:
-            raise ValueError(
-                f"{name}: cell {cls.__name__} does not take these arguments: "
-                f"{exc} (options given: {sorted(cell_options)})"
-            ) from None
+        check_dropout(name, dropout, num_layers)
+        check_cell_arguments(name, cls, input_size, hidden_size, bias, dtype, rng, cell_options)
         self.cell_class, self.cell_options = cls, dict(cell_options)
         self.bias, self.batch_first = bool(bias), bool(batch_first)
         self.dropout, self.bidirectional = float(dropout), bool(bidirectional)
         rng = tg.default_rng() if rng is None else rng
+        self._build_cells(dtype, rng, fused)
+        self.fused = fused
+        if self.dropout > 0 and self.num_layers > 1:
+            self.layer_dropout = Dropout(self.dropout, rng=rng)
+
+    def _build_cells(self, dtype: DTypeLike, rng: np.random.Generator, fused: FusedMode) -> None:
+        """One cell per (layer, direction), registered as ``cell_l{k}[_reverse]``, each with
+        its runner; PyTorch's flat names (``weight_ih_l0``) become aliases of the cells'
+        parameters, resolved when used: one Parameter, whichever name it is assigned through."""
+        name, cls = self._name, self.cell_class
         cells, aliases, size, runners = [], {}, self.input_size, []
-        # PyTorch's flat names (weight_ih_l0) are aliases of the cells' parameters, resolved
-        # when used: one Parameter, whichever name it is assigned through.
         object.__setattr__(self, "_aliases", aliases)
         for k in range(self.num_layers):
             for suffix in self._directions():
                 try:
-                    c = cls(size, self.hidden_size, self.bias, dtype=dtype, rng=rng, **cell_options)
+                    c = cls(
+                        size, self.hidden_size, self.bias, dtype=dtype, rng=rng, **self.cell_options
+                    )
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"{name}: {exc}") from None
                 cells.append(c)
@@ -155,12 +150,9 @@ class Recurrent(Module):
                     aliases[f"{pname.replace('.', '_')}_l{k}{suffix}"] = (c, pname)
             size = len(self._directions()) * getattr(cells[-1], "output_size", self.hidden_size)
         object.__setattr__(self, "_cells", cells)
-        self.fused = fused
         object.__setattr__(
             self, "_runners", runners if runners[0] != "composed" else ["composed"] * len(cells)
         )
-        if self.dropout > 0 and self.num_layers > 1:
-            self.layer_dropout = Dropout(self.dropout, rng=rng)
 
     def _layer_name(self, cell: str | type[Module]) -> str:
         if type(self) is not Recurrent:
