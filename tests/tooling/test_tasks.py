@@ -1,7 +1,7 @@
 """Tasks and models: each generator's data obeys its definition (checked independently of
 how it is generated), batches are seeded, and the model builder's readouts are right.
 
-(``tinygrad_lstm/datasets.py`` holds the generators; ``tinygrad_lstm/tasks.py`` re-exports
+(``tooling/datasets.py`` holds the generators; ``tooling/tasks.py`` re-exports
 them with the models, so both are tested here.)
 """
 
