@@ -1,4 +1,5 @@
-"""The examples run from the command line, tiny, and print what they claim to show."""
+"""The examples run from the command line, tiny, and print what they claim to show (those
+that train compiled cells included)."""
 
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _run(script, *args):
+def _run(script, *args, timeout=120):
     # Small matrices gain nothing from BLAS threads, which only contend on a shared machine.
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -19,7 +20,7 @@ def _run(script, *args):
         check=False,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=env,
     )
     assert done.returncode == 0, done.stderr
@@ -90,3 +91,19 @@ def test_truncated_bptt_agrees_with_full_bptt_when_k_covers_t(cell):
     }
     assert rows[12][1:4] == ["1", "1.000000", "0.00e+00"]
     assert rows[3][1] == "4" and float(rows[3][3]) > 0
+
+
+# The examples that train compiled cells (they compile kernels first: more time allowed).
+def test_custom_cell_mgu_trains_compiled():
+    out = _run("custom_cell.py", "--steps", "50", timeout=300)
+    assert "gradient check of 'mgu'" in out and "passed" in out
+    assert "Recurrent('mgu'" in out
+    losses = [float(v) for v in re.findall(r"mse (\S+)", out)]
+    assert losses[-1] < losses[0] / 3, out
+
+
+def test_lstm_variants_train_compiled():
+    out = _run("lstm_variants.py", "--steps", "100", timeout=300)
+    for name in ("peephole_lstm", "cifg_lstm"):
+        losses = [float(v) for v in re.findall(rf"{name}\s+step\s+\d+\s+mse (\S+)", out)]
+        assert losses[-1] < losses[0] / 5, out
