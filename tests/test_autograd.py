@@ -83,6 +83,53 @@ def test_tensor_used_directly_and_through_a_longer_path():
     np.testing.assert_allclose(x.grad, 2.0 * (1.0 + 4.5))
 
 
+def test_a_0d_value_used_three_or_more_times_keeps_every_contribution():
+    """The sum of two 0-d gradients is a NumPy scalar, not an array: a third contribution
+    must still be added (it was once dropped, leaving x.grad == [2, 2] here). Values by hand:
+    d(4s)/dx = 4, and d(l + l^2)/dx = (1 + 2l) 2x with l = 5."""
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    s = x.sum()
+    (s + s + s + s).backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0])
+    x.grad = None
+    l = (x * x).sum()
+    (l + l * l).backward()
+    np.testing.assert_array_equal(x.grad, [22.0, 44.0])
+
+
+def test_a_0d_leaf_used_many_times_gets_the_whole_gradient():
+    gain = Tensor(np.array(1.5), requires_grad=True)
+    x = leaf(4)
+    total = x * gain
+    for _ in range(5):
+        total = total + x * gain
+    total.sum().backward()
+    np.testing.assert_allclose(gain.grad, 6.0 * x.data.sum(), rtol=1e-15)
+    assert isinstance(gain.grad, np.ndarray) and gain.grad.shape == ()
+
+
+def test_a_retained_0d_gradient_stays_an_array_across_backward_calls():
+    x = leaf(3)
+    s = x.sum()
+    s.retain_grad()
+    (s + s + s).backward(retain_graph=True)
+    (s + s + s).backward()
+    assert isinstance(s.grad, np.ndarray) and s.grad.shape == ()
+    np.testing.assert_array_equal(s.grad, 6.0)
+
+
+def test_0d_fan_out_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    data = np.array([0.3, -1.2, 2.0])
+    x = Tensor(data.copy(), requires_grad=True)
+    l = (x * x).sum()
+    (l + l * l + l.tanh() * l).backward()
+    xt = torch.tensor(data, requires_grad=True)
+    lt = (xt * xt).sum()
+    (lt + lt * lt + lt.tanh() * lt).backward()
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-14)
+
+
 STEP = st.tuples(
     st.sampled_from(["add", "mul", "sub", "tanh", "sigmoid"]),
     st.integers(0, 10**6),

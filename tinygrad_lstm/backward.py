@@ -175,7 +175,7 @@ def _run_output_hooks(node: Context, grads: list) -> None:
         for i, ref in node.retained.items():
             t = ref()
             if t is not None and grads[i] is not None:
-                t.grad = grads[i].copy() if t.grad is None else t.grad + grads[i]
+                t.grad = grads[i].copy() if t.grad is None else np.asarray(t.grad + grads[i])
 
 
 def _run_hooks(hooks: list, grad: np.ndarray) -> np.ndarray:
@@ -244,7 +244,9 @@ def _accumulate(holder: Context | _LeafGrad, i: int, g: np.ndarray) -> None:
     elif holder.owned is not None and i in holder.owned:
         current += g
     else:
-        grads[i] = current + g
+        # asarray: the sum of two 0-d arrays is a NumPy scalar, which a later ``+=``
+        # would only rebind; the holder must own an array it can add into.
+        grads[i] = np.asarray(current + g)
         if holder.owned is None:
             holder.owned = set()
         holder.owned.add(i)
