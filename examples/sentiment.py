@@ -97,8 +97,12 @@ def main() -> None:
         except ValueError as exc:
             parser.error(str(exc))
     train, test = corpora(args.train, args.test, args.seed)
-    shares = ", ".join(f"{k} {np.mean([r.kind == k for r in train]):.0%}" for k in KINDS)
-    print(f"{len(train)} training reviews ({shares}); {len(test)} unseen test reviews")
+
+    def shares(reviews: list) -> str:
+        return ", ".join(f"{k} {np.mean([r.kind == k for r in reviews]):.0%}" for k in KINDS)
+
+    print(f"{len(train)} training reviews ({shares(train)})")
+    print(f"{len(test)} test reviews, none of them a training review ({shares(test)})")
     for kind in KINDS:
         example = next((r for r in train if r.kind == kind), None)
         if example is not None:

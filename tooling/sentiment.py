@@ -112,7 +112,9 @@ def _clause_polarity(words: list[str]) -> int:
         middle = middle[1:]
     grammatical = (
         len(words) >= 4
-        and (words[0], words[1] in SUBJECTS, words[2] in VERBS) == ("the", True, True)
+        and words[0] == "the"
+        and words[1] in SUBJECTS
+        and words[2] in VERBS
         and words[-1] in POSITIVE + NEGATIVE
         and (not middle or (len(middle) == 1 and middle[0] in INTENSIFIERS))
     )
