@@ -14,8 +14,11 @@ Every forecaster predicts one year ahead from the true values before it:
   training years (p from 1 to the window, chosen on the validation years);
 - the LSTM, trained from several seeds: its row gives the mean over seeds and the range.
 
-    python examples/forecast_sunspots.py --out sunspots.png           # five seeds, ~1 minute
+    python examples/forecast_sunspots.py --out sunspots.png   # five seeds, 10-20 s
     python examples/forecast_sunspots.py --steps 20 --seeds 0 --eval-every 10 --no-plot
+
+On a machine whose cores are busy, set OPENBLAS_NUM_THREADS=1: the matrices are small, and
+BLAS threads waiting for a core made the same run five times slower.
 """
 
 import argparse

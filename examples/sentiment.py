@@ -14,7 +14,7 @@ ones and none of them occurs in the training corpus.
 The table gives the test accuracy overall and on each kind of review; then, for a few
 reviews (and any given with --sentence), the model's running prediction after each word.
 
-    python examples/sentiment.py                                      # ~1 minute
+    python examples/sentiment.py                                      # under 10 s
     python examples/sentiment.py --sentence "the plot was not bad but the music was dull"
     python examples/sentiment.py --steps 5 --train 64 --test 64       # a smoke test
 """
