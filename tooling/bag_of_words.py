@@ -53,6 +53,8 @@ class BagOfWords:
     ) -> BagOfWords:
         """Newton steps on the regularised mean cross-entropy until the gradient's largest
         entry is below 1e-10 (or ``iterations`` steps); returns self."""
+        if not documents:
+            raise ValueError("BagOfWords.fit: needs at least one document")
         y = np.asarray(labels, dtype=np.float64)
         if y.shape != (len(documents),) or not np.isin(y, (0.0, 1.0)).all():
             raise ValueError(

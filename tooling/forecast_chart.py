@@ -52,6 +52,11 @@ def forecast_text_chart(
     one row per band of values, linear scale. Each curve is drawn with a letter of its
     label (the first one still free); ``*`` marks a cell where several curves meet."""
     _check_curves("forecast_text_chart", years, curves)
+    if height < 2 or width < 1 or not np.size(years):
+        raise ValueError(
+            f"forecast_text_chart: needs height >= 2, width >= 1 and one year or more, got "
+            f"height {height}, width {width}, {np.size(years)} years"
+        )
     years = np.asarray(years)
     columns = min(width, len(years))
     finite = np.concatenate([np.asarray(y, np.float64) for y in curves.values()])

@@ -47,5 +47,7 @@ def test_bad_arguments_are_named():
         BagOfWords(["a", "a"])
     with pytest.raises(ValueError, match="labels must be 2 values of 0 or 1"):
         BagOfWords(VOCAB).fit([["good"], ["bad"]], [1, 2])
+    with pytest.raises(ValueError, match="needs at least one document"):
+        BagOfWords(VOCAB).fit([], [])
     with pytest.raises(ValueError, match="l2 must be > 0"):
         BagOfWords(VOCAB).fit([["good"], ["bad"]], [1, 0], l2=0)

@@ -29,6 +29,8 @@ def test_text_chart_marks_where_curves_meet():
 def test_curves_of_the_wrong_length_are_refused():
     with pytest.raises(ValueError, match="forecast_text_chart: curve 'lstm' has shape"):
         forecast_text_chart(YEARS, {"lstm": np.zeros(2)})
+    with pytest.raises(ValueError, match="needs height >= 2, width >= 1 and one year or more"):
+        forecast_text_chart(YEARS, {"lstm": np.zeros(3)}, height=1)
 
 
 def test_png_with_matplotlib_and_false_without(tmp_path, monkeypatch):
