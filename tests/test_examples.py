@@ -122,6 +122,7 @@ def test_forecast_sunspots_prints_the_table_and_a_text_chart():
         "--hidden",
         "8",
         "--no-plot",
+        "--composed",  # no kernels to compile: seconds even with a cold Numba cache
     )
     assert "train 1720-1916: 197 target years" in out and "test  1963-2008: 46" in out
     table = out.split("RMSE\n")[1].split("\n\n")[0].splitlines()
@@ -153,6 +154,7 @@ def test_sentiment_prints_accuracies_and_running_predictions():
         "4",
         "--sentence",
         "the cast was never dull",
+        "--composed",
     )
     rows = out.split("contrast\n")[1].splitlines()[:2]
     assert rows[0].startswith("bag of words") and rows[1].startswith("bidirectional LSTM")
