@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -107,3 +108,69 @@ def test_lstm_variants_train_compiled():
     for name in ("peephole_lstm", "cifg_lstm"):
         losses = [float(v) for v in re.findall(rf"{name}\s+step\s+\d+\s+mse (\S+)", out)]
         assert losses[-1] < losses[0] / 5, out
+
+
+def test_forecast_sunspots_prints_the_table_and_a_text_chart():
+    out = _run(
+        "forecast_sunspots.py",
+        "--steps",
+        "20",
+        "--seeds",
+        "0,1",
+        "--eval-every",
+        "10",
+        "--hidden",
+        "8",
+        "--no-plot",
+        "--composed",  # no kernels to compile: seconds even with a cold Numba cache
+    )
+    assert "train 1720-1916: 197 target years" in out and "test  1963-2008: 46" in out
+    table = out.split("RMSE\n")[1].split("\n\n")[0].splitlines()
+    names = ["persistence", "previous cycle", "linear AR(", "LSTM (hidden 8, window 20)"]
+    assert [any(line.startswith(n) for line in table) for n in names] == [True] * 4, out
+    # Persistence (next year = this year), worked out here from the shipped CSV: validation
+    # targets 1917-1962 (rows 217..262), test targets 1963-2008 (rows 263..308).
+    csv = np.loadtxt(
+        EXAMPLES.parent / "tooling" / "data" / "sunspots.csv", delimiter=",", skiprows=1
+    )
+    errors = []
+    for start, stop in ((217, 263), (263, 309)):
+        e = csv[start - 1 : stop - 1, 1] - csv[start:stop, 1]
+        errors += [f"{np.abs(e).mean():.2f}", f"{np.sqrt(np.mean(e**2)):.2f}"]
+    assert table[0].split()[1:5] == errors
+    assert "T = truth   L = lstm" in out and "1963" in out.split("test years")[-1]
+
+
+def test_sentiment_prints_accuracies_and_running_predictions():
+    out = _run(
+        "sentiment.py",
+        "--steps",
+        "5",
+        "--train",
+        "64",
+        "--test",
+        "64",
+        "--hidden",
+        "4",
+        "--sentence",
+        "the cast was never dull",
+        "--composed",
+    )
+    rows = out.split("contrast\n")[1].splitlines()[:2]
+    assert rows[0].startswith("bag of words") and rows[1].startswith("bidirectional LSTM")
+    assert all(0 <= float(v) <= 1 for row in rows for v in row.split()[-4:])
+    view = out.split("the cast was never dull\n")[1].splitlines()
+    assert view[0].split()[:2] == ["word", "P(positive)"]
+    assert [line.split()[0] for line in view[1:6]] == "the cast was never dull".split()
+    assert view[6].endswith("the grammar's rules: positive")
+
+
+def test_sentiment_refuses_unknown_words_before_training():
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sentiment.py"), "--sentence", "the plot was meh"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "['meh'] not in the vocabulary" in done.stderr

@@ -4,6 +4,7 @@ only under ``tinygrad_lstm``, and CI runs exactly the README's test command."""
 import importlib.metadata
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,38 @@ def test_every_command_runs_without_the_test_extras(tmp_path):
             timeout=300,
         )
         assert result.returncode == 0, f"tinygrad-lstm {' '.join(argv)}:\n{result.stderr}"
+
+
+def test_the_shipped_data_files_are_package_data(tmp_path):
+    # setuptools' build_py copies what a wheel holds (modules and package data). It runs on a
+    # copy of the sources without the editable install's egg-info, whose file list would
+    # otherwise add files that pyproject.toml does not declare.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("tinygrad_lstm", "ops", "layers", "tooling"):
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(tmp_path / "built"),
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    shipped = {p.name for p in (ROOT / "tooling" / "data").iterdir()}
+    assert {"sunspots.csv", "README.md", "recurrence.txt"} <= shipped
+    built = tmp_path / "built" / "tinygrad_lstm" / "tooling" / "data"
+    missing = sorted(name for name in shipped if not (built / name).is_file())
+    assert not missing, f"not in the wheel's files: {missing}"

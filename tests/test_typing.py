@@ -74,6 +74,12 @@ TOOLING_MODULES = [
         "tasks",
         "datasets",
         "sequence_task",
+        "forecasting",
+        "forecast_baselines",
+        "forecast_chart",
+        "sentiment",
+        "bag_of_words",
+        "sentiment_view",
         "cli",
     )
 ]

@@ -14,6 +14,10 @@ for text. Each knows its metrics, its baseline and the model readout it needs:
 - ``sine``: next-value forecasting of sine waves with random frequency and phase.
 - ``text``: next-character prediction on any text file (default: the shipped
   ``data/recurrence.txt``).
+- ``sunspots`` (``forecasting.py``): next year's sunspot number from a window of past years,
+  a real series split in time order.
+- ``sentiment`` (``sentiment.py``): generated reviews with negation and contrast, labelled
+  by a grammar's rules; padded to the longest review of the batch.
 
 What every task shares (the ``Task`` base class, the ``Targets`` type, the argument checks
 ``check_rng`` and ``check_count``) is in ``tinygrad_lstm.tooling.sequence_task``, re-exported
@@ -30,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .forecasting import SunspotTask
+from .sentiment import SentimentTask
 from .sequence_task import Batch, Targets, Task, check_count, check_rng
 
 __all__ = [
@@ -37,7 +43,9 @@ __all__ = [
     "AddingTask",
     "CopyTask",
     "ReberTask",
+    "SentimentTask",
     "SineTask",
+    "SunspotTask",
     "Task",
     "TextTask",
     "check_count",
@@ -271,7 +279,16 @@ class TextTask(Task):
 
 
 TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (AddingTask, CopyTask, ReberTask, SineTask, TextTask)
+    t.name: t
+    for t in (
+        AddingTask,
+        CopyTask,
+        ReberTask,
+        SineTask,
+        TextTask,
+        SunspotTask,
+        SentimentTask,
+    )
 }
 
 

@@ -60,7 +60,10 @@ class Task:
     input_size = 1
     output_size = 1
     vocab_size: int | None = None
+    # The index that pads variable-length sequences (a SequenceModel then passes lengths=).
+    pad_index: int | None = None
     baseline_label = ""
+    held_out_label = "a fresh batch"
 
     def __init__(self, seq_len: int):
         if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
@@ -85,6 +88,12 @@ class Task:
     def _batch(self, rng: np.random.Generator, batch_size: int) -> Batch:
         """``batch`` after its arguments are checked; each task defines it."""
         raise NotImplementedError
+
+    def held_out(self, rng: np.random.Generator, batch_size: int) -> Batch:
+        """The batch ``evaluate`` scores (described by ``held_out_label``): a fresh draw
+        like ``batch`` for generated tasks; a task cut from fixed data returns its
+        validation split instead."""
+        return self.batch(rng, batch_size)
 
     def metrics(self, prediction: np.ndarray, y: Targets) -> dict[str, float]:
         """Readable scores (NumPy, no graph): accuracy for classification, MSE for regression."""

@@ -25,7 +25,9 @@ from tinygrad_lstm.tooling.datasets import (
     AddingTask,
     CopyTask,
     ReberTask,
+    SentimentTask,
     SineTask,
+    SunspotTask,
     Targets,
     Task,
     TextTask,
@@ -43,8 +45,10 @@ __all__ = [
     "AddingTask",
     "CopyTask",
     "ReberTask",
+    "SentimentTask",
     "SequenceModel",
     "SineTask",
+    "SunspotTask",
     "Task",
     "TextTask",
     "build_model",
@@ -53,6 +57,7 @@ __all__ = [
     "make_task",
     "model_config",
     "parameter_count",
+    "predict",
     "sample_text",
     "task_loss",
 ]
@@ -78,6 +83,11 @@ class SequenceModel(Module):
     (T, B, O) for ``"all"`` and (tail, B, O) for ``"tail"``. A bidirectional ``"last"``
     readout joins the forward direction's last output with the reverse direction's first,
     the final states of both.
+
+    With ``pad_index``, x is (T, B) indices whose sequences are padded at their end with
+    ``pad_index``: each sequence's length (its tokens before the padding) goes to the
+    recurrent layer as ``lengths=``, and the ``"last"`` readout takes each sequence's own
+    last step.
     """
 
     def __init__(
@@ -92,12 +102,14 @@ class SequenceModel(Module):
         tail: int = 1,
         embed_dim: int | None = None,
         fused: bool = False,
+        pad_index: int | None = None,
         rng: np.random.Generator | None = None,
     ):
         super().__init__()
         if readout not in ("all", "last", "tail"):
             raise ValueError(f"SequenceModel: readout must be all, last or tail, got {readout!r}")
         self.readout, self.tail, self.hidden_size = readout, tail, hidden_size
+        self.pad_index = pad_index
         features = input_size
         if embed_dim is not None:
             self.embed = Embedding(input_size, embed_dim, rng=rng)
@@ -113,14 +125,35 @@ class SequenceModel(Module):
         )
         self.head = Linear(self.rnn.output_size * (2 if bidirectional else 1), output_size, rng=rng)
 
+    def lengths(self, x: TensorLike) -> np.ndarray:
+        """(B,) the tokens before the padding in each column of x (T, B)."""
+        codes = np.asarray(x.data if isinstance(x, Tensor) else x)
+        real = codes != self.pad_index
+        lengths = real.sum(0)
+        if codes.ndim != 2 or not np.array_equal(real, np.arange(len(codes))[:, None] < lengths):
+            raise ValueError(
+                f"SequenceModel: x must be (T, B) indices, each column padded only at its end "
+                f"with pad_index {self.pad_index}; got shape {codes.shape} with padding inside"
+            )
+        if not lengths.all():
+            raise ValueError(
+                f"SequenceModel: columns {np.flatnonzero(lengths == 0).tolist()} of x are all "
+                f"padding (pad_index {self.pad_index})"
+            )
+        return lengths
+
     def forward(self, x: TensorLike, state: InitialState = None) -> tuple[Tensor, State]:
+        lengths = self.lengths(x) if self.pad_index is not None else None
         h = self.embed(x) if "embed" in self._modules else x
-        out, state = self.rnn(h, state)
+        out, state = self.rnn(h, state, lengths=lengths)
         if self.readout == "all":
             return self.head(out), state
         if self.readout == "tail":
             return self.head(out[out.shape[0] - self.tail :]), state
-        last = out[out.shape[0] - 1]
+        if lengths is None:
+            last = out[out.shape[0] - 1]
+        else:  # each sequence's own last step
+            last = out[lengths - 1, np.arange(len(lengths))]
         if self.rnn.bidirectional:
             forward_half, _ = tg.split(last, 2, axis=-1)
             _, reverse_half = tg.split(out[0], 2, axis=-1)
@@ -155,6 +188,7 @@ def model_config(
         "tail": task.tail,
         "embed_dim": min(hidden, 32) if task.vocab_size else None,
         "fused": fused,
+        "pad_index": task.pad_index,
     }
 
 
@@ -169,12 +203,14 @@ _CONFIG_KEYS = (
     "tail",
     "embed_dim",
     "fused",
+    "pad_index",
 )
 
 
 def _check_config(config: Any) -> None:
     """``model_config``'s dict, field by field: it may come from a file."""
-    if not isinstance(config, dict) or sorted(config) != sorted(_CONFIG_KEYS):
+    # A run saved before padded tasks existed has no pad_index: it had no padding.
+    if not isinstance(config, dict) or sorted({*config, "pad_index"}) != sorted(_CONFIG_KEYS):
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
         raise ValueError(
             f"build_model: config must be model_config()'s dict with keys "
@@ -184,6 +220,14 @@ def _check_config(config: Any) -> None:
         check_count("build_model", key, config[key])
     if config["embed_dim"] is not None:
         check_count("build_model", "embed_dim", config["embed_dim"])
+    pad = config.get("pad_index")
+    if pad is not None:
+        check_count("build_model", "pad_index", pad, low=0)
+        if config["embed_dim"] is None or pad >= config["input_size"]:
+            raise ValueError(
+                f"build_model: pad_index {pad} must index the embedding's "
+                f"input_size {config['input_size']} words"
+            )
     for key in ("bidirectional", "fused"):
         if not isinstance(config[key], bool):
             raise TypeError(f"build_model: {key} must be true or false, got {config[key]!r}")
@@ -227,23 +271,31 @@ def parameter_count(config: dict) -> int:
 def evaluate(
     model: Module, task: Task, rng: np.random.Generator, batch_size: int = 256
 ) -> dict[str, float]:
-    """Loss and metrics on one fresh batch, without a graph and in eval mode."""
+    """Loss and metrics on ``task.held_out`` (a fresh batch, or a task's validation split),
+    without a graph and in eval mode."""
     if not isinstance(model, Module):
         raise TypeError(f"evaluate: model must be a Module, got {type(model).__name__}")
     if not isinstance(task, Task):
         raise TypeError(f"evaluate: task must be a Task, got {type(task).__name__}")
     check_rng("evaluate", rng)
     check_count("evaluate", "batch_size", batch_size)
-    x, y = task.batch(rng, batch_size)
+    x, y = task.held_out(rng, batch_size)
+    prediction = predict(model, x)
+    loss = float(task_loss(task, prediction, y).item())
+    return {"loss": loss, **task.metrics(prediction.data, y)}
+
+
+def predict(model: Module, x: TensorLike) -> Tensor:
+    """The prediction of ``model(x) -> (prediction, state)``, in eval mode and without a
+    graph; the model's training flag is restored afterwards."""
     was_training = model.training
     model.eval()
     try:
         with tg.no_grad():
             prediction, _ = model(x)
-            loss = float(task_loss(task, prediction, y).item())
     finally:
         model.train(was_training)
-    return {"loss": loss, **task.metrics(prediction.data, y)}
+    return prediction
 
 
 def sample_text(

@@ -118,7 +118,8 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
     done = _cli("train", "--task", "parity", "--out", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: unknown task 'parity'; choose from adding, copy, reber, sine, text"
+        "error: unknown task 'parity'; choose from "
+        "adding, copy, reber, sine, text, sunspots, sentiment"
     ]
 
 
@@ -132,6 +133,8 @@ def test_bad_arguments_fail_in_one_line_through_the_console_script(tmp_path):
         (["train", "--task", "text", "--bidirectional"], "a bidirectional model would see"),
         (["train", "--task", "copy", "--bidirectional", "--bptt", "4"], "cannot be truncated"),
         (["train", "--task", "copy", "--seq-len", "5"], "copy: seq_len must be at least 11"),
+        (["train", "--task", "sentiment", "--bptt", "4"], "task sentiment pads its sequences"),
+        (["train", "--task", "sunspots", "--seq-len", "300"], "sunspots: seq_len must be below"),
         (["train", "--text", "a.txt"], "--text is for --task text, not --task adding"),
         (["train", "--task", "text", "--text", "missing.txt"], "text: cannot read missing.txt"),
         (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
@@ -192,3 +195,29 @@ def test_demo_with_a_diverging_lr_says_so(capsys):
     table = out[out.index("cell ") : out.index("\n\n", out.index("cell "))].splitlines()[1:]
     assert len(table) == 3 and all("diverged" in row for row in table), table
     assert "partly learned" not in out
+
+
+@pytest.mark.parametrize(
+    "options, held_out, scores",
+    [
+        (
+            ["--task", "sunspots", "--seq-len", "10"],
+            "on the validation years 1917-1962: loss",
+            {"loss", "mae", "rmse"},
+        ),
+        (
+            ["--task", "sentiment", "--seq-len", "14", "--bidirectional"],
+            "on a fresh batch: loss",
+            {"loss", "accuracy"},
+        ),
+    ],
+    ids=["sunspots", "sentiment-bidirectional"],
+)
+def test_train_runs_the_application_tasks(tmp_path, capsys, options, held_out, scores):
+    argv = ["train", *options, "--hidden", "4", "--batch", "4", "--steps", "3"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert held_out in out and "baseline (" in out
+    meta = checkpoint.read(tmp_path).meta
+    assert set(meta["eval"]) == scores
+    assert meta["model"]["pad_index"] == (0 if "sentiment" in options else None)

@@ -266,3 +266,51 @@ def test_parameter_count_of_a_huge_model_builds_nothing_large():
     # torch.nn.LSTM's count: 4H(I + H) + 8H weights, H + 1 for the Linear head.
     h = 10**11
     assert tasks.parameter_count(config) == 4 * h * (2 + h) + 8 * h + h + 1
+
+
+def _padded_model(fused=False):
+    task = tasks.SentimentTask(14)
+    config = tasks.model_config(task, "lstm", 5, bidirectional=True, fused=fused)
+    return task, tasks.build_model(config, rng=_rng())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_padded_batch_predicts_as_each_sequence_alone(fused):
+    task, model = _padded_model(fused)
+    x, _ = task.batch(_rng(2), 6)
+    lengths = (x != 0).sum(0)
+    assert len(set(lengths)) > 1  # the batch does pad
+    batched, _ = model(x)
+    for b in range(6):
+        alone, _ = model(x[: lengths[b], b : b + 1])
+        np.testing.assert_allclose(batched.data[b], alone.data[0], rtol=1e-5, atol=1e-6)
+
+
+def test_padded_last_readout_is_the_head_on_the_final_states():
+    task, model = _padded_model()
+    x, y = task.batch(_rng(4), 5)
+    prediction, (h_n, _) = model(x)
+    final = np.concatenate([h_n.data[-2], h_n.data[-1]], -1)  # forward at l-1, reverse at 0
+    expected = final @ model.head.weight.data.T + model.head.bias.data
+    np.testing.assert_allclose(prediction.data, expected, rtol=1e-5, atol=1e-6)
+    tasks.task_loss(task, prediction, y).backward()
+    assert all(np.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_padding_inside_a_sequence_or_a_column_of_padding_is_refused():
+    _, model = _padded_model()
+    with pytest.raises(ValueError, match="each column padded only at its end with pad_index 0"):
+        model(np.array([[1, 1], [0, 2], [3, 0]]))
+    with pytest.raises(ValueError, match=r"columns \[1\] of x are all padding"):
+        model(np.array([[1, 0], [2, 0]]))
+
+
+def test_configs_saved_before_padding_still_build():
+    task = tasks.AddingTask(6)
+    config = tasks.model_config(task, "gru", 4)
+    assert config["pad_index"] is None
+    del config["pad_index"]
+    assert tasks.build_model(config).pad_index is None
+    sentiment = tasks.model_config(tasks.SentimentTask(14), "gru", 4)
+    with pytest.raises(ValueError, match="pad_index 99 must index the embedding's input_size"):
+        tasks.build_model({**sentiment, "pad_index": 99})

@@ -113,6 +113,11 @@ def _build(config: dict) -> tuple[tasks.Task, tasks.SequenceModel, dict, Optimiz
         task = tasks.make_task(task_config)
     except (TypeError, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    if config["bptt"] is not None and task.pad_index is not None:
+        raise CommandError(
+            f"--bptt cuts every sequence at the same steps, but task {task.name} pads its "
+            f"sequences to different lengths; train it without --bptt"
+        )
     if config["bidirectional"] and task.causal:
         raise CommandError(
             f"task {task.name} predicts what comes next; a bidirectional model would see the answer"
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     run_state.save(evaluation)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items())
     print(
-        f"trained to step {config['steps']} in {seconds:.1f}s; on a fresh batch: {scores}; "
+        f"trained to step {config['steps']} in {seconds:.1f}s; on {task.held_out_label}: {scores}; "
         f"baseline ({task.baseline_label}) {task.baseline():.4f}"
     )
     written = [out / checkpoint.CHECKPOINT_FILE, out / _run_dir.METRICS_FILE]
