@@ -241,7 +241,9 @@ class Recurrent(Module):
                 label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
                 index = k * directions + d
                 cell, state_kd, runner = self._cells[index], states[index], self._runners[index]
-                out, final = run_pass(runner, cell, layer_in, state_kd, d == 1, masks, label)
+                out, final = run_pass(
+                    runner, cell, layer_in, state_kd, d == 1, masks, label, self._name
+                )
                 outputs.append(out)
                 finals.append(final)
             layer_in = outputs[0] if directions == 1 else tg.concat(outputs, axis=2)
