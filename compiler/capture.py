@@ -132,8 +132,7 @@ class StepTrace:
 class _Recorder:
     """The recording hook's listener: op calls in order; a value read stops the step."""
 
-    def __init__(self, cell_name: str) -> None:
-        self.cell_name = cell_name
+    def __init__(self) -> None:
         self.log: list[tuple[type[Function], tuple, dict, Any]] = []
 
     def op(self, fn: type[Function], inputs: tuple, attrs: dict, out: Any) -> None:
@@ -141,7 +140,7 @@ class _Recorder:
 
     def value_read(self, tensor: Tensor, how: str) -> None:
         raise NotFusible(
-            f"{self.cell_name}: the step reads a tensor's values with {how} at {_user_line()}; "
+            f"the step reads a tensor's values with {how} at {_user_line()}; "
             "what it computes from them is fixed when the step is compiled. Write it with "
             "registered ops (where(), maximum(), ...) to compile it"
         )
@@ -192,8 +191,7 @@ class _Draws:
 
 def _run_step(cell: Module, x: Tensor, state: Any) -> tuple[Any, list]:
     """``cell(x, state)`` under the recording hook: (its result, the op log)."""
-    name = type(cell).__name__
-    recorder, draws = _Recorder(name), _Draws(cell)
+    recorder, draws = _Recorder(), _Draws(cell)
     try:
         with recording(recorder), tg.enable_grad():
             result = cell(x, state)
@@ -201,21 +199,19 @@ def _run_step(cell: Module, x: Tensor, state: Any) -> tuple[Any, list]:
         raise
     except Exception as exc:  # the user's step (or an op it calls) failed on sample inputs
         raise NotFusible(
-            f"{name}: running its step on sample inputs (x {x.shape}) raised "
-            f"{type(exc).__name__}: {exc}"
+            f"running its step on sample inputs (x {x.shape}) raised {type(exc).__name__}: {exc}"
         ) from exc
     finally:
         drawn = draws.restore()
     if drawn:
         raise NotFusible(
-            f"{name}: the step draws random numbers (from {', '.join(drawn)}), which a "
+            f"the step draws random numbers (from {', '.join(drawn)}), which a "
             "compiled step would freeze; run the cell composed (fused=False), or draw the "
             "noise outside the step"
         )
     if not (isinstance(result, tuple) and len(result) == 2):
         raise NotFusible(
-            f"{name}: forward(x, state) must return (output, new_state), got "
-            f"{type(result).__name__}"
+            f"forward(x, state) must return (output, new_state), got {type(result).__name__}"
         )
     return result, recorder.log
 
@@ -229,7 +225,7 @@ def _sample_state(cell: Module, batch: int, dtype: np.dtype, rng: np.random.Gene
         if not isinstance(p, Tensor) or p.ndim != 2 or p.shape[0] != batch:
             got = getattr(p, "shape", type(p).__name__)
             raise NotFusible(
-                f"{type(cell).__name__}: init_state({batch}) part {k} is {got}; the compiler "
+                f"init_state({batch}) part {k} is {got}; the compiler "
                 f"takes state parts of shape ({batch}, width)"
             )
     states = tuple(
@@ -270,14 +266,11 @@ def _trace_once(cell: Module, input_size: int, dtype: np.dtype, batch: int, seed
         trace.calls.append(Call(fn, tuple(args), dict(attrs), out_ids))
     new_parts = new if isinstance(new, tuple) else (new,)
     if len(new_parts) != len(states) or isinstance(new, tuple) != tupled:
-        raise NotFusible(
-            f"{type(cell).__name__}: the new state has another structure than init_state()"
-        )
+        raise NotFusible("the new state has another structure than init_state()")
     for t in (out, *new_parts):
         if not isinstance(t, Tensor) or id(t) not in ids:
             raise NotFusible(
-                f"{type(cell).__name__}: the step returns a value no recorded "
-                "op made (a new tensor, or the input itself)"
+                "the step returns a value no recorded op made (a new tensor, or the input itself)"
             )
     trace.output = ids[id(out)]
     trace.new_states = tuple(ids[id(t)] for t in new_parts)
@@ -291,11 +284,11 @@ def _structure(trace: StepTrace) -> list:
     return [calls, sources, trace.x, trace.states, trace.output, trace.new_states]
 
 
-def _compare(first: StepTrace, second: StepTrace, cell_name: str) -> None:
+def _compare(first: StepTrace, second: StepTrace) -> None:
     """Mark the batched values of ``first``; NotFusible where the two runs differ."""
     if _structure(first) != _structure(second):
         raise NotFusible(
-            f"{cell_name}: the step runs other ops for other inputs (a branch on a value, a "
+            "the step runs other ops for other inputs (a branch on a value, a "
             "loop over the batch, or an attribute that depends on the batch size); write it "
             "with registered ops to compile it"
         )
@@ -305,14 +298,14 @@ def _compare(first: StepTrace, second: StepTrace, cell_name: str) -> None:
         fixed = sa[1:] if a.batched else sa
         if fixed != (sb[1:] if a.batched else sb):
             raise NotFusible(
-                f"{cell_name}: value v{a.id} has shape {sa} for a batch of {first.batch} and "
+                f"value v{a.id} has shape {sa} for a batch of {first.batch} and "
                 f"{sb} for {second.batch}; only the first axis may follow the batch"
             )
         if a.source == "const":
-            _compare_constant(a, b, cell_name)
+            _compare_constant(a, b)
 
 
-def _compare_constant(a: Value, b: Value, cell_name: str) -> None:
+def _compare_constant(a: Value, b: Value) -> None:
     da, db = a.tensor._data, b.tensor._data
     same = (
         np.array_equal(da[:1], db[:1], equal_nan=True)
@@ -323,7 +316,7 @@ def _compare_constant(a: Value, b: Value, cell_name: str) -> None:
     )
     if not same:
         raise NotFusible(
-            f"{cell_name}: a constant made in the step (v{a.id}, shape {a.shape}) has other "
+            f"a constant made in the step (v{a.id}, shape {a.shape}) has other "
             "values in another run: random numbers, or a tensor computed from the inputs "
             "outside registered ops (a mask from h > 0?); write it with registered ops"
         )
@@ -346,9 +339,8 @@ def capture(cell: Module, input_size: int, dtype: DTypeLike) -> StepTrace:
     """The step of ``cell`` for inputs of ``input_size`` features, captured at two batch
     sizes and checked to be one graph with the same constants (``NotFusible`` otherwise)."""
     dtype = np.dtype(dtype)
-    name = type(cell).__name__
     first = _trace_once(cell, input_size, dtype, TRACE_BATCHES[0], seed=1)
     second = _trace_once(cell, input_size, dtype, TRACE_BATCHES[1], seed=2)
-    _compare(first, second, name)
+    _compare(first, second)
     _dependencies(first)
     return first

@@ -16,6 +16,7 @@ neither parses the other's text.
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -139,7 +140,7 @@ class _LoopBuilder:
 
     def _make(self, i: int, base: str, offsets: tuple[int, ...]) -> str | Number:
         stage, n = self.stage, self.stage.nodes[i]
-        if n.kind == "const" and n.value is not None:
+        if n.kind == "number":
             return Number(n.value)
         if n.kind == "slice":
             return self.emit(n.inputs[0], base, offsets + (n.offset,))
@@ -159,7 +160,7 @@ class _LoopBuilder:
         return self._add(Local("", i, column, tuple(operands)))
 
     def _add(self, local: Local) -> str:
-        local.var = f"x{len(self.loop.locals)}"
+        local.var = f"x{next(self.stage.numbers)}"  # unique in the stage: loops share saves
         self.loop.locals.append(local)
         return local.var
 
@@ -169,6 +170,7 @@ class _Stage:
         self.schedule, self.stage, self.size_names = schedule, stage, size_names
         self.program: StepProgram = schedule.program
         self.nodes: tuple[PNode, ...] = self.program.nodes
+        self.numbers = itertools.count()
         builders: dict[int, _LoopBuilder] = {}
         for t in schedule.kernels[stage]:
             n = self.nodes[t]

@@ -13,8 +13,9 @@ Every value of the recurrence is a (B, width) row block. Its leaves are
 - ``weight``: a (K, N) matrix of parameters, the right operand of a matmul;
 - ``vector``: an elementwise operand of parameters, broadcast over the rows (shape (),
   (n,) or (1, n)); it gets a gradient;
-- ``const``: a constant: a scalar (inlined as a literal) or an array (a vector with no
-  gradient).
+- ``const``: a constant array, read like a vector (no gradient);
+
+and a ``number`` (a Python number of the step, a 0-d constant) is inlined as a literal.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ _ROW_REDUCTIONS = ("sum", "mean", "max", "logsumexp", "softmax", "log_softmax")
 class PNode:
     """One value of the recurrence.
 
-    ``kind``: a leaf kind, or ``elementwise`` (op ``op`` with ``rule`` and ``attrs``),
-    ``slice`` (columns ``offset .. offset + width`` of its input), ``concat`` (inputs side
+    ``kind``: a leaf kind, ``number`` (``value``), ``elementwise`` (op ``op`` with ``rule``
+    and ``attrs``), ``slice`` (columns ``offset .. offset + width`` of its input), ``concat`` (inputs side
     by side) or ``matmul`` (inputs: left row block, right weight). ``slot`` numbers a leaf
-    among those of its kind; ``value`` is a scalar constant's value.
+    among those of its kind.
     """
 
     kind: str
@@ -61,9 +62,10 @@ class PNode:
     def describe(self) -> str:
         """One line of text: what this node is (the captured step as ``fuse`` prints it)."""
         args = ", ".join(f"%{i}" for i in self.inputs)
+        if self.kind == "number":
+            return repr(self.value)
         if self.kind in LEAF_KINDS:
-            extra = f" = {self.value!r}" if self.value is not None else ""
-            return f"{self.kind}[{self.slot}]{extra}"
+            return f"{self.kind}[{self.slot}]"
         if self.kind == "elementwise":
             attrs = "".join(f", {k}={v!r}" for k, v in self.attrs)
             return f"{self.op}({args}{attrs})"
@@ -97,7 +99,7 @@ class StepProgram:
 
     def text(self) -> str:
         """The program as numbered lines (``%3 = sigmoid(%2)   (B, 16)``)."""
-        shapes = {"vector": "({},)", "weight": "(K, {})", "const": "()"}
+        shapes = {"vector": "({},)", "weight": "(K, {})", "const": "({},)", "number": "()"}
         lines = [
             f"%{i} = {n.describe():<40} " + shapes.get(n.kind, "(B, {})").format(n.width)
             for i, n in enumerate(self.nodes)
@@ -158,7 +160,12 @@ def check_row_wise(trace: StepTrace, call: Call) -> None:
     values = trace.values
     ins = [values[i] for i in call.inputs]
     if not all(_is_row_block(values[o]) for o in call.outputs):
-        raise _blocked(trace, call, "makes a value that is not one row per sequence from x_t")
+        raise _blocked(
+            trace,
+            call,
+            "acts on x_t in a way that mixes the rows of the batch (its result is not one "
+            "row per sequence); only what acts on each row alone is computed for all steps",
+        )
     info, op, attrs = _info(call.op), call.op, call.attrs
     if info is not None and info.kind == "elementwise" or op == "cast":
         proven = all(_is_row_block(v) or _broadcasts_over_rows(v) for v in ins)
@@ -251,7 +258,7 @@ class _Builder:
             return self.node_of[key]
         v = self.trace.values[vid]
         if v.source == "const" and v.tensor.ndim == 0 and use == "operand":
-            node = self.add(PNode("const", 1, value=float(v.tensor._data)))
+            node = self.add(PNode("number", 1, value=float(v.tensor._data)))
         elif v.role == "hoisted":
             if not _is_row_block(v):
                 raise NotFusible(
@@ -296,8 +303,9 @@ class _Builder:
         if call.op == "matmul":
             self.matmul(call)
             return
-        width = trace.values[call.inputs[0]].shape[-1] if call.inputs else 0
-        slices = _last_axis_slices(call, width) if call.op in ("split", "getitem") else None
+        slices = None
+        if call.op in ("split", "getitem"):
+            slices = _last_axis_slices(call, trace.values[call.inputs[0]].shape[-1])
         if slices is not None:
             source = self.operand(call.inputs[0])
             for o, (offset, size) in zip(outs, slices):
