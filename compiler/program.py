@@ -44,9 +44,9 @@ class PNode:
     """One value of the recurrence.
 
     ``kind``: a leaf kind, ``number`` (``value``), ``elementwise`` (op ``op`` with ``rule``
-    and ``attrs``), ``slice`` (columns ``offset .. offset + width`` of its input), ``concat`` (inputs side
-    by side) or ``matmul`` (inputs: left row block, right weight). ``slot`` numbers a leaf
-    among those of its kind.
+    and ``attrs``), ``slice`` (columns ``offset .. offset + width`` of its input),
+    ``concat`` (inputs side by side) or ``matmul`` (inputs: left row block, right weight).
+    ``slot`` numbers a leaf among those of its kind.
     """
 
     kind: str
