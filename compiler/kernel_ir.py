@@ -109,8 +109,8 @@ class Loop:
 @dataclass
 class StageKernel:
     """The two functions of one stage: their loops, the op nodes the forward saves for the
-    backward (``saved``), the locals the backward reads (``needed``) and the arguments of
-    each function after ``(t, tp, B, dims)``."""
+    backward (``saved``), the locals the backward reads (``needed``; ``reads``: the nodes
+    of those that are loads) and the arguments of each function after ``(t, tp, B, dims)``."""
 
     stage: int
     loops: list[Loop]
@@ -118,6 +118,7 @@ class StageKernel:
     needed: set[str]
     forward_args: list[Arg]
     backward_args: list[Arg]
+    reads: set[int] = field(default_factory=set)  # nodes whose loads the backward needs
 
 
 class _LoopBuilder:
@@ -218,7 +219,8 @@ class _Stage:
         forward = [Arg(Role.VALUE, i) for i in values] + [Arg(Role.SAVED, s) for s in saved]
         wanted = {self.program.home(loc.node) for loc in loads if loc.takes_grad} | targets
         backward = forward + [Arg(Role.GRAD, i) for i in sorted(wanted)]
-        return StageKernel(self.stage, self.loops, saved, needed, forward, backward)
+        reads = {loc.node for loc in loads if loc.var in needed}
+        return StageKernel(self.stage, self.loops, saved, needed, forward, backward, reads)
 
     def _rule_reads(self, loc: Local) -> set[str]:
         """The locals (operands, output) that ``loc``'s derivative rules read."""

@@ -16,8 +16,9 @@ With ``keep`` (T, B) given (variable lengths), a sequence past its end keeps its
 writes zeros, as the composed runner does: the state's gradient passes such a step by.
 Selections, never products with a mask, so a NaN in the padding stays there.
 
-The op saves the arrays it was given (``ctx.save_for_backward``): an in-place change of a
-parameter between forward and backward is refused, as for every op.
+The op saves the arrays it was given that its backward reads (``ctx.save_for_backward``):
+an in-place change of one of them between forward and backward is refused, as composed
+refuses it; an array the backward does not read (a bias that is only added) may change.
 """
 
 from __future__ import annotations
@@ -58,8 +59,23 @@ class CompiledStep:
         self.dtype = np.dtype(dtype)
         self.dims = np.array(self.program.sizes(), np.int64)
         self.leaves = {k: self.program.leaves(k) for k in (*_LEAVES, "matmul")}
+        self.backward_reads = self._backward_reads()
         self._load, self._module = load, None
         self.tested: set[bool] = set()  # the paths smoke_test has run: driver or loop
+
+    def _backward_reads(self) -> list[bool]:
+        """Per input of ``CompiledSequence`` (states in slot order, then the leaves by kind):
+        whether the backward reads its values. Those it reads are saved for backward, and an
+        in-place change of one before backward is refused, as composed refuses it."""
+        program, nodes = self.program, self.program.nodes
+        read = {i for k in self.source.stages if k is not None for i in k.reads}
+        read |= {nodes[m].inputs[0] for m in self.leaves["matmul"]}
+        read |= set(self.leaves["weight"])
+        states = {nodes[i].slot for i in self.leaves["state"] if i in read}
+        flags = [k in states for k in range(len(program.states))]
+        for kind in _LEAVES[1:]:
+            flags += [i in read for i in self.leaves[kind]]
+        return flags
 
     def module(self) -> ModuleType:
         """The generated module (from the kernel cache on first use)."""
@@ -271,7 +287,7 @@ class CompiledSequence(Function):
         ys = run.buffers[step.program.output][:steps]
         if keep is not None:
             ys = np.where(keep[:, :, None], ys, 0)
-        ctx.save_for_backward(*arrays)
+        ctx.save_for_backward(*(a for a, r in zip(arrays, step.backward_reads) if r))
         ctx.run, ctx.step, ctx.saves, ctx.keep = run, step, saves, keep
         ctx.dtypes = [a.dtype for a in arrays]
         last = run.times[-1]
