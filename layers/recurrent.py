@@ -63,7 +63,7 @@ class Recurrent(Module):
     ``fused=True`` runs each (layer, direction) pass as ONE op with a Numba time loop and
     its own BPTT: the cell's hand-written op when it declares one (``fused_op``: the
     built-in RNN, GRU and LSTM without ``proj_size``, ops/fused.py), else the cell compiler
-    (layers/compile_cell.py), which takes any cell whose step uses fusible ops; with
+    (``tinygrad_lstm.compiler``), which takes any cell whose step uses fusible ops; with
     ``lengths``, the compiler. ``fused="compiled"`` always takes the compiler. Same results
     as composed, far fewer recorded nodes. A cell the compiler cannot take runs composed,
     with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).

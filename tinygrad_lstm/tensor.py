@@ -20,9 +20,9 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import versions
-from .recording import note_value_read
 from .backward import ShapeError
 from .backward import backward as _run_backward
+from .recording import note_value_read
 from .registry import op
 from .tensor_operators import TensorOperators
 

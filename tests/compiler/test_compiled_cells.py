@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tinygrad_lstm.layers import Recurrent
 from tinygrad_lstm.compiler import program as program_module
 from tinygrad_lstm.compiler import runtime
+from tinygrad_lstm.layers import Recurrent
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import registry

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import numpy as np
-from tinygrad_lstm.layers import Recurrent
 from tinygrad_lstm.compiler import compiled_cell
+from tinygrad_lstm.layers import Recurrent
 
 import tinygrad_lstm as tg
 
