@@ -63,7 +63,7 @@ class Recurrent(Module):
     ``fused=True`` runs each (layer, direction) pass as ONE op with a Numba time loop and
     its own BPTT: the cell's hand-written op when it declares one (``fused_op``: the
     built-in RNN, GRU and LSTM without ``proj_size``, ops/fused.py), else the cell compiler
-    (layers/compile_cell.py), which takes any cell whose step uses fusible ops; with
+    (``tinygrad_lstm.compiler``), which takes any cell whose step uses fusible ops; with
     ``lengths``, the compiler. ``fused="compiled"`` always takes the compiler. Same results
     as composed, far fewer recorded nodes. A cell the compiler cannot take runs composed,
     with a ``FusionWarning`` that names the op that blocked it (layers/unroll.py).
@@ -241,7 +241,9 @@ class Recurrent(Module):
                 label = f"layer{k}/{'forward' if d == 0 else 'reverse'}"
                 index = k * directions + d
                 cell, state_kd, runner = self._cells[index], states[index], self._runners[index]
-                out, final = run_pass(runner, cell, layer_in, state_kd, d == 1, masks, label)
+                out, final = run_pass(
+                    runner, cell, layer_in, state_kd, d == 1, masks, label, self._name
+                )
                 outputs.append(out)
                 finals.append(final)
             layer_in = outputs[0] if directions == 1 else tg.concat(outputs, axis=2)

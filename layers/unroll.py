@@ -4,8 +4,8 @@
   oracle the other two are tested against);
 - ``run_handwritten``: a built-in cell's hand-written fused op (ops/fused.py), named by the
   cell's ``fused_op``;
-- ``run_compiled``: the cell compiler (layers/compile_cell.py), for any cell whose step
-  uses fusible ops only.
+- ``run_compiled``: the cell compiler (``tinygrad_lstm.compiler``), for any cell whose
+  step it can prove equal to composed.
 
 ``pick_runner`` decides, per cell, which one ``fused=`` asks for, and ``run_pass`` runs the
 one it picked (the dispatch that was ``Recurrent``'s, layers/recurrent.py).
@@ -18,12 +18,12 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import DTypeLike
+from tinygrad_lstm.compiler import CompilerError, NotFusible, compiled_cell
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Tensor
 
 from .cells import AffineCell
-from .compile_cell import NotFusible, compile_cell
 from .packing import State, StepMask, hold_finished
 
 __all__ = [
@@ -114,15 +114,38 @@ def run_compiled(
     reverse: bool,
     masks: list[StepMask | None] | None,
     label: str,
+    layer: str = "Recurrent",
 ) -> tuple[Tensor, State]:
-    """All steps as ONE recorded op made by the cell compiler: (outputs, final state)."""
+    """All steps as ONE recorded op made by the cell compiler: (outputs, final state).
+
+    The compiled step is checked against its guards first (an attribute the step read that
+    changed compiles it again); a step that no longer compiles runs composed, with a
+    ``FusionWarning``. With ``masks``, x is zero past each sequence's end (selected, so a
+    NaN in the padding reaches nothing)."""
     keep = None
     if masks is not None and any(m is not None for m in masks):
         keep = np.stack(
-            [np.ones(x.shape[1], bool) if m is None else m.keep.data[:, 0] > 0 for m in masks]
+            [np.ones(x.shape[1], bool) if m is None else m.keep._data[:, 0] > 0 for m in masks]
         )
-    with tg.scope(label):
-        return compile_cell(cell, x.shape[2], x.dtype).run(cell, x, state, reverse, keep)
+        x = tg.op("where").apply(keep[:, :, None], x, 0.0)
+    try:
+        compiled = compiled_cell(cell, x.shape[2], x.dtype)
+        with tg.scope(label):
+            return compiled.run(cell, x, state, reverse, keep)
+    except (NotFusible, CompilerError) as exc:
+        _warn_composed(layer, cell, True, exc, stacklevel=5)
+    return run_direction(cell, x, state, reverse, masks, label)
+
+
+def _warn_composed(
+    layer: str, cell: Module, fused: FusedMode, why: Exception, stacklevel: int
+) -> None:
+    warnings.warn(
+        f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
+        "It runs composed (same results, slower).",
+        FusionWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def pick_runner(
@@ -132,7 +155,7 @@ def pick_runner(
 
     ``True`` takes the cell's hand-written op when it declares one (``fused_op``), else
     the compiler; ``"compiled"`` always the compiler. A step the compiler cannot take runs
-    composed, with a ``FusionWarning`` naming the op that blocked it and what to do.
+    composed, with a ``FusionWarning`` naming what blocked it and what to do.
     """
     if fused not in FUSED_MODES:
         raise ValueError(f"{layer}: fused must be one of {FUSED_MODES}, got {fused!r}")
@@ -141,20 +164,11 @@ def pick_runner(
     if fused is True and getattr(cell, "fused_op", None):
         return "handwritten"
     try:
-        compile_cell(cell, input_size, dtype).step()  # capture and generate, no Numba yet
-    except NotFusible as exc:
-        why = str(exc)
-    except Exception as exc:  # noqa: BLE001 - a step that fails on sample inputs runs composed
-        why = f"running its step on sample inputs failed: {type(exc).__name__}: {exc}"
-    else:
-        return "compiled"
-    warnings.warn(
-        f"{layer}: fused={fused!r} cannot compile {type(cell).__name__}: {why}. "
-        "It runs composed (same results, slower).",
-        FusionWarning,
-        stacklevel=3,
-    )
-    return "composed"
+        compiled_cell(cell, input_size, dtype)  # capture and generate; Numba on first use
+    except (NotFusible, CompilerError) as exc:
+        _warn_composed(layer, cell, fused, exc, stacklevel=4)
+        return "composed"
+    return "compiled"
 
 
 def run_pass(
@@ -165,6 +179,7 @@ def run_pass(
     reverse: bool,
     masks: list[StepMask | None] | None,
     label: str,
+    layer: str = "Recurrent",
 ) -> tuple[Tensor, State]:
     """One (layer, direction) pass over x (T, N, F) by the ``runner`` that ``pick_runner``
     chose: (outputs (T, N, output_size), final state). The hand-written ops take no
@@ -172,5 +187,5 @@ def run_pass(
     if runner == "handwritten" and masks is None:
         return run_handwritten(cell, x, state, reverse, label)
     if runner != "composed":
-        return run_compiled(cell, x, state, reverse, masks, label)
+        return run_compiled(cell, x, state, reverse, masks, label, layer)
     return run_direction(cell, x, state, reverse, masks, label)

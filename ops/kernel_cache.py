@@ -26,11 +26,10 @@ from types import ModuleType
 __all__ = ["cache_dir", "load_module", "source_hash"]
 
 _LOADED: dict[str, ModuleType] = {}
+# The files of ops/ that generated code is made by or calls into; a generator elsewhere
+# (the cell compiler) names its own files too (``load_module(..., dependencies=)``).
 _DEPENDENCIES = (
-    "step_codegen.py",
     "step_source.py",
-    "step_fission.py",
-    "step_driver.py",
     "scalar_math.py",
     "lazy_numba.py",
     "recurrent_kernels.py",
@@ -46,19 +45,20 @@ def cache_dir() -> Path:
     return Path(base) / "tinygrad_lstm" / "kernels"
 
 
-def source_hash(source: str) -> str:
+def source_hash(source: str, dependencies: tuple[Path, ...] = ()) -> str:
     """Hex digest of ``source`` and of the generator files it was made by."""
     digest = hashlib.sha256(source.encode())
     here = Path(__file__).parent
-    for name in _DEPENDENCIES:
-        digest.update((here / name).read_bytes())
+    for path in (*(here / name for name in _DEPENDENCIES), *dependencies):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:20]
 
 
-def load_module(name: str, source: str) -> ModuleType:
+def load_module(name: str, source: str, dependencies: tuple[Path, ...] = ()) -> ModuleType:
     """The module of ``source``: from this process's table, else from the cache directory
-    (written there first if missing, atomically so concurrent processes never read half)."""
-    key = f"tinygrad_lstm_kernels_{name}_{source_hash(source)}"
+    (written there first if missing, atomically so concurrent processes never read half).
+    ``dependencies``: the files of the generator that made it, beyond ops/'s own."""
+    key = f"tinygrad_lstm_kernels_{name}_{source_hash(source, dependencies)}"
     module = _LOADED.get(key)
     if module is not None:
         return module

@@ -1,7 +1,8 @@
-"""The folders say the architecture: ``tooling -> layers -> ops -> engine``.
+"""The folders say the architecture: ``tooling -> layers -> compiler -> ops -> engine``.
 
-Each layer lives in its own folder (tinygrad_lstm/ the engine, ops/, layers/, tooling/) and
-imports only the layers below it; the engine resolves ops and cells by name at call time.
+Each layer lives in its own folder (tinygrad_lstm/ the engine, ops/, compiler/, layers/,
+tooling/) and imports only the layers below it; the engine resolves ops and cells by name at
+call time.
 The public short paths of the tooling modules (``tinygrad_lstm.testing`` and the like) are
 the very module objects of ``tinygrad_lstm.tooling``.
 """
@@ -17,8 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Each folder, the package it installs as, and the packages it may not import.
 LAYERS = {
-    "tinygrad_lstm": ("tinygrad_lstm", ("ops", "layers", "tooling")),
-    "ops": ("tinygrad_lstm.ops", ("layers", "tooling")),
+    "tinygrad_lstm": ("tinygrad_lstm", ("ops", "compiler", "layers", "tooling")),
+    "ops": ("tinygrad_lstm.ops", ("compiler", "layers", "tooling")),
+    "compiler": ("tinygrad_lstm.compiler", ("layers", "tooling")),
     "layers": ("tinygrad_lstm.layers", ("tooling",)),
 }
 PUBLIC_ALIASES = ("testing", "viz", "tasks", "datasets", "explain", "interop")

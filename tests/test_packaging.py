@@ -31,13 +31,21 @@ def test_metadata_declares_runtime_deps_and_extras():
     assert {"test", "plot"} <= extras
 
 
+PACKAGES = (
+    "tinygrad_lstm.ops",
+    "tinygrad_lstm.compiler",
+    "tinygrad_lstm.layers",
+    "tinygrad_lstm.tooling",
+)
+
+
 def test_no_bare_ops_or_layers_module_is_installed(tmp_path):
     # -I and a foreign working directory: only what the install put on sys.path is visible.
     probe = (
         "import importlib.util as u, json; "
         "print(json.dumps({n: getattr(u.find_spec(n), 'origin', None) "
-        "for n in ('ops', 'layers', 'tooling', 'tinygrad_lstm.ops', "
-        "'tinygrad_lstm.layers', 'tinygrad_lstm.tooling')}))"
+        "for n in ('ops', 'compiler', 'layers', 'tooling', 'tinygrad_lstm.ops', "
+        "'tinygrad_lstm.compiler', 'tinygrad_lstm.layers', 'tinygrad_lstm.tooling')}))"
     )
     result = subprocess.run(
         [sys.executable, "-I", "-c", probe],
@@ -48,15 +56,15 @@ def test_no_bare_ops_or_layers_module_is_installed(tmp_path):
         timeout=60,
     )
     origins = json.loads(result.stdout)
-    for bare in ("ops", "layers", "tooling"):
+    for bare in ("ops", "compiler", "layers", "tooling"):
         origin = origins[bare]
         assert origin is None or not Path(origin).resolve().is_relative_to(ROOT), (
             f"import {bare} finds this repository's {bare}/ through the install: {origin}"
         )
-    for name in ("tinygrad_lstm.ops", "tinygrad_lstm.layers", "tinygrad_lstm.tooling"):
+    for name in PACKAGES:
         assert origins[name] and origins[name].endswith("__init__.py"), origins
     top_level = (DIST.read_text("top_level.txt") or "").split()
-    assert not {"ops", "layers", "tooling"} & set(top_level), top_level
+    assert not {"ops", "compiler", "layers", "tooling"} & set(top_level), top_level
 
 
 def _readme_test_command() -> str:

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import tinygrad_lstm.compiler
 import tinygrad_lstm.layers
 import tinygrad_lstm.tooling
 
@@ -23,7 +24,7 @@ import tinygrad_lstm
 
 PROJECT_DIRS = tuple(
     Path(m.__file__).resolve().parent
-    for m in (tinygrad_lstm, tinygrad_lstm.layers, tinygrad_lstm.tooling)
+    for m in (tinygrad_lstm, tinygrad_lstm.layers, tinygrad_lstm.compiler, tinygrad_lstm.tooling)
 )
 
 ENGINE_MODULES = [
@@ -44,6 +45,7 @@ ENGINE_MODULES = [
     "tinygrad_lstm.checkpoint_state",
     "tinygrad_lstm.training",
     "tinygrad_lstm.versions",
+    "tinygrad_lstm.recording",
 ]
 LAYER_MODULES = ["tinygrad_lstm.layers"] + [
     f"tinygrad_lstm.layers.{name}"
@@ -55,9 +57,23 @@ LAYER_MODULES = ["tinygrad_lstm.layers"] + [
         "losses",
         "packing",
         "unroll",
-        "capture",
-        "compile_cell",
         "checks",
+    )
+]
+COMPILER_MODULES = ["tinygrad_lstm.compiler"] + [
+    f"tinygrad_lstm.compiler.{name}"
+    for name in (
+        "errors",
+        "capture",
+        "guards",
+        "program",
+        "schedule",
+        "kernel_ir",
+        "fission",
+        "render",
+        "drivers",
+        "runtime",
+        "pipeline",
     )
 ]
 TOOLING_MODULES = [
@@ -87,7 +103,7 @@ TOOLING_MODULES = [
 # they resolve only where torch is installed.
 if importlib.util.find_spec("torch") is not None:
     TOOLING_MODULES.append("tinygrad_lstm.tooling.interop")
-PUBLIC_MODULES = ENGINE_MODULES + LAYER_MODULES + TOOLING_MODULES
+PUBLIC_MODULES = ENGINE_MODULES + LAYER_MODULES + COMPILER_MODULES + TOOLING_MODULES
 
 
 def _in_project(fn: Callable) -> bool:
@@ -218,7 +234,7 @@ def test_the_walk_reaches_the_public_api():
         "tinygrad_lstm.optim.Optimizer.step",
         "tinygrad_lstm.layers.recurrent.Recurrent.forward",
         "tinygrad_lstm.layers.cells.LSTMCell.init_state",
-        "tinygrad_lstm.layers.compile_cell.compile_cell",
+        "tinygrad_lstm.compiler.pipeline.lower",
         "tinygrad_lstm.gradcheck.gradcheck",
         "tinygrad_lstm.training.Trainer.step",
         "tinygrad_lstm.tooling.testing.check_op",
@@ -253,6 +269,11 @@ def test_engine_public_api_is_fully_typed():
 def test_tooling_public_api_is_fully_typed():
     problems = _report(public_callables(TOOLING_MODULES))
     assert not problems, "public tooling API without complete hints:\n" + "\n".join(problems)
+
+
+def test_compiler_public_api_is_fully_typed():
+    problems = _report(public_callables(COMPILER_MODULES))
+    assert not problems, "public compiler API without complete hints:\n" + "\n".join(problems)
 
 
 def test_layers_public_api_is_fully_typed():

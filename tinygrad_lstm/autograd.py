@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import versions
+from . import recording, versions
 from .backward import ShapeError, backward, gc_paused, unbroadcast
 from .tensor import Tensor, TensorLike
 
@@ -267,16 +267,19 @@ class Function:
             raise _forward_error(ctx.name, exc, arrays) from None
         if type(out) is tuple:
             ctx.n_out = len(out)
-            if not track:
-                return tuple(Tensor._make(np.asarray(o), None, 0) for o in out)
-            ctx.inputs = _graph_inputs(inputs)
-            return tuple(Tensor._make(np.asarray(o), ctx, i) for i, o in enumerate(out))
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
-        if not track:
-            return Tensor._make(out, None, 0)
-        ctx.inputs = _graph_inputs(inputs)
-        return Tensor._make(out, ctx, 0)
+            if track:
+                ctx.inputs = _graph_inputs(inputs)
+            node = ctx if track else None
+            result = tuple(Tensor._make(np.asarray(o), node, i) for i, o in enumerate(out))
+        else:
+            if type(out) is not np.ndarray:
+                out = np.asarray(out)
+            if track:
+                ctx.inputs = _graph_inputs(inputs)
+            result = Tensor._make(out, ctx if track else None, 0)
+        if recording._active is not None:
+            recording._active.op(cls, inputs, attrs, result)
+        return result
 
     @staticmethod
     def forward(

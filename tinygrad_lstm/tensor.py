@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from . import versions
 from .backward import ShapeError
 from .backward import backward as _run_backward
+from .recording import note_value_read
 from .registry import op
 from .tensor_operators import TensorOperators
 
@@ -30,6 +31,7 @@ __all__ = ["Axis", "ShapeError", "Tensor", "TensorLike"]
 
 def _comparison(ufunc: np.ufunc) -> Callable[[Tensor, TensorLike], Tensor]:
     def method(self: Tensor, other: TensorLike) -> Tensor:
+        note_value_read(self, f"a comparison ({ufunc.__name__})")
         other = other._data if isinstance(other, Tensor) else other
         return Tensor._make(ufunc(self._data, other), None, 0)
 
@@ -104,6 +106,7 @@ class Tensor(TensorOperators):
         """The array. Assigning it the array it holds (``t.data -= g``, an augmented
         assignment) is an in-place write that backward checks for (see ``versions``);
         assigning a new array replaces it and leaves what ops saved untouched."""
+        note_value_read(self, ".data")
         return self._data
 
     @data.setter
@@ -154,6 +157,25 @@ class Tensor(TensorOperators):
     def __len__(self) -> int:
         return len(self._data)
 
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor's value (as in PyTorch and NumPy; for more
+        elements it is ambiguous, an error)."""
+        return bool(self._scalar("bool()"))
+
+    def __float__(self) -> builtins.float:
+        return builtins.float(self._scalar("float()"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int()"))
+
+    def _scalar(self, how: str) -> Any:
+        if self._data.size != 1:
+            raise ValueError(
+                f"{how}: only a one-element tensor has a single value, got shape {self.shape}"
+            )
+        note_value_read(self, how)
+        return self._data.item()
+
     def __repr__(self) -> str:
         body = np.array2string(self._data, precision=4, separator=", ", threshold=20)
         extra = f", op={self.op}" if self._node is not None else ""
@@ -163,21 +185,25 @@ class Tensor(TensorOperators):
     # ---- conversion and graph control ------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
+        note_value_read(self, ".numpy()")
         return self._data
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
         if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors convert, got shape {self.shape}")
+        note_value_read(self, ".item()")
         return self._data.item()
 
     def tolist(self) -> Any:
         """The values as (nested) Python lists, a Python number for a 0-d tensor; no graph."""
+        note_value_read(self, ".tolist()")
         return self._data.tolist()
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the largest value (the first among ties; NaN counts as largest) in the
         flattened tensor (``axis=None``) or along ``axis``: an int64 tensor, no graph."""
+        note_value_read(self, ".argmax()")
         return Tensor._make(
             np.asarray(np.argmax(self._data, axis=axis, keepdims=keepdims)), None, 0
         )
@@ -273,8 +299,12 @@ class Tensor(TensorOperators):
     def __getitem__(self, index: Any) -> Tensor:
         # A Tensor used as an index (a mask from ``x > 0``, integer positions) is its array.
         if isinstance(index, Tensor):
+            note_value_read(index, "a tensor used as an index")
             index = index._data
         elif isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index):
+            for i in index:
+                if isinstance(i, Tensor):
+                    note_value_read(i, "a tensor used as an index")
             index = tuple(i._data if isinstance(i, Tensor) else i for i in index)
         return op("getitem").apply(self, index=index)
 

@@ -179,7 +179,7 @@ def test_fused_op_names_itself_and_the_shapes_on_bad_input():
 
 def test_options_without_a_handwritten_op_go_to_the_compiler_or_run_composed():
     """proj_size and lengths have no hand-written kernel: fused=True compiles the step
-    (tests/layers/test_compiled_cells.py checks the results); a step that does not compile
+    (tests/compiler/test_compiled_cells.py checks the results); a step that does not compile
     runs composed, with a FusionWarning naming why."""
     assert LSTM(3, 4, proj_size=2, fused=True)._runners == ["compiled"]
 

@@ -38,8 +38,7 @@ def _section(title: str, body: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinygrad_lstm.layers.capture import capture
-    from tinygrad_lstm.layers.compile_cell import NotFusible, compile_cell
+    from tinygrad_lstm.compiler import CompilerError, NotFusible, lower
 
     for flag, value in (("--input-size", args.input_size), ("--hidden", args.hidden)):
         if value < 1:
@@ -54,25 +53,20 @@ def run(args: argparse.Namespace) -> int:
         args.input_size, args.hidden, dtype=dtype, rng=np.random.default_rng(0)
     )
     try:
-        trace = capture(cell, args.input_size, dtype)
-    except NotFusible as exc:
-        raise CommandError(f"fuse: cell {args.cell!r} cannot be captured: {exc}") from None
-    _section(
-        f"captured step of {args.cell!r} (x_t {trace.values[trace.x].shape}, batch "
-        f"{trace.values[trace.x].shape[0]})",
-        trace.text(),
-    )
-    try:
-        compiled = compile_cell(cell, args.input_size, dtype)
-    except NotFusible as exc:
+        compiled = lower(cell, args.input_size, dtype)
+    except (NotFusible, CompilerError) as exc:
+        reason = " ".join(str(exc).split())
         print(
-            f"not fusible: {exc}\n(Recurrent({args.cell!r}, ..., fused=True) runs it "
+            f"not fusible: {reason}\n(Recurrent({args.cell!r}, ..., fused=True) runs it "
             "composed, with a FusionWarning saying this.)"
         )
         return 1
+    trace, step = compiled.trace, compiled.step()
+    x = trace.values[trace.x]
+    _section(f"captured step of {args.cell!r} (x_t {x.shape}, batch {x.shape[0]})", trace.text())
     values = trace.values
-    hoisted = [c for c in trace.calls if values[c.outputs[0]].role == "hoisted"]
-    once = [c for c in trace.calls if values[c.outputs[0]].role == "once"]
+    hoisted = [c for c in compiled.replay if values[c.outputs[0]].role == "hoisted"]
+    once = [c for c in compiled.replay if values[c.outputs[0]].role == "once"]
     _section(
         "partition",
         "\n".join(
@@ -83,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
                 "recurrence (B = batch rows):",
                 compiled.program.text(),
                 "",
-                compiled.step().schedule.text(),
+                step.schedule.text(),
             ]
         ),
     )
     _section(
         f"generated kernels ({dtype.name}): stage k's forward, then its backward",
-        compiled.step().source,
+        step.source.text,
     )
     return 0

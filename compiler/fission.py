@@ -18,19 +18,23 @@ loads are simply read again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from .kernel_ir import Local, Loop
+
 __all__ = ["fissioned_loop"]
 
 
 class _SubLoops:
     """The scalars of one loop by depth, and the sub-loop bodies that compute them."""
 
-    def __init__(self, loop, value, fast: dict):
-        self.by_var = {loc["var"]: loc for loc in loop.locals}
+    def __init__(self, loop: Loop, value: Callable[[Local], str], fast: dict):
+        self.by_var = {loc.var: loc for loc in loop.locals}
         self.value, self.fast = value, fast
         self.depth: dict[str, int] = {}
         for loc in loop.locals:
-            below = max((self.depth[v] for v in loc["operands"] if v in self.depth), default=0)
-            self.depth[loc["var"]] = below + (loc["var"] in fast)
+            below = max((self.depth[v] for v in loc.operands if v in self.depth), default=0)
+            self.depth[loc.var] = below + (loc.var in fast)
         self.stored: set[str] = set()
 
     def ensure(self, var: str, k: int, done: set, body: list) -> None:
@@ -39,7 +43,7 @@ class _SubLoops:
             return
         loc = self.by_var[var]
         done.add(var)
-        if loc["kind"] == "load":
+        if loc.load:
             body.append(f"{var} = {self.value(loc)}")
         elif var in self.fast and self.depth[var] <= k:
             body.append(f"{var} = w{var}[j]")
@@ -47,7 +51,9 @@ class _SubLoops:
             self.stored.add(var)
             body.append(f"{var} = w{var}[j]")
         else:
-            for operand in loc["operands"]:
+            for operand in loc.operands:
+                if not isinstance(operand, str):
+                    continue
                 self.ensure(operand, k, done, body)
             body.append(f"{var} = {self.value(loc)}")
 
@@ -62,18 +68,23 @@ class _SubLoops:
                 body.append(statement)
         for var in self.fast:
             if self.depth[var] == k + 1:
-                argument = self.by_var[var]["operands"][0]
+                argument = self.by_var[var].operands[0]
                 self.ensure(argument, k, done, body)
                 body.append(f"w{var}[j] = {argument}")
         for var in sorted(self.stored):
-            if self.depth[var] == k and self.by_var[var]["kind"] == "op" and var not in self.fast:
+            if self.depth[var] == k and not self.by_var[var].load and var not in self.fast:
                 self.ensure(var, k, done, body)
                 body.append(f"w{var}[j] = {var}")
         return body
 
 
 def fissioned_loop(
-    loop, value, fast: dict, width: str, dtype: str, writes: list[tuple[str, str]]
+    loop: Loop,
+    value: Callable[[Local], str],
+    fast: dict,
+    width: str,
+    dtype: str,
+    writes: list[tuple[str, str]],
 ) -> tuple[list[str], list[str]]:
     """(scratch allocations, loop lines) of ``loop`` split at its fast activations.
 

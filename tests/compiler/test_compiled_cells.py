@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tinygrad_lstm.compiler import program as program_module
+from tinygrad_lstm.compiler import runtime
 from tinygrad_lstm.layers import Recurrent
-from tinygrad_lstm.layers import compile_cell as compile_cell_module
-from tinygrad_lstm.ops import compiled_sequence
 
 import tinygrad_lstm as tg
 from tinygrad_lstm import registry
@@ -171,7 +171,7 @@ def test_a_generated_backward_off_by_five_hundredths_of_a_percent_fails(monkeypa
     wrong = ScalarRule(rule.inputs, rule.forward, (f"({rule.grads[0]}) * 1.0005",))
     patched = dataclasses.replace(info, scalar=wrong)
     monkeypatch.setattr(
-        compile_cell_module,
+        program_module,
         "op_info",
         lambda name: patched if name == "sigmoid" else registry.op_info(name),
     )
@@ -197,7 +197,7 @@ def test_compiled_builtins_equal_their_handwritten_kernels(name):
 def test_per_step_blas_path_equals_composed(name, monkeypatch):
     """Small steps (every case above without lengths) run the whole pass in one Numba call;
     larger ones a Python loop of BLAS matmuls and stage kernels: that path too, forced."""
-    monkeypatch.setattr(compiled_sequence, "SMALL_STEP", -1)
+    monkeypatch.setattr(runtime, "SMALL_STEP", -1)
     assert_matches_composed(name, dict(FIXED, with_lengths=False), np.float64, F64_TOL)
 
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import numpy as np
+from tinygrad_lstm.compiler import compiled_cell
 from tinygrad_lstm.layers import Recurrent
-from tinygrad_lstm.layers.compile_cell import compile_cell
 
 import tinygrad_lstm as tg
 
@@ -48,7 +48,7 @@ def _stats(layers) -> dict[str, int]:
     modules = {}
     for layer in layers:
         for cell in layer._cells:
-            compiled = compile_cell(cell, cell.weight_ih.shape[1], cell.weight_ih.dtype)
+            compiled = compiled_cell(cell, cell.weight_ih.shape[1], cell.weight_ih.dtype)
             module = compiled.step().module()
             modules[module.__name__] = module
     for module in modules.values():
@@ -104,7 +104,7 @@ def _compare_without_jit(path: str) -> None:
     jitted = np.load(path)
     plain = {k: v for k, v in results().items() if not k.endswith("_functions")}
     layer = Recurrent("gru", 3, 4, fused="compiled")
-    forward = compile_cell(layer._cells[0], 3, np.float32).step().functions()[1][0]
+    forward = compiled_cell(layer._cells[0], 3, np.float32).step().functions()[1][0]
     assert not isinstance(forward, numba.core.dispatcher.Dispatcher), "still jitted"
     assert sorted(plain) == sorted(jitted.files)
     for dtype, limit in (("float64", 1e-13), ("float32", 1e-6)):

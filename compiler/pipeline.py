@@ -1,0 +1,190 @@
+"""The cell compiler's pipeline, ``lower()``, and the compiled cell a layer runs.
+
+``lower(cell, input_size, dtype)`` reads as the stages it runs, each with its own data:
+
+    trace    = capture(cell, input_size, dtype)     every op of one step (capture.py)
+    program  = build_program(trace)                 the recurrence, row-wise ops (program.py)
+    replay   = replay_plan(trace, leaves)           what runs before the time loop
+    schedule = Schedule.of(program)                 stages cut at the matmuls (schedule.py)
+    kernels  = lower_stages(schedule)               typed loops per stage (kernel_ir.py)
+    source   = render(schedule, kernels, ...)       Numba source (render.py, drivers.py)
+    module   = load_module(source)                  on first use (runtime.py)
+
+A step the compiler cannot prove equal to composed raises ``NotFusible`` naming why; a
+failure of a stage itself is a ``CompilerError`` naming the stage.
+
+``CompiledCell.run`` is one (layer, direction) pass: it replays the ``once`` calls
+(parameters only) and the ``hoisted`` calls (x_t and parameters, on all T*B rows at once)
+through autograd, then runs the recurrence as one ``CompiledSequence`` op.
+``compiled_cell(cell, ...)`` keeps one per cell and re-lowers it when a guard (guards.py)
+says an attribute the step read has changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import DTypeLike
+from tinygrad_lstm.ops.kernel_cache import load_module as _load
+
+from tinygrad_lstm import Module, Parameter, Tensor
+
+from .capture import Call, StepTrace, capture
+from .errors import CompilerError, NotFusible
+from .guards import Guard
+from .kernel_ir import lower_stages
+from .program import Leaves, StepProgram, build_program, check_row_wise
+from .render import render
+from .runtime import CompiledSequence, CompiledStep, smoke_test
+from .schedule import Schedule
+
+__all__ = ["CompiledCell", "compiled_cell", "lower"]
+
+_R = TypeVar("_R")
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The compiler's own files: a change to any of them gives generated modules new names, so
+# no kernel a former version generated is loaded from the cache.
+_GENERATOR_FILES = tuple(sorted(Path(__file__).parent.glob("*.py")))
+_STEPS: dict[tuple[StepProgram, np.dtype], CompiledStep] = {}
+
+
+def _stage(name: str, run: Callable[..., _R], *args: Any) -> _R:
+    """``run(*args)``, a failure of the compiler itself reported as one of stage ``name``."""
+    try:
+        return run(*args)
+    except NotFusible:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other error here is the compiler's own
+        raise CompilerError(name, exc) from exc
+
+
+def replay_plan(trace: StepTrace, leaves: Leaves) -> list[Call]:
+    """The once/hoisted calls the program's leaves depend on, in trace order; each hoisted
+    one proven row-wise."""
+    values, wanted = trace.values, set(leaves.row + leaves.weight + leaves.vector)
+    needed = []
+    for call in reversed(trace.calls):
+        if values[call.outputs[0]].role != "recurrent" and wanted & set(call.outputs):
+            needed.append(call)
+            wanted |= set(call.inputs)
+    for call in needed:
+        if values[call.outputs[0]].role == "hoisted":
+            check_row_wise(trace, call)
+    return needed[::-1]
+
+
+def _kernels(program: StepProgram, dtype: np.dtype) -> CompiledStep:
+    """The compiled step of ``program`` for ``dtype``, one per process (the generated text
+    reads sizes from ``dims``, so programs that differ only in sizes share one module)."""
+    key = (program, np.dtype(dtype))
+    step = _STEPS.get(key)
+    if step is None:
+        schedule = _stage("schedule", Schedule.of, program)
+        kernels, sizes = _stage("kernel lowering", lower_stages, schedule)
+        source = _stage("code generation", render, schedule, kernels, sizes, dtype)
+        load = functools.partial(
+            _load, f"step_{np.dtype(dtype).name}", dependencies=_GENERATOR_FILES
+        )
+        step = _STEPS[key] = CompiledStep(schedule, source, dtype, load)
+    return step
+
+
+def lower(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCell:
+    """The compiled step of ``cell`` for inputs of ``input_size`` features in ``dtype``:
+    trace, program, replay plan, schedule, kernels and source (the module loads on first
+    use). Raises ``NotFusible`` or ``CompilerError``."""
+    dtype = np.dtype(dtype)
+    guard = Guard(cell)
+    trace = _stage("capture", capture, cell, input_size, dtype)
+    program, leaves = _stage("program", build_program, trace)
+    replay = _stage("replay plan", replay_plan, trace, leaves)
+    compiled = CompiledCell(type(cell).__name__, trace, program, leaves, replay, guard, dtype)
+    compiled.step(dtype)
+    return compiled
+
+
+class CompiledCell:
+    """A cell's compiled step: ``run`` is one pass as one ``CompiledSequence`` op."""
+
+    def __init__(
+        self,
+        cell_type: str,
+        trace: StepTrace,
+        program: StepProgram,
+        leaves: Leaves,
+        replay: list[Call],
+        guard: Guard,
+        dtype: np.dtype,
+    ) -> None:
+        self.cell_type, self.trace, self.program, self.leaves = cell_type, trace, program, leaves
+        self.replay, self.guard, self.dtype = replay, guard, dtype
+        self._params = [(v.id, v.name) for v in trace.values if v.source == "param"]
+
+    def step(self, dtype: DTypeLike | None = None) -> CompiledStep:
+        """The ``CompiledStep`` (schedule, source, kernels) for ``dtype`` (the trace's)."""
+        return _kernels(self.program, self.dtype if dtype is None else dtype)
+
+    def _leaf_tensors(self, cell: Module, x: Tensor) -> dict[str, list[Tensor]]:
+        """The once/hoisted values the program reads, computed through autograd."""
+        steps, batch = x.shape[0], x.shape[1]
+        rows = steps * batch
+        values = self.trace.values
+        env: dict[int, Any] = {self.trace.x: x.reshape(rows, x.shape[2])}
+        env.update({vid: _parameter(cell, name) for vid, name in self._params})
+        for v in values:
+            if v.source == "const":
+                data = v.tensor._data
+                env[v.id] = (
+                    Tensor(np.broadcast_to(v.row(), (rows, *data.shape[1:])))
+                    if v.batched
+                    else v.tensor
+                )
+        for call in self.replay:
+            out = call.fn.apply(*(env[i] for i in call.inputs), **call.attrs)
+            for vid, t in zip(call.outputs, out if isinstance(out, tuple) else (out,)):
+                env[vid] = t
+        found = self.leaves
+        return {
+            "row": [env[v].reshape(steps, batch, env[v].shape[-1]) for v in found.row],
+            "weight": [env[v] for v in found.weight],
+            "vector": [env[v] for v in found.vector],
+            "const": [env[v] for v in found.const],
+        }
+
+    def run(
+        self, cell: Module, x: Tensor, state: Any, reverse: bool, keep: np.ndarray | None
+    ) -> tuple[Tensor, Any]:
+        """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
+        parts = state if self.trace.tupled else (state,)
+        leaves = self._leaf_tensors(cell, x)
+        inputs = [*parts, *leaves["row"], *leaves["weight"], *leaves["vector"], *leaves["const"]]
+        dtype = np.result_type(*(t.dtype for t in inputs))
+        step = self.step(dtype)
+        small = keep is None and step.small(x.shape[1])
+        _stage("kernel compilation", smoke_test, step, small)
+        out = CompiledSequence.apply(
+            *inputs, step=step, steps=x.shape[0], reverse=reverse, keep=keep
+        )
+        return out[0], (tuple(out[1:]) if self.trace.tupled else out[1])
+
+
+def compiled_cell(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCell:
+    """The ``CompiledCell`` of ``cell`` (kept per cell, input size and dtype, lowered again
+    when a guard fails); raises ``NotFusible`` or ``CompilerError``."""
+    key = (input_size, np.dtype(dtype).name)
+    per_cell = _CACHE.setdefault(cell, {})
+    compiled = per_cell.get(key)
+    if compiled is None or not compiled.guard.holds(cell):
+        per_cell.pop(key, None)
+        compiled = per_cell[key] = lower(cell, input_size, dtype)
+    return compiled
+
+
+def _parameter(cell: Module, name: str) -> Parameter:
+    """The cell's parameter ``name`` ("weight_ih", "sub.weight") as it is now."""
+    return functools.reduce(getattr, name.split("."), cell)
