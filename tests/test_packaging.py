@@ -130,7 +130,7 @@ def test_the_shipped_data_files_are_package_data(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("tinygrad_lstm", "ops", "layers", "tooling"):
+    for package in ("tinygrad_lstm", "ops", "compiler", "layers", "tooling"):
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )
