@@ -102,9 +102,9 @@ def show_attention(model: DateTranslator, source: str, args) -> None:
     if result.weights is None:
         print("(the baseline has no attention to draw)")
         return
-    steps = len(text) + 1  # the characters, then <eos>
-    rows = [*text, dates.EOS][:steps]
-    weights = result.weights[0, :steps]
+    rows = [dates.TARGET_TOKENS[t] for t in result.tokens[0]]
+    steps = rows.index(dates.EOS) + 1 if dates.EOS in rows else len(rows)  # up to <eos>
+    rows, weights = rows[:steps], result.weights[0, :steps]
     print(heatmap_text(list(source), rows, weights))
     if args.png and heatmap_png(args.png, list(source), rows, weights, f"{source!r} -> {text!r}"):
         print(f"wrote {args.png}")
@@ -141,6 +141,11 @@ def main() -> None:
     parser.add_argument("--translate", help="a date of your own to translate and draw")
     parser.add_argument("--png", default="attention.png", help="heatmap PNG ('' for none)")
     args = parser.parse_args()
+    if args.translate is not None:
+        try:
+            dates.encode_sources([args.translate])
+        except ValueError as exc:
+            parser.error(f"--translate: {exc}")
     corpus = dates.DateCorpus(seed=args.seed, held_out=args.held_out)
     if args.compare:
         compare(corpus, args)

@@ -58,6 +58,7 @@ LAYER_MODULES = ["tinygrad_lstm.layers"] + [
         "capture",
         "compile_cell",
         "checks",
+        "attention",
     )
 ]
 TOOLING_MODULES = [
@@ -75,6 +76,9 @@ TOOLING_MODULES = [
         "datasets",
         "sequence_task",
         "cli",
+        "dates",
+        "translation",
+        "attention_heatmap",
     )
 ]
 # interop names torch in its hints (an optional dependency, imported only for type checkers):
