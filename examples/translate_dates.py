@@ -14,7 +14,7 @@ with respect to every parameter, the input and the initial state, the encoder's 
 included. After, the attention weights of one translation are drawn (a PNG with matplotlib,
 and as text).
 
-    python examples/translate_dates.py                       # additive attention, ~20 s
+    python examples/translate_dates.py                       # additive attention, < 1 min
     python examples/translate_dates.py --attention none      # the baseline: no attention
     python examples/translate_dates.py --compare             # additive, dot and none, a table
     python examples/translate_dates.py --translate "the 1st of May, 1999"
@@ -86,9 +86,9 @@ def report(model: DateTranslator, corpus: dates.DateCorpus) -> float:
     """Exact match on the held-out dates, per format, and a few of the mistakes."""
     score = exact_match(model, corpus.test_examples())
     print(f"exact match on {corpus.held_out} held-out dates: {score.accuracy:.1%}")
-    for fmt, accuracy in score.per_format.items():
+    for fmt in (f for f in dates.FORMATS if f in score.per_format):
         example = dates.render(dates.dt.date(2021, 3, 3), fmt)
-        print(f"  {fmt:<16} {accuracy:7.1%}   e.g. {example!r}")
+        print(f"  {fmt:<16} {score.per_format[fmt]:7.1%}   e.g. {example!r}")
     for source, got, expected in score.errors[:5]:
         print(f"  wrong: {source!r} -> {got!r} (expected {expected})")
     return score.accuracy
