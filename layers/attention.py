@@ -56,10 +56,10 @@ class AttentionLSTMCell(Module):
     ``AttentionLSTMCell(input_size, hidden_size, bias=True, *, memory_size, memory_len,
     attention="additive" | "dot", attention_size=hidden_size)``: ``memory_size`` is E (for a
     bidirectional encoder of hidden size H_enc, 2 * H_enc), ``memory_len`` is S, the padded
-    source length. Parameters: the LSTM step's, ``lstm.weight_ih`` (4H, I + E),
-    ``lstm.weight_hh``, ``lstm.bias_ih``, ``lstm.bias_hh``; ``query_weight`` and, for
-    additive attention, ``key_weight`` and ``score_weight``; each drawn from
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the LSTM's first.
+    source length, ``attention_size`` A (additive attention only). Parameters: the LSTM
+    step's, ``lstm.weight_ih`` (4H, I + E), ``lstm.weight_hh``, ``lstm.bias_ih``,
+    ``lstm.bias_hh``; ``query_weight`` and, for additive attention, ``key_weight`` and
+    ``score_weight``; each drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the LSTM's first.
     """
 
     state_names = ("h", "c", "memory", "score_bias")
@@ -85,6 +85,8 @@ class AttentionLSTMCell(Module):
         self.memory_len = check_size(name, "memory_len", memory_len)
         if attention not in ("additive", "dot"):
             raise ValueError(f"{name}: attention must be 'additive' or 'dot', got {attention!r}")
+        if attention == "dot" and attention_size is not None:
+            raise ValueError(f"{name}: attention_size is for additive attention, not 'dot'")
         self.attention = attention
         size = hidden_size if attention_size is None else attention_size
         self.attention_size = check_size(name, "attention_size", size)
@@ -186,8 +188,10 @@ class AttentionLSTMCell(Module):
         return output, state
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"{self.input_size}, {self.hidden_size}, memory_size={self.memory_size}, "
-            f"memory_len={self.memory_len}, attention={self.attention!r}, "
-            f"attention_size={self.attention_size}"
+            f"memory_len={self.memory_len}, attention={self.attention!r}"
+        )
+        return text + (
+            f", attention_size={self.attention_size}" if self.attention == "additive" else ""
         )

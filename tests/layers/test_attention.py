@@ -38,7 +38,7 @@ def test_sequence_layer_gradients_like_every_cell(attention):
         memory_size=2,
         memory_len=3,
         attention=attention,
-        attention_size=2,
+        **({"attention_size": 2} if attention == "additive" else {}),
     )
     assert report.ok
 
@@ -180,6 +180,10 @@ def test_zero_state_and_parameter_names():
         "score_weight",
     }
     assert cell.lstm.weight_ih.shape == (4 * H, I + E)
+    assert repr(cell).startswith(
+        f"AttentionLSTMCell({I}, {H}, memory_size={E}, memory_len={S}, attention='additive', "
+        f"attention_size={H}\n"
+    )
     dot = make_cell("dot")
     assert {n for n, _ in dot.named_parameters() if not n.startswith("lstm.")} == {"query_weight"}
     assert dot.query_weight.shape == (E, H)
@@ -192,6 +196,10 @@ def test_zero_state_and_parameter_names():
     ("call", "message"),
     [
         (lambda: make_cell("cosine"), "AttentionLSTMCell: attention must be 'additive' or 'dot'"),
+        (
+            lambda: make_cell("dot", attention_size=2),
+            "AttentionLSTMCell: attention_size is for additive attention, not 'dot'",
+        ),
         (
             lambda: make_cell("dot", memory_len=0),
             "AttentionLSTMCell: memory_len must be an integer >= 1",
