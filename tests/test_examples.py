@@ -1,6 +1,7 @@
 """The examples run from the command line, tiny, and print what they claim to show (those
 that train compiled cells included)."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -174,3 +175,44 @@ def test_sentiment_refuses_unknown_words_before_training():
         check=False,
     )
     assert done.returncode == 2 and "['meh'] not in the vocabulary" in done.stderr
+
+
+def test_translate_dates_checks_the_decoder_trains_scores_and_draws_attention(tmp_path):
+    png = tmp_path / "attention.png"
+    out = _run(
+        "translate_dates.py",
+        *("--steps", "40", "--batch", "16", "--hidden", "8", "--held-out", "50"),
+        *("--log-every", "10", "--translate", "the 1st of May, 1999", "--png", str(png)),
+    )
+    assert "gradient check of the additive attention decoder cell" in out and "passed" in out
+    losses = [float(v) for v in re.findall(r"additive\s+step\s+\d+\s+loss (\S+)", out)]
+    assert len(losses) == 5 and losses[-1] < losses[0], out
+    accuracy = float(re.search(r"exact match on 50 held-out dates: (\S+)%", out).group(1))
+    assert 0 <= accuracy <= 100
+    heatmap = out.split("'the 1st of May, 1999' -> ")[1].splitlines()
+    assert heatmap[1].strip() == "|the_1st_of_May,_1999|"
+    assert re.match(r"\s*\S+ \|.{20}\| \d\.\d\d on ", heatmap[2]), out
+    if importlib.util.find_spec("matplotlib"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_translate_dates_compares_attention_with_the_baseline():
+    out = _run(
+        "translate_dates.py",
+        *("--compare", "--steps", "3", "--batch", "4", "--hidden", "4", "--held-out", "20"),
+    )
+    table = out.split("exact match on 20 held-out dates\n")[1].splitlines()
+    assert table[0].split() == ["attention", "params", "final", "loss", "exact", "match", "time"]
+    assert [row.split()[0] for row in table[1:4]] == ["additive", "dot", "none"]
+
+
+def test_translate_dates_refuses_a_date_outside_the_alphabet():
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "translate_dates.py"), "--translate", "3 Mär 2021"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--translate: dates.encode_sources: '3 Mär 2021' has characters outside" in done.stderr

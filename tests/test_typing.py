@@ -58,6 +58,7 @@ LAYER_MODULES = ["tinygrad_lstm.layers"] + [
         "packing",
         "unroll",
         "checks",
+        "attention",
     )
 ]
 COMPILER_MODULES = ["tinygrad_lstm.compiler"] + [
@@ -97,6 +98,9 @@ TOOLING_MODULES = [
         "bag_of_words",
         "sentiment_view",
         "cli",
+        "dates",
+        "translation",
+        "attention_heatmap",
     )
 ]
 # interop names torch in its hints (an optional dependency, imported only for type checkers):
