@@ -106,7 +106,7 @@ TOOLING_MODULES = [
 # interop names torch in its hints (an optional dependency, imported only for type checkers):
 # they resolve only where torch is installed.
 if importlib.util.find_spec("torch") is not None:
-    TOOLING_MODULES.append("tinygrad_lstm.tooling.interop")
+    TOOLING_MODULES += ["tinygrad_lstm.tooling.interop", "tinygrad_lstm.tooling.torch_export"]
 PUBLIC_MODULES = ENGINE_MODULES + LAYER_MODULES + COMPILER_MODULES + TOOLING_MODULES
 
 

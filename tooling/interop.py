@@ -12,6 +12,9 @@ tinygrad_lstm.layers               torch.nn
 ``GRUCell`` (no ``proj_size``)
 ``Linear``, ``Embedding``,         ``Linear``, ``Embedding`` (default options only),
 ``Dropout``                        ``Dropout``
+``Recurrent`` of any other cell    ``<Cell>Layer``, generated: the captured step written
+whose step can be captured         as PyTorch source (torch_export), same parameter
+                                   names; from_torch turns it back (registered cells)
 any other ``Module`` that holds    a plain ``torch.nn.Module`` holding the converted
 no parameter of its own            sub-modules under the same names (and back)
 =================================  ==================================================
@@ -22,8 +25,9 @@ so ``state_dict()`` keys match), with each layer's dtype (float32 or float64), i
 shared. Gradients and optimizer state do not move. A container's ``forward`` is code, and code
 does not convert: the container on the other side has none. Write the model class there and
 pass it as ``into=``: then only the weights move, checked key by key (names, shapes, dtypes)
-before anything is copied. Anything else (a custom cell, a module with parameters of its own, a
-torch layer with options this library lacks) is refused with its path and type named.
+before anything is copied. Anything else (a cell whose step cannot be captured, a module with
+parameters of its own, a torch layer with options this library lacks) is refused with its
+path and type named.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tinygrad_lstm.compiler import NotFusible
 from tinygrad_lstm.layers import (
     GRU,
     LSTM,
@@ -48,6 +53,8 @@ from tinygrad_lstm.layers import (
 
 from tinygrad_lstm import Module
 from tinygrad_lstm.module import StateDictError
+
+from .torch_export import export_layer
 
 if TYPE_CHECKING:  # torch is optional: imported only when a conversion runs
     import torch
@@ -87,8 +94,8 @@ _TORCH_ONLY_DEFAULTS = {
     }
 }
 _SUPPORTED = (
-    "RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dropout, or a "
-    "container without parameters of its own"
+    "RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, Linear, Embedding, Dropout, Recurrent of "
+    "a cell whose step can be captured, or a container without parameters of its own"
 )
 _FLOAT_DTYPES = ("float32", "float64")
 
@@ -183,7 +190,16 @@ def _module_to_torch(torch: ModuleType, module: Module, path: str, done: dict) -
     if id(module) in done:  # shared in the source, shared in the result
         return done[id(module)]
     kind = _supported_kind(module, path)
-    if kind is None:
+    if kind is Recurrent:
+        try:
+            layer = export_layer(module)
+        except NotFusible as exc:
+            raise TypeError(
+                f"to_torch: cannot convert {type(module).__name__} {_where(path)}: its cell "
+                f"{module.cell_class.__name__} cannot be written as PyTorch source: {exc}; "
+                f"supported: {_SUPPORTED}"
+            ) from None
+    elif kind is None:
         layer = torch.nn.Module()
         for name, child in module.named_children():
             child_path = f"{path}.{name}" if path else name
@@ -203,13 +219,14 @@ def _module_to_torch(torch: ModuleType, module: Module, path: str, done: dict) -
 
 
 def _supported_kind(module: Module, path: str) -> type | None:
-    """The key of ``_LAYERS`` that ``module`` converts as; None for a container."""
+    """The key of ``_LAYERS`` that ``module`` converts as (``Recurrent`` for a custom cell,
+    written as PyTorch source by torch_export); None for a container."""
     kind = type(module)
     if kind is Recurrent:
         kind = _RECURRENT_OF_CELL.get(module.cell_class, Recurrent)
     why = None
     if kind is Recurrent:
-        why = f"its cell {module.cell_class.__name__} has no PyTorch counterpart"
+        return Recurrent
     elif kind is LSTMCell and module.proj_size:
         why = "proj_size > 0 (torch.nn.LSTMCell has no projection; torch.nn.LSTM has)"
     elif kind in _LAYERS:
@@ -271,7 +288,9 @@ def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str, don
     if id(layer) in done:
         return done[id(layer)]
     kind = _torch_kind(torch, layer, path)
-    if kind is None:
+    if kind is Recurrent:
+        module = _exported_from_torch(layer, path)
+    elif kind is None:
         module = Module()
         for name, child in layer._modules.items():  # named_children() would skip a repeat
             if child is None:
@@ -294,8 +313,36 @@ def _module_from_torch(torch: ModuleType, layer: torch.nn.Module, path: str, don
     return module
 
 
+def _exported_from_torch(layer: torch.nn.Module, path: str) -> Module:
+    """The ``Recurrent`` that a layer written by torch_export stands for, its weights copied."""
+    origin = layer.tinygrad_lstm
+    if origin["cell"] is None:
+        raise TypeError(
+            f"from_torch: {type(layer).__name__} {_where(path)} was exported from an "
+            "unregistered cell class; build the layer and pass it as into="
+        )
+    options = {k: v for k, v in origin.items() if k not in ("cell", "cell_options")}
+    dtype = _one_dtype(f"from_torch: {type(layer).__name__} {_where(path)}", layer.parameters())
+    module = Recurrent(
+        origin["cell"],
+        **options,
+        **origin["cell_options"],
+        dtype=np.dtype(dtype or "float32"),
+        rng=np.random.default_rng(0),
+    )
+    module.load_state_dict({k: t.detach().numpy().copy() for k, t in layer.named_parameters()})
+    flags = {k: p.requires_grad for k, p in layer.named_parameters()}
+    for name, param in module.named_parameters():
+        param.requires_grad = flags[name]
+    module.train(layer.training)
+    return module
+
+
 def _torch_kind(torch: ModuleType, layer: torch.nn.Module, path: str) -> type | None:
-    """Our class that ``layer`` converts to; None for a container."""
+    """Our class that ``layer`` converts to (``Recurrent`` for a layer torch_export wrote);
+    None for a container."""
+    if isinstance(getattr(type(layer), "tinygrad_lstm", None), dict):
+        return Recurrent
     name = type(layer).__name__
     kind = next((k for k in _LAYERS if type(layer) is getattr(torch.nn, k.__name__)), None)
     if kind is not None:

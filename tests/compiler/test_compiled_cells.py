@@ -9,11 +9,10 @@ closely in float32. A generated backward 0.05% off fails the same check.
 """
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from example_cells import CELLS, register_example_cells
 from hypothesis import given
 from hypothesis import strategies as st
 from tinygrad_lstm.compiler import program as program_module
@@ -24,30 +23,11 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import registry
 from tinygrad_lstm.registry import ScalarRule
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load_example(name: str) -> None:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
-
-
-# The example cells register for this module only (the rest of the suite sees the
-# registry as installed): loaded once, their entries kept, put back around each test.
-_BEFORE = dict(registry._CELLS)
-for _example in ("custom_cell", "lstm_variants"):
-    _load_example(_example)
-_EXAMPLE_CELLS = {k: v for k, v in registry._CELLS.items() if k not in _BEFORE}
-registry._CELLS.clear()
-registry._CELLS.update(_BEFORE)
-CELLS = sorted([*_BEFORE, *_EXAMPLE_CELLS])
-
 
 @pytest.fixture(autouse=True)
 def example_cells(monkeypatch):
     """The example cells registered for the test."""
-    for name, info in _EXAMPLE_CELLS.items():
-        monkeypatch.setitem(registry._CELLS, name, info)
+    register_example_cells(monkeypatch)
 
 
 F64_TOL = 1e-12

@@ -43,3 +43,32 @@ def test_fuse_float32_kernels_call_the_fast_sigmoid(capsys):
 def test_fuse_refuses_bad_arguments_in_one_line(argv, message, capsys):
     assert main(["fuse", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_fuse_target_torch_prints_runnable_pytorch_source(capsys):
+    pytest.importorskip("torch")
+    assert main(["fuse", "--cell", "gru", "--dtype", "float64", "--target", "torch"]) == 0
+    out = capsys.readouterr().out
+    for part in ("def gru_step(x, state", "class GRUCell(torch.nn.Module)", "class GRULayer("):
+        assert part in out, f"{part!r} missing from:\n{out}"
+    namespace: dict = {}
+    exec(compile(out, "<fuse --target torch>", "exec"), namespace)
+    layer = namespace["GRULayer"]()
+    assert {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"} == {
+        n for n, _ in layer.named_parameters()
+    }
+
+
+def test_fuse_names_why_a_cell_cannot_be_written_for_torch_in_one_line(scratch_registry, capsys):
+    from tinygrad_lstm.layers.cells import RNNCell
+
+    @tg.register_cell("peeking")
+    class Peeking(RNNCell):
+        def step(self, xw, state, prepared):
+            out, new = super().step(xw, state, prepared)
+            return (out, new) if out.sum().item() < 1e9 else (out * 2, new)
+
+    assert main(["fuse", "--cell", "peeking", "--target", "torch"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("cannot write 'peeking' for PyTorch: the step reads a tensor's values")
+    assert len(out.strip().splitlines()) == 1

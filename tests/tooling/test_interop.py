@@ -342,8 +342,12 @@ class MyLinear(Linear):
     pass
 
 
-class MyCell(RNNCell):
-    pass
+class PeekingCell(RNNCell):
+    """Reads a value from Python: its step cannot be captured, so not written for torch."""
+
+    def step(self, xw, state, prepared):
+        out, new = super().step(xw, state, prepared)
+        return (out * 2, new) if float(out.sum()) > 1e9 else (out, new)
 
 
 @pytest.mark.parametrize(
@@ -351,7 +355,10 @@ class MyCell(RNNCell):
     [
         (lambda: Scaled(), "Scaled at 'inner': it holds parameters of its own (scale)"),
         (lambda: MyLinear(2, 2), "MyLinear at 'inner': a subclass of a supported layer"),
-        (lambda: Recurrent(MyCell, 2, 3), "Recurrent at 'inner': its cell MyCell has no PyTorch"),
+        (
+            lambda: Recurrent(PeekingCell, 2, 3),
+            "Recurrent at 'inner': its cell PeekingCell cannot be written as PyTorch source",
+        ),
         (lambda: LSTMCell(2, 3, proj_size=1), "LSTMCell at 'inner': proj_size > 0"),
     ],
 )

@@ -4,6 +4,7 @@ Prints the captured step (every op the cell's forward calls, each value's role: 
 sequence, hoisted over all steps, or recurrent), the partition of the recurrence (state
 matmuls on BLAS per step, the fused stages between them), and the generated Numba source
 of every stage, forward and backward: BPTT for this cell, as one would write it by hand.
+With ``--target torch``, the step written as PyTorch source instead (tooling/torch_export.py).
 """
 
 from __future__ import annotations
@@ -29,12 +30,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help="kernel dtype (default float32, whose kernels use the fast sigmoid/tanh)",
     )
+    parser.add_argument(
+        "--target",
+        choices=("numba", "torch"),
+        default="numba",
+        help="numba: the captured step, the partition and the generated kernels (default); "
+        "torch: the step written as PyTorch source (a cell and a layer, same parameter names)",
+    )
 
 
 def _section(title: str, body: str) -> None:
     print(f"== {title} " + "=" * max(0, 76 - len(title)))
     print(body.rstrip())
     print()
+
+
+def _print_torch(args: argparse.Namespace, dtype: np.dtype) -> int:
+    from tinygrad_lstm.compiler import NotFusible
+    from tinygrad_lstm.layers import Recurrent
+    from tinygrad_lstm.tooling.torch_export import torch_source
+
+    layer = Recurrent(
+        args.cell, args.input_size, args.hidden, dtype=dtype, rng=np.random.default_rng(0)
+    )
+    try:
+        print(torch_source(layer), end="")
+    except (NotFusible, TypeError) as exc:
+        print(f"cannot write {args.cell!r} for PyTorch: {' '.join(str(exc).split())}")
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             f"fuse: unknown cell {args.cell!r}; registered cells: {', '.join(names)}"
         )
     dtype = np.dtype(args.dtype)
+    if args.target == "torch":
+        return _print_torch(args, dtype)
     cell = tg.cell(args.cell)(
         args.input_size, args.hidden, dtype=dtype, rng=np.random.default_rng(0)
     )
