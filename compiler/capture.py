@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tinygrad_lstm.ops as builtin_ops
 from numpy.typing import DTypeLike
 
 import tinygrad_lstm as tg
@@ -42,9 +43,9 @@ TRACE_BATCHES = (3, 5)
 # Frames in these folders are the library's: a value read is reported at the first frame
 # outside them (the cell's own line).
 _LIBRARY = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (tg, __import__("tinygrad_lstm.ops", fromlist=["_"]))
-) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (tg.__file__, builtin_ops.__file__, __file__)
+)
 
 
 @dataclass
@@ -178,12 +179,8 @@ class _Draws:
             if g.bit_generator.state != state:
                 drawn.append(name)
                 g.bit_generator.state = state
-        now = np.random.get_state()
-        if (
-            now[0] != self.legacy[0]
-            or not np.array_equal(now[1], self.legacy[1])
-            or now[2:] != (self.legacy[2:])
-        ):
+        now, before = np.random.get_state(), self.legacy
+        if now[0] != before[0] or not np.array_equal(now[1], before[1]) or now[2:] != before[2:]:
             drawn.append("np.random (the global generator)")
             np.random.set_state(self.legacy)
         return drawn
