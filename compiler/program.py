@@ -82,6 +82,11 @@ class StepProgram:
     nodes: tuple[PNode, ...]
     output: int
     states: tuple[int, ...]
+    # Per result (the output, then each new state part): the leaves and the state parts the
+    # captured step computes it from, as composed's graph links them (columns a slice cuts
+    # away included: composed still gives such a leaf a gradient, of zeros).
+    result_leaves: tuple[frozenset[int], ...] = ()
+    result_states: tuple[frozenset[int], ...] = ()
 
     def leaves(self, kind: str) -> list[int]:
         """The nodes of leaf ``kind``, in slot order."""
@@ -94,8 +99,33 @@ class StepProgram:
         return self.states[n.slot] if n.kind == "state" else i
 
     def sizes(self) -> list[int]:
-        """Every width and column offset of the program, sorted: the kernels' ``dims``."""
-        return sorted({n.width for n in self.nodes} | {n.offset for n in self.nodes})
+        """Every width and column offset of the program (slices', and where each part of a
+        concat starts), sorted: the kernels' ``dims``."""
+        sizes = {n.width for n in self.nodes} | {n.offset for n in self.nodes}
+        for n in self.nodes:
+            if n.kind == "concat":  # where each part starts
+                widths = [self.nodes[i].width for i in n.inputs]
+                sizes.update(int(c) for c in np.cumsum(widths))
+        return sorted(sizes)
+
+    def gradient_reach(
+        self, output: bool, finals: tuple[bool, ...], held: list[bool]
+    ) -> tuple[set[int], set[int]]:
+        """Which leaves, and which parts of the initial state, a backward pass reaches: those
+        composed gives a gradient (maybe zero) and not None.
+
+        ``output``: the outputs get a gradient; ``finals[k]``: final state part k does;
+        ``held[p]``: at the p-th step run, some sequence is past its end and keeps its state
+        (that state's gradient then also passes the step by). Walks the steps from the last
+        run back to the first, as BPTT does."""
+        parts = {k for k, wanted in enumerate(finals) if wanted}
+        reached: set[int] = set()
+        for p in reversed(range(len(held))):
+            results = ([0] if output else []) + [1 + k for k in parts]
+            reached.update(*(self.result_leaves[r] for r in results))
+            read = set().union(*(self.result_states[r] for r in results))
+            parts = read | (parts if held[p] else set())
+        return reached, parts
 
     def text(self) -> str:
         """The program as numbered lines (``%3 = sigmoid(%2)   (B, 16)``)."""
@@ -309,17 +339,42 @@ class _Builder:
         if slices is not None:
             source = self.operand(call.inputs[0])
             for o, (offset, size) in zip(outs, slices):
-                self.node_of[(o, "value")] = self.add(
-                    PNode("slice", size, (source,), offset=offset)
-                )
+                self.node_of[(o, "value")] = self.columns(source, offset, size)
             return
         if call.op == "concat" and _feature_axis(call.attrs.get("axis", 0)):
             if not all(_is_row_block(trace.values[i]) for i in call.inputs):
                 raise _blocked(trace, call, "joins values that are not one row per sequence")
-            node = self.add(PNode("concat", out.shape[1], tuple(map(self.operand, call.inputs))))
-            self.node_of[(outs[0], "value")] = node
+            parts = [self.operand(i) for i in call.inputs]
+            self.node_of[(outs[0], "value")] = self.concat(parts, out.shape[1])
             return
         self.elementwise(call, out)
+
+    def columns(self, node: int, offset: int, width: int) -> int:
+        """The node of columns ``offset .. offset + width`` of ``node``: a slice, a piece of
+        a concat, or the node itself when it has that width or broadcasts (width 1)."""
+        n = self.nodes[node]
+        if (offset == 0 and n.width == width) or n.kind == "number" or n.width == 1:
+            return node
+        if n.kind == "slice":
+            return self.columns(n.inputs[0], n.offset + offset, width)
+        if n.kind != "concat":
+            return self.add(PNode("slice", width, (node,), offset=offset))
+        pieces, start = [], 0
+        for part in n.inputs:
+            size = self.nodes[part].width
+            low, high = max(offset, start), min(offset + width, start + size)
+            if low < high:
+                pieces.append(self.columns(part, low - start, high - low))
+            start += size
+        return pieces[0] if len(pieces) == 1 else self.concat(pieces, width)
+
+    def concat(self, parts: list[int], width: int) -> int:
+        """A concat node of ``parts``, a part that is itself a concat spliced in."""
+        flat: list[int] = []
+        for part in parts:
+            n = self.nodes[part]
+            flat += list(n.inputs) if n.kind == "concat" else [part]
+        return self.add(PNode("concat", width, tuple(flat)))
 
     def matmul(self, call: Call) -> None:
         trace = self.trace
@@ -358,17 +413,36 @@ class _Builder:
             fits = _is_row_block(v) and v.shape[1] in (1, out.shape[1])
             if not (fits or _broadcasts_over_rows(v)):
                 raise _blocked(trace, call, f"broadcasts v{i} {v.shape} against the rows")
-        node = self.add(
-            PNode(
-                "elementwise",
-                out.shape[1],
-                tuple(self.operand(i) for i in call.inputs),
-                op=call.op,
-                rule=info.scalar,
-                attrs=_rule_attrs(call, info),
-            )
-        )
+        operands = tuple(self.operand(i) for i in call.inputs)
+        node = self.apply(call, info, operands, out.shape[1])
         self.node_of[(call.outputs[0], "value")] = node
+
+    def apply(self, call: Call, info: OpInfo, operands: tuple[int, ...], width: int) -> int:
+        """The node of op ``call`` on ``operands``, ``width`` columns wide. An op reads no
+        concat: it acts column by column, so on a concat it is the concat of the op on each
+        piece (the generated loops then never pick a piece by column)."""
+        cuts = {0, width}
+        for o in operands:
+            if self.nodes[o].kind == "concat" and self.nodes[o].width == width:
+                sizes = [self.nodes[part].width for part in self.nodes[o].inputs]
+                cuts |= {int(c) for c in np.cumsum(sizes)}
+        if len(cuts) == 2:
+            return self.add(
+                PNode(
+                    "elementwise",
+                    width,
+                    operands,
+                    op=call.op,
+                    rule=info.scalar,
+                    attrs=_rule_attrs(call, info),
+                )
+            )
+        bounds = sorted(cuts)
+        pieces = tuple(
+            self.apply(call, info, tuple(self.columns(o, a, b - a) for o in operands), b - a)
+            for a, b in zip(bounds, bounds[1:])
+        )
+        return self.concat(list(pieces), width)
 
 
 @dataclass
@@ -381,31 +455,74 @@ class Leaves:
     const: list[int]
 
 
+def _live_calls(trace: StepTrace, ends: tuple[int, ...]) -> set[int]:
+    """The ids of the calls the step's results depend on: the rest is dead code, which
+    composed runs but nothing reads (and whose parameters get no gradient)."""
+    wanted, live = set(ends), set()
+    for call in reversed(trace.calls):
+        if wanted & set(call.outputs):
+            live.add(id(call))
+            wanted |= set(call.inputs)
+    return live
+
+
+def _reads(builder: _Builder, vid: int) -> tuple[frozenset[int], frozenset[int]]:
+    """(leaf nodes, state parts) that value ``vid`` is computed from in the captured step."""
+    values, found, stack = builder.trace.values, {vid}, [vid]
+    makers = {o: c for c in builder.trace.calls for o in c.outputs}
+    while stack:
+        call = makers.get(stack.pop())
+        for i in call.inputs if call is not None else ():
+            if i not in found:
+                found.add(i)
+                stack.append(i)
+    leaves = {
+        node
+        for (value, use), node in builder.node_of.items()
+        if value in found and use in ("operand", "weight")
+    }
+    parts = {int(values[v].name) for v in found if values[v].source == "state"}
+    return frozenset(leaves), frozenset(parts)
+
+
+def _end(builder: _Builder, vid: int, taken: list[int]) -> int:
+    """The node holding result ``vid`` of the step (its output or a new state part): the node
+    that computes it, or a copy of it where that node is a leaf (the state passed on as it
+    was, a hoisted value) or already holds another new state part."""
+    v = builder.trace.values[vid]
+    if v.role == "once":
+        raise NotFusible(
+            f"the step returns v{vid} {v.shape}, made of parameters and constants only; "
+            "return a value computed from the state or the input"
+        )
+    if not _is_row_block(v):
+        raise NotFusible(f"the step returns v{vid} of shape {v.shape}, not one row per sequence")
+    node = builder.operand(vid)
+    if builder.nodes[node].kind in LEAF_KINDS or node in taken:
+        node = builder.add(PNode("slice", v.shape[1], (node,)))
+    return node
+
+
 def build_program(trace: StepTrace) -> tuple[StepProgram, Leaves]:
     """The recurrence of ``trace`` as a ``StepProgram``, and the trace values its leaves
     read; NotFusible naming what blocked it."""
     builder = _Builder(trace)
-    for call in trace.calls:
-        if trace.values[call.outputs[0]].role == "recurrent":
-            builder.call(call)
     ends = (trace.output, *trace.new_states)
-    if len(set(trace.new_states)) != len(trace.new_states) or any(
-        trace.values[v].role != "recurrent" or trace.values[v].source for v in ends
-    ):
-        raise NotFusible(
-            "the step's output and each new state part must be distinct values "
-            "computed from the state"
-        )
+    live = _live_calls(trace, ends)
+    for call in trace.calls:
+        if trace.values[call.outputs[0]].role == "recurrent" and id(call) in live:
+            builder.call(call)
     for k, v in enumerate(trace.new_states):
         old, new = trace.values[trace.states[k]], trace.values[v]
         if new.shape[1:] != old.shape[1:]:
             raise NotFusible(
                 f"new state part {k} has shape {new.shape}, the state it replaces {old.shape}"
             )
-    program = StepProgram(
-        tuple(builder.nodes),
-        builder.node_of[(trace.output, "value")],
-        tuple(builder.node_of[(v, "value")] for v in trace.new_states),
-    )
+    output = _end(builder, trace.output, ())
+    states: list[int] = []
+    for v in trace.new_states:
+        states.append(_end(builder, v, states))
+    leaves, parts = zip(*(_reads(builder, v) for v in (trace.output, *trace.new_states)))
+    program = StepProgram(tuple(builder.nodes), output, tuple(states), leaves, parts)
     found = builder.leaf_values
     return program, Leaves(found["row"], found["weight"], found["vector"], builder.consts)

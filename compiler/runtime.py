@@ -318,11 +318,20 @@ class CompiledSequence(Function):
             step.module().pass_backward(run.time_array, run.previous, run.batch, step.dims, *args)
         else:
             backward_loop(step, run, saves, grads, keep)
+        held = [keep is not None and not keep[t].all() for t in run.times]
+        finals = tuple(g is not None for g in dfinal)
+        reached, initial = program.gradient_reach(dy is not None, finals, held)
         out = (
-            *(grads[node][steps] for node in program.states),
-            *(grads[i] for i in step.leaves["row"]),
-            *_weight_grads(run, step, grads),
-            *(grads[i].reshape(run.shapes[i]) for i in step.leaves["vector"]),
+            *(grads[n][steps] if k in initial else None for k, n in enumerate(program.states)),
+            *(grads[i] if i in reached else None for i in step.leaves["row"]),
+            *(
+                g if w in reached else None
+                for w, g in zip(step.leaves["weight"], _weight_grads(run, step, grads))
+            ),
+            *(
+                grads[i].reshape(run.shapes[i]) if i in reached else None
+                for i in step.leaves["vector"]
+            ),
             *(None for _ in step.leaves["const"]),
         )
         return tuple(

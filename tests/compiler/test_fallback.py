@@ -6,6 +6,8 @@ gets a correct layer. Turn it into an error with ``warnings.simplefilter("error"
 FusionWarning)``.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from tinygrad_lstm.compiler import NotFusible, lower
@@ -107,19 +109,24 @@ def test_fused_takes_only_known_modes():
         Recurrent("rnn", 3, 4, fused="yes")
 
 
-def test_a_concat_read_inside_its_own_stage_is_refused_at_construction(scratch_registry):
-    """Found while generating code (not while capturing): still a warning at construction,
-    not an error at the first forward."""
+def test_a_concat_read_inside_its_own_stage_compiles(scratch_registry):
+    """Once refused ("concat read by an op of the stage that makes it"): an op acts column by
+    column, so on a concat it is the concat of the op on each part."""
 
     def doubled(a):
-        both = tg.concat([a, a], axis=1)
-        return tg.split(both.tanh(), 2, axis=1)[0]
+        both = tg.concat([a, a * 2.0], axis=1)
+        return tg.split(both.tanh() * (1 - both), 2, axis=1)[1]
 
     _cell_class("concat_cell", doubled)
-    with pytest.warns(FusionWarning, match=r"concat %\d+ is read by an op of the stage"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FusionWarning)
         layer = Recurrent("concat_cell", 3, 4, fused=True, dtype=np.float64)
-    assert layer._runners == ["composed"]
-    layer(np.zeros((2, 1, 3)))
+    assert layer._runners == ["compiled"]
+    composed = Recurrent("concat_cell", 3, 4, dtype=np.float64)
+    composed.load_state_dict(layer.state_dict())
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 2, 3))
+    for got, want in zip(_outputs(layer, x), _outputs(composed, x)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
 def test_a_step_that_fails_on_sample_inputs_runs_composed(scratch_registry):
