@@ -34,7 +34,7 @@ from numpy.typing import DTypeLike
 from tinygrad_lstm import op_info
 
 from .kernel_cache import load_module
-from .step_source import FAST_FLOAT32, Module, names_in
+from .rule_source import FAST_FLOAT32, Module, names_in
 
 __all__ = ["rule_arguments", "rule_source", "rule_ufunc"]
 

@@ -1,0 +1,95 @@
+"""The text of a generated kernel module: its header, its typed constants, and scalar rules
+rewritten into Numba-ready expressions (``exp(-x)`` -> ``math.exp(-x2)``, ``1`` -> ``_c1``,
+a ``np.float32`` constant in a float32 module, so float32 arithmetic stays float32).
+"""
+
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+
+__all__ = ["FAST_FLOAT32", "FUNCTIONS", "Module", "names_in"]
+
+# An op's float32 fast variant: ops/scalar_math.py's function of the same math, a few ulps
+# from libm but vectorizable, called in place of the rule's forward by the cell compiler's
+# float32 kernels and by ops/rule_ufuncs.py's fast=True (the recurrent kernels call them too).
+FAST_FLOAT32 = {"sigmoid": "sigmoid_fast", "tanh": "tanh_fast"}
+FUNCTIONS = {
+    "exp": "math.exp",
+    "log": "math.log",
+    "log1p": "math.log1p",
+    "expm1": "math.expm1",
+    "tanh": "math.tanh",
+    "sqrt": "math.sqrt",
+    "abs": "abs",
+    "min": "min",
+    "max": "max",
+}
+
+
+class _Rewrite(ast.NodeTransformer):
+    """Names to locals or typed constants, functions to ``math.*``, numbers to constants."""
+
+    def __init__(self, names: dict, constant):
+        self.names, self.constant = names, constant
+
+    def visit_Name(self, node):
+        if node.id in self.names:
+            value = self.names[node.id]
+            name = value if isinstance(value, str) else self.constant(value)
+            return ast.Name(id=name, ctx=ast.Load())
+        if node.id in FUNCTIONS:
+            return ast.parse(FUNCTIONS[node.id], mode="eval").body
+        return node
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return ast.Name(id=self.constant(node.value), ctx=ast.Load())
+        return node
+
+
+def names_in(expr: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+
+
+class Module:
+    """The generated module's text: typed constants, shared by all its kernels."""
+
+    def __init__(self, dtype: np.dtype, sizes: list[int]):
+        self.dtype, self.constants = np.dtype(dtype), {}
+        self.size_names = {s: f"n{i}" for i, s in enumerate(sizes)}
+        self.zero = self.constant(0.0)
+
+    def constant(self, value: float) -> str:
+        """The name of a module-level constant of the kernel dtype (Numba freezes it, typed:
+        a bare ``1`` would turn float32 arithmetic into float64)."""
+        key = float(value)
+        if key not in self.constants:
+            self.constants[key] = f"_c{len(self.constants)}"
+        return self.constants[key]
+
+    def rewrite(self, expr: str, names: dict) -> str:
+        return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
+
+    def header(self) -> list[str]:
+        lines = [
+            "import math",
+            "",
+            "import numba",
+            "import numpy as np",
+            "",
+            "from tinygrad_lstm.ops.lazy_numba import jit_helpers",
+            "",
+            "jit_helpers()",
+        ]
+        if self.dtype == np.float32:
+            lines += [
+                "from tinygrad_lstm.ops.scalar_math import "
+                + ", ".join(sorted(FAST_FLOAT32.values()))
+                + "  # noqa: E402"
+            ]
+        lines.append("")
+        for value, name in self.constants.items():
+            lines.append(f"{name} = np.{self.dtype.name}({value!r})")
+        return lines
