@@ -1,11 +1,17 @@
 """The text of a generated kernel module: its header, its typed constants, and scalar rules
 rewritten into Numba-ready expressions (``exp(-x)`` -> ``math.exp(-x2)``, ``1`` -> ``_c1``,
 a ``np.float32`` constant in a float32 module, so float32 arithmetic stays float32).
+
+Both generators of ops/ write their modules with it: ops/rule_ufuncs.py (one ufunc per rule
+expression) and the cell compiler (whole steps). A rule reaches it checked by the registry
+(``ScalarRule.parse``): an expression of the syntax it rewrites, calling only the functions
+``FUNCTIONS`` maps, each of the registry's ``SCALAR_FUNCTIONS``.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 
 import numpy as np
 
@@ -54,11 +60,18 @@ def names_in(expr: str) -> set[str]:
 
 
 class Module:
-    """The generated module's text: typed constants, shared by all its kernels."""
+    """The generated module's text: typed constants, shared by all its kernels.
 
-    def __init__(self, dtype: np.dtype, sizes: list[int]):
+    ``recurrent_helpers``: the cell compiler's generated driver imports ``_matmul_rows``
+    from ops/recurrent_kernels.py, which ops/lazy_numba.py's ``jit_helpers()`` jits, so
+    its header calls that (the default, the compiler's); the rule ufuncs' modules do not.
+    The option goes with recurrent_kernels.py.
+    """
+
+    def __init__(self, dtype: np.dtype, sizes: list[int], recurrent_helpers: bool = True):
         self.dtype, self.constants = np.dtype(dtype), {}
         self.size_names = {s: f"n{i}" for i, s in enumerate(sizes)}
+        self.recurrent_helpers = recurrent_helpers
         self.zero = self.constant(0.0)
 
     def constant(self, value: float) -> str:
@@ -73,23 +86,28 @@ class Module:
         return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
 
     def header(self) -> list[str]:
-        lines = [
-            "import math",
-            "",
-            "import numba",
-            "import numpy as np",
-            "",
-            "from tinygrad_lstm.ops.lazy_numba import jit_helpers",
-            "",
-            "jit_helpers()",
-        ]
-        if self.dtype == np.float32:
-            lines += [
-                "from tinygrad_lstm.ops.scalar_math import "
-                + ", ".join(sorted(FAST_FLOAT32.values()))
-                + "  # noqa: E402"
-            ]
+        """Imports, the jitted fast functions a float32 kernel may call (from
+        ops/scalar_math.py's ``jitted()``, bound to their own names), and the constants."""
+        fast = self.dtype == np.float32
+        lines = ["import math", "", "import numba", "import numpy as np", ""]
+        if self.recurrent_helpers:
+            lines.append("from tinygrad_lstm.ops.lazy_numba import jit_helpers")
+        if fast:
+            lines.append("from tinygrad_lstm.ops.scalar_math import jitted")
+        if self.recurrent_helpers or fast:
+            lines.append("")
+        if self.recurrent_helpers:
+            lines.append("jit_helpers()")
+        if fast:
+            lines += [f"{name} = jitted().{name}" for name in sorted(FAST_FLOAT32.values())]
         lines.append("")
         for value, name in self.constants.items():
-            lines.append(f"{name} = np.{self.dtype.name}({value!r})")
+            lines.append(f"{name} = np.{self.dtype.name}({_literal(value)})")
         return lines
+
+
+def _literal(value: float) -> str:
+    """``value`` as Python source: ``math.inf`` and ``math.nan`` have no literal."""
+    if math.isfinite(value):
+        return repr(value)
+    return "math.nan" if math.isnan(value) else f"{'-' if value < 0 else ''}math.inf"

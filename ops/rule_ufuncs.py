@@ -42,7 +42,7 @@ __all__ = ["rule_arguments", "rule_source", "rule_ufunc"]
 # with another rule makes a new ScalarRule, so the ufunc of the old one is never returned.
 _BOUND: dict = {}
 # Names of the generated module itself, which a rule's name must not shadow.
-_RESERVED = {"math", "numba", "np", "jit_helpers", *FAST_FLOAT32.values()}
+_RESERVED = {"math", "numba", "np", "jitted", *FAST_FLOAT32.values()}
 
 
 def _expression(op: str, key: str) -> str:
@@ -106,7 +106,7 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
         name: name if name not in _RESERVED and not name.startswith("_") else f"arg_{name}"
         for name in arguments
     }
-    module = Module(dtype, [])
+    module = Module(dtype, [], recurrent_helpers=False)
     if _is_fast(op, key, dtype, fast):
         (x,) = op_info(op).scalar.inputs
         v = local[x]

@@ -5,19 +5,23 @@ variants of the sigmoid and tanh ops, the kernels generated from scalar rules.
 ``sigmoid`` is the stable libm formula, the same as the sigmoid op's rule (float64 uses it
 everywhere). ``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them
 vectorize 8 lanes wide, a few ulps from libm (libm's exp is one call per element, much
-slower). ops/step_source.py ``FAST_FLOAT32`` names them as the ops' fast variants: the cell
+slower). ops/rule_source.py ``FAST_FLOAT32`` names them as the ops' fast variants: the cell
 compiler's float32 kernels and ops/rule_ufuncs.py (``fast=True``) call them in place of the
 rule's forward.
+
+The functions here are plain Python; ``jitted()`` gives their Numba forms (built once, on
+first use: importing tinygrad_lstm must not import numba), which a kernel calls and
+inlines. A generated kernel module takes them from there (ops/rule_source.py ``header``).
 
 Editing this file invalidates every cached kernel that inlines it (ops/lazy_numba.py and
 ops/kernel_cache.py key their caches on it).
 """
 
+import functools
 import math
+from types import FunctionType, SimpleNamespace
 
 import numpy as np
-
-from .lazy_numba import helper
 
 _F32 = {
     name: np.float32(value)
@@ -48,7 +52,6 @@ _C2, _C3, _C4, _C5, _C6 = (_F32[f"c{k}"] for k in range(2, 7))
 _T3, _T5, _T7, _T9, _T11 = (_F32[f"t{k}"] for k in (3, 5, 7, 9, 11))
 
 
-@helper
 def sigmoid(x):
     """y = 1 / (1 + exp(-x)), evaluated so that exp never overflows."""
     if x >= 0:
@@ -57,7 +60,6 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
-@helper
 def exp_neg32(y):
     """exp(-y) for float32 y >= 0, in float32 arithmetic (8 lanes per AVX2 vector):
     -y = n ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in two parts), exp(r) by Taylor to
@@ -72,7 +74,6 @@ def exp_neg32(y):
     return p * scale if y < _Y_MAX else p * np.float32(0.0)
 
 
-@helper
 def sigmoid_fast(x):
     """float32 sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) otherwise, e = exp(-|x|)."""
     e = exp_neg32(abs(x))
@@ -80,7 +81,6 @@ def sigmoid_fast(x):
     return s if x >= 0 else e * s
 
 
-@helper
 def tanh_fast(x):
     """float32 tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); for |x| < 1/4, where
     1 - e would cancel, its odd Taylor series to x^11 (remainder < 1e-9 relative)."""
@@ -90,3 +90,25 @@ def tanh_fast(x):
     v2 = x * x
     small = x * (_ONE + v2 * (_T3 + v2 * (_T5 + v2 * (_T7 + v2 * (_T9 + v2 * _T11)))))
     return small if abs(x) < _QUARTER else big
+
+
+FUNCTIONS = (sigmoid, exp_neg32, sigmoid_fast, tanh_fast)
+
+
+@functools.cache
+def jitted() -> SimpleNamespace:
+    """Every function of ``FUNCTIONS`` jitted for kernels to inline (``inline="always"``;
+    ``error_model="numpy"``: no per-division zero check to stop LLVM vectorizing), as the
+    attribute of its name. Each is compiled from a copy whose globals are this module's
+    with the names of ``FUNCTIONS`` bound to the jitted forms, so sigmoid_fast calls the
+    jitted exp_neg32 (Numba cannot call a plain Python function); the module itself is
+    left as it is. With NUMBA_DISABLE_JIT=1 the copies are plain Python."""
+    import numba
+
+    jit = numba.njit(inline="always", error_model="numpy")
+    namespace = dict(globals())
+    for func in FUNCTIONS:
+        copy = FunctionType(func.__code__, namespace, func.__name__)
+        copy.__doc__ = func.__doc__
+        namespace[func.__name__] = jit(copy)
+    return SimpleNamespace(**{func.__name__: namespace[func.__name__] for func in FUNCTIONS})
