@@ -55,6 +55,63 @@ class _Rewrite(ast.NodeTransformer):
         return node
 
 
+class _Quiet(ast.NodeTransformer):
+    """Ordered comparisons that raise no floating-point flag at NaN, with their values.
+
+    A vectorized ``a < b`` compiles to a compare that raises the invalid flag when a lane
+    holds NaN, and NumPy turns that flag, after a ufunc's loop, into a RuntimeWarning
+    (PyTorch computes the same quietly). So each becomes a call of the module's quiet
+    compare (``_lt(a, b)``: ``QUIET`` below, equality being a quiet compare), and ``min``
+    and ``max`` the comparison they make (Python's: ``max(a, b)`` is ``b if b > a else
+    a``). ``used`` collects the helpers called."""
+
+    _NAMES = {ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge"}
+
+    def __init__(self, used: set):
+        self.used = used
+
+    def _call(self, name: str, *args: ast.expr) -> ast.Call:
+        self.used.add(name)
+        return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func.id if isinstance(node.func, ast.Name) else None
+        if func in ("min", "max") and len(node.args) == 2:
+            self.used.update(("_lt", "_gt"))
+            return self._call(f"_{func}", *node.args)
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        operands = [node.left, *node.comparators]
+        pairs = [
+            self._call(self._NAMES[type(op)], left, right)
+            if type(op) in self._NAMES
+            else ast.Compare(left=left, ops=[op], comparators=[right])
+            for op, left, right in zip(node.ops, operands, operands[1:])
+        ]
+        return pairs[0] if len(pairs) == 1 else ast.BoolOp(op=ast.And(), values=pairs)
+
+
+# The quiet compares' bodies: NaN lanes compare as zeros, and ``x == a`` (False exactly where
+# a is NaN) makes the result False there. (Testing ``a == a`` instead lets LLVM fold the whole
+# guard back into the flag-raising compare.)
+_QUIET_OPS = {"_lt": "<", "_le": "<=", "_gt": ">", "_ge": ">="}
+QUIET = {
+    **{
+        name: [
+            "x = a if a == a else {zero}",
+            "y = b if b == b else {zero}",
+            f"return x {op} y and x == a and y == b",
+        ]
+        for name, op in _QUIET_OPS.items()
+    },
+    "_max": ["return b if _gt(b, a) else a"],
+    "_min": ["return b if _lt(b, a) else a"],
+}
+
+
 def names_in(expr: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
 
@@ -72,6 +129,7 @@ class Module:
         self.dtype, self.constants = np.dtype(dtype), {}
         self.size_names = {s: f"n{i}" for i, s in enumerate(sizes)}
         self.recurrent_helpers = recurrent_helpers
+        self.quiet: set[str] = set()  # the quiet compares the module's kernels call
         self.zero = self.constant(0.0)
 
     def constant(self, value: float) -> str:
@@ -82,8 +140,14 @@ class Module:
             self.constants[key] = f"_c{len(self.constants)}"
         return self.constants[key]
 
-    def rewrite(self, expr: str, names: dict) -> str:
-        return ast.unparse(_Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval")))
+    def rewrite(self, expr: str, names: dict, quiet: bool = False) -> str:
+        """``expr`` with ``names`` (rule name -> local name, or a number for a constant)
+        substituted, functions mapped to Numba's, numbers typed; ``quiet``: its ordered
+        comparisons raise no flag at NaN (``_Quiet``: for a ufunc, which NumPy checks)."""
+        tree = _Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval"))
+        if quiet:
+            tree = ast.fix_missing_locations(_Quiet(self.quiet).visit(tree))
+        return ast.unparse(tree)
 
     def header(self) -> list[str]:
         """Imports, the jitted fast functions a float32 kernel may call (from
@@ -103,6 +167,9 @@ class Module:
         lines.append("")
         for value, name in self.constants.items():
             lines.append(f"{name} = np.{self.dtype.name}({_literal(value)})")
+        for name in sorted(self.quiet):
+            lines += ["", "", '@numba.njit(inline="always")', f"def {name}(a, b):"]
+            lines += [f"    {line.format(zero=self.zero)}" for line in QUIET[name]]
         return lines
 
 

@@ -11,19 +11,23 @@ and a compiled cell run the same math.
 - Arguments: the names the expression reads, in this order: ``g``, the op's inputs in rule
   order, ``y``, then the op's attributes in registration order (``rule_arguments`` gives
   them). Attributes are passed as numbers, broadcast like any argument.
-- dtype: one ufunc per dtype, its constants typed (ops/step_source.py rewrites ``1`` into
+- dtype: one ufunc per dtype, its constants typed (ops/rule_source.py rewrites ``1`` into
   a float32 constant in a float32 kernel), so float32 arithmetic stays float32. A float16
   array runs the float32 kernel (its result is float32: the op casts it back).
 - ``fast=True``: the one switch to an op's float32 fast variant, the same rule with
-  ops/step_source.py's ``FAST_FLOAT32`` substitution (the forward of sigmoid and tanh by
+  ops/rule_source.py's ``FAST_FLOAT32`` substitution (the forward of sigmoid and tanh by
   ops/scalar_math.py's vectorizable float32 functions, a few ulps from libm), as the cell
   compiler's float32 kernels do. Elsewhere (another op, a derivative, float64) it changes
   nothing.
+- NaN: ordered comparisons are generated quiet (ops/rule_source.py ``QUIET``), so comparing
+  two values raises no invalid flag for NumPy to warn about. Where LLVM turns a compare and
+  select against a constant into a max/min instruction (relu's ``0 if x < 0 else x``), that
+  instruction still raises it at NaN: NumPy then warns, the values are the rule's.
 
-Kernels are built on first use (importing tinygrad_lstm must not import numba:
-ops/lazy_numba.py says why). The generated module is written by ops/kernel_cache.py under
-a name hashing its own text, which holds the expression: an edited rule gives a new module,
-so no cached machine code of an old rule can run. ``rule_source`` prints it.
+Kernels are built on first use (importing tinygrad_lstm must not import numba). The
+generated module is written by ops/kernel_cache.py under a name hashing its own text, which
+holds the expression: an edited rule gives a new module, so no cached machine code of an
+old rule can run. ``rule_source`` prints it.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
             f"  # the float32 fast variant of {expr}",
         ]
     else:
-        body = [f"return {module.rewrite(expr, local)}"]
+        body = [f"return {module.rewrite(expr, local, quiet=True)}"]
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
     lines = [

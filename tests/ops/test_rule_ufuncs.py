@@ -273,3 +273,33 @@ def test_an_edited_rule_never_runs_the_old_code_in_a_new_process(tmp_path):
 def test_bad_requests_say_what_was_expected(op, key, dtype, error, match):
     with pytest.raises(error, match=match):
         rule_ufunc(op, key, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "op, key",
+    [("maximum", "y"), ("maximum", "da"), ("minimum", "db"), ("clip", "y"), ("hardtanh", "dx")],
+)
+def test_comparing_two_values_raises_no_flag_at_nan(op, key, dtype):
+    """A vectorized a < b raises the invalid flag at NaN, and NumPy would warn after the
+    ufunc (these ops ran NumPy's quiet maximum and where before they ran their rules): the
+    generated compares are quiet ones, with Python's values (False at NaN)."""
+    info = tg.op_info(op)
+    expr = {
+        "y": info.scalar.forward,
+        **{f"d{n}": e for n, e in zip(info.scalar.inputs, info.scalar.grads)},
+    }[key]
+    args = rule_arguments(op, key)
+    pattern = np.array([np.nan, 1.5, -0.5, np.nan, 2.0, np.inf, -np.inf, 0.25], dtype)
+    arrays = [  # 4000 values of each input, the attributes' first choices
+        dtype(info.attrs[name][0]) if name in info.attrs else np.tile(np.roll(pattern, 3 * k), 500)
+        for k, name in enumerate(args)
+    ]
+    with strict(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rule_ufunc(op, key, np.dtype(dtype))(*arrays)
+    want = [
+        eval(expr, {"__builtins__": {}}, dict(zip(args, map(float, v))))  # noqa: S307
+        for v in zip(*(np.broadcast_to(a, (4000,))[:8] for a in arrays))
+    ]
+    np.testing.assert_array_equal(got[:8], np.array(want, dtype))
