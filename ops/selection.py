@@ -37,7 +37,7 @@ class Abs(RuleFunction):
     },
 )
 class Maximum(RuleFunction):
-    """y = max(a, b) elementwise, broadcasting (NaN if either is NaN);
+    """y = max(a, b) elementwise, broadcasting (NaN if either is NaN; a at a tie);
     da = g where a > b, g / 2 where a == b, else 0;  db likewise."""
 
 
@@ -51,7 +51,7 @@ class Maximum(RuleFunction):
     },
 )
 class Minimum(RuleFunction):
-    """y = min(a, b) elementwise, broadcasting (NaN if either is NaN);
+    """y = min(a, b) elementwise, broadcasting (NaN if either is NaN; a at a tie);
     da = g where a < b, g / 2 where a == b, else 0;  db likewise."""
 
 
