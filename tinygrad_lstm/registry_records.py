@@ -1,9 +1,10 @@
 """What the registry records about each op and cell: ``OpInfo``, ``CellInfo``, ``ScalarRule``.
 
-Split from ``registry.py``, which keeps the tables, the ``register_op``/``register_cell``
-decorators, the lookups and plugin loading, and re-exports every name defined here. These are
-the frozen records those decorators build from a plugin's metadata (and ``RegistryError``, for
-metadata they cannot use); a generic property test or a code generator reads them.
+These are the frozen records that ``registry.py``'s ``register_op``/``register_cell`` build
+from a plugin's metadata, checked as they are made (``RegistryError`` for metadata they
+cannot use; a scalar rule is parsed as code here), and that a generic property test or a
+code generator reads (the records are importable from ``registry.py`` too, which holds the
+tables, the decorators, the lookups and plugin loading).
 """
 
 from __future__ import annotations
