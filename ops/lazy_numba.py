@@ -7,14 +7,14 @@ recurrent_kernels.py marks plain Python functions with a ``LazyKernels`` (``jit`
 loop with explicit signatures), takes their names out of the module (``seal``) and sets
 ``__getattr__ = kernels.build``: the first read of a kernel builds it (``cache=True``: a
 second process loads it instead of compiling) and binds it in the module. (Everything else
-builds its Numba functions in explicit cached factories: ops/scalar_math.py's ``jitted()``,
-ops/rule_ufuncs.py's ``rule_ufunc``.)
+builds its Numba functions in explicit cached factories: ops/scalar_math.py's
+``kernel_functions()``, ops/rule_ufuncs.py's ``rule_ufunc``.)
 
 The scalar helpers those kernels call are marked with ``helper`` (inlined) or
-``reassociated``, or are ops/scalar_math.py's functions; ``jit_helpers`` jits them before
-the first kernel is built and rebinds every name of recurrent_kernels.py that refers to one
-(the cell compiler's generated driver, which imports ``_matmul_rows`` from there, calls it
-too).
+``reassociated``; ``jit_helpers`` jits them before the first kernel is built and rebinds
+every name of recurrent_kernels.py that refers to one (the cell compiler's generated driver,
+which imports ``_matmul_rows`` from there, calls it too). They also call ops/scalar_math.py's
+functions, which ``kernel_functions()`` makes callable from kernels as they are.
 
 Numba checks a cached kernel against the file the kernel is defined in only: an edit to a
 helper it inlines (ops/scalar_math.py) would keep the old machine code. So the cache is
@@ -99,16 +99,14 @@ def reassociated(func: FunctionType) -> FunctionType:
 
 
 def jit_helpers() -> None:
-    """Jit every marked helper (once) and point each name bound to one (or to a function of
-    ops/scalar_math.py) in a registered module at its jitted form, so kernels compiled
-    afterwards find jitted functions among their globals."""
+    """Jit every marked helper (once) and point each module name bound to one at its jitted
+    form, so kernels compiled afterwards find jitted functions among their globals; make
+    ops/scalar_math.py's functions callable from kernels."""
     import numba
 
     from . import scalar_math
 
-    scalar = scalar_math.jitted()
-    for func in scalar_math.FUNCTIONS:
-        _JITTED.setdefault(func, getattr(scalar, func.__name__))
+    scalar_math.kernel_functions()  # the kernels call those by name, as they are
     for func, options in _HELPERS.items():
         if func not in _JITTED:
             _JITTED[func] = numba.njit(**options)(func)

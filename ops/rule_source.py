@@ -55,42 +55,49 @@ class _Rewrite(ast.NodeTransformer):
         return node
 
 
-class _Quiet(ast.NodeTransformer):
-    """Ordered comparisons that raise no floating-point flag at NaN, with their values.
+class _Ufunc(ast.NodeTransformer):
+    """A rule's compares as a ufunc needs them (``rewrite(..., ufunc=...)``).
 
-    A vectorized ``a < b`` compiles to a compare that raises the invalid flag when a lane
-    holds NaN, and NumPy turns that flag, after a ufunc's loop, into a RuntimeWarning
-    (PyTorch computes the same quietly). So each becomes a call of the module's quiet
-    compare (``_lt(a, b)``: ``QUIET`` below, equality being a quiet compare), and ``min``
-    and ``max`` the comparison they make (Python's: ``max(a, b)`` is ``b if b > a else
-    a``). ``used`` collects the helpers called."""
+    ``min``/``max`` become the comparison they make, Python's (``max(a, b)`` is ``b if b > a
+    else a``): under NUMBA_DISABLE_JIT the builtins cannot be compiled into a ufunc.
+
+    ``quiet``: a vectorized ``a < b`` compiles to a compare that raises the invalid flag
+    when a lane holds NaN, and NumPy turns that flag, after a ufunc's loop, into a
+    RuntimeWarning (PyTorch computes the same quietly). So each ordered compare becomes a
+    call of the module's quiet compare (``_lt(a, b)``: ``QUIET`` below, equality being a
+    quiet compare). ``used`` collects the ones called."""
 
     _NAMES = {ast.Lt: "_lt", ast.LtE: "_le", ast.Gt: "_gt", ast.GtE: "_ge"}
 
-    def __init__(self, used: set):
-        self.used = used
-
-    def _call(self, name: str, *args: ast.expr) -> ast.Call:
-        self.used.add(name)
-        return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
+    def __init__(self, quiet: bool, used: set):
+        self.quiet, self.used = quiet, used
 
     def visit_Call(self, node):
         self.generic_visit(node)
         func = node.func.id if isinstance(node.func, ast.Name) else None
-        if func in ("min", "max") and len(node.args) == 2:
-            self.used.update(("_lt", "_gt"))
-            return self._call(f"_{func}", *node.args)
-        return node
+        if func not in ("min", "max") or len(node.args) != 2:
+            return node
+        a, b = node.args
+        test = ast.Compare(left=b, ops=[ast.Gt() if func == "max" else ast.Lt()], comparators=[a])
+        return ast.IfExp(test=self._pairs(test), body=b, orelse=a)
 
     def visit_Compare(self, node):
         self.generic_visit(node)
+        return self._pairs(node)
+
+    def _pairs(self, node: ast.Compare) -> ast.expr:
+        """``node`` (its operands rewritten already) as one compare per pair, quiet ones
+        where asked."""
         operands = [node.left, *node.comparators]
-        pairs = [
-            self._call(self._NAMES[type(op)], left, right)
-            if type(op) in self._NAMES
-            else ast.Compare(left=left, ops=[op], comparators=[right])
-            for op, left, right in zip(node.ops, operands, operands[1:])
-        ]
+        pairs = []
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            if self.quiet and type(op) in self._NAMES:
+                name = self._NAMES[type(op)]
+                self.used.add(name)
+                func = ast.Name(id=name, ctx=ast.Load())
+                pairs.append(ast.Call(func=func, args=[left, right], keywords=[]))
+            else:
+                pairs.append(ast.Compare(left=left, ops=[op], comparators=[right]))
         return pairs[0] if len(pairs) == 1 else ast.BoolOp(op=ast.And(), values=pairs)
 
 
@@ -99,16 +106,12 @@ class _Quiet(ast.NodeTransformer):
 # guard back into the flag-raising compare.)
 _QUIET_OPS = {"_lt": "<", "_le": "<=", "_gt": ">", "_ge": ">="}
 QUIET = {
-    **{
-        name: [
-            "x = a if a == a else {zero}",
-            "y = b if b == b else {zero}",
-            f"return x {op} y and x == a and y == b",
-        ]
-        for name, op in _QUIET_OPS.items()
-    },
-    "_max": ["return b if _gt(b, a) else a"],
-    "_min": ["return b if _lt(b, a) else a"],
+    name: [
+        "x = a if a == a else {zero}",
+        "y = b if b == b else {zero}",
+        f"return x {op} y and x == a and y == b",
+    ]
+    for name, op in _QUIET_OPS.items()
 }
 
 
@@ -140,35 +143,38 @@ class Module:
             self.constants[key] = f"_c{len(self.constants)}"
         return self.constants[key]
 
-    def rewrite(self, expr: str, names: dict, quiet: bool = False) -> str:
+    def rewrite(self, expr: str, names: dict, ufunc: str | None = None) -> str:
         """``expr`` with ``names`` (rule name -> local name, or a number for a constant)
-        substituted, functions mapped to Numba's, numbers typed; ``quiet``: its ordered
-        comparisons raise no flag at NaN (``_Quiet``: for a ufunc, which NumPy checks)."""
+        substituted, functions mapped to Numba's, numbers typed. ``ufunc``: the body of a
+        ufunc's, ``"quiet"`` (its ordered compares raise no flag at NaN, for NumPy checks
+        the flags after a ufunc) or ``"plain"`` (NUMBA_DISABLE_JIT): see ``_Ufunc``."""
         tree = _Rewrite(names, self.constant).visit(ast.parse(expr, mode="eval"))
-        if quiet:
-            tree = ast.fix_missing_locations(_Quiet(self.quiet).visit(tree))
+        if ufunc is not None:
+            tree = _Ufunc(ufunc == "quiet", self.quiet).visit(tree)
+            tree = ast.fix_missing_locations(tree)
         return ast.unparse(tree)
 
     def header(self) -> list[str]:
-        """Imports, the jitted fast functions a float32 kernel may call (from
-        ops/scalar_math.py's ``jitted()``, bound to their own names), and the constants."""
-        fast = self.dtype == np.float32
-        lines = ["import math", "", "import numba", "import numpy as np", ""]
+        """Imports, ops/scalar_math.py's functions made callable from kernels (the fast
+        ones a float32 kernel calls, by their names), the constants, the quiet compares."""
+        fast = sorted(FAST_FLOAT32.values()) if self.dtype == np.float32 else []
+        lines = ["import math", "", "import numba", "import numpy as np"]
+        if self.quiet:
+            lines.append("from numba.extending import register_jitable")
+        lines.append("")
         if self.recurrent_helpers:
             lines.append("from tinygrad_lstm.ops.lazy_numba import jit_helpers")
-        if fast:
-            lines.append("from tinygrad_lstm.ops.scalar_math import jitted")
-        if self.recurrent_helpers or fast:
-            lines.append("")
+        lines.append(
+            f"from tinygrad_lstm.ops.scalar_math import {', '.join(['kernel_functions', *fast])}"
+        )
+        lines += ["", "kernel_functions()"]
         if self.recurrent_helpers:
             lines.append("jit_helpers()")
-        if fast:
-            lines += [f"{name} = jitted().{name}" for name in sorted(FAST_FLOAT32.values())]
         lines.append("")
         for value, name in self.constants.items():
             lines.append(f"{name} = np.{self.dtype.name}({_literal(value)})")
         for name in sorted(self.quiet):
-            lines += ["", "", '@numba.njit(inline="always")', f"def {name}(a, b):"]
+            lines += ["", "", "@register_jitable", f"def {name}(a, b):"]
             lines += [f"    {line.format(zero=self.zero)}" for line in QUIET[name]]
         return lines
 

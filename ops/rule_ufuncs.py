@@ -23,6 +23,8 @@ and a compiled cell run the same math.
   two values raises no invalid flag for NumPy to warn about. Where LLVM turns a compare and
   select against a constant into a max/min instruction (relu's ``0 if x < 0 else x``), that
   instruction still raises it at NaN: NumPy then warns, the values are the rule's.
+- NUMBA_DISABLE_JIT=1: the ufunc is still compiled (``numba.vectorize`` ignores it), but
+  calls none of our functions, which are plain Python then: the exact rule, plain compares.
 
 Kernels are built on first use (importing tinygrad_lstm must not import numba). The
 generated module is written by ops/kernel_cache.py under a name hashing its own text, which
@@ -46,7 +48,8 @@ __all__ = ["rule_arguments", "rule_source", "rule_ufunc"]
 # with another rule makes a new ScalarRule, so the ufunc of the old one is never returned.
 _BOUND: dict = {}
 # Names of the generated module itself, which a rule's name must not shadow.
-_RESERVED = {"math", "numba", "np", "jitted", *FAST_FLOAT32.values()}
+_RESERVED = {"math", "numba", "np", "kernel_functions", "register_jitable", "jit_helpers"}
+_RESERVED.update(FAST_FLOAT32.values())
 
 
 def _expression(op: str, key: str) -> str:
@@ -97,8 +100,19 @@ def _function_name(op: str, key: str) -> str:
     return name if name.isidentifier() else f"rule_{key}"
 
 
+def _jit_disabled() -> bool:
+    """NUMBA_DISABLE_JIT=1: ``numba.vectorize`` compiles even then, but nothing can be
+    compiled for the ufunc to call, so it calls no function of ours (neither the fast
+    variant nor a quiet compare): the exact rule, comparing plainly."""
+    import numba
+
+    return bool(numba.config.DISABLE_JIT)
+
+
 def _is_fast(op: str, key: str, dtype: np.dtype, fast: bool) -> bool:
-    return fast and key == "y" and op in FAST_FLOAT32 and dtype == np.float32
+    return (
+        fast and key == "y" and op in FAST_FLOAT32 and dtype == np.float32 and not _jit_disabled()
+    )
 
 
 def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
@@ -123,7 +137,8 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
             f"  # the float32 fast variant of {expr}",
         ]
     else:
-        body = [f"return {module.rewrite(expr, local, quiet=True)}"]
+        style = "plain" if _jit_disabled() else "quiet"
+        body = [f"return {module.rewrite(expr, local, ufunc=style)}"]
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
     lines = [

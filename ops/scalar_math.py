@@ -9,9 +9,10 @@ slower). ops/rule_source.py ``FAST_FLOAT32`` names them as the ops' fast variant
 compiler's float32 kernels and ops/rule_ufuncs.py (``fast=True``) call them in place of the
 rule's forward.
 
-The functions here are plain Python; ``jitted()`` gives their Numba forms (built once, on
-first use: importing tinygrad_lstm must not import numba), which a kernel calls and
-inlines. A generated kernel module takes them from there (ops/rule_source.py ``header``).
+The functions here are plain Python, and stay so; ``kernel_functions()`` (once, on first
+use: importing tinygrad_lstm must not import numba) tells Numba to compile each into the
+kernel that calls it, inlined, so a kernel can call them by name. A generated kernel module
+calls it in its header (ops/rule_source.py ``header``).
 
 Editing this file invalidates every cached kernel that inlines it (ops/lazy_numba.py and
 ops/kernel_cache.py key their caches on it).
@@ -19,7 +20,7 @@ ops/kernel_cache.py key their caches on it).
 
 import functools
 import math
-from types import FunctionType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -96,19 +97,16 @@ FUNCTIONS = (sigmoid, exp_neg32, sigmoid_fast, tanh_fast)
 
 
 @functools.cache
-def jitted() -> SimpleNamespace:
-    """Every function of ``FUNCTIONS`` jitted for kernels to inline (``inline="always"``;
-    ``error_model="numpy"``: no per-division zero check to stop LLVM vectorizing), as the
-    attribute of its name. Each is compiled from a copy whose globals are this module's
-    with the names of ``FUNCTIONS`` bound to the jitted forms, so sigmoid_fast calls the
-    jitted exp_neg32 (Numba cannot call a plain Python function); the module itself is
-    left as it is. With NUMBA_DISABLE_JIT=1 the copies are plain Python."""
-    import numba
+def kernel_functions() -> SimpleNamespace:
+    """``FUNCTIONS`` made callable from Numba-compiled code, as the attributes of their
+    names: each is registered with Numba (``register_jitable``), so a kernel that calls it
+    compiles it in, and LLVM inlines it (``error_model="numpy"``: no per-division zero check
+    to stop LLVM vectorizing; Numba's own ``inline="always"`` trips one of its IR checks
+    here, a warning). They remain the same Python functions: called from Python they run as
+    Python, as the kernels calling them do under NUMBA_DISABLE_JIT=1 (where a ufunc, which
+    Numba compiles even then, calls none of them: ops/rule_ufuncs.py)."""
+    from numba.extending import register_jitable
 
-    jit = numba.njit(inline="always", error_model="numpy")
-    namespace = dict(globals())
     for func in FUNCTIONS:
-        copy = FunctionType(func.__code__, namespace, func.__name__)
-        copy.__doc__ = func.__doc__
-        namespace[func.__name__] = jit(copy)
-    return SimpleNamespace(**{func.__name__: namespace[func.__name__] for func in FUNCTIONS})
+        register_jitable(error_model="numpy")(func)
+    return SimpleNamespace(**{func.__name__: func for func in FUNCTIONS})

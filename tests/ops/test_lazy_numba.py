@@ -1,5 +1,5 @@
-"""ops/lazy_numba.py (the hand-written recurrent kernels' machinery): helpers, scalar_math's
-included, are rebound to their jitted forms where they were imported; an unknown kernel is an
+"""ops/lazy_numba.py (the hand-written recurrent kernels' machinery): helpers are rebound to
+their jitted forms where they were imported; an unknown kernel is an
 AttributeError; a changed kernel source drops the cached kernels. (That import builds no
 kernel and ``compile_all`` builds them all: tests/ops/test_kernels.py.)"""
 
@@ -10,7 +10,7 @@ from tinygrad_lstm.ops import recurrent_kernels, scalar_math
 
 def test_building_a_kernel_rebinds_its_helpers_in_the_modules_that_import_them():
     recurrent_kernels.lstm_step  # noqa: B018
-    assert recurrent_kernels._sigmoid_fast is scalar_math.jitted().sigmoid_fast
+    assert recurrent_kernels._sigmoid_fast is scalar_math.sigmoid_fast  # callable as it is
     assert isinstance(recurrent_kernels._matmul_rows, numba.core.dispatcher.Dispatcher)
 
 

@@ -1,6 +1,8 @@
 """ops/scalar_math.py: the float32 sigmoid/tanh the kernels inline are accurate to a few ulps
-over the whole range, small |x| and saturation included; ``jitted()`` builds them once and
-leaves the module's own functions plain."""
+over the whole range, small |x| and saturation included; ``kernel_functions()`` makes them
+callable from kernels once, and leaves them the module's plain functions."""
+
+from types import SimpleNamespace
 
 import numba
 import numpy as np
@@ -10,7 +12,7 @@ from tinygrad_lstm.ops import scalar_math
 def test_float32_kernels_sigmoid_and_tanh_are_accurate():
     """The float32 step kernels' own sigmoid/tanh (float32 arithmetic, so loops vectorize)
     stay within 3 float32 ulps of the exact values, small |x| and saturation included."""
-    scalar = scalar_math.jitted()  # test the functions the kernels inline, jitted
+    scalar = jitted_copies()  # test the functions the kernels inline, compiled
     xs = np.concatenate(
         [
             np.linspace(-120, 120, 2401),
@@ -34,11 +36,19 @@ def test_float32_kernels_sigmoid_and_tanh_are_accurate():
     assert sig[0] == 0.0 and sig[-1] == 0.5 and sig[2400] == 1.0
 
 
-def test_jitted_is_built_once_and_the_module_keeps_its_plain_functions():
-    scalar = scalar_math.jitted()
-    assert scalar is scalar_math.jitted()
+def jitted_copies():
+    """Each scalar function compiled alone, calling the others as a kernel does."""
+    scalar_math.kernel_functions()
+    return SimpleNamespace(
+        **{f.__name__: numba.njit(lambda x, f=f: f(x)) for f in scalar_math.FUNCTIONS}
+    )
+
+
+def test_kernel_functions_registers_once_and_the_module_keeps_its_plain_functions():
+    scalar = scalar_math.kernel_functions()
+    assert scalar is scalar_math.kernel_functions()
     for func in scalar_math.FUNCTIONS:
-        assert isinstance(getattr(scalar, func.__name__), numba.core.dispatcher.Dispatcher)
+        assert getattr(scalar, func.__name__) is func is getattr(scalar_math, func.__name__)
         assert not isinstance(func, numba.core.dispatcher.Dispatcher)
-        assert getattr(scalar_math, func.__name__) is func
-    assert scalar.sigmoid_fast(np.float32(0.0)) == scalar_math.sigmoid_fast(np.float32(0.0))
+    compiled = jitted_copies().sigmoid_fast
+    assert compiled(np.float32(0.25)) == scalar_math.sigmoid_fast(np.float32(0.25))
