@@ -60,10 +60,10 @@ class _Run:
 
     __slots__ = ("cast", "dtype", "forward", "grads", "kernel_dtype")
 
-    def __init__(self, dtype: np.dtype, kernel_dtype: np.dtype, forward, numpy: bool):
+    def __init__(self, dtype: np.dtype, kernel_dtype: np.dtype, forward, variant: bool):
         self.dtype, self.kernel_dtype, self.forward, self.grads = dtype, kernel_dtype, forward, None
         # A generated ufunc returns its kernel dtype; a NumPy variant may promote.
-        self.cast = numpy or dtype != kernel_dtype
+        self.cast = variant or dtype != kernel_dtype
 
 
 class _Plan:
@@ -124,8 +124,8 @@ class _Plan:
                 dtype = np.result_type(*(arrays[i] for i in self.typed))
             else:
                 dtype, wide = key, _KERNEL_DTYPE[key]
-            numpy = "y" in self.cls.numpy
-            found = self.runs[key] = _Run(dtype, wide, self.kernel("y", wide), numpy)
+            variant = "y" in self.cls.numpy
+            found = self.runs[key] = _Run(dtype, wide, self.kernel("y", wide), variant)
         return found
 
     def derivatives(self, run: _Run) -> tuple:
@@ -197,8 +197,11 @@ class RuleFunction(Function):
             y = np.asarray(y)
         if run.cast and y.dtype != run.dtype:
             y = y.astype(run.dtype)
-        saved = arrays if plan.saves_inputs else tuple([arrays[i] for i in plan.saved_inputs])
-        ctx.saved = (*saved, y) if plan.saves_y else saved
+        saved = arrays if plan.saves_inputs else [arrays[i] for i in plan.saved_inputs]
+        if plan.saves_y:
+            ctx.save_for_backward(*saved, y)
+        else:
+            ctx.save_for_backward(*saved)
         ctx.rule_run = (plan, run, numbers)
         return y
 
