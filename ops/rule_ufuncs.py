@@ -120,6 +120,7 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
     constants, then one ``numba.vectorize`` function named ``<op>_<key>``."""
     dtype = _kernel_dtype(dtype)
     expr, arguments = _expression(op, key), rule_arguments(op, key)
+    shown = " ".join(expr.split())  # on one line: it is quoted in a comment and a docstring
     local = {
         name: name if name not in _RESERVED and not name.startswith("_") else f"arg_{name}"
         for name in arguments
@@ -134,7 +135,7 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
         body = [
             f"_number = {v} if {v} == {v} else {module.zero}",
             f"return {FAST_FLOAT32[op]}(_number) if _number == {v} else {v}"
-            f"  # the float32 fast variant of {expr}",
+            f"  # the float32 fast variant of {shown}",
         ]
     else:
         style = "plain" if _jit_disabled() else "quiet"
@@ -142,7 +143,7 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
     lines = [
-        f'"""{op}: {key} = {expr}, in {kind}; generated from its scalar rule by '
+        f'"""{op}: {key} = {shown}, in {kind}; generated from its scalar rule by '
         'tinygrad_lstm.ops.rule_ufuncs."""',
         "",
         *module.header(),

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 import pytest
 from tinygrad_lstm.ops import scalar_math
+from tinygrad_lstm.ops.rule_function import RuleFunction
 from tinygrad_lstm.ops.rule_ufuncs import rule_arguments, rule_source, rule_ufunc
 
 import tinygrad_lstm as tg
@@ -305,3 +306,22 @@ def test_comparing_two_values_raises_no_flag_at_nan(op, key, dtype):
         for v in zip(*(np.broadcast_to(a, (4000,))[:8] for a in arrays))
     ]
     np.testing.assert_array_equal(got[:8], np.array(want, dtype))
+
+
+def test_a_rule_written_over_several_lines_is_quoted_on_one(scratch_registry):
+    """The fast variant quotes the rule in a comment: a line break would end the comment."""
+
+    @tg.register_op(
+        "sigmoid",
+        arity=1,
+        replace=True,
+        scalar={"y": "(1\n/ (1 + exp(-x)))", "dx": "g * y * (1 - y)"},
+    )
+    class Sigmoid(RuleFunction):
+        """sigmoid, its rule on two lines."""
+
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    source = rule_source("sigmoid", "y", np.float32, fast=True)
+    assert "variant of (1 / (1 + exp(-x)))\n" in source
+    y = rule_ufunc("sigmoid", "y", np.dtype(np.float32), fast=True)(x)
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
