@@ -64,7 +64,7 @@ class LeakyRelu(RuleFunction):
 )
 class Hardsigmoid(RuleFunction):
     """y = relu6(x + 3) / 6 = min(max(x + 3, 0), 6) / 6;  dx = g / 6 where -3 < x < 3,
-    else 0 (0 at +-3, as in PyTorch)."""
+    else 0 (0 at +-3 and at NaN, as in PyTorch)."""
 
 
 @register_op(
@@ -78,8 +78,8 @@ class Hardsigmoid(RuleFunction):
     },
 )
 class Hardtanh(RuleFunction):
-    """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = g where
-    min_val < x < max_val, else 0 (0 at the bounds, as in PyTorch: unlike clip)."""
+    """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = 0 where x <= min_val or
+    x >= max_val, else g (0 at the bounds, unlike clip; g at NaN: PyTorch's rule)."""
 
     @staticmethod
     def attributes(min_val=-1.0, max_val=1.0):

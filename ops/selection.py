@@ -24,7 +24,7 @@ from .rule_function import RuleFunction
     scalar={"y": "abs(x)", "dx": "g if x > 0 else (-g if x < 0 else 0 * g)"},
 )
 class Abs(RuleFunction):
-    """y = |x|;  dx = g * sign(x) (0 at x = 0, as in PyTorch)."""
+    """y = |x|;  dx = g * sign(x) (0 * g at x = 0 and at NaN, as in PyTorch)."""
 
 
 @register_op(
@@ -87,7 +87,7 @@ _CLIP_ATTRS = {"min": [-1.0, -math.inf], "max": [0.5, math.inf]}
     },
 )
 class Clip(RuleFunction):
-    """y = min(max(x, min), max) (all ``max`` when min > max), PyTorch's clamp;
+    """y = min(max(x, min), max) (all ``max`` when min > max; NaN stays NaN), PyTorch's clamp;
     dx = g where min <= x <= max (bounds included), else 0.
 
     ``min`` or ``max`` None (or -inf / inf) leaves that side open."""
