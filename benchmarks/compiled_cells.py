@@ -119,9 +119,9 @@ def main() -> int:
     parser.add_argument("--clock", choices=sorted(harness.CLOCKS), default="cpu")
     args = parser.parse_args()
     load_examples()
-    from tinygrad_lstm.ops import kernels
+    from tinygrad_lstm.ops import compile_all
 
-    kernels.compile_all()
+    compile_all()
     first = harness.CONFIGS["tiny"]
     print(
         "first call with an empty kernel cache (compile, forward + backward, float32): "

@@ -6,7 +6,7 @@ script names its implementations (``Impl``); this module
 
 1. checks that they all agree on L and on the weight gradients, with the same weights, in
    float64 (tight) and float32 (loose), before anything is timed;
-2. warms every one up (``kernels.compile_all()`` first: no compilation in timed regions);
+2. warms every one up (``tinygrad_lstm.ops.compile_all()`` first: no compilation in timed regions);
 3. times them interleaved (each round runs every implementation once, in a rotating
    order, so a load spike on the shared machine hits all of them alike) and reports medians,
    the ratio of each to ``torch.nn`` and to torch composed, and the peak memory of the
@@ -264,9 +264,9 @@ def run(cell: str, gates: int, impls: list[Impl], description: str) -> int:
     """The whole benchmark of one cell type; prints a Markdown table with each median's
     ratio to torch.nn, torch composed and the NumPy BPTT. Returns an exit code."""
     args = parse_args(description)
-    from tinygrad_lstm.ops import kernels
+    from tinygrad_lstm.ops import compile_all
 
-    kernels.compile_all()
+    compile_all()
     pinned = pin_threads()  # again: importing the library may have loaded another pool
     uptime = os.getloadavg()
     print(

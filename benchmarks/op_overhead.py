@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from tinygrad_lstm.ops import kernels
+from tinygrad_lstm.ops import compile_all
 
 import tinygrad_lstm as tg
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (medians)")
     parser.add_argument("--quick", action="store_true", help="fewer calls per round")
     args = parser.parse_args(argv)
-    kernels.compile_all()
+    compile_all()
     rows = measure(args.rounds, args.quick)
     print(
         f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 from numpy.typing import DTypeLike
-from tinygrad_lstm.ops.step_source import FAST_FLOAT32, _Rewrite
+from tinygrad_lstm.ops.rule_source import FAST_FLOAT32, _Rewrite
 
 from .fission import fissioned_loop
 from .kernel_ir import Arg, Local, Loop, Number, Role, StageKernel

@@ -35,7 +35,8 @@ from tinygrad_lstm.tooling.translation import (
     teacher_forced_loss,
 )
 
-from tinygrad_lstm.optim import Adam, clip_grad_norm_
+from tinygrad_lstm.grad_clipping import clip_grad_norm_
+from tinygrad_lstm.optim import Adam
 from tinygrad_lstm.testing import OP_ATOL, OP_RTOL, assert_cell_gradients
 
 

@@ -1,8 +1,8 @@
 """Recurrent: turns any registered cell into a sequence layer; RNN, LSTM and GRU are it.
 
-RNN, LSTM and GRU, its ``torch.nn``-shaped front classes, live in layers/rnn_lstm_gru.py and
-are still importable from here; its input and initial-state checks live in layers/checks.py,
-the ways to run one (layer, direction) pass in layers/unroll.py.
+RNN, LSTM and GRU, its ``torch.nn``-shaped front classes, live in layers/rnn_lstm_gru.py; its
+input and initial-state checks in layers/checks.py, the ways to run one (layer, direction)
+pass in layers/unroll.py.
 
 The full forward, as in PyTorch (layer-outer, so layer k+1 sees both directions of layer k):
 
@@ -20,9 +20,8 @@ names and order, so ``state_dict()`` moves between this and ``torch.nn.LSTM`` bo
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -43,10 +42,7 @@ from .linear import Dropout
 from .packing import State, StepMask, check_lengths, step_masks
 from .unroll import FUSED_MODES, FusedMode, pick_runner, run_pass
 
-if TYPE_CHECKING:  # what __getattr__ below returns, for a type checker
-    from .rnn_lstm_gru import GRU, LSTM, RNN
-
-__all__ = ["GRU", "LSTM", "RNN", "InitialState", "Recurrent"]
+__all__ = ["InitialState", "Recurrent"]
 
 
 class Recurrent(Module):
@@ -279,11 +275,3 @@ class Recurrent(Module):
             for k, v in self.cell_options.items()
             if defaults.get(k, inspect.Parameter.empty) != v
         )
-
-
-def __getattr__(name: str) -> Any:
-    """``GRU``, ``LSTM``, ``RNN`` of layers/rnn_lstm_gru.py at their old path, looked up on
-    first use: that module imports ``Recurrent`` from this one, so they cannot be imported above."""
-    if name in ("GRU", "LSTM", "RNN"):
-        return getattr(importlib.import_module(".rnn_lstm_gru", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

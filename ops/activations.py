@@ -4,14 +4,16 @@ PyTorch's definitions and its gradient at the kinks (``torch.nn.functional`` of 
 names): leaky_relu'(0) = negative_slope, hardsigmoid'(+-3) = 0, hardtanh' = 0 at its bounds,
 softplus is linear past its threshold. Gated cells with hard or smooth-positive gates
 (hard-gated LSTMs, Li-GRU) reach for these.
-Their function forms are ``tg.softplus`` and the like (tinygrad_lstm.functional).
+Each runs its ``scalar=`` rule (``RuleFunction``, ops/rule_function.py); its attributes'
+defaults and checks are its ``attributes``. Their function forms are ``tg.softplus`` and the
+like (tinygrad_lstm.functional).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from tinygrad_lstm import register_op
 
-from tinygrad_lstm import Function, register_op
+from .rule_function import RuleFunction
 
 
 # The linear branch starts at x = threshold / beta: 0.5, 1, 2, 10, 20 and 40 for the choices
@@ -26,26 +28,15 @@ from tinygrad_lstm import Function, register_op
         "dx": "g if x * beta > threshold else g * exp(x * beta) / (exp(x * beta) + 1)",
     },
 )
-class Softplus(Function):
+class Softplus(RuleFunction):
     """y = log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's
     beta = 1, threshold = 20 by default);  dx = g * sigmoid(beta x), or g past the threshold."""
 
     @staticmethod
-    def forward(ctx, x, beta=1.0, threshold=20.0):
+    def attributes(beta=1.0, threshold=20.0):
         if beta == 0:
             raise ValueError("softplus: beta must be nonzero, got 0")
-        beta, threshold = x.dtype.type(beta), x.dtype.type(threshold)
-        z = x * beta
-        linear = z > threshold
-        # exp of the clamped input: the linear branch would overflow, and is not used.
-        e = np.exp(np.minimum(z, threshold))
-        ctx.save_for_backward(linear, e)
-        return np.where(linear, x, np.log1p(e) / beta)
-
-    @staticmethod
-    def backward(ctx, g):
-        linear, e = ctx.saved
-        return np.where(linear, g, g * e / (e + 1))
+        return {"beta": beta, "threshold": threshold}
 
 
 @register_op(
@@ -55,21 +46,13 @@ class Softplus(Function):
     avoid=(0.0,),
     scalar={"y": "x if x > 0 else x * negative_slope", "dx": "g if x > 0 else g * negative_slope"},
 )
-class LeakyRelu(Function):
+class LeakyRelu(RuleFunction):
     """y = x where x > 0 else negative_slope * x;  dx = g where x > 0 else
     negative_slope * g (the slope at 0, as in PyTorch)."""
 
     @staticmethod
-    def forward(ctx, x, negative_slope=0.01):
-        slope = x.dtype.type(negative_slope)
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return np.where(x > 0, x, x * slope)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved
-        return np.where(x > 0, g, g * ctx.slope)
+    def attributes(negative_slope=0.01):
+        return {"negative_slope": negative_slope}
 
 
 @register_op(
@@ -77,21 +60,11 @@ class LeakyRelu(Function):
     arity=1,
     domain=(-6.0, 6.0),
     avoid=(-3.0, 3.0),
-    scalar={"y": "min(max(x + 3, 0), 6) / 6", "dx": "g / 6 if x > -3 and x < 3 else 0 * g"},
+    scalar={"y": "min(max(x + 3, 0), 6) / 6", "dx": "g / 6 if x > -3 and x < 3 else 0"},
 )
-class Hardsigmoid(Function):
+class Hardsigmoid(RuleFunction):
     """y = relu6(x + 3) / 6 = min(max(x + 3, 0), 6) / 6;  dx = g / 6 where -3 < x < 3,
-    else 0 (0 at +-3, as in PyTorch)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return np.minimum(np.maximum(x + 3, 0), 6) / x.dtype.type(6)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved
-        return np.where((x > -3) & (x < 3), g / g.dtype.type(6), np.zeros_like(g))
+    else 0 (0 at +-3 and at NaN, as in PyTorch)."""
 
 
 @register_op(
@@ -101,23 +74,15 @@ class Hardsigmoid(Function):
     avoid=(-2.0, -1.0, 0.5, 1.0),
     scalar={
         "y": "min_val if x < min_val else (max_val if x > max_val else x)",
-        "dx": "g if x > min_val and x < max_val else 0 * g",
+        "dx": "0 if x <= min_val or x >= max_val else g",
     },
 )
-class Hardtanh(Function):
-    """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = g where
-    min_val < x < max_val, else 0 (0 at the bounds, as in PyTorch: unlike clip)."""
+class Hardtanh(RuleFunction):
+    """y = x limited to [min_val, max_val] (default [-1, 1]);  dx = 0 where x <= min_val or
+    x >= max_val, else g (0 at the bounds, unlike clip; g at NaN: PyTorch's rule)."""
 
     @staticmethod
-    def forward(ctx, x, min_val=-1.0, max_val=1.0):
+    def attributes(min_val=-1.0, max_val=1.0):
         if min_val > max_val:
             raise ValueError(f"min_val {min_val} must not be greater than max_val {max_val}")
-        low, high = x.dtype.type(min_val), x.dtype.type(max_val)
-        ctx.save_for_backward(x)
-        ctx.low, ctx.high = low, high
-        return np.minimum(np.maximum(x, low), high)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved
-        return np.where((x > ctx.low) & (x < ctx.high), g, np.zeros_like(g))
+        return {"min_val": min_val, "max_val": max_val}

@@ -29,7 +29,7 @@ _LOADED: dict[str, ModuleType] = {}
 # The files of ops/ that generated code is made by or calls into; a generator elsewhere
 # (the cell compiler) names its own files too (``load_module(..., dependencies=)``).
 _DEPENDENCIES = (
-    "step_source.py",
+    "rule_source.py",
     "scalar_math.py",
     "lazy_numba.py",
     "recurrent_kernels.py",

@@ -1,18 +1,20 @@
-"""Numba kernels built on first use, not at import: the machinery of the hand-written
-recurrent kernels (ops/recurrent_kernels.py) and of the scalar helpers every kernel calls.
+"""The hand-written recurrent kernels' machinery (ops/recurrent_kernels.py), nothing else:
+their Numba functions are built on first use, not at import. It goes with those kernels.
 
 Importing numba and loading kernels from the on-disk cache would put ``import
-tinygrad_lstm`` far past half a second (benchmarks/README.md has the figures). So a kernel
-module marks plain Python functions with a ``LazyKernels`` (``jit``: an @njit loop with
-explicit signatures), takes their names out of the module (``seal``) and sets
+tinygrad_lstm`` far past half a second (benchmarks/README.md has the figures). So
+recurrent_kernels.py marks plain Python functions with a ``LazyKernels`` (``jit``: an @njit
+loop with explicit signatures), takes their names out of the module (``seal``) and sets
 ``__getattr__ = kernels.build``: the first read of a kernel builds it (``cache=True``: a
-second process loads it instead of compiling) and binds it in the module. (The elementwise
-ops' ufuncs are generated from their scalar rules instead: ops/rule_ufuncs.py.)
+second process loads it instead of compiling) and binds it in the module. (Everything else
+builds its Numba functions in explicit cached factories: ops/scalar_math.py's
+``kernel_functions()``, ops/rule_ufuncs.py's ``rule_ufunc``.)
 
-Scalar helpers the jitted kernels call are marked with ``helper`` (inlined) or
-``reassociated``; ``jit_helpers`` jits them all before the first kernel is built and rebinds
-every module name that refers to one, in whichever kernel module imported it (generated
-kernel modules call it too).
+The scalar helpers those kernels call are marked with ``helper`` (inlined) or
+``reassociated``; ``jit_helpers`` jits them before the first kernel is built and rebinds
+every name of recurrent_kernels.py that refers to one (the cell compiler's generated driver,
+which imports ``_matmul_rows`` from there, calls it too). They also call ops/scalar_math.py's
+functions, which ``kernel_functions()`` makes callable from kernels as they are.
 
 Numba checks a cached kernel against the file the kernel is defined in only: an edit to a
 helper it inlines (ops/scalar_math.py) would keep the old machine code. So the cache is
@@ -98,9 +100,13 @@ def reassociated(func: FunctionType) -> FunctionType:
 
 def jit_helpers() -> None:
     """Jit every marked helper (once) and point each module name bound to one at its jitted
-    form, so kernels compiled afterwards find jitted functions among their globals."""
+    form, so kernels compiled afterwards find jitted functions among their globals; make
+    ops/scalar_math.py's functions callable from kernels."""
     import numba
 
+    from . import scalar_math
+
+    scalar_math.kernel_functions()  # the kernels call those by name, as they are
     for func, options in _HELPERS.items():
         if func not in _JITTED:
             _JITTED[func] = numba.njit(**options)(func)

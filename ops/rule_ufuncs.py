@@ -11,19 +11,25 @@ and a compiled cell run the same math.
 - Arguments: the names the expression reads, in this order: ``g``, the op's inputs in rule
   order, ``y``, then the op's attributes in registration order (``rule_arguments`` gives
   them). Attributes are passed as numbers, broadcast like any argument.
-- dtype: one ufunc per dtype, its constants typed (ops/step_source.py rewrites ``1`` into
+- dtype: one ufunc per dtype, its constants typed (ops/rule_source.py rewrites ``1`` into
   a float32 constant in a float32 kernel), so float32 arithmetic stays float32. A float16
   array runs the float32 kernel (its result is float32: the op casts it back).
 - ``fast=True``: the one switch to an op's float32 fast variant, the same rule with
-  ops/step_source.py's ``FAST_FLOAT32`` substitution (the forward of sigmoid and tanh by
+  ops/rule_source.py's ``FAST_FLOAT32`` substitution (the forward of sigmoid and tanh by
   ops/scalar_math.py's vectorizable float32 functions, a few ulps from libm), as the cell
   compiler's float32 kernels do. Elsewhere (another op, a derivative, float64) it changes
   nothing.
+- NaN: ordered comparisons are generated quiet (ops/rule_source.py ``QUIET``), so comparing
+  two values raises no invalid flag for NumPy to warn about. Where LLVM turns a compare and
+  select against a constant into a max/min instruction (relu's ``0 if x < 0 else x``), that
+  instruction still raises it at NaN: NumPy then warns, the values are the rule's.
+- NUMBA_DISABLE_JIT=1: the ufunc is still compiled (``numba.vectorize`` ignores it), but
+  calls none of our functions, which are plain Python then: the exact rule, plain compares.
 
-Kernels are built on first use (importing tinygrad_lstm must not import numba:
-ops/lazy_numba.py says why). The generated module is written by ops/kernel_cache.py under
-a name hashing its own text, which holds the expression: an edited rule gives a new module,
-so no cached machine code of an old rule can run. ``rule_source`` prints it.
+Kernels are built on first use (importing tinygrad_lstm must not import numba). The
+generated module is written by ops/kernel_cache.py under a name hashing its own text, which
+holds the expression: an edited rule gives a new module, so no cached machine code of an
+old rule can run. ``rule_source`` prints it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from numpy.typing import DTypeLike
 from tinygrad_lstm import op_info
 
 from .kernel_cache import load_module
-from .step_source import FAST_FLOAT32, Module, names_in
+from .rule_source import FAST_FLOAT32, Module, names_in
 
 __all__ = ["rule_arguments", "rule_source", "rule_ufunc"]
 
@@ -42,7 +48,8 @@ __all__ = ["rule_arguments", "rule_source", "rule_ufunc"]
 # with another rule makes a new ScalarRule, so the ufunc of the old one is never returned.
 _BOUND: dict = {}
 # Names of the generated module itself, which a rule's name must not shadow.
-_RESERVED = {"math", "numba", "np", "jit_helpers", *FAST_FLOAT32.values()}
+_RESERVED = {"math", "numba", "np", "kernel_functions", "register_jitable", "jit_helpers"}
+_RESERVED.update(FAST_FLOAT32.values())
 
 
 def _expression(op: str, key: str) -> str:
@@ -93,8 +100,19 @@ def _function_name(op: str, key: str) -> str:
     return name if name.isidentifier() else f"rule_{key}"
 
 
+def _jit_disabled() -> bool:
+    """NUMBA_DISABLE_JIT=1: ``numba.vectorize`` compiles even then, but nothing can be
+    compiled for the ufunc to call, so it calls no function of ours (neither the fast
+    variant nor a quiet compare): the exact rule, comparing plainly."""
+    import numba
+
+    return bool(numba.config.DISABLE_JIT)
+
+
 def _is_fast(op: str, key: str, dtype: np.dtype, fast: bool) -> bool:
-    return fast and key == "y" and op in FAST_FLOAT32 and dtype == np.float32
+    return (
+        fast and key == "y" and op in FAST_FLOAT32 and dtype == np.float32 and not _jit_disabled()
+    )
 
 
 def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
@@ -102,11 +120,12 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
     constants, then one ``numba.vectorize`` function named ``<op>_<key>``."""
     dtype = _kernel_dtype(dtype)
     expr, arguments = _expression(op, key), rule_arguments(op, key)
+    shown = " ".join(expr.split())  # on one line: it is quoted in a comment and a docstring
     local = {
         name: name if name not in _RESERVED and not name.startswith("_") else f"arg_{name}"
         for name in arguments
     }
-    module = Module(dtype, [])
+    module = Module(dtype, [], recurrent_helpers=False)
     if _is_fast(op, key, dtype, fast):
         (x,) = op_info(op).scalar.inputs
         v = local[x]
@@ -116,14 +135,15 @@ def rule_source(op: str, key: str, dtype: DTypeLike, fast: bool = False) -> str:
         body = [
             f"_number = {v} if {v} == {v} else {module.zero}",
             f"return {FAST_FLOAT32[op]}(_number) if _number == {v} else {v}"
-            f"  # the float32 fast variant of {expr}",
+            f"  # the float32 fast variant of {shown}",
         ]
     else:
-        body = [f"return {module.rewrite(expr, local)}"]
+        style = "plain" if _jit_disabled() else "quiet"
+        body = [f"return {module.rewrite(expr, local, ufunc=style)}"]
     kind = dtype.name
     signature = f"{kind}({', '.join([kind] * len(arguments))})"
     lines = [
-        f'"""{op}: {key} = {expr}, in {kind}; generated from its scalar rule by '
+        f'"""{op}: {key} = {shown}, in {kind}; generated from its scalar rule by '
         'tinygrad_lstm.ops.rule_ufuncs."""',
         "",
         *module.header(),

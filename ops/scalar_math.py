@@ -5,19 +5,24 @@ variants of the sigmoid and tanh ops, the kernels generated from scalar rules.
 ``sigmoid`` is the stable libm formula, the same as the sigmoid op's rule (float64 uses it
 everywhere). ``sigmoid_fast`` / ``tanh_fast`` are float32 arithmetic, so loops calling them
 vectorize 8 lanes wide, a few ulps from libm (libm's exp is one call per element, much
-slower). ops/step_source.py ``FAST_FLOAT32`` names them as the ops' fast variants: the cell
+slower). ops/rule_source.py ``FAST_FLOAT32`` names them as the ops' fast variants: the cell
 compiler's float32 kernels and ops/rule_ufuncs.py (``fast=True``) call them in place of the
 rule's forward.
+
+The functions here are plain Python, and stay so; ``kernel_functions()`` (once, on first
+use: importing tinygrad_lstm must not import numba) tells Numba to compile each into the
+kernel that calls it, inlined, so a kernel can call them by name. A generated kernel module
+calls it in its header (ops/rule_source.py ``header``).
 
 Editing this file invalidates every cached kernel that inlines it (ops/lazy_numba.py and
 ops/kernel_cache.py key their caches on it).
 """
 
+import functools
 import math
+from types import SimpleNamespace
 
 import numpy as np
-
-from .lazy_numba import helper
 
 _F32 = {
     name: np.float32(value)
@@ -48,7 +53,6 @@ _C2, _C3, _C4, _C5, _C6 = (_F32[f"c{k}"] for k in range(2, 7))
 _T3, _T5, _T7, _T9, _T11 = (_F32[f"t{k}"] for k in (3, 5, 7, 9, 11))
 
 
-@helper
 def sigmoid(x):
     """y = 1 / (1 + exp(-x)), evaluated so that exp never overflows."""
     if x >= 0:
@@ -57,7 +61,6 @@ def sigmoid(x):
     return e / (1.0 + e)
 
 
-@helper
 def exp_neg32(y):
     """exp(-y) for float32 y >= 0, in float32 arithmetic (8 lanes per AVX2 vector):
     -y = n ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in two parts), exp(r) by Taylor to
@@ -72,7 +75,6 @@ def exp_neg32(y):
     return p * scale if y < _Y_MAX else p * np.float32(0.0)
 
 
-@helper
 def sigmoid_fast(x):
     """float32 sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) otherwise, e = exp(-|x|)."""
     e = exp_neg32(abs(x))
@@ -80,7 +82,6 @@ def sigmoid_fast(x):
     return s if x >= 0 else e * s
 
 
-@helper
 def tanh_fast(x):
     """float32 tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); for |x| < 1/4, where
     1 - e would cancel, its odd Taylor series to x^11 (remainder < 1e-9 relative)."""
@@ -90,3 +91,22 @@ def tanh_fast(x):
     v2 = x * x
     small = x * (_ONE + v2 * (_T3 + v2 * (_T5 + v2 * (_T7 + v2 * (_T9 + v2 * _T11)))))
     return small if abs(x) < _QUARTER else big
+
+
+FUNCTIONS = (sigmoid, exp_neg32, sigmoid_fast, tanh_fast)
+
+
+@functools.cache
+def kernel_functions() -> SimpleNamespace:
+    """``FUNCTIONS`` made callable from Numba-compiled code, as the attributes of their
+    names: each is registered with Numba (``register_jitable``), so a kernel that calls it
+    compiles it in, and LLVM inlines it (``error_model="numpy"``: no per-division zero check
+    to stop LLVM vectorizing; Numba's own ``inline="always"`` trips one of its IR checks
+    here, a warning). They remain the same Python functions: called from Python they run as
+    Python, as the kernels calling them do under NUMBA_DISABLE_JIT=1 (where a ufunc, which
+    Numba compiles even then, calls none of them: ops/rule_ufuncs.py)."""
+    from numba.extending import register_jitable
+
+    for func in FUNCTIONS:
+        register_jitable(error_model="numpy")(func)
+    return SimpleNamespace(**{func.__name__: func for func in FUNCTIONS})

@@ -6,9 +6,11 @@ script), checks that the kernels really are plain Python functions there, and co
 """
 
 import itertools
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from tinygrad_lstm.layers import GRU, LSTM, RNN
@@ -84,3 +86,42 @@ def _compare_without_jit(path: str) -> None:
 
 if __name__ == "__main__":
     _compare_without_jit(sys.argv[1])
+
+
+# Ops whose ufuncs call functions of ours when jitted (the float32 fast sigmoid, the quiet
+# compares) or Numba's min/max: with NUMBA_DISABLE_JIT=1 nothing can be compiled for a ufunc
+# to call, and numba.vectorize still compiles.
+def rule_op_results() -> dict:
+    out = {}
+    for name in ("sigmoid", "relu", "hardsigmoid", "maximum"):
+        for dtype in (np.float32, np.float64):
+            x = [tg.Tensor(np.array([-2.0, 0.5, 3.0], dtype), requires_grad=True) for _ in "ab"]
+            y = tg.op(name).apply(*x[: tg.op_info(name).arity])
+            y.backward(np.ones(3, dtype))
+            out[f"{name} {np.dtype(dtype).name}"] = [y.data.tolist(), x[0].grad.tolist()]
+    return out
+
+
+def test_ufuncs_build_without_jit_and_without_a_cache(tmp_path):
+    """A first run with NUMBA_DISABLE_JIT=1 (empty caches) builds every rule ufunc (the
+    float32 sigmoid's failed: it called sigmoid_fast, plain Python there) and gives the
+    jitted results: exactly, but for float32 sigmoid, whose exact rule runs there."""
+    script = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from test_numba_disable_jit import rule_op_results; "
+        "print(json.dumps(rule_op_results()))"
+    )
+    env = dict(
+        os.environ,
+        NUMBA_DISABLE_JIT="1",
+        NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+        TINYGRAD_LSTM_KERNEL_CACHE=str(tmp_path / "kernels"),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plain = json.loads(proc.stdout)
+    for key, values in rule_op_results().items():
+        tol = 1e-6 if key == "sigmoid float32" else 0
+        np.testing.assert_allclose(plain[key], values, rtol=tol, atol=0, err_msg=key)

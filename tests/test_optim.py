@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import tinygrad_lstm as tg
-from tinygrad_lstm.optim import SGD, Adagrad, Adam, clip_grad_norm_, clip_grad_value_
+from tinygrad_lstm.grad_clipping import clip_grad_norm_, clip_grad_value_
+from tinygrad_lstm.optim import SGD, Adagrad, Adam
 
 torch = pytest.importorskip("torch")
 

@@ -1,9 +1,9 @@
 """Gradient norms and clipping: ``grad_norm``, ``clip_grad_norm_``, ``clip_grad_value_``.
 
-The clipping functions follow ``torch.nn.utils``' semantics. Split from ``optim.py``, which
-re-exports these names: clipping rescales or clamps the ``.grad`` arrays in place before an
-optimizer's ``step()`` and needs no optimizer. Engine level: works on arrays and never looks
-up an op.
+The clipping functions follow ``torch.nn.utils``' semantics: clipping rescales or clamps
+the ``.grad`` arrays in place before an optimizer's ``step()`` and needs no optimizer. Its
+arguments are checked as the optimizers' are (``optim``). Engine level: works on arrays and
+never looks up an op.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .optim_arguments import _as_list, _in_range
+from .optim import _as_list, _in_range
 from .tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "grad_norm"]

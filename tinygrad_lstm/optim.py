@@ -7,8 +7,9 @@ checkpoint can store it without pickle. A step is a tracked in-place write (``p.
 see ``versions``): a graph recorded before ``step()`` cannot be backpropagated after it, as in
 PyTorch. Hyperparameters are checked (finite, in range) wherever they are set.
 
-Gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``, ``grad_norm``) is defined in
-``grad_clipping.py`` and importable from here as well.
+Gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``, ``grad_norm``) is in
+``grad_clipping.py``; it reads its arguments as the optimizers do (``_as_list``,
+``_in_range``, here).
 
 Engine level: works on arrays and never looks up an op.
 """
@@ -16,25 +17,39 @@ Engine level: works on arrays and never looks up an op.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .grad_clipping import clip_grad_norm_, clip_grad_value_, grad_norm
-from .optim_arguments import _as_list, _in_range
 from .tensor import Tensor
 
-__all__ = [
-    "OPTIMIZERS",
-    "SGD",
-    "Adagrad",
-    "Adam",
-    "Optimizer",
-    "clip_grad_norm_",
-    "clip_grad_value_",
-    "grad_norm",
-]
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer"]
+
+
+def _as_list(params: Iterable[Tensor] | Tensor) -> list[Tensor]:
+    """The tensors to work on: one tensor, or an iterable of them."""
+    return [params] if isinstance(params, Tensor) else list(params)
+
+
+def _in_range(
+    what: str, value: Any, low: float, high: float = math.inf, closed: bool = True
+) -> float:
+    """``value`` as a float, or a ValueError naming ``what`` unless it is a finite real in
+    [low, high] (``[low, high)`` when not ``closed``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and low <= value and (value <= high if closed else value < high)
+    if not ok:
+        bound = (
+            f"be >= {low:g} and finite"
+            if high == math.inf
+            else f"lie in [{low:g}, {high:g}{']' if closed else ')'}"
+        )
+        raise ValueError(f"{what} must {bound}, got {value!r}")
+    return value
 
 
 # hyperparameter -> (low, high, high included?): the range its value must lie in.

@@ -25,9 +25,6 @@ from .registry_records import (
     RegistryError,
     ScalarRule,
 )
-from .registry_records import (
-    SCALAR_FUNCTIONS as SCALAR_FUNCTIONS,  # re-exported: importable from here as ever
-)
 
 if TYPE_CHECKING:  # the engine sits above the registry: its classes are only named here
     from .autograd import Function

@@ -1,6 +1,6 @@
 """The operators and method forms of ``Tensor`` that run a registered op by name.
 
-Split from ``tensor.py``: ``Tensor`` inherits them from ``TensorOperators``, a mixin with no
+``Tensor`` (tensor.py) inherits them from ``TensorOperators``, a mixin with no
 state of its own, so ``a + b`` runs whatever is registered as ``"add"`` and ``x.sigmoid()``
 whatever is registered as ``"sigmoid"``; this file knows op names, not op code. The operators
 that need the ``Tensor`` class itself (``**``, indexing, comparisons) stay in ``tensor.py``.

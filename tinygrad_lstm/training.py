@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from .autograd import no_grad
-from .optim import Optimizer, clip_grad_norm_, grad_norm
+from .grad_clipping import clip_grad_norm_, grad_norm
+from .optim import Optimizer
 from .tensor import Tensor
 
 __all__ = ["StepResult", "Trainer", "chunk_bounds", "detach_state"]

@@ -230,21 +230,6 @@ def test_reading_an_unknown_attribute_still_raises_attribute_error():
         lstm.weight_ih_l7  # noqa: B018
 
 
-def test_rnn_lstm_gru_keep_their_import_path_in_recurrent():
-    # They live in layers/rnn_lstm_gru.py now; code that imports them from the module that
-    # held them before must get the very same classes, by name and by a star import.
-    from tinygrad_lstm.layers import recurrent, rnn_lstm_gru
-
-    star = {}
-    exec("from tinygrad_lstm.layers.recurrent import *", star)
-    for name in ("RNN", "LSTM", "GRU"):
-        moved = getattr(rnn_lstm_gru, name)
-        assert getattr(recurrent, name) is moved, f"recurrent.{name} is not rnn_lstm_gru.{name}"
-        assert star.get(name) is moved, f"'import *' from recurrent gave {star.get(name)!r}"
-    with pytest.raises(AttributeError, match="recurrent' has no attribute 'LSTMCell'"):
-        recurrent.LSTMCell  # noqa: B018
-
-
 # ---- a dtype mismatch suggests conversions that work ----------------------------------------
 def _suggestions(message):
     return re.findall(r"(x\.(?:to|astype)\(np\.\w+\)|layer\.to\(np\.\w+\))", message)

@@ -188,7 +188,7 @@ def test_options_without_a_handwritten_op_go_to_the_compiler_or_run_composed():
             return tg.zeros(batch, 4, dtype=dtype)
 
         def forward(self, x, h):
-            return h, h
+            return h * float(h.data.mean()), h  # reads a value: not compiled
 
         def __init__(self, *args, **kwargs):
             super().__init__()

@@ -1,4 +1,5 @@
-"""ops/lazy_numba.py: helpers are rebound where they were imported; an unknown kernel is an
+"""ops/lazy_numba.py (the hand-written recurrent kernels' machinery): helpers are rebound to
+their jitted forms where they were imported; an unknown kernel is an
 AttributeError; a changed kernel source drops the cached kernels. (That import builds no
 kernel and ``compile_all`` builds them all: tests/ops/test_kernels.py.)"""
 
@@ -9,8 +10,8 @@ from tinygrad_lstm.ops import recurrent_kernels, scalar_math
 
 def test_building_a_kernel_rebinds_its_helpers_in_the_modules_that_import_them():
     recurrent_kernels.lstm_step  # noqa: B018
-    assert recurrent_kernels._sigmoid_fast is scalar_math.sigmoid_fast
-    assert isinstance(scalar_math.sigmoid_fast, numba.core.dispatcher.Dispatcher)
+    assert recurrent_kernels._sigmoid_fast is scalar_math.sigmoid_fast  # callable as it is
+    assert isinstance(recurrent_kernels._matmul_rows, numba.core.dispatcher.Dispatcher)
 
 
 def test_unknown_recurrent_kernel_is_an_attribute_error():

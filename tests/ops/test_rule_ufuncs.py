@@ -8,10 +8,11 @@ import subprocess
 import sys
 import warnings
 
+import numba
 import numpy as np
 import pytest
 from tinygrad_lstm.ops import scalar_math
-from tinygrad_lstm.ops.lazy_numba import jit_helpers
+from tinygrad_lstm.ops.rule_function import RuleFunction
 from tinygrad_lstm.ops.rule_ufuncs import rule_arguments, rule_source, rule_ufunc
 
 import tinygrad_lstm as tg
@@ -69,12 +70,12 @@ def test_sigmoid_passes_nan_through_without_a_warning(dtype, fast, size):
 
 def test_float32_fast_sigmoid_is_scalar_maths_function_exactly():
     """The fast variant is not a second statement of the math: it calls sigmoid_fast."""
-    jit_helpers()
     x = np.concatenate([np.linspace(-100, 100, 4001), np.geomspace(1e-10, 20, 300)]).astype(
         np.float32
     )
     y = rule_ufunc("sigmoid", "y", np.dtype(np.float32), fast=True)(x)
-    want = np.array([scalar_math.sigmoid_fast(v) for v in x], np.float32)
+    compiled = numba.njit(lambda v: scalar_math.sigmoid_fast(v))
+    want = np.array([compiled(v) for v in x], np.float32)
     np.testing.assert_array_equal(y, want)
     assert "return sigmoid_fast(_number)" in rule_source("sigmoid", "y", np.float32, fast=True)
 
@@ -275,3 +276,52 @@ def test_an_edited_rule_never_runs_the_old_code_in_a_new_process(tmp_path):
 def test_bad_requests_say_what_was_expected(op, key, dtype, error, match):
     with pytest.raises(error, match=match):
         rule_ufunc(op, key, np.dtype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "op, key",
+    [("maximum", "y"), ("maximum", "da"), ("minimum", "db"), ("clip", "y"), ("hardtanh", "dx")],
+)
+def test_comparing_two_values_raises_no_flag_at_nan(op, key, dtype):
+    """A vectorized a < b raises the invalid flag at NaN, and NumPy would warn after the
+    ufunc (these ops ran NumPy's quiet maximum and where before they ran their rules): the
+    generated compares are quiet ones, with Python's values (False at NaN)."""
+    info = tg.op_info(op)
+    expr = {
+        "y": info.scalar.forward,
+        **{f"d{n}": e for n, e in zip(info.scalar.inputs, info.scalar.grads)},
+    }[key]
+    args = rule_arguments(op, key)
+    pattern = np.array([np.nan, 1.5, -0.5, np.nan, 2.0, np.inf, -np.inf, 0.25], dtype)
+    arrays = [  # 4000 values of each input, the attributes' first choices
+        dtype(info.attrs[name][0]) if name in info.attrs else np.tile(np.roll(pattern, 3 * k), 500)
+        for k, name in enumerate(args)
+    ]
+    with strict(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rule_ufunc(op, key, np.dtype(dtype))(*arrays)
+    want = [
+        eval(expr, {"__builtins__": {}}, dict(zip(args, map(float, v))))  # noqa: S307
+        for v in zip(*(np.broadcast_to(a, (4000,))[:8] for a in arrays))
+    ]
+    np.testing.assert_array_equal(got[:8], np.array(want, dtype))
+
+
+def test_a_rule_written_over_several_lines_is_quoted_on_one(scratch_registry):
+    """The fast variant quotes the rule in a comment: a line break would end the comment."""
+
+    @tg.register_op(
+        "sigmoid",
+        arity=1,
+        replace=True,
+        scalar={"y": "(1\n/ (1 + exp(-x)))", "dx": "g * y * (1 - y)"},
+    )
+    class Sigmoid(RuleFunction):
+        """sigmoid, its rule on two lines."""
+
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    source = rule_source("sigmoid", "y", np.float32, fast=True)
+    assert "variant of (1 / (1 + exp(-x)))\n" in source
+    y = rule_ufunc("sigmoid", "y", np.dtype(np.float32), fast=True)(x)
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
