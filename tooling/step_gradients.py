@@ -167,7 +167,9 @@ def unrolled_gradients(
 ) -> UnrolledGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
     at ``loss_steps`` (default: the last step), and return every step's gradients: into each
-    state tensor, and each step's contribution to the parameters named in ``params``.
+    state tensor, and each step's contribution to the parameters named in ``params``. For a
+    ``batch_first`` layer ``x`` is (N, T, I), as the layer takes it; the results are still
+    indexed by time first.
 
     ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
     new_state)``) or a one-layer unidirectional composed ``Recurrent``. ``loss_fn(outputs) ->
@@ -203,8 +205,12 @@ def _unrolled(
             f"{type(cell).__name__}; it has {[n for n, _ in cell.named_parameters()]}"
         )
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    batch_first = cell is not model and getattr(model, "batch_first", False)
     if x.ndim != 3:
-        raise ValueError(f"{caller}: expected x of shape (T, N, I), got {x.shape}")
+        layout = "(N, T, I) (the layer is batch_first)" if batch_first else "(T, N, I)"
+        raise ValueError(f"{caller}: expected x of shape {layout}, got {x.shape}")
+    if batch_first:
+        x = x.transpose(1, 0, 2)  # stepped along time; the results are time-major
     steps = x.shape[0]
     chosen = _loss_steps(caller, loss_steps, steps)
     state = cell.init_state(x.shape[1], x.dtype)
@@ -278,9 +284,9 @@ def step_gradient_norms(
     loss_fn: LossFn | None = None,
     loss_steps: Sequence[int] | None = None,
 ) -> StepGradients:
-    """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
-    at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t
-    and every state tensor s.
+    """Run ``model`` over ``x`` (T, N, I) step by step ((N, T, I) for a ``batch_first``
+    layer), backpropagate a loss on the outputs at ``loss_steps`` (default: the last step),
+    and return ``||dL/ds_t||`` for every step t and every state tensor s.
 
     ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
     new_state)``) or a one-layer unidirectional ``Recurrent``. ``loss_fn(outputs) -> scalar
