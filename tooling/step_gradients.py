@@ -92,7 +92,9 @@ class UnrolledGradients:
     - ``params[name]`` (T, *shape): ``C_t``, what step t adds to ``dL/dW``; their sum over t
       is the ``.grad`` a backward through the same unrolled graph gives.
 
-    Steps after the last loss step get zeros; ``loss_steps`` are the steps the loss read.
+    Steps after the last loss step get zeros; ``loss_steps`` are the steps the loss read;
+    ``outputs`` names the states that are the step's output itself (``h`` for the built-in
+    cells), the only ones the loss reaches other than through step t+1.
     """
 
     states: dict[str, np.ndarray]
@@ -100,6 +102,7 @@ class UnrolledGradients:
     params: dict[str, np.ndarray]
     loss_steps: tuple[int, ...]
     loss: float
+    outputs: tuple[str, ...] = ()
 
 
 def _loss_steps(caller: str, loss_steps: Sequence[int] | None, steps: int) -> list[int]:
@@ -214,7 +217,7 @@ def _unrolled(
     steps = x.shape[0]
     chosen = _loss_steps(caller, loss_steps, steps)
     state = cell.init_state(x.shape[1], x.dtype)
-    states, from_next, outputs = {}, {}, []
+    states, from_next, outputs, output_states = {}, {}, [], set()
     swapped = _StepParameters(cell)
 
     def recorder(table: dict, name: str, t: int) -> Callable[[np.ndarray], None]:
@@ -229,6 +232,8 @@ def _unrolled(
             out, state = cell(x_t, state)
         fed = []
         for name, part in _state_parts(cell, state):
+            if part is out:
+                output_states.add(name)
             states.setdefault(name, np.zeros((steps, *part.shape)))
             from_next.setdefault(name, np.zeros((steps, *part.shape)))
             if part.requires_grad:
@@ -253,7 +258,12 @@ def _unrolled(
                 "its per-step split would be incomplete"
             )
     return UnrolledGradients(
-        states, from_next, swapped.contributions(params, steps), tuple(chosen), float(loss.data)
+        states,
+        from_next,
+        swapped.contributions(params, steps),
+        tuple(chosen),
+        float(loss.data),
+        tuple(n for n in states if n in output_states),
     )
 
 
