@@ -24,7 +24,7 @@ from tinygrad_lstm import Module, Tensor
 
 from .cells import AffineCell
 from .compile_cell import NotFusible, compile_cell
-from .packing import State, StepMask, hold_finished
+from .packing import State, StepMask, hold_finished, padding_zeroed
 
 __all__ = [
     "FUSED_MODES",
@@ -62,6 +62,8 @@ def run_direction(
     transposed weights once; any other cell is called as ``cell(x_t, state)``.
     """
     steps, batch = x.shape[0], x.shape[1]
+    if masks is not None and any(m is not None for m in masks):
+        x = padding_zeroed(x, masks)  # the cell never reads padding (NaN in it stays out)
     unstack = tg.op("unstack")
     if callable(getattr(cell, "project_inputs", None)):
         with tg.scope(f"{label}/inputs"):
@@ -83,7 +85,7 @@ def run_direction(
             mask = None if masks is None else masks[t]
             if mask is not None:
                 new = hold_finished(new, state, mask)
-                out = out * mask.keep
+                out = tg.where(mask.keep, out, 0.0)
         outputs[t], state = out, new
     return tg.stack(outputs, axis=0), state
 
