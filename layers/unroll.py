@@ -23,6 +23,7 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Tensor
 
 from .cells import AffineCell
+from .checks import check_step_result
 from .compile_cell import NotFusible, compile_cell
 from .packing import State, StepMask, hold_finished, padding_zeroed
 
@@ -76,7 +77,7 @@ def run_direction(
         prepared = None
 
         def step(x_t: Tensor, s: State, _: None) -> tuple[Tensor, State]:
-            return cell(x_t, s)
+            return check_step_result(cell, s, cell(x_t, s))
 
     outputs: list = [None] * steps
     for t in range(steps - 1, -1, -1) if reverse else range(steps):

@@ -30,6 +30,7 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike
 from tinygrad_lstm.layers import Recurrent
+from tinygrad_lstm.layers.checks import check_step_result
 
 from tinygrad_lstm.autograd import no_grad
 from tinygrad_lstm.module import Module, Parameter
@@ -79,7 +80,7 @@ def _outputs(model: Module, x: np.ndarray) -> list[Tensor]:
         return [out[t] for t in range(x.shape[0])]
     state, outs = model.init_state(x.shape[1], x.dtype), []
     for x_t in x:
-        out, state = model(Tensor(x_t), state)
+        out, state = check_step_result(model, state, model(Tensor(x_t), state))
         outs.append(out)
     return outs
 

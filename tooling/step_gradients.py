@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tinygrad_lstm.layers.checks import check_step_result
 
 from tinygrad_lstm.module import Module
 from tinygrad_lstm.registry import op
@@ -229,7 +230,7 @@ def _unrolled(
     # unstack, not x[t]: each getitem's backward would allocate a whole (T, N, I) array.
     for t, x_t in enumerate(op("unstack").apply(x, axis=0)):
         with swapped:
-            out, state = cell(x_t, state)
+            out, state = check_step_result(cell, state, cell(x_t, state))
         fed = []
         for name, part in _state_parts(cell, state):
             if part is out:
