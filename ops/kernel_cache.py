@@ -37,8 +37,6 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-import numba
-
 __all__ = ["cache_dir", "load_module", "source_hash"]
 
 _LOADED: dict[str, ModuleType] = {}
@@ -136,6 +134,8 @@ def _damaged_numba_file(path: Path) -> Path | None:
     """The first of Numba's cache files for the module at ``path`` that is not a whole
     pickle stream, or None. Its opcodes are walked without building any object (Numba itself
     loads them, and a truncated one raises from inside its loader)."""
+    import numba  # here, not at the top: importing tinygrad_lstm must not import Numba
+
     places = [path.parent / "__pycache__"]
     if numba.config.CACHE_DIR:
         places.extend(Path(numba.config.CACHE_DIR).glob("*"))
