@@ -3,8 +3,9 @@
 Each raises at the layer boundary, before any state changes, with a message naming the
 layer and what was expected versus what arrived. The sequence layers' input and initial-state
 checks (``check_sequence_input``, ``check_initial_state``) are ``Recurrent``'s
-(layers/recurrent.py) and ``check_cell_state`` is the built-in cells' (layers/cells.py), kept
-here beside the checks they build on.
+(layers/recurrent.py), ``check_cell_state`` is the built-in cells' (layers/cells.py), and
+``check_step_result`` is the cell protocol checked where a runner calls a cell, kept here
+beside the checks they build on.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "check_initial_state",
     "check_sequence_input",
     "check_size",
+    "check_step_result",
 ]
 
 # What a sequence layer's forward takes as the initial state: None (zeros), one tensor, or a
@@ -212,3 +214,40 @@ def check_cell_state(
             raise ShapeError(f"{layer} expected state {name} of shape {shape}, got {part.shape}")
         checked.append(part.reshape(zero.shape) if unbatched else part)
     return tuple(checked) if isinstance(zeros, tuple) else checked[0]
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a Tensor of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_described(v) for v in value)
+        return f"a {type(value).__name__} of {len(value)} ({inner})"
+    return f"a {type(value).__name__}"
+
+
+def check_step_result(cell: Module, state: State, result: Any) -> tuple[Tensor, State]:
+    """``result`` of ``cell(x_t, state)`` as ``(output_t, new_state)``, checked against the
+    cell protocol: a pair, the output a Tensor of ``state``'s batch rows, the new state shaped
+    like ``state`` (one Tensor, or a tuple of as many). Raises ``TypeError`` naming the cell
+    otherwise: a cell returning only ``h`` would otherwise be unpacked along the batch axis,
+    silently wrong at batch 2."""
+    old = state if isinstance(state, tuple) else (state,)
+    batch = old[0].shape[0]
+    problem = None
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        problem = "it is not a pair"
+    else:
+        out, new = result
+        parts = new if isinstance(new, tuple) else (new,)
+        if not isinstance(out, Tensor) or out.ndim < 1 or out.shape[0] != batch:
+            problem = f"output_t must be a Tensor of {batch} row(s)"
+        elif isinstance(new, tuple) != isinstance(state, tuple) or len(parts) != len(old):
+            problem = f"new_state must be {_described(state)}, as the state it was given"
+        elif any(not isinstance(p, Tensor) or p.shape != o.shape for p, o in zip(parts, old)):
+            problem = f"new_state must be {_described(state)}, as the state it was given"
+    if problem is not None:
+        raise TypeError(
+            f"{type(cell).__name__}.forward(x_t, state) must return (output_t, new_state); "
+            f"it returned {_described(result)}: {problem}"
+        )
+    return result[0], result[1]

@@ -1,14 +1,20 @@
-"""Variable-length batches with the semantics of PyTorch's packed sequences, by masking.
+"""Variable-length batches with the semantics of PyTorch's packed sequences, by selection.
 
 With ``lengths`` given, sequence b only has steps 0 .. l_b - 1. The runner still steps the
 whole batch, but at a step t >= l_b it keeps b's state as it was and writes a zero output:
 
-    state' = new * keep_t + old * (1 - keep_t),   output_t = out * keep_t,   keep_t[b] = [t < l_b]
+    state' = new if keep_t else old,   output_t = out if keep_t else 0,   keep_t[b] = [t < l_b]
+
+and the input there, padding that may hold anything (NaN, inf), is replaced by zeros before
+the cell sees it, so what the cell computes for a finished sequence is finite and then
+dropped. Selecting, not multiplying by a 0/1 mask: NaN * 0 is NaN, and a padded NaN would
+reach that sequence's outputs and, through the backward, every weight's gradient. The
+gradient of a padded input is 0, as it is for a packed sequence, which never reads it.
 
 So the forward direction's final state is the one after step l_b - 1, and the reverse
 direction, walking t = T-1 .. 0, holds its initial state until t = l_b - 1 and starts there,
-exactly as ``pack_padded_sequence``. With keep in {0, 1} both products are exact, so the
-values equal running each sequence alone. Steps where every sequence is active need no mask.
+exactly as ``pack_padded_sequence``: the values equal running each sequence alone. Steps
+where every sequence is active need no mask.
 """
 
 from __future__ import annotations
@@ -16,22 +22,30 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+import tinygrad_lstm as tg
 from tinygrad_lstm import Tensor
 
 # A cell's recurrent state: h, or a tuple such as LSTM's (h, c).
 State = Tensor | tuple[Tensor, ...]
 
-__all__ = ["State", "StepMask", "check_lengths", "hold_finished", "step_masks"]
+__all__ = [
+    "State",
+    "StepMask",
+    "check_lengths",
+    "hold_finished",
+    "padding_zeroed",
+    "step_masks",
+]
 
 
 class StepMask:
-    """(N, 1) constants for one time step: ``keep`` = [t < l_b] and ``drop`` = 1 - keep."""
+    """The (N, 1) constant of one time step: ``keep`` = [t < l_b], 1 or 0 in the layer's
+    dtype (a mask for ``where``, read as nonzero; the compiled runner reads its array)."""
 
-    __slots__ = ("drop", "keep")
+    __slots__ = ("keep",)
 
     def __init__(self, keep: np.ndarray) -> None:
         self.keep = Tensor(keep)
-        self.drop = Tensor(1 - keep)
 
 
 def check_lengths(layer: str, lengths: ArrayLike | Tensor, steps: int, batch: int) -> np.ndarray:
@@ -66,7 +80,14 @@ def step_masks(lengths: np.ndarray, steps: int, dtype: DTypeLike) -> list[StepMa
 
 def hold_finished(new: State, old: State, mask: StepMask) -> State:
     """``new`` where the sequence is running at this step, ``old`` where it is not
-    (a Tensor state or a tuple of them)."""
+    (a Tensor state or a tuple of them), selected: nothing of the other side leaks in."""
     if isinstance(new, tuple):
-        return tuple(n * mask.keep + o * mask.drop for n, o in zip(new, old))
-    return new * mask.keep + old * mask.drop
+        return tuple(tg.where(mask.keep, n, o) for n, o in zip(new, old))
+    return tg.where(mask.keep, new, old)
+
+
+def padding_zeroed(x: Tensor, masks: list[StepMask | None]) -> Tensor:
+    """``x`` (T, N, F) with every step past a sequence's length set to 0 (selected, so a
+    NaN there is gone; its gradient is 0)."""
+    valid = np.stack([np.ones((x.shape[1], 1)) if m is None else m.keep.data for m in masks])
+    return tg.where(valid != 0, x, 0.0)

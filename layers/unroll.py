@@ -24,7 +24,8 @@ import tinygrad_lstm as tg
 from tinygrad_lstm import Module, Tensor
 
 from .cells import AffineCell
-from .packing import State, StepMask, hold_finished
+from .checks import check_step_result
+from .packing import State, StepMask, hold_finished, padding_zeroed
 
 __all__ = [
     "FUSED_MODES",
@@ -62,6 +63,8 @@ def run_direction(
     transposed weights once; any other cell is called as ``cell(x_t, state)``.
     """
     steps, batch = x.shape[0], x.shape[1]
+    if masks is not None and any(m is not None for m in masks):
+        x = padding_zeroed(x, masks)  # the cell never reads padding (NaN in it stays out)
     unstack = tg.op("unstack")
     if callable(getattr(cell, "project_inputs", None)):
         with tg.scope(f"{label}/inputs"):
@@ -74,7 +77,7 @@ def run_direction(
         prepared = None
 
         def step(x_t: Tensor, s: State, _: None) -> tuple[Tensor, State]:
-            return cell(x_t, s)
+            return check_step_result(cell, s, cell(x_t, s))
 
     outputs: list = [None] * steps
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
@@ -83,7 +86,7 @@ def run_direction(
             mask = None if masks is None else masks[t]
             if mask is not None:
                 new = hold_finished(new, state, mask)
-                out = out * mask.keep
+                out = tg.where(mask.keep, out, 0.0)
         outputs[t], state = out, new
     return tg.stack(outputs, axis=0), state
 
@@ -127,7 +130,7 @@ def run_compiled(
         keep = np.stack(
             [np.ones(x.shape[1], bool) if m is None else m.keep._data[:, 0] > 0 for m in masks]
         )
-        x = tg.op("where").apply(keep[:, :, None], x, 0.0)
+        x = padding_zeroed(x, masks)
     try:
         compiled = compiled_cell(cell, x.shape[2], x.dtype)
         with tg.scope(label):

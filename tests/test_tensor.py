@@ -153,6 +153,44 @@ def test_ndarray_on_the_left_defers_to_tensor():
     assert isinstance(out, Tensor) and out.requires_grad
 
 
+@pytest.mark.parametrize(
+    "left",
+    [np.array([0.5, 2.0, 3.0]), np.float64(1.5)],
+    ids=["ndarray", "numpy scalar"],
+)
+def test_every_numpy_operator_with_a_tensor_on_the_right_runs_the_tensors(left):
+    x = Tensor(np.array([1.0, 2.0, 4.0]), requires_grad=True)
+    arithmetic = [(left + x, left + x.data), (left - x, left - x.data)]
+    arithmetic += [(left * x, left * x.data), (left / x, left / x.data)]
+    for got, want in arithmetic:
+        assert isinstance(got, Tensor) and got.requires_grad
+        np.testing.assert_array_equal(got.data, want)
+    for got, want in [(left < x, left < x.data), (left >= x, left >= x.data)]:
+        np.testing.assert_array_equal(got.data, want)
+    (left * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.broadcast_to(left, (3,)))
+
+
+@pytest.mark.parametrize(
+    "call, use",
+    [
+        (lambda t: np.tanh(t), "use tensor.tanh()"),
+        (lambda t: np.exp(t), "use tensor.exp()"),
+        (lambda t: np.abs(t), "use tensor.abs()"),
+        (lambda t: np.negative(t), "use -tensor"),
+        (lambda t: np.sin(t), "use the Tensor methods"),
+        (lambda t: np.add.reduce(t), "np.add.reduce() on a Tensor"),
+        (lambda t: np.multiply(t, 2.0, out=np.empty(2)), "np.multiply() on a Tensor"),
+    ],
+)
+def test_numpy_functions_on_a_tensor_are_refused_naming_the_method(call, use):
+    """np.tanh(tensor) made an object array of per-element tensors ("cannot hold dtype
+    object" later); like a PyTorch tensor's, the values would lose their graph."""
+    with pytest.raises(TypeError, match="NumPy's functions do not record the graph") as info:
+        call(Tensor(np.array([0.5, -1.0]), requires_grad=True))
+    assert use in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
 def test_tensor_exponent_is_refused():
     with pytest.raises(TypeError, match="exponent"):
         Tensor([2.0]) ** Tensor([2.0])

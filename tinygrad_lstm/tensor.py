@@ -55,7 +55,6 @@ class Tensor(TensorOperators):
         "grad",
         "requires_grad",
     )
-    __array_priority__ = 1000  # make ndarray + Tensor defer to Tensor.__radd__
     _data: np.ndarray
     grad: np.ndarray | None
     requires_grad: bool

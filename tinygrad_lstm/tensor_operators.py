@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .registry import op
 
@@ -68,6 +68,27 @@ def _clip_bounds(low: float | None, high: float | None) -> dict[str, float]:
     }
 
 
+# The NumPy ufuncs behind Python's operators: (the Tensor's method when it is the left
+# operand, when it is the right one). ``array * tensor`` reaches ``Tensor.__array_ufunc__`` as
+# ``np.multiply(array, tensor)`` and runs as ``tensor.__rmul__(array)``.
+_OPERATOR_UFUNCS = {
+    "add": ("__add__", "__radd__"),
+    "subtract": ("__sub__", "__rsub__"),
+    "multiply": ("__mul__", "__rmul__"),
+    "divide": ("__truediv__", "__rtruediv__"),
+    "matmul": ("__matmul__", "__rmatmul__"),
+    "power": ("__pow__", None),
+    "less": ("__lt__", "__gt__"),
+    "less_equal": ("__le__", "__ge__"),
+    "greater": ("__gt__", "__lt__"),
+    "greater_equal": ("__ge__", "__le__"),
+    "equal": ("__eq__", "__eq__"),
+    "not_equal": ("__ne__", "__ne__"),
+}
+# NumPy's names for ufuncs whose Tensor method is named otherwise.
+_METHOD_OF_UFUNC = {"absolute": "abs", "negative": "__neg__"}
+
+
 class TensorOperators:
     """Arithmetic operators and method forms of common ops, each dispatched by op name.
 
@@ -88,6 +109,20 @@ class TensorOperators:
 
     def __neg__(self) -> Tensor:
         return op("neg").apply(self)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Tensor:
+        """NumPy's operators with a Tensor operand (``array * tensor``, ``2.0 < tensor``) run
+        the Tensor's operator. Any other ufunc (``np.tanh(tensor)``) is refused: NumPy's
+        functions would compute on the values and drop the graph, as they do for a PyTorch
+        tensor; the message names the Tensor method that records it."""
+        names = _OPERATOR_UFUNCS.get(ufunc.__name__)
+        if names and method == "__call__" and not kwargs and len(inputs) == 2:
+            mine = 0 if inputs[0] is self else 1
+            name = names[mine]
+            if name is None:
+                raise TypeError("pow: the exponent must be a Python number, not a Tensor")
+            return getattr(self, name)(inputs[1 - mine])
+        raise TypeError(_refusal(self, ufunc.__name__, method))
 
     # ---- method forms of common ops ------------------------------------------------------
     exp, log, sigmoid, tanh, relu = map(_unary, ("exp", "log", "sigmoid", "tanh", "relu"))
@@ -120,3 +155,18 @@ class TensorOperators:
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         return op("log_softmax").apply(self, axis=axis)
+
+
+def _refusal(tensor: TensorOperators, name: str, method: str) -> str:
+    call = f"np.{name}" + ("" if method == "__call__" else f".{method}")
+    own = _METHOD_OF_UFUNC.get(name, name)
+    if own == "__neg__":
+        use = "-tensor"
+    elif callable(getattr(tensor, own, None)):
+        use = f"tensor.{own}()"
+    else:
+        use = "the Tensor methods or tinygrad_lstm's functions (tensor.tanh(), tg.where(...))"
+    return (
+        f"{call}() on a Tensor: NumPy's functions do not record the graph, so no gradient "
+        f"would flow; use {use}, or {call}(tensor.data) for the values alone"
+    )

@@ -214,8 +214,9 @@ def rnn_backward(p: dict, x: np.ndarray, fwd: list[dict], dloss: np.ndarray) -> 
     """For t = T-1 .. 0:  dh_t = dloss_t + δa_{t+1} W_hh;  δa_t = dh_t * act'(a_t).
 
     ``path``: the spectral norm of dh_{T-1}/dh_t = prod_{k=t+1}^{T-1} diag(act'(a_k)) W_hh
-    (sequence 0): how much a gradient can grow or shrink on its way from the last step back
-    to h_t; above 1 per step it explodes, below it vanishes."""
+    (sequence 0): the most a gradient can grow on its way from the last step back to h_t.
+    Below 1 per step it must vanish; above 1 it can grow, but need not: the norm bounds the
+    growth, it does not force it."""
     hidden = p["weight_hh"].shape[1]
     dh_next = np.zeros((x.shape[1], hidden))
     jacobian = np.eye(hidden)
@@ -263,8 +264,8 @@ DERIVATIONS = {
         rnn_backward,
         "‖J‖₂",
         (
-            "spectral norm of dh(T-1)/dh(t) = ∏ diag(act') W_hh: above 1 per step the "
-            "gradient explodes, below it vanishes"
+            "spectral norm of dh(T-1)/dh(t) = ∏ diag(act') W_hh, the most a gradient can "
+            "grow on the way back: below 1 per step it must vanish, above 1 it can explode"
         ),
     ),
 }

@@ -6,14 +6,17 @@ not a traceback.
 
 Every command takes ``--import FILE_OR_MODULE`` (repeatable): the file or module is imported
 before the command runs, so a cell or op that a script registers is visible to ``train``,
-``bptt``, ``gradcheck``, ... exactly like an installed plugin's.
+``bptt``, ``gradcheck``, ... exactly like an installed plugin's. A module name is looked up
+in the current directory first, as under ``python -m``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import os
 import pkgutil
 import sys
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
+from tinygrad_lstm import registry
 from tinygrad_lstm.registry import UNKNOWN_NAME_HINT
 
 from . import commands
@@ -52,8 +56,9 @@ def _import_option() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE_OR_MODULE",
-        help="import this Python file (path) or module (dotted name) first, so "
-        "the cells and ops it registers can be named; repeatable",
+        help="import this Python file (path) or module (dotted name, looked up in the "
+        "current directory first, as python -m does) first, so the cells and ops it "
+        "registers can be named; repeatable",
     )
     return parent
 
@@ -65,20 +70,65 @@ _imported_files: dict[Path, str] = {}
 
 def import_user_code(spec: str) -> None:
     """Import ``spec``: a path to a ``.py`` file (loaded as a module named after the file)
-    or a dotted module name (``importlib.import_module``). Raises ``CommandError`` in one
-    line when the import fails."""
+    or a dotted module name (``importlib.import_module``, with the current directory
+    searched first, as ``python -m`` does). Raises ``CommandError`` in one line when the
+    import fails, ``sys.exit()`` included; whatever the failed import registered is
+    unregistered, as a failed plugin's is."""
     path = Path(spec)
     try:
-        if spec.endswith(".py") or path.exists():
-            if not path.is_file():
+        with _registrations_undone_on_failure():
+            if _is_module_name(spec) and not path.is_file():
+                _import_module(spec)
+            elif path.is_dir():
+                raise CommandError(
+                    f"--import {spec}: is a directory; give a .py file, or a package's module "
+                    "name from the directory that holds it"
+                )
+            elif not path.is_file():
                 raise CommandError(f"--import {spec}: no such file")
-            _import_file(path.resolve())
-        else:
-            importlib.import_module(spec)
+            else:
+                _import_file(path.resolve())
     except CommandError:
         raise
+    except SystemExit as exc:
+        raise CommandError(
+            f"--import {spec}: the imported code called sys.exit({exc.code!r}); "
+            "a script meant for --import registers its cells and ops at import and runs "
+            "nothing else (guard the rest with if __name__ == '__main__')"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - whatever the user's code raises is reported
         raise CommandError(f"--import {spec}: {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _registrations_undone_on_failure() -> Iterator[None]:
+    # The same undo as registry.load_plugins: half an imported script is worse than none.
+    tables = (registry.OPS, registry._OP_INFO, registry._CELLS)
+    before = [dict(table) for table in tables]
+    try:
+        yield
+    except BaseException:
+        for table, saved in zip(tables, before):
+            table.clear()
+            table.update(saved)
+        raise
+
+
+def _is_module_name(spec: str) -> bool:
+    """A dotted name (``pkg.cells``), and not a path that exists as something else: a
+    package directory in the current directory is imported by name, as ``python -m`` would."""
+    if not all(part.isidentifier() for part in spec.split(".")) or spec.endswith(".py"):
+        return False
+    path = Path(spec)
+    return not path.is_dir() or (path / "__init__.py").is_file()
+
+
+def _import_module(name: str) -> None:
+    # The console script's sys.path[0] is its own bin/ folder; `python -m` puts the current
+    # directory there, and --import must find a package beside the user either way.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    importlib.import_module(name)
 
 
 def _import_file(path: Path) -> None:

@@ -1,6 +1,6 @@
 """The BPTT ledger: a small recurrent model's backward pass, step by step, checked three ways.
 
-``explain("lstm")`` builds a one-layer model (T=4, hidden 3, one sequence, float64), puts the
+``explain("lstm")`` builds a one-layer model (T=10, hidden 3, one sequence, float64), puts the
 loss ``L = 1/2 sum_{t in S} ||h_t - y_t||^2`` on the last output (``loss="last"``) or on all
 of them, and walks the backward pass from t = T-1 down to 0. Every step records what arrives
 at the state (from the loss at t, from step t+1; for an LSTM also at c_t, through the forget
@@ -16,105 +16,50 @@ with the running sum. At the end the summed gradients come from three sources si
 - ``central differences``: the fourth-order central difference of L per weight element.
 
 ``Ledger.worst`` is their largest relative disagreement, ``max|a - b| / max(|a|, |b|)`` over
-a parameter's elements, worst over parameters and pairs of sources. Tooling layer.
+a parameter's elements, worst over parameters and pairs of sources (``inf`` when a source is
+not finite). When autograd and central differences disagree, every op of the recorded step
+goes through its own gradient check (``testing.check_op``), and those that fail are named.
+The record itself is ``ledger_record.Ledger``. Tooling layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
 from tinygrad_lstm.layers import Recurrent
+from tinygrad_lstm.layers.checks import check_step_result
 
 from tinygrad_lstm.autograd import no_grad
 from tinygrad_lstm.module import Module, Parameter
 from tinygrad_lstm.registry import cell as registered_cell
+from tinygrad_lstm.registry import list_ops
 from tinygrad_lstm.tensor import Tensor
 
 from .bptt_derivations import DERIVATIONS, HandStep
+from .ledger_record import SOURCES, TOLERANCE, Ledger
 from .step_gradients import unrolled_gradients
+from .testing import check_op
+from .viz import graph_ops
 
-__all__ = ["LOSS_MODES", "SOURCES", "TOLERANCE", "Ledger", "explain", "ledger"]
+__all__ = [
+    "DEFAULT_SEQ_LEN",
+    "LOSS_MODES",
+    "SOURCES",
+    "TOLERANCE",
+    "Ledger",
+    "explain",
+    "ledger",
+    "set_forget_bias",
+]
 
 LossMode = Literal["last", "all"]
 LOSS_MODES: tuple[str, ...] = get_args(LossMode)
-SOURCES = ("ledger", "autograd", "central differences")
-# Fourth-order central differences in float64 (eps 5e-4) agree with autograd to about 1e-11
-# relative on these small models; 1e-9 leaves a margin and still catches any wrong term.
-TOLERANCE = 1e-9
-
-
-@dataclass
-class Ledger:
-    """A backward pass, step by step (``steps`` from t = T-1 down to 0), and the summed
-    gradients from the three ``SOURCES`` (``grads[source][param]``)."""
-
-    title: str
-    derivation: str
-    path: tuple[str, str] | None
-    steps: list[HandStep]
-    running: list[dict[str, np.ndarray]]
-    grads: dict[str, dict[str, np.ndarray]]
-    loss: float
-    disagreements: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        pairs = [(a, b) for i, a in enumerate(SOURCES) for b in SOURCES[i + 1 :]]
-        self.disagreements = {
-            f"{a} vs {b}": {
-                name: _relative(self.grads[a][name], self.grads[b][name]) for name in self.grads[a]
-            }
-            for a, b in pairs
-        }
-
-    @property
-    def worst(self) -> float:
-        """The largest relative disagreement between any two sources, over all weights."""
-        return max(max(per.values()) for per in self.disagreements.values())
-
-    def agrees(self, tolerance: float = TOLERANCE) -> bool:
-        return self.worst <= tolerance
-
-    def __str__(self) -> str:
-        """The tables ``tinygrad-lstm explain`` prints."""
-        from .commands.explain import format_ledger  # the command's module imports this one
-
-        return format_ledger(self)
-
-    def to_dict(self) -> dict:
-        """Everything, as JSON-able lists (``json.dumps(ledger.to_dict())``)."""
-
-        def arrays(d: dict) -> dict:
-            return {k: np.asarray(v).tolist() for k, v in d.items()}
-
-        return {
-            "title": self.title,
-            "derivation": self.derivation,
-            "loss": self.loss,
-            "path": self.path,
-            "steps": [
-                {
-                    "t": s.t,
-                    "arriving": arrays(s.arriving),
-                    "local": arrays(s.local),
-                    "path": s.path,
-                    "contribution": arrays(s.contributions),
-                    "running_sum": arrays(r),
-                }
-                for s, r in zip(self.steps, self.running)
-            ],
-            "grads": {src: arrays(g) for src, g in self.grads.items()},
-            "disagreements": self.disagreements,
-            "worst": self.worst,
-        }
-
-
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
-    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else 0.0
+# Long enough that the path factor of a default LSTM falls by two orders of magnitude
+# (about 0.55 per step): vanishing is visible, and central differences stay quick.
+DEFAULT_SEQ_LEN = 10
 
 
 def _as_cell(model: Module) -> Module:
@@ -135,7 +80,7 @@ def _outputs(model: Module, x: np.ndarray) -> list[Tensor]:
         return [out[t] for t in range(x.shape[0])]
     state, outs = model.init_state(x.shape[1], x.dtype), []
     for x_t in x:
-        out, state = model(Tensor(x_t), state)
+        out, state = check_step_result(model, state, model(Tensor(x_t), state))
         outs.append(out)
     return outs
 
@@ -183,7 +128,10 @@ def _graph_steps(
         arriving = {}
         for s, total in result.states.items():
             nxt = result.from_next[s][t]
-            arriving.update({f"d{s}←loss": total[t] - nxt, f"d{s}←t+1": nxt, f"d{s}": total[t]})
+            # What does not come from step t+1 comes from step t itself: from the loss for the
+            # state that is the output, through the output for any other state.
+            here = f"d{s}←loss" if s in result.outputs else f"d{s}←step t"
+            arriving.update({here: total[t] - nxt, f"d{s}←t+1": nxt, f"d{s}": total[t]})
         steps.append(HandStep(t, arriving, {}, None, {n: result.params[n][t] for n in names}))
     return steps
 
@@ -233,7 +181,8 @@ def ledger(
     hand = DERIVATIONS.get(type(cell).__name__)
     if getattr(cell, "proj_size", 0) or getattr(cell, "bias_ih", True) is None:
         hand = None
-    if hand is None or from_graph:
+    read_off = hand is None or from_graph
+    if read_off:
         steps, how, path = (
             _graph_steps(cell, x, chosen, loss_steps, list(params)),
             "read off the recorded graph (viz.unrolled_gradients)",
@@ -257,42 +206,64 @@ def ledger(
     for p in params.values():
         p.grad = None
     loss = loss_tensor()
+    ops = graph_ops(loss)
     loss.backward()
     grads = {
         "ledger": total,
         "autograd": {n: p.grad.copy() for n, p in params.items()},
         "central differences": _central_differences(params, lambda: float(loss_tensor().data), eps),
     }
-    return Ledger(title, how, path, steps, running, grads, float(loss.data))
+    result = Ledger(title, how, path, steps, running, grads, float(loss.data), read_off)
+    if max(result.disagreements["autograd vs central differences"].values()) > TOLERANCE:
+        registered = {info.name for info in list_ops()}
+        result.wrong_ops = [n for n in ops if n in registered and not check_op(n).ok]
+    return result
+
+
+def set_forget_bias(cell: Module, value: float) -> None:
+    """Set an LSTM cell's forget-gate bias: ``b_ih[H:2H] = value``, ``b_hh[H:2H] = 0`` (gate
+    order i, f, g, o, PyTorch's), so the forget gate starts near ``sigmoid(value)``."""
+    hidden = cell.weight_hh.shape[1]
+    cell.bias_ih.data[hidden : 2 * hidden] = value
+    cell.bias_hh.data[hidden : 2 * hidden] = 0.0
 
 
 def explain(
     cell: str = "lstm",
-    seq_len: int = 4,
+    seq_len: int = DEFAULT_SEQ_LEN,
     hidden: int = 3,
     input_size: int = 2,
     loss: LossMode = "last",
     seed: int = 0,
     from_graph: bool = False,
+    forget_bias: float | None = None,
 ) -> Ledger:
     """The ledger of ``Recurrent(cell, input_size, hidden)`` (float64, weights from
     ``seed``) on one sequence x ~ N(0, 1) of ``seq_len`` steps, targets y ~ U(-0.5, 0.5),
-    the loss on the last output or on ``"all"``."""
+    the loss on the last output or on ``"all"``; ``forget_bias`` (LSTM only) sets the
+    forget gate's bias first (``set_forget_bias``)."""
     registered_cell(cell)  # a clear error for an unknown name, before anything is built
     for what, value in (("seq_len", seq_len), ("hidden", hidden), ("input_size", input_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"explain: {what} must be a positive integer, got {value!r}")
     if loss not in LOSS_MODES:
         raise ValueError(f"explain: loss must be one of {LOSS_MODES}, got {loss!r}")
+    if forget_bias is not None and cell != "lstm":
+        raise ValueError(
+            f"explain: forget_bias sets the LSTM's forget-gate bias; {cell!r} is not the lstm"
+        )
     rng = np.random.default_rng(seed)
     model = Recurrent(cell, input_size, hidden, dtype=np.float64, rng=rng)
+    if forget_bias is not None:
+        set_forget_bias(model.cell_l0, forget_bias)
     x = rng.standard_normal((seq_len, 1, input_size))
     width = model.output_size
     targets = rng.uniform(-0.5, 0.5, (seq_len, 1, width))
     steps = [seq_len - 1] if loss == "last" else list(range(seq_len))
     where = "the last output" if loss == "last" else "every output"
+    bias = "" if forget_bias is None else f", forget-gate bias {forget_bias:g}"
     title = (
         f"{cell}, T={seq_len}, hidden {hidden}, input {input_size}, one sequence, seed "
-        f"{seed}; L = 1/2 ||h_t - y_t||^2 on {where}"
+        f"{seed}{bias}; L = 1/2 ||h_t - y_t||^2 on {where}"
     )
     return ledger(model, x, targets, steps, from_graph=from_graph, title=title)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tinygrad_lstm.layers.checks import check_step_result
 
 from tinygrad_lstm.module import Module
 from tinygrad_lstm.registry import op
@@ -92,7 +93,9 @@ class UnrolledGradients:
     - ``params[name]`` (T, *shape): ``C_t``, what step t adds to ``dL/dW``; their sum over t
       is the ``.grad`` a backward through the same unrolled graph gives.
 
-    Steps after the last loss step get zeros; ``loss_steps`` are the steps the loss read.
+    Steps after the last loss step get zeros; ``loss_steps`` are the steps the loss read;
+    ``outputs`` names the states that are the step's output itself (``h`` for the built-in
+    cells), the only ones the loss reaches other than through step t+1.
     """
 
     states: dict[str, np.ndarray]
@@ -100,6 +103,7 @@ class UnrolledGradients:
     params: dict[str, np.ndarray]
     loss_steps: tuple[int, ...]
     loss: float
+    outputs: tuple[str, ...] = ()
 
 
 def _loss_steps(caller: str, loss_steps: Sequence[int] | None, steps: int) -> list[int]:
@@ -167,7 +171,9 @@ def unrolled_gradients(
 ) -> UnrolledGradients:
     """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
     at ``loss_steps`` (default: the last step), and return every step's gradients: into each
-    state tensor, and each step's contribution to the parameters named in ``params``.
+    state tensor, and each step's contribution to the parameters named in ``params``. For a
+    ``batch_first`` layer ``x`` is (N, T, I), as the layer takes it; the results are still
+    indexed by time first.
 
     ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
     new_state)``) or a one-layer unidirectional composed ``Recurrent``. ``loss_fn(outputs) ->
@@ -203,12 +209,16 @@ def _unrolled(
             f"{type(cell).__name__}; it has {[n for n, _ in cell.named_parameters()]}"
         )
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    batch_first = cell is not model and getattr(model, "batch_first", False)
     if x.ndim != 3:
-        raise ValueError(f"{caller}: expected x of shape (T, N, I), got {x.shape}")
+        layout = "(N, T, I) (the layer is batch_first)" if batch_first else "(T, N, I)"
+        raise ValueError(f"{caller}: expected x of shape {layout}, got {x.shape}")
+    if batch_first:
+        x = x.transpose(1, 0, 2)  # stepped along time; the results are time-major
     steps = x.shape[0]
     chosen = _loss_steps(caller, loss_steps, steps)
     state = cell.init_state(x.shape[1], x.dtype)
-    states, from_next, outputs = {}, {}, []
+    states, from_next, outputs, output_states = {}, {}, [], set()
     swapped = _StepParameters(cell)
 
     def recorder(table: dict, name: str, t: int) -> Callable[[np.ndarray], None]:
@@ -220,9 +230,11 @@ def _unrolled(
     # unstack, not x[t]: each getitem's backward would allocate a whole (T, N, I) array.
     for t, x_t in enumerate(op("unstack").apply(x, axis=0)):
         with swapped:
-            out, state = cell(x_t, state)
+            out, state = check_step_result(cell, state, cell(x_t, state))
         fed = []
         for name, part in _state_parts(cell, state):
+            if part is out:
+                output_states.add(name)
             states.setdefault(name, np.zeros((steps, *part.shape)))
             from_next.setdefault(name, np.zeros((steps, *part.shape)))
             if part.requires_grad:
@@ -247,7 +259,12 @@ def _unrolled(
                 "its per-step split would be incomplete"
             )
     return UnrolledGradients(
-        states, from_next, swapped.contributions(params, steps), tuple(chosen), float(loss.data)
+        states,
+        from_next,
+        swapped.contributions(params, steps),
+        tuple(chosen),
+        float(loss.data),
+        tuple(n for n in states if n in output_states),
     )
 
 
@@ -278,9 +295,9 @@ def step_gradient_norms(
     loss_fn: LossFn | None = None,
     loss_steps: Sequence[int] | None = None,
 ) -> StepGradients:
-    """Run ``model`` over ``x`` (T, N, I) step by step, backpropagate a loss on the outputs
-    at ``loss_steps`` (default: the last step), and return ``||dL/ds_t||`` for every step t
-    and every state tensor s.
+    """Run ``model`` over ``x`` (T, N, I) step by step ((N, T, I) for a ``batch_first``
+    layer), backpropagate a loss on the outputs at ``loss_steps`` (default: the last step),
+    and return ``||dL/ds_t||`` for every step t and every state tensor s.
 
     ``model`` is a cell (``init_state(batch, dtype)``, ``forward(x_t, state) -> (output_t,
     new_state)``) or a one-layer unidirectional ``Recurrent``. ``loss_fn(outputs) -> scalar

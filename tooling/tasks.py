@@ -14,6 +14,7 @@ and re-exported here, so commands and examples need only this module:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "model_config",
     "parameter_count",
     "predict",
+    "quadratic_in_hidden",
     "sample_text",
     "task_loss",
 ]
@@ -246,26 +248,31 @@ def build_model(config: dict, rng: np.random.Generator | None = None) -> Sequenc
 
 
 def parameter_count(config: dict) -> int:
-    """How many numbers ``build_model(config)`` would hold, without building it.
-
-    Every weight of a recurrent layer and its head is a matrix or a vector whose sides are
-    the hidden size or fixed sizes, so the count is a quadratic ``a h^2 + b h + c`` in the
-    hidden size ``h``: it is fitted exactly from three tiny models (h = 1, 2, 3) and
-    evaluated at the real ``h`` (exact for the built-in cells; an estimate for a cell whose
-    weights grow faster than h^2).
-    """
+    """How many numbers ``build_model(config)`` would hold, without building it (exact for
+    the built-in cells; see ``quadratic_in_hidden``)."""
     _check_config(config)
 
     def count(hidden: int) -> int:
         model = SequenceModel(**{**config, "hidden_size": hidden}, rng=np.random.default_rng(0))
         return sum(p.data.size for p in model.parameters())
 
+    return quadratic_in_hidden(count, config["hidden_size"])
+
+
+def quadratic_in_hidden(count: Callable[[int], int], hidden: int) -> int:
+    """``count(hidden)`` for a large ``hidden``, from three tiny models.
+
+    Every weight of a recurrent layer and its head is a matrix or a vector whose sides are
+    the hidden size or fixed sizes, so the parameter count is a quadratic ``a h^2 + b h + c``
+    in the hidden size ``h``: it is fitted exactly from ``count(1), count(2), count(3)`` and
+    evaluated at ``hidden`` (exact for the built-in cells; an estimate for a cell whose
+    weights grow faster than h^2).
+    """
     c1, c2, c3 = count(1), count(2), count(3)
     a2 = c3 - 2 * c2 + c1  # 2a, the second difference
     b = c2 - c1 - 3 * a2 // 2  # count(h) = a h^2 + b h + c, a = a2 / 2
     c = c1 - a2 // 2 - b
-    h = config["hidden_size"]
-    return a2 * h * h // 2 + b * h + c
+    return a2 * hidden * hidden // 2 + b * hidden + c
 
 
 def evaluate(

@@ -34,6 +34,7 @@ from .step_gradients import (
 __all__ = [
     "StepGradients",
     "UnrolledGradients",
+    "graph_ops",
     "step_gradient_norms",
     "step_param_grads",
     "to_dot",
@@ -113,6 +114,11 @@ def _walk(tensor: Tensor) -> _Graph:
                 label = f"[{t._idx}]" if t._node.n_out > 1 else ""
             graph.edges.append((src, graph.ids[id(node)], label))
     return graph
+
+
+def graph_ops(tensor: Tensor) -> list[str]:
+    """The names of the ops recorded in ``tensor``'s graph, each once, nearest first."""
+    return list(dict.fromkeys(node.name for node in _walk(tensor).nodes))
 
 
 def _leaf_lines(graph: _Graph, leaf_names: Mapping[str, Tensor] | None) -> list[str]:

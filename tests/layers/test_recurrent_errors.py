@@ -175,3 +175,56 @@ def test_bad_state_dict_is_reported_whole_and_changes_nothing():
     assert "weight_ih_l1: expected shape (16, 4), got (16, 3)" in text
     for key, value in lstm.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+# ---- the cell protocol, checked where the runner calls the cell ---------------------------
+class OneTensorCell(tg.Module):
+    """A learner's cell whose forward returns h alone instead of (output_t, new_state)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
+        super().__init__()
+        rng = rng or np.random.default_rng(0)
+        self.weight = tg.Parameter(rng.standard_normal((hidden_size, input_size)).astype(dtype))
+        self.hidden_size = hidden_size
+
+    def init_state(self, batch_size, dtype=np.float32):
+        return tg.zeros(batch_size, self.hidden_size, dtype=dtype)
+
+    def forward(self, x, h):
+        return (x @ self.weight.T + h).tanh()
+
+
+class WrongStateCell(OneTensorCell):
+    def forward(self, x, h):
+        h = (x @ self.weight.T + h).tanh()
+        return h, (h, h)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_a_cell_that_breaks_the_protocol_is_named_at_any_batch(batch):
+    """At batch 2 a returned (2, H) tensor unpacked as (out, new) into its two rows, and the
+    layer ran on, wrong; at batch 3 the unpacking failed with an unrelated error."""
+    layer = Recurrent(OneTensorCell, 3, 4)
+    x = tg.Tensor(np.ones((5, batch, 3), np.float32))
+    message = (
+        r"OneTensorCell\.forward\(x_t, state\) must return \(output_t, new_state\); "
+        rf"it returned a Tensor of shape \({batch}, 4\): it is not a pair"
+    )
+    with pytest.raises(TypeError, match=message):
+        layer(x)
+
+
+def test_a_new_state_unlike_the_old_one_is_named():
+    with pytest.raises(TypeError, match=r"WrongStateCell.*new_state must be a Tensor of shape"):
+        Recurrent(WrongStateCell, 3, 4)(tg.Tensor(np.ones((2, 2, 3), np.float32)))
+
+
+def test_gradcheck_and_the_step_views_name_the_protocol_too():
+    from tinygrad_lstm.tooling import viz
+    from tinygrad_lstm.tooling.testing import check_cell
+
+    x = np.ones((4, 2, 3))
+    with pytest.raises(TypeError, match="must return \\(output_t, new_state\\)"):
+        viz.step_gradient_norms(OneTensorCell(3, 4, dtype=np.float64), x)
+    report = check_cell(OneTensorCell, num_layers=1, bidirectional=False)
+    assert not report.ok and "must return (output_t, new_state)" in report.failure

@@ -55,25 +55,6 @@ def test_bad_command_line_is_one_line_and_exit_2(args):
 CUSTOM_CELL = Path(__file__).resolve().parents[2] / "examples" / "custom_cell.py"
 
 
-@pytest.fixture
-def registry_restored():
-    """Whatever a test registers through --import is unregistered afterwards."""
-    from tinygrad_lstm.tooling import cli
-
-    from tinygrad_lstm import registry
-
-    saved = dict(registry._CELLS), dict(registry.OPS), dict(registry._OP_INFO)
-    files, modules = dict(cli._imported_files), set(sys.modules)
-    yield
-    for table, before in zip((registry._CELLS, registry.OPS, registry._OP_INFO), saved):
-        table.clear()
-        table.update(before)
-    cli._imported_files.clear()
-    cli._imported_files.update(files)
-    for name in set(sys.modules) - modules:
-        del sys.modules[name]
-
-
 def test_unknown_cell_says_how_to_make_a_script_cell_visible():
     result = run("train", "--task", "adding", "--cell", "mgu", "--steps", "1")
     assert result.returncode == 2

@@ -136,3 +136,26 @@ def test_broken_cell_fails_and_names_the_wrong_gradient():
     failure = proc.stdout.split("FAILED cell leaky_broken:")[1]
     assert "gradient mismatch for input x" in failure, failure
     assert "reproduce: tinygrad-lstm gradcheck --cells leaky_broken" in failure
+
+
+def test_the_reproduce_line_keeps_import_and_runs_as_pasted(tmp_path, capsys, registry_restored):
+    """Without --import, the pasted line said "unknown op"."""
+    import shlex
+
+    script = tmp_path / "my broken op.py"  # a space: the line must quote it
+    script.write_text(
+        BROKEN.split("@register_cell")[0].replace("from tinygrad_lstm.tooling.cli import main", "")
+    )
+    argv = ["gradcheck", "--import", str(script), "--ops", "broken_square", "--max-examples", "3"]
+    assert main(argv) == 1
+    line = capsys.readouterr().out.split("reproduce: ")[1].splitlines()[0]
+    assert line.startswith(f"tinygrad-lstm gradcheck --import {shlex.quote(str(script))} --ops")
+    words = shlex.split(line)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinygrad_lstm", *words[1:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1 and "FAILED op broken_square" in proc.stdout, proc.stderr

@@ -173,7 +173,7 @@ def test_default_command_prints_the_three_tables(capsys):
     assert main(["explain"]) == 0
     out = capsys.readouterr().out
     for text in (
-        "BPTT ledger: lstm, T=4, hidden 3",
+        "BPTT ledger: lstm, T=10, hidden 3",
         "‖dc←f·dc(t+1)‖",
         "‖δf‖",
         "∏f",
@@ -184,7 +184,8 @@ def test_default_command_prints_the_three_tables(capsys):
         assert text in out, text
     lines = out.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("t  ‖dh←loss‖"))
-    assert [line.split()[0] for line in lines[first + 1 : first + 5]] == ["3", "2", "1", "0"], out
+    rows = [line.split()[0] for line in lines[first + 1 : first + 11]]
+    assert rows == [str(t) for t in range(9, -1, -1)], out
 
 
 def test_json_and_verbose(capsys):

@@ -292,3 +292,30 @@ class CachingCell(ScaleCell):
 def test_a_weight_reused_behind_the_cells_back_is_refused():
     with pytest.raises(RuntimeError, match="'w' reached the graph other than as the cell's"):
         viz.step_param_grads(CachingCell(0.5, 2), np.ones((3, 1, 2)), "w")
+
+
+@pytest.mark.parametrize("view", ["step_param_grads", "step_gradient_norms"])
+def test_a_batch_first_layer_is_stepped_along_time_not_the_batch(view):
+    """x is (N, T, I) for a batch_first layer: the per-step contributions still sum to the
+    layer's own .grad, and both views equal those of the same layer fed (T, N, I)."""
+    x = np.random.default_rng(6).standard_normal((2, 5, 3))  # N=2, T=5
+    layer = Recurrent(
+        "lstm", 3, 4, dtype=np.float64, rng=np.random.default_rng(5), batch_first=True
+    )
+    time_major = make_layer("lstm")
+    time_major.load_state_dict(layer.state_dict())
+    out, _ = layer(Tensor(x))
+    (out[:, 4] * out[:, 4]).mean().backward()
+    if view == "step_param_grads":
+        got = viz.step_param_grads(layer, x, "weight_hh")
+        assert got.shape == (5, 16, 4)
+        np.testing.assert_allclose(
+            got.sum(axis=0), layer.cell_l0.weight_hh.grad, rtol=1e-12, atol=1e-15
+        )
+        want = viz.step_param_grads(time_major, x.transpose(1, 0, 2), "weight_hh")
+        np.testing.assert_array_equal(got, want)
+    else:
+        got = step_gradient_norms(layer, x).norms["h"]
+        want = step_gradient_norms(time_major, x.transpose(1, 0, 2)).norms["h"]
+        assert got.shape == (5,)
+        np.testing.assert_array_equal(got, want)

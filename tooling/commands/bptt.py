@@ -28,6 +28,9 @@ import math
 import numpy as np
 from tinygrad_lstm.tooling import tasks
 from tinygrad_lstm.tooling.cli import CommandError
+from tinygrad_lstm.tooling.commands._args import SEED
+from tinygrad_lstm.tooling.commands._memory import check_fits
+from tinygrad_lstm.tooling.explain import set_forget_bias
 from tinygrad_lstm.tooling.viz import StepGradients, step_gradient_norms
 from tqdm import tqdm
 
@@ -96,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, default=32, help="sequences per batch (default 32)")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of weights and data (default 0)")
     parser.add_argument(
         "--out",
         default="bptt.png",
@@ -171,9 +174,7 @@ def _build(
         tasks.model_config(task, cell, hidden), rng=np.random.default_rng(seed)
     )
     if forget_bias is not None:
-        # Gate order i, f, g, o (PyTorch's): rows H..2H of the stacked biases are the forget gate.
-        model.rnn.bias_ih_l0.data[hidden : 2 * hidden] = forget_bias
-        model.rnn.bias_hh_l0.data[hidden : 2 * hidden] = 0.0
+        set_forget_bias(model.rnn.cell_l0, forget_bias)
     if init_scale is not None:
         set_spectral_radius(model.rnn.cell_l0, init_scale)
     return model
@@ -226,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
     for note in _ignored_options(args, sorted({cell for _, cell, _ in variants})):
         print(note)
     task = tasks.AddingTask(args.seq_len)
+    for cell in sorted({cell for _, cell, _ in variants}):
+        # The gradients are measured in float64: count every number at 8 bytes.
+        config = tasks.model_config(task, cell, args.hidden)
+        check_fits(config, args.seq_len, args.batch, command="bptt", float_bytes=8)
     probe_x, probe_y = task.batch(np.random.default_rng([args.seed, 1]), args.batch)
     rows, before, after, clipping = [], {}, {}, {}
     for label, cell, bias in tqdm(variants, desc="bptt", unit="model", leave=False):

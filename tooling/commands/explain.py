@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 
 import numpy as np
 from tinygrad_lstm.tooling.cli import CommandError
-from tinygrad_lstm.tooling.explain import LOSS_MODES, SOURCES, TOLERANCE, Ledger, explain
+from tinygrad_lstm.tooling.commands._args import SEED, finite
+from tinygrad_lstm.tooling.commands._memory import check_layer_fits, layer_parameter_count
+from tinygrad_lstm.tooling.explain import (
+    DEFAULT_SEQ_LEN,
+    LOSS_MODES,
+    SOURCES,
+    TOLERANCE,
+    Ledger,
+    explain,
+)
 
 import tinygrad_lstm as tg
+
+# About a second of a small cell's steps; past it, the run is announced.
+LONG_RUN_CELL_STEPS = 50_000
 
 NAME = "explain"
 HELP = (
@@ -22,7 +36,12 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="lstm", help="a registered cell (default lstm)")
-    parser.add_argument("--seq-len", type=int, default=4, help="time steps T (default 4)")
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=DEFAULT_SEQ_LEN,
+        help=f"time steps T (default {DEFAULT_SEQ_LEN})",
+    )
     parser.add_argument(
         "--hidden",
         type=int,
@@ -37,7 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="last",
         help="put the loss on the last output or on all of them (default last)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    parser.add_argument(
+        "--forget-bias",
+        type=finite(-math.inf, strict=False),
+        default=None,
+        metavar="B",
+        help="LSTM only: set the forget gate's bias to B at init (b_ih = B, b_hh = 0); "
+        "1 keeps more of the gradient along the cell state than the default init",
+    )
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of weights and data (default 0)")
     parser.add_argument(
         "--from-graph",
         action="store_true",
@@ -48,7 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print every vector and each step's full weight matrices",
     )
-    parser.add_argument("--json", action="store_true", help="print the ledger as JSON")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the ledger as strict JSON (a NaN or inf is written as null, and "
+        "non_finite names where)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +95,23 @@ def run(args: argparse.Namespace) -> int:
         tg.cell_info(args.cell)
     except tg.RegistryError as exc:
         raise CommandError(f"explain: {exc}") from None
+    if args.forget_bias is not None and args.cell != "lstm":
+        raise CommandError(
+            f"explain: --forget-bias sets the LSTM's forget-gate bias; {args.cell} has its "
+            "own gates (run it with --cell lstm)"
+        )
+    # Each step keeps its contribution to every weight, the running sum, and its own
+    # gradient leaves: three copies of the parameters per step, in float64.
+    check_layer_fits(
+        "explain",
+        args.cell,
+        args.input_size,
+        args.hidden,
+        args.seq_len,
+        per_step_copies=3,
+        float_bytes=8,
+    )
+    _note_long_run(args)
     result = explain(
         args.cell,
         args.seq_len,
@@ -71,12 +120,27 @@ def run(args: argparse.Namespace) -> int:
         args.loss,
         args.seed,
         from_graph=args.from_graph,
+        forget_bias=args.forget_bias,
     )
     if args.json:
-        print(json.dumps({**result.to_dict(), "tolerance": TOLERANCE}))
+        print(json.dumps({**result.to_dict(), "tolerance": TOLERANCE}, allow_nan=False))
     else:
         print(format_ledger(result, verbose=args.verbose))
     return 0 if result.agrees() else 1
+
+
+def _note_long_run(args: argparse.Namespace) -> None:
+    """Say so before a run that will take minutes: central differences run the whole model
+    four times per weight element."""
+    params = layer_parameter_count(args.cell, args.input_size, args.hidden)
+    cell_steps = 4 * params * args.seq_len
+    if cell_steps > LONG_RUN_CELL_STEPS:
+        print(
+            f"explain: central differences run the model 4 x {params:,} times over "
+            f"{args.seq_len} steps ({cell_steps:,} cell steps); this takes a while "
+            "(the defaults, --hidden 3, run in a second)",
+            file=sys.stderr,
+        )
 
 
 def _norm(a: np.ndarray) -> str:
@@ -151,10 +215,14 @@ def format_ledger(ledger: Ledger, verbose: bool = False) -> str:
     lines.append(
         "; ".join(f"{pair} {max(per.values()):.1e}" for pair, per in ledger.disagreements.items())
     )
-    verdict = "the three agree" if ledger.agrees() else "DISAGREE: the derivation is wrong"
+    if ledger.from_graph:
+        lines.append(
+            "(ledger vs autograd holds by construction here: the ledger is read off the "
+            "graph autograd walks; central differences are the independent check)"
+        )
     sign = "<=" if ledger.agrees() else ">"
     lines.append(
-        f"largest relative disagreement {ledger.worst:.1e} {sign} {TOLERANCE:g}: {verdict}"
+        f"largest relative disagreement {ledger.worst:.1e} {sign} {TOLERANCE:g}: {ledger.verdict()}"
     )
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import argparse
 
 import numpy as np
 from tinygrad_lstm.tooling.cli import CommandError
+from tinygrad_lstm.tooling.commands._memory import check_layer_fits
 
 import tinygrad_lstm as tg
 
@@ -73,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
             f"fuse: unknown cell {args.cell!r}; registered cells: {', '.join(names)}"
         )
     dtype = np.dtype(args.dtype)
+    check_layer_fits(
+        "fuse", args.cell, args.input_size, args.hidden, None, float_bytes=dtype.itemsize
+    )
     if args.target == "torch":
         return _print_torch(args, dtype)
     cell = tg.cell(args.cell)(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 
 from tinygrad_lstm.tooling.cli import CommandError
@@ -95,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
         f"({len(ops)} ops, {len(cells)} cells; --max-examples {args.max_examples}, "
         f"--seed {args.seed})"
     )
+    # The reproduce line must find the same names: it keeps every --import of this run.
+    imports = "".join(f"--import {shlex.quote(spec)} " for spec in args.imports)
     for r in failed:
         flag = "--ops" if r.kind == "op" else "--cells"
         print(
             f"\nFAILED {r.kind} {r.name}: {r.failure}\n  reproduce: tinygrad-lstm gradcheck "
-            f"{flag} {r.name} --max-examples {args.max_examples} --seed {args.seed}"
+            f"{imports}{flag} {r.name} --max-examples {args.max_examples} --seed {args.seed}"
         )
     return 1 if failed else 0
 

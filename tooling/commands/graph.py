@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tinygrad_lstm.tooling.cli import CommandError
+from tinygrad_lstm.tooling.commands._memory import check_layer_fits
 from tinygrad_lstm.tooling.viz import unrolled_graph
 
 import tinygrad_lstm as tg
@@ -53,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
             f"graph: unknown cell {args.cell!r}; registered cells: "
             f"{', '.join(c.name for c in tg.list_cells())}"
         )
+    check_layer_fits(
+        "graph",
+        args.cell,
+        args.input_size,
+        args.hidden,
+        args.seq_len,
+        layers=args.layers,
+        bidirectional=args.bidirectional,
+    )
     text = unrolled_graph(
         args.cell,
         args.seq_len,
