@@ -9,15 +9,25 @@ and checks, per example:
   every output (``tinygrad_lstm.gradcheck`` with tight tolerances);
 - float32 inputs give float32 outputs and float32 input gradients;
 - a backward with only some inputs requiring grad gives those inputs the same gradients;
-- forward and backward leave the inputs (and the upstream gradients) unmutated;
+- forward and backward leave the inputs (and the upstream gradients) unmutated: each input
+  is compared with an untouched copy, and a failure shows the input as it was drawn;
+- an elementwise op's scalar rule (``OpInfo.scalar``), the value and every derivative,
+  equals its forward and backward (``testing_rules``): code generators trust the rule;
 - after backward the node has released its saved arrays and keeps no input or output array.
 
 ``assert_cell_gradients("lstm")`` gradchecks a whole unrolled multi-layer, bidirectional
 sequence layer built from a registered cell, with respect to every parameter, the input
 and the initial state (``testing_cells``). Both checks return a ``CheckReport``, with the
-tolerances ``OP_RTOL`` / ``OP_ATOL`` (``testing_report``). This module is the public entry
-point and re-exports the names of those two modules and of ``testing_strategies``. It
-belongs to the tooling layer: it may import plugins.
+tolerances ``OP_RTOL`` / ``OP_ATOL`` (``testing_report``).
+
+Two strategies draw what nobody picked: ``programs()`` random differentiable programs over
+the registered ops, checked by ``check_program`` against central differences and torch
+(``testing_programs``, ``testing_program_check``, ``testing_torch``), and ``cells()``
+random recurrent cells, checked by ``compare_fused`` (compiled against composed;
+``testing_drawn_cells``, ``testing_fusion``). docs/testing.md shows them at work.
+
+This module is the public entry point and re-exports the names of those modules and of
+``testing_strategies``. It belongs to the tooling layer: it may import plugins.
 """
 
 from __future__ import annotations
@@ -27,21 +37,46 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis.strategies import SearchStrategy
 
 from tinygrad_lstm.autograd import Context
 from tinygrad_lstm.gradcheck import gradcheck
 from tinygrad_lstm.registry import OpInfo, op_info
 from tinygrad_lstm.tensor import Tensor
 
-from .testing_cells import assert_cell_gradients, check_cell
-from .testing_report import OP_ATOL, OP_RTOL, CheckReport, measured_error
+from .testing_cells import CELL_EXAMPLES, assert_cell_gradients, check_cell
+from .testing_drawn_cells import FEATURES, DrawnCell, cells
+from .testing_fusion import (
+    FUSED_TOL,
+    FusionOutcome,
+    FusionWarning,
+    LayerCase,
+    compare_fused,
+    layer_cases,
+)
+from .testing_program import Program
+from .testing_program_check import (
+    TORCH_ATOL,
+    TORCH_RTOL,
+    check_program,
+    compare_with_torch,
+    kinks,
+)
+from .testing_programs import program_ops, programs
+from .testing_report import (
+    OP_ATOL,
+    OP_RTOL,
+    CheckReport,
+    NotComparableError,
+    discard_unless,
+    measured_error,
+    search,
+)
+from .testing_rules import check_rule
 from .testing_strategies import (
     SCALES,
     SPAN,
     broadcastable_shapes,
+    drawn_examples,
     op_attrs,
     op_cases,
     op_values,
@@ -49,22 +84,45 @@ from .testing_strategies import (
     shapes,
     value_grid,
 )
+from .testing_torch import TORCH_OPS
 
 __all__ = [
+    "CELL_EXAMPLES",
+    "FEATURES",
+    "FUSED_TOL",
     "OP_ATOL",
     "OP_RTOL",
     "SCALES",
     "SPAN",
+    "TORCH_ATOL",
+    "TORCH_OPS",
+    "TORCH_RTOL",
     "CheckReport",
+    "DrawnCell",
+    "FusionOutcome",
+    "FusionWarning",
+    "LayerCase",
+    "NotComparableError",
+    "Program",
     "assert_cell_gradients",
     "assert_op_gradients",
     "broadcastable_shapes",
+    "cells",
     "check_cell",
     "check_op",
+    "check_program",
+    "compare_fused",
+    "compare_with_torch",
+    "discard_unless",
+    "drawn_examples",
+    "kinks",
+    "layer_cases",
     "measured_error",
     "op_attrs",
     "op_cases",
     "op_values",
+    "program_ops",
+    "programs",
     "scales",
     "shapes",
     "value_grid",
@@ -145,20 +203,30 @@ def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: in
                     f"{name}: with only input {i} requiring grad its gradient "
                     "differs from the one computed with all inputs"
                 )
-    for i, (a, b) in enumerate(zip(x32, before)):
-        if not np.array_equal(a, b):
-            raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
+    _unchanged(name, x32, before)
+
+
+def _unchanged(name: str, arrays: list[np.ndarray], pristine: list[np.ndarray]) -> None:
+    """CaseFailure when an array handed to the op no longer equals its untouched copy."""
+    for i, (a, b) in enumerate(zip(arrays, pristine)):
+        if not np.array_equal(a, b, equal_nan=True):
+            raise CaseFailure(
+                f"{name}: forward/backward modified input {i} in place: it was "
+                f"{_array_text(b)}; it became {_array_text(a)}"
+            )
 
 
 def _check_case(
     info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int, rtol: float, atol: float
 ) -> float:
-    """Check one drawn case; returns the worst relative gradient error."""
+    """Check one drawn case; returns the worst relative gradient error. ``arrays`` is
+    never handed to the op: every call gets copies, compared with ``arrays`` after."""
     worst = 0.0
     if info.differentiable:
+        given = [a.copy() for a in arrays]
         ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
         result = gradcheck(
-            _op_call(info, attrs, arrays),
+            _op_call(info, attrs, given),
             *ins,
             rtol=rtol,
             atol=atol,
@@ -166,9 +234,10 @@ def _check_case(
             names=[f"input {i} of {info.name}" for i in range(len(ins))],
         )
         worst = result.worst_rel_error
-        for i, (t, a) in enumerate(zip(ins, arrays)):
-            if not np.array_equal(t.data, a):
-                raise CaseFailure(f"{info.name}: forward/backward modified input {i} in place")
+        _unchanged(info.name, given, arrays)
+        _unchanged(info.name, [t.data for t in ins], arrays)
+        if info.scalar is not None:
+            check_rule(info, attrs, arrays, seed)
     _check_float32(info, attrs, arrays, seed)
     return worst
 
@@ -207,31 +276,15 @@ def _failed_case_error(
     )
 
 
+def _array_text(a: np.ndarray) -> str:
+    # floatmode "unique": the shortest digits that give the same float back.
+    text = np.array2string(a, separator=", ", threshold=30, floatmode="unique")
+    return text.replace("\n", "")
+
+
 def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
-    values = "; ".join(
-        np.array2string(a, precision=17, separator=", ", threshold=30).replace("\n", "")
-        for a in arrays
-    )
+    values = "; ".join(_array_text(a) for a in arrays)
     return f"input shapes {[a.shape for a in arrays]}, attrs {attrs}, seed {seed}; inputs: {values}"
-
-
-def _search(
-    strategy: SearchStrategy[OpCase], check: Callable[[OpCase], None], max_examples: int, seed: int
-) -> None:
-    """Run ``check`` on examples of ``strategy`` (inside pytest or not); shrinks failures."""
-    # No explain phase: it reruns a failure ~100 times for notes this report does not show.
-    run = settings(
-        max_examples=max_examples,
-        derandomize=False,
-        database=None,
-        deadline=None,
-        verbosity=Verbosity.quiet,
-        report_multiple_bugs=False,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )(given(strategy)(check))
-    hypothesis_seed(seed)(run)()
 
 
 def check_op(
@@ -249,7 +302,8 @@ def check_op(
     state = {"cases": 0, "worst": 0.0, "failure": None, "case": None}
 
     def check(case: OpCase) -> None:
-        attrs, arrays = case
+        attrs, drawn = case
+        arrays = [a.copy() for a in drawn]  # the case as drawn, whatever the op does
         state["cases"] += 1
         try:
             state["worst"] = max(state["worst"], _check_case(info, attrs, arrays, seed, rtol, atol))
@@ -258,11 +312,11 @@ def check_op(
                 f"op {name!r} failed: {type(exc).__name__}: {exc} "
                 f"[{_describe(arrays, attrs, seed)}]"
             )
-            state["case"] = case
+            state["case"] = (attrs, arrays)
             raise
 
     try:
-        _search(op_cases(info), check, max_examples, seed)
+        search(op_cases(info), check, max_examples, seed)
     except Exception as exc:  # noqa: BLE001 - any error raised by the op is a failed check
         if state["failure"] is None:
             state["failure"] = f"op {name!r}: {type(exc).__name__}: {exc}"
