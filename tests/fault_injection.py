@@ -79,9 +79,10 @@ class Fault:
 
 
 def falsified(test: Callable[[], None]) -> str | None:
-    """Run a hypothesis-decorated ``test``; its failure message, or None if it passed."""
+    """Run a hypothesis-decorated ``test``; its failure (any exception, as text), or None
+    if it passed."""
     try:
         test()
-    except AssertionError as exc:
-        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a property fails by any exception
+        return f"{type(exc).__name__}: {exc}"
     return None

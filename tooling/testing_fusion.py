@@ -13,7 +13,9 @@ layer with the same weights, in float64, for one ``LayerCase`` (sizes, layers, d
    refuses or gives composed's gradients.
 
 A cell the compiler does not take runs composed with a ``FusionWarning``, whose reason is
-reported (``FusionOutcome.reason``); its results must still equal composed. The fused layer
+reported (``FusionOutcome.reason``); its results must still equal composed, and the reason
+must be the compiler's own, not a Python exception from inside it passed off as the step's
+failure (the step runs composed, so it did not fail). The fused layer
 raising where composed does not, or differing from it, is a failure (``AssertionError``
 naming the case and the array). A cell that draws random numbers gets ``reseed(seed)``
 called before each forward, on both layers, if it defines it: compiled must then draw what
@@ -23,6 +25,7 @@ comparable: such a case is discarded (``discard_unless``).
 
 from __future__ import annotations
 
+import re
 import traceback
 import warnings
 from collections.abc import Callable
@@ -288,6 +291,12 @@ def compare_fused(
         raise AssertionError(f"a FusionWarning that names no reason: {reason!r}")
     layer.load_state_dict(composed.state_dict())
     worst = _round(composed, layer, case, 1, tol)
+    leaked = None if reason is None else re.search(r"\b[A-Z]\w*(Error|Exception)\b:?[^.;]*", reason)
+    if leaked:
+        raise AssertionError(
+            f"the FusionWarning reports an exception from inside the compiler ({leaked[0]!r}) "
+            f"as the step's failure, but the step runs composed: {reason}"
+        )
     _train_between([composed, layer], case)
     worst = max(worst, _round(composed, layer, case, 2, tol))
     if inplace:
