@@ -77,7 +77,7 @@ def programs(
     return _programs(tuple(infos), max_steps, max_leaves)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: ``args.count(v)`` counts this very value
 class _Value:
     name: str
     data: np.ndarray
