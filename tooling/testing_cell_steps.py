@@ -267,6 +267,9 @@ class CellSteps:
             v = self.pick()
             unary = [i for i in self.ruled if i.arity == 1]
             a, b = (self.draw(st.sampled_from(unary)) for _ in range(2))
+            # Above 0 the two sample steps a compiler records are likely to take different
+            # sides; above 1 or 2, likely the same one, while a long sequence may cross it.
+            threshold = self.draw(st.sampled_from([0.0, 1.0, 2.0]))
             name = f"v{self.count}"
             self.count += 1
             branches = [
@@ -274,7 +277,7 @@ class CellSteps:
                 for i in (a, b)
             ]
             self.body += [
-                f"if float({v.name}.data.mean()) > 0:",
+                f"if float({v.name}.data.mean()) > {threshold}:",
                 f"    {name} = {branches[0]}",
                 "else:",
                 f"    {name} = {branches[1]}",
