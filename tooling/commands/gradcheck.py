@@ -22,7 +22,8 @@ import tinygrad_lstm as tg
 NAME = "gradcheck"
 HELP = (
     "check the gradients of every registered op and cell (plugins included) against "
-    "central differences on hypothesis-drawn cases"
+    "central differences on hypothesis-drawn cases, ops' scalar rules against the ops, "
+    "and compiled cells against composed"
 )
 
 
