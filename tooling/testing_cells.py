@@ -125,7 +125,11 @@ def check_cell(
             state["failed"] = (fn, inputs, names, case.seed)
             worst = gradcheck(fn, *inputs, rtol=rtol, atol=atol, seed=case.seed, names=names)
             state["failed"] = None
-            compare_fused(cell, case, fused="compiled", inplace=False, **cell_options)
+            # A FusionWarning, whatever its wording, means composed is all there is to check;
+            # the in-place round waits for issue 16 B (tests/layers/compiler_findings.md, 7).
+            compare_fused(
+                cell, case, fused="compiled", inplace=False, check_reason=False, **cell_options
+            )
         except Exception as exc:
             state["failure"] = f"{where} failed: {type(exc).__name__}: {exc}"
             raise
