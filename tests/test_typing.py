@@ -81,9 +81,18 @@ TOOLING_MODULES = [
     f"tinygrad_lstm.tooling.{name}"
     for name in (
         "testing",
+        "testing_ops",
         "testing_report",
+        "testing_rules",
         "testing_cells",
         "testing_strategies",
+        "testing_program",
+        "testing_programs",
+        "testing_program_check",
+        "testing_torch",
+        "testing_cell_steps",
+        "testing_drawn_cells",
+        "testing_fusion",
         "viz",
         "step_gradients",
         "explain",
@@ -241,7 +250,7 @@ def test_the_walk_reaches_the_public_api():
         "tinygrad_lstm.compiler.pipeline.lower",
         "tinygrad_lstm.gradcheck.gradcheck",
         "tinygrad_lstm.training.Trainer.step",
-        "tinygrad_lstm.tooling.testing.check_op",
+        "tinygrad_lstm.tooling.testing_ops.check_op",
         "tinygrad_lstm.tooling.viz.to_dot",
         "tinygrad_lstm.tooling.tasks.SequenceModel.forward",
     ]

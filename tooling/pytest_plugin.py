@@ -7,7 +7,7 @@ package's tests need no conftest.py::
         assert_op_gradients("softsign")            # hypothesis-drawn cases, float64 gradcheck
 
     def test_my_cell(assert_cell_gradients):
-        assert_cell_gradients("indrnn")            # a 2-layer bidirectional layer of the cell
+        assert_cell_gradients("indrnn")            # drawn layers of the cell, compiled too
 
     def test_what_i_register(registered_by):
         assert registered_by("my-distribution") == (["softsign"], ["indrnn"])
@@ -29,8 +29,9 @@ __all__ = ["assert_cell_gradients", "assert_op_gradients", "registered_by"]
 def assert_op_gradients() -> Callable:
     """``tinygrad_lstm.testing.assert_op_gradients(name, max_examples=25, seed=0)``: checks a
     registered op on hypothesis-drawn inputs (gradients against central differences in
-    float64, dtype preservation, no input mutation, graph freed); raises ``AssertionError``
-    naming the failing case, returns a ``CheckReport`` otherwise."""
+    float64, dtype preservation, inputs left as drawn, graph freed, and a declared scalar
+    rule against forward and backward); raises ``AssertionError`` naming the failing case,
+    returns a ``CheckReport`` otherwise."""
     from tinygrad_lstm.tooling.testing import assert_op_gradients as check
 
     return check
@@ -38,10 +39,11 @@ def assert_op_gradients() -> Callable:
 
 @pytest.fixture
 def assert_cell_gradients() -> Callable:
-    """``tinygrad_lstm.testing.assert_cell_gradients(cell, **options)``: gradchecks a whole
-    multi-layer, bidirectional sequence layer built from a registered cell, with respect to
-    every parameter, the input and the initial state; raises ``AssertionError`` naming the
-    input whose gradient is wrong."""
+    """``tinygrad_lstm.testing.assert_cell_gradients(cell, **options)``: on hypothesis-drawn
+    configurations of a sequence layer built from a registered cell (sizes, layers,
+    directions, lengths, initial state), gradchecks it with respect to every parameter, the
+    input and the initial state, and compares its compiled layer with the composed one;
+    raises ``AssertionError`` naming the case and what is wrong."""
     from tinygrad_lstm.tooling.testing import assert_cell_gradients as check
 
     return check

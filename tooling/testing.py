@@ -1,47 +1,56 @@
-"""Property-based checks for op and cell authors: one call tests a registered op or cell.
+"""Property-based checks for op and cell authors: the public ``tinygrad_lstm.testing``.
 
-``assert_op_gradients("sigmoid")`` lets hypothesis draw inputs from the op's registration
-metadata (shapes, domain, points to avoid, attribute choices), at magnitudes from the core
-grid up to ~300 and at the ends of a bounded domain (``tinygrad_lstm.tooling.testing_strategies``),
-and checks, per example:
+- ``check_op`` / ``assert_op_gradients``: a registered op on hypothesis-drawn cases
+  (gradients, dtypes, inputs untouched, graph freed, scalar rule; ``testing_ops``);
+- ``check_cell`` / ``assert_cell_gradients``: a cell's sequence layer on drawn
+  configurations (gradients; compiled against composed; ``testing_cells``);
+- ``programs()`` and ``check_program``: random differentiable programs over the registered
+  ops, held to central differences and torch (``testing_programs``,
+  ``testing_program_check``, ``testing_torch``);
+- ``cells()`` and ``compare_fused``: random recurrent cells, their ``fused=True`` layer held
+  to composed (``testing_drawn_cells``, ``testing_fusion``);
+- the strategies, tolerances and reports they share (``testing_strategies``,
+  ``testing_report``, ``testing_rules``).
 
-- gradients against central differences in float64, with a random upstream gradient for
-  every output (``tinygrad_lstm.gradcheck`` with tight tolerances);
-- float32 inputs give float32 outputs and float32 input gradients;
-- a backward with only some inputs requiring grad gives those inputs the same gradients;
-- forward and backward leave the inputs (and the upstream gradients) unmutated;
-- after backward the node has released its saved arrays and keeps no input or output array.
-
-``assert_cell_gradients("lstm")`` gradchecks a whole unrolled multi-layer, bidirectional
-sequence layer built from a registered cell, with respect to every parameter, the input
-and the initial state (``testing_cells``). Both checks return a ``CheckReport``, with the
-tolerances ``OP_RTOL`` / ``OP_ATOL`` (``testing_report``). This module is the public entry
-point and re-exports the names of those two modules and of ``testing_strategies``. It
-belongs to the tooling layer: it may import plugins.
+docs/testing.md shows them at work. This module only re-exports; it belongs to the tooling
+layer, so it (and they) may import plugins.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis.strategies import SearchStrategy
-
-from tinygrad_lstm.autograd import Context
-from tinygrad_lstm.gradcheck import gradcheck
-from tinygrad_lstm.registry import OpInfo, op_info
-from tinygrad_lstm.tensor import Tensor
-
-from .testing_cells import assert_cell_gradients, check_cell
-from .testing_report import OP_ATOL, OP_RTOL, CheckReport, measured_error
+from .testing_cells import CELL_EXAMPLES, assert_cell_gradients, check_cell
+from .testing_drawn_cells import FEATURES, DrawnCell, cells
+from .testing_fusion import (
+    FUSED_TOL,
+    FusionOutcome,
+    FusionWarning,
+    LayerCase,
+    compare_fused,
+    layer_cases,
+)
+from .testing_ops import CaseFailure, assert_op_gradients, check_op
+from .testing_program import Program
+from .testing_program_check import (
+    TORCH_ATOL,
+    TORCH_RTOL,
+    check_program,
+    compare_with_torch,
+    kinks,
+)
+from .testing_programs import program_ops, programs
+from .testing_report import (
+    OP_ATOL,
+    OP_RTOL,
+    CheckReport,
+    NotComparableError,
+    discard_unless,
+    measured_error,
+)
 from .testing_strategies import (
     SCALES,
     SPAN,
     broadcastable_shapes,
+    drawn_examples,
     op_attrs,
     op_cases,
     op_values,
@@ -49,233 +58,47 @@ from .testing_strategies import (
     shapes,
     value_grid,
 )
+from .testing_torch import TORCH_OPS
 
 __all__ = [
+    "CELL_EXAMPLES",
+    "FEATURES",
+    "FUSED_TOL",
     "OP_ATOL",
     "OP_RTOL",
     "SCALES",
     "SPAN",
+    "TORCH_ATOL",
+    "TORCH_OPS",
+    "TORCH_RTOL",
+    "CaseFailure",
     "CheckReport",
+    "DrawnCell",
+    "FusionOutcome",
+    "FusionWarning",
+    "LayerCase",
+    "NotComparableError",
+    "Program",
     "assert_cell_gradients",
     "assert_op_gradients",
     "broadcastable_shapes",
+    "cells",
     "check_cell",
     "check_op",
+    "check_program",
+    "compare_fused",
+    "compare_with_torch",
+    "discard_unless",
+    "drawn_examples",
+    "kinks",
+    "layer_cases",
     "measured_error",
     "op_attrs",
     "op_cases",
     "op_values",
+    "program_ops",
+    "programs",
     "scales",
     "shapes",
     "value_grid",
 ]
-
-# One drawn case of an op: (attributes, float64 input arrays), as ``op_cases`` draws it.
-OpCase = tuple[dict, list[np.ndarray]]
-
-
-class CaseFailure(AssertionError):
-    """One drawn case broke a property other than the gradient values."""
-
-
-def _as_tuple(out: Any) -> tuple:
-    return out if isinstance(out, tuple) else (out,)
-
-
-def _kept_arrays(node: Context, arrays: list[np.ndarray]) -> list[str]:
-    """Attributes of ``node`` still holding an input or output array (or one shaped like it)."""
-    kept = []
-    for key, value in getattr(node, "__dict__", {}).items():
-        if (
-            isinstance(value, np.ndarray)
-            and value.ndim > 0
-            and any(value.shape == a.shape or np.shares_memory(value, a) for a in arrays)
-        ):
-            kept.append(f"ctx.{key} (shape {value.shape})")
-    return kept
-
-
-def _check_float32(info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int) -> None:
-    """Every property but the gradient values, on float32 copies of the inputs."""
-    name = info.name
-    x32 = [a.astype(np.float32) for a in arrays]
-    before = [a.copy() for a in x32]
-    ins = [Tensor(a, requires_grad=True) for a in x32]
-    outs = _as_tuple(info.fn.apply(*ins, **attrs))
-    for k, o in enumerate(outs):
-        if o.dtype != np.float32:
-            raise CaseFailure(f"{name}: output {k} is {o.dtype} for float32 inputs")
-    if not info.differentiable:
-        return
-    node = outs[0]._node
-    if node is None:
-        raise CaseFailure(f"{name}: recorded no graph node although its inputs require grad")
-    rng = np.random.default_rng(seed)
-    upstream = [rng.standard_normal(o.shape).astype(np.float32) for o in outs]
-    upstream_before = [g.copy() for g in upstream]
-    grads = _as_tuple(node.fn.backward(node, *upstream))
-    for i, g in enumerate(grads):
-        if g is not None and np.asarray(g).dtype != np.float32:
-            raise CaseFailure(
-                f"{name}: backward gives a {np.asarray(g).dtype} gradient for float32 input {i}"
-            )
-    if not all(np.array_equal(g, b) for g, b in zip(upstream, upstream_before)):
-        raise CaseFailure(f"{name}: backward modified the upstream gradient in place")
-    # Only outs[0] is used: the other outputs of a multi-output op get no gradient.
-    outs[0].backward(upstream[0])
-    if node.saved != () or node.inputs is not None:
-        raise CaseFailure(
-            f"{name}: the node still holds its saved arrays or inputs after "
-            "backward() without retain_graph"
-        )
-    kept = _kept_arrays(node, x32 + [o.data for o in outs])
-    if kept:
-        raise CaseFailure(
-            f"{name}: after backward the node still keeps {', '.join(kept)}; "
-            "store arrays with ctx.save_for_backward so they can be released"
-        )
-    if len(ins) > 1:
-        for i in range(len(ins)):
-            alone = [Tensor(a, requires_grad=(j == i)) for j, a in enumerate(x32)]
-            _as_tuple(info.fn.apply(*alone, **attrs))[0].backward(upstream[0])
-            if alone[i].grad is None or not np.allclose(
-                alone[i].grad, ins[i].grad, rtol=1e-6, atol=1e-7
-            ):
-                raise CaseFailure(
-                    f"{name}: with only input {i} requiring grad its gradient "
-                    "differs from the one computed with all inputs"
-                )
-    for i, (a, b) in enumerate(zip(x32, before)):
-        if not np.array_equal(a, b):
-            raise CaseFailure(f"{name}: forward/backward modified input {i} in place")
-
-
-def _check_case(
-    info: OpInfo, attrs: dict, arrays: list[np.ndarray], seed: int, rtol: float, atol: float
-) -> float:
-    """Check one drawn case; returns the worst relative gradient error."""
-    worst = 0.0
-    if info.differentiable:
-        ins = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        result = gradcheck(
-            _op_call(info, attrs, arrays),
-            *ins,
-            rtol=rtol,
-            atol=atol,
-            seed=seed,
-            names=[f"input {i} of {info.name}" for i in range(len(ins))],
-        )
-        worst = result.worst_rel_error
-        for i, (t, a) in enumerate(zip(ins, arrays)):
-            if not np.array_equal(t.data, a):
-                raise CaseFailure(f"{info.name}: forward/backward modified input {i} in place")
-    _check_float32(info, attrs, arrays, seed)
-    return worst
-
-
-def _op_call(
-    info: OpInfo, attrs: dict, arrays: list[np.ndarray]
-) -> Callable[..., tuple[Tensor, ...]]:
-    """The op minus its (constant) outputs at ``arrays``: the same gradients, but in
-    gradcheck's sum ``L = sum(v * outputs)`` every output a perturbed element does not
-    reach is exactly 0, so large outputs elsewhere add no rounding noise to a small
-    derivative (what lets inputs reach large magnitudes at tight tolerances)."""
-    at = [
-        Tensor(c.data.copy())
-        for c in _as_tuple(info.fn.apply(*[Tensor(a) for a in arrays], **attrs))
-    ]
-
-    def centred(*ts: Tensor) -> tuple[Tensor, ...]:
-        return tuple(o - c for o, c in zip(_as_tuple(info.fn.apply(*ts, **attrs)), at))
-
-    return centred
-
-
-def _failed_case_error(
-    info: OpInfo, case: OpCase | None, seed: int, rtol: float, atol: float
-) -> float:
-    """The error of the (shrunk) failing case, for the report: nan if it is not a gradient."""
-    if case is None or not info.differentiable:
-        return math.nan
-    attrs, arrays = case
-    try:
-        centred = _op_call(info, attrs, arrays)
-    except Exception:  # noqa: BLE001 - the forward itself fails: reported by the message
-        return math.nan
-    return measured_error(
-        centred, [Tensor(a.copy(), requires_grad=True) for a in arrays], seed, rtol, atol
-    )
-
-
-def _describe(arrays: list[np.ndarray], attrs: dict, seed: int) -> str:
-    values = "; ".join(
-        np.array2string(a, precision=17, separator=", ", threshold=30).replace("\n", "")
-        for a in arrays
-    )
-    return f"input shapes {[a.shape for a in arrays]}, attrs {attrs}, seed {seed}; inputs: {values}"
-
-
-def _search(
-    strategy: SearchStrategy[OpCase], check: Callable[[OpCase], None], max_examples: int, seed: int
-) -> None:
-    """Run ``check`` on examples of ``strategy`` (inside pytest or not); shrinks failures."""
-    # No explain phase: it reruns a failure ~100 times for notes this report does not show.
-    run = settings(
-        max_examples=max_examples,
-        derandomize=False,
-        database=None,
-        deadline=None,
-        verbosity=Verbosity.quiet,
-        report_multiple_bugs=False,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )(given(strategy)(check))
-    hypothesis_seed(seed)(run)()
-
-
-def check_op(
-    name: str, max_examples: int = 25, seed: int = 0, rtol: float = OP_RTOL, atol: float = OP_ATOL
-) -> CheckReport:
-    """Check the registered op ``name`` on ``max_examples`` hypothesis-drawn cases.
-
-    Each case checks the properties listed in this module's docstring. The search is seeded
-    by ``seed`` (the same seed gives the same cases), shrinks a failure to a small case and
-    reports it in ``CheckReport.failure``; a failed report's ``worst_rel_error`` is that
-    case's gradient error (``inf`` for a non-finite gradient, ``nan`` when the failure is
-    not about gradient values).
-    """
-    info = op_info(name)
-    state = {"cases": 0, "worst": 0.0, "failure": None, "case": None}
-
-    def check(case: OpCase) -> None:
-        attrs, arrays = case
-        state["cases"] += 1
-        try:
-            state["worst"] = max(state["worst"], _check_case(info, attrs, arrays, seed, rtol, atol))
-        except Exception as exc:
-            state["failure"] = (
-                f"op {name!r} failed: {type(exc).__name__}: {exc} "
-                f"[{_describe(arrays, attrs, seed)}]"
-            )
-            state["case"] = case
-            raise
-
-    try:
-        _search(op_cases(info), check, max_examples, seed)
-    except Exception as exc:  # noqa: BLE001 - any error raised by the op is a failed check
-        if state["failure"] is None:
-            state["failure"] = f"op {name!r}: {type(exc).__name__}: {exc}"
-    if state["failure"] is not None:
-        state["worst"] = _failed_case_error(info, state["case"], seed, rtol, atol)
-    return CheckReport(
-        name, "op", state["cases"], state["worst"], state["failure"] is None, state["failure"]
-    )
-
-
-def assert_op_gradients(name: str, max_examples: int = 25, seed: int = 0) -> CheckReport:
-    """``check_op`` that raises ``AssertionError`` with the failing case when one fails."""
-    report = check_op(name, max_examples=max_examples, seed=seed)
-    if not report.ok:
-        raise AssertionError(report.failure)
-    return report

@@ -2,8 +2,11 @@
 
 ``CheckReport`` is the outcome of ``check_op`` (``testing``) and of ``check_cell``
 (``testing_cells``); ``OP_RTOL`` / ``OP_ATOL`` are their default tolerances, and
-``measured_error`` the figure a failed report gives. Split out of ``testing.py``, which
-re-exports every name here, so both checks share it without importing each other.
+``measured_error`` the figure a failed report gives; ``search`` runs a check over drawn
+cases, inside pytest or not. ``discard_unless`` is how a property
+sets aside a drawn case it says nothing about (``NotComparableError``). Split out of
+``testing.py``, which re-exports every name here, so the checks share it without importing
+each other.
 """
 
 from __future__ import annotations
@@ -13,10 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, Verbosity, assume, currently_in_test_context, given
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as hypothesis_settings
+from hypothesis.strategies import SearchStrategy
+
 from tinygrad_lstm.gradcheck import GradcheckError, gradcheck
 from tinygrad_lstm.tensor import Tensor
 
-__all__ = ["OP_ATOL", "OP_RTOL", "CheckReport", "measured_error"]
+__all__ = [
+    "OP_ATOL",
+    "OP_RTOL",
+    "CheckReport",
+    "NotComparableError",
+    "discard_unless",
+    "measured_error",
+    "search",
+]
 
 # Measured on the built-in ops at every scale (check_op, 100 cases each, seed 0): the worst
 # relative error is 2.6e-7 (logsumexp), most stay below 1e-7. A wrong backward is off
@@ -65,3 +81,38 @@ def measured_error(
         return math.inf
     except Exception:  # noqa: BLE001 - the op's own error is reported by the failed check
         return math.nan
+
+
+class NotComparableError(ValueError):
+    """A case a property says nothing about: a program on a kink, a layer whose reference
+    results are not finite."""
+
+
+def discard_unless(comparable: bool, why: str) -> None:
+    """Nothing when ``comparable``; else inside a hypothesis test the example is discarded
+    (``hypothesis.assume``), and outside one ``NotComparableError(why)`` is raised."""
+    if comparable:
+        return
+    if currently_in_test_context():
+        assume(False)
+    raise NotComparableError(why)
+
+
+def search(
+    strategy: SearchStrategy, check: Callable[[Any], None], max_examples: int, seed: int
+) -> None:
+    """Run ``check`` on ``max_examples`` examples of ``strategy`` drawn from ``seed`` (inside
+    pytest or not, whatever the active hypothesis profile); a failure is shrunk, then raised."""
+    # No explain phase: it reruns a failure ~100 times for notes the reports do not show.
+    run = hypothesis_settings(
+        max_examples=max_examples,
+        derandomize=False,
+        database=None,
+        deadline=None,
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )(given(strategy)(check))
+    hypothesis_seed(seed)(run)()

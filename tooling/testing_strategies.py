@@ -4,6 +4,7 @@ Shapes (``shapes``, ``broadcastable_shapes``, or the op's own ``shapes``), attri
 (``op_attrs``) and values (``op_values``): distinct points of a grid inside the op's domain,
 away from the points it avoids, at a magnitude scale drawn from ``scales(info)``.
 ``op_cases`` puts them together for one call of the op. Used by ``tinygrad_lstm.tooling.testing``.
+``drawn_examples`` lists what a strategy draws (to look at, or to measure a strategy by).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import math
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import DTypeLike
@@ -20,6 +22,7 @@ from tinygrad_lstm.registry import OpInfo
 
 __all__ = [
     "GRID_POINTS",
+    "drawn_examples",
     "SCALES",
     "SPAN",
     "broadcastable_shapes",
@@ -152,3 +155,23 @@ def op_cases(draw: st.DrawFn, info: OpInfo) -> tuple[dict, list[np.ndarray]]:
         dims = draw(st.lists(st.integers(1, 3), min_size=6, max_size=6))
         in_shapes = [tuple(s) for s in info.shapes(dims, attrs)]
     return attrs, [draw(op_values(info, i, s)) for i, s in enumerate(in_shapes)]
+
+
+def drawn_examples(strategy: st.SearchStrategy, n: int) -> list:
+    """The first ``n`` examples ``strategy`` generates, the same ones every time
+    (derandomized)."""
+    drawn: list = []
+
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(example: object) -> None:
+        drawn.append(example)
+
+    collect()
+    return drawn

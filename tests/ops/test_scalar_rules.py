@@ -2,46 +2,17 @@
 
 Code generators trust ``OpInfo.scalar`` (the fused-cell compiler emits kernels from it), so
 every registered rule, a plugin's included, is checked here against the op's own forward and
-backward on inputs drawn from the op's metadata.
+backward on inputs drawn from the op's metadata (``check_rule``, which ``check_op`` runs too).
 """
 
-import math
-
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tinygrad_lstm.tooling.testing import op_cases
+from tinygrad_lstm.tooling.testing_rules import check_rule
 
 import tinygrad_lstm as tg
 from tinygrad_lstm.registry import RegistryError, ScalarRule
-from tinygrad_lstm.registry_records import SCALAR_FUNCTIONS
-
-_FUNCTIONS = {
-    name: getattr(math, name, None) or getattr(__builtins__, name, None)
-    for name in SCALAR_FUNCTIONS
-}
-_FUNCTIONS.update(abs=abs, min=min, max=max)
-
-
-def _evaluate(expr: str, names: dict) -> float:
-    return eval(expr, {"__builtins__": {}}, {**_FUNCTIONS, **names})  # noqa: S307 - our rule
-
-
-def _rule_values(rule: ScalarRule, attrs: dict, arrays, g) -> tuple[np.ndarray, list]:
-    shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    xs = [np.broadcast_to(a, shape).ravel() for a in arrays]
-    gs = np.broadcast_to(g, shape).ravel()
-    ys, grads = [], [[] for _ in rule.inputs]
-    for k in range(gs.size):
-        names = {**attrs, **{n: float(x[k]) for n, x in zip(rule.inputs, xs)}}
-        y = _evaluate(rule.forward, names)
-        ys.append(y)
-        for i, expr in enumerate(rule.grads):
-            if expr is not None:
-                grads[i].append(_evaluate(expr, {**names, "y": y, "g": float(gs[k])}))
-    return np.array(ys).reshape(shape), [np.array(d).reshape(shape) if d else None for d in grads]
-
 
 RULED = [info.name for info in tg.list_ops() if info.scalar is not None]
 
@@ -70,21 +41,7 @@ def test_rule_matches_the_ops_forward_and_backward(name):
     @given(op_cases(info), st.integers(0, 2**31 - 1))
     def check(case, seed):
         attrs, arrays = case
-        inputs = [tg.Tensor(a, requires_grad=True) for a in arrays]
-        out = tg.op(name).apply(*inputs, **attrs)
-        g = np.random.default_rng(seed).standard_normal(out.shape)
-        out.backward(g)
-        y, grads = _rule_values(info.scalar, attrs, arrays, g)
-        np.testing.assert_allclose(
-            out.data, y, rtol=1e-12, atol=1e-14, err_msg=f"{name}: rule y = {info.scalar.forward}"
-        )
-        for t, expr, d in zip(inputs, info.scalar.grads, grads):
-            if d is None:
-                continue
-            summed = tg.unbroadcast(d, t.shape)
-            np.testing.assert_allclose(
-                t.grad, summed, rtol=1e-12, atol=1e-14, err_msg=f"{name}: rule d = {expr}"
-            )
+        check_rule(info, attrs, arrays, seed)
 
     check()
 

@@ -46,6 +46,29 @@ BROKEN = textwrap.dedent("""
             h = (x_t @ self.weight.T).tanh() + Tensor(h.data / 2)
             return h, h
 
+    @register_op(
+        "softsign_wrong_rule",
+        arity=1,
+        scalar={"y": "x / (1 + abs(x))", "dx": "g / (1 + abs(x))"},
+    )
+    class Softsign(Function):
+        '''y = x / (1 + |x|), forward and backward right; the rule's derivative is not.'''
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x / (1 + np.abs(x))
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            return g / ((1 + np.abs(x)) * (1 + np.abs(x)))
+
+    @register_cell("softsign_rnn")
+    class SoftsignRNN(LeakyBroken):
+        '''h' = softsign(x W^T + h): right composed, wrong compiled (from the rule).'''
+        def forward(self, x_t, h):
+            h = Softsign.apply(x_t @ self.weight.T + h)
+            return h, h
+
     sys.exit(main(["gradcheck"] + sys.argv[1:]))
 """)
 
@@ -159,3 +182,22 @@ def test_the_reproduce_line_keeps_import_and_runs_as_pasted(tmp_path, capsys, re
         check=False,
     )
     assert proc.returncode == 1 and "FAILED op broken_square" in proc.stdout, proc.stderr
+
+
+def test_an_op_whose_scalar_rule_is_wrong_fails(capsys):
+    """Before, a plugin op with a right backward and a wrong rule passed ``--ops``."""
+    proc = run_broken("--ops", "softsign_wrong_rule", "--max-examples", "3")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert table_rows(proc.stdout)["softsign_wrong_rule"][-1] == "FAIL", proc.stdout
+    assert "scalar rule dx = g / (1 + abs(x))" in proc.stdout
+
+
+def test_a_cell_whose_compiled_layer_differs_from_composed_fails(capsys):
+    """Before, ``--cells`` never looked at the compiled layer: a cell of that op passed, and
+    ``fused=True`` trained on the rule's gradients."""
+    proc = run_broken("--cells", "softsign_rnn", "--cell-examples", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert table_rows(proc.stdout)["softsign_rnn"][-1] == "FAIL", proc.stdout
+    failure = proc.stdout.split("FAILED cell softsign_rnn:")[1]
+    assert "fused differs from composed" in failure, failure
+    assert "reproduce: tinygrad-lstm gradcheck --cells softsign_rnn --cell-examples 2" in failure

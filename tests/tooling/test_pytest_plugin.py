@@ -38,9 +38,35 @@ def test_assert_op_gradients_fixture_names_a_wrong_backward(assert_op_gradients,
         assert_op_gradients("cube_missing_factor", max_examples=3)
 
 
+def test_assert_op_gradients_fixture_compares_the_scalar_rule(assert_op_gradients, monkeypatch):
+    """A right forward and backward beside a wrong rule (the derivative's square missing):
+    before, the fixture passed it, and fused kernels generated from the rule were wrong."""
+    monkeypatch.setattr(registry, "OPS", dict(registry.OPS))
+    monkeypatch.setattr(registry, "_OP_INFO", dict(registry._OP_INFO))
+
+    @register_op(
+        "softsign_wrong_rule",
+        arity=1,
+        scalar={"y": "x / (1 + abs(x))", "dx": "g / (1 + abs(x))"},
+    )
+    class Softsign(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x / (1 + abs(x))
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            return g / ((1 + abs(x)) * (1 + abs(x)))
+
+    with pytest.raises(AssertionError, match=r"scalar rule dx = g / \(1 \+ abs\(x\)\)"):
+        assert_op_gradients("softsign_wrong_rule", max_examples=3)
+
+
 def test_assert_cell_gradients_fixture(assert_cell_gradients):
-    report = assert_cell_gradients("rnn", num_layers=1, bidirectional=False, seq_len=3)
-    assert report.ok and report.kind == "cell"
+    report = assert_cell_gradients("rnn", num_layers=1, bidirectional=False, max_examples=3)
+    assert report.ok and report.kind == "cell" and report.cases == 3
 
 
 def test_registered_by_lists_what_a_distribution_registered(registered_by):

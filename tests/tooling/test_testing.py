@@ -400,3 +400,100 @@ def test_value_grids_by_scale(scratch_registry):
     assert scales(wide) == (1.0, 10.0, 100.0)
     assert scales(tg.op_info("matmul")) == (1.0, 10.0) and scales(tg.op_info("sum"))[-1] == 100
     assert scales(tg.op_info("lstm_sequence")) == (1.0,)
+
+
+# ---- what the checks claim (issue 16 C) ------------------------------------------------------
+def _softsign(name: str, rule: dict):
+    """y = x / (1 + |x|) with a correct backward, registered with the scalar ``rule``."""
+
+    @register_op(name, arity=1, scalar=rule)
+    class Softsign(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x / (1 + np.abs(x))
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved
+            return g / ((1 + np.abs(x)) * (1 + np.abs(x)))
+
+    return name
+
+
+RIGHT_RULE = {"y": "x / (1 + abs(x))", "dx": "g / ((1 + abs(x)) * (1 + abs(x)))"}
+
+
+@pytest.mark.parametrize(
+    "rule, named",
+    [
+        ({**RIGHT_RULE, "dx": "g / (1 + abs(x))"}, "dx = g / (1 + abs(x))"),
+        ({**RIGHT_RULE, "y": "x / (1 + x * x)"}, "y = x / (1 + x * x)"),
+    ],
+)
+def test_a_scalar_rule_that_disagrees_with_the_op_fails_the_op_check(scratch_registry, rule, named):
+    """Before, a wrong rule beside a right forward and backward passed check_op, and the
+    cell compiler then generated kernels from the rule."""
+    name = _softsign("_test_ruled", rule)
+    report = check_op(name, max_examples=FEW)
+    assert not report.ok and "scalar rule" in report.failure and named in report.failure
+    with pytest.raises(AssertionError, match="scalar rule"):
+        assert_op_gradients(name, max_examples=FEW)
+    assert check_op(_softsign("_test_ruled_right", RIGHT_RULE), max_examples=FEW).ok
+
+
+def test_an_op_rounding_its_input_in_place_fails_and_the_input_is_reported_as_it_was(
+    scratch_registry,
+):
+    """Before, the check ran the op on the test's own arrays: a forward that rounds its
+    input to 3 decimals passed all 25 cases, and a failure showed the rounded input."""
+    received = []
+
+    @register_op("_test_rounds_input", arity=1)
+    class RoundsInput(Function):
+        @staticmethod
+        def forward(ctx, x):
+            received.append(x.copy())
+            y = 2 * x
+            np.round(x, 3, out=x)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+
+    report = check_op("_test_rounds_input", max_examples=25)
+    assert not report.ok and "modified input 0 in place" in report.failure
+    was = report.failure[report.failure.index("was ") + 4 :].split(";")[0]
+    shown = np.array(eval(was, {"array": np.array}), dtype=np.float64)
+    assert any(np.array_equal(shown, r) for r in received)
+    assert not np.array_equal(shown, np.round(shown, 3)), "the input as the op left it"
+
+
+def test_check_cell_draws_its_cases_with_hypothesis():
+    seen = set()
+
+    class Recording(TinyCell):
+        def forward(self, x, h):
+            seen.add((x.shape, h.shape))
+            return super().forward(x, h)
+
+    report = check_cell(Recording, max_examples=6)
+    assert report.ok, report.failure
+    assert report.cases == 6 and len({s for s in seen}) > 3
+
+
+def test_check_cell_compares_the_compiled_layer_with_composed(scratch_registry):
+    """A cell of an op whose rule is wrong (backward right): composed is right, so the
+    gradient check passes, but the compiled layer trains on the rule's gradients. Before,
+    gradcheck --cells passed it."""
+    name = _softsign("_test_ruled_cell_op", {**RIGHT_RULE, "dx": "g / (1 + abs(x))"})
+
+    class RuledCell(TinyCell):
+        def forward(self, x, h):
+            h = tg.op(name).apply(x @ self.weight_ih.T + h @ self.weight_hh.T + self.bias)
+            return h, h
+
+    report = check_cell(RuledCell, max_examples=3)
+    assert not report.ok and "fused differs from composed" in report.failure, report.failure
+    assert check_cell(TinyCell, max_examples=3).ok

@@ -1,5 +1,9 @@
-"""``tinygrad-lstm gradcheck``: the property-based gradient checks of every registered op and
-cell, plugins included, as one table; a non-zero exit names the failing case."""
+"""``tinygrad-lstm gradcheck``: the property-based checks of every registered op and cell,
+plugins included, as one table; a non-zero exit names the failing case.
+
+An op is checked by ``check_op`` (gradients, dtypes, inputs untouched, graph freed, and its
+scalar rule against its forward and backward), a cell by ``check_cell`` (gradients of its
+sequence layer, and the compiled layer against composed) on hypothesis-drawn cases."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import sys
 from tinygrad_lstm.tooling.cli import CommandError
 from tinygrad_lstm.tooling.commands._args import POSITIVE_INT, SEED
 from tinygrad_lstm.tooling.commands._table import print_table
-from tinygrad_lstm.tooling.testing import CheckReport, check_cell, check_op
+from tinygrad_lstm.tooling.testing import CELL_EXAMPLES, CheckReport, check_cell, check_op
 from tqdm import tqdm
 
 import tinygrad_lstm as tg
@@ -19,7 +23,8 @@ import tinygrad_lstm as tg
 NAME = "gradcheck"
 HELP = (
     "check the gradients of every registered op and cell (plugins included) against "
-    "central differences on hypothesis-drawn cases"
+    "central differences on hypothesis-drawn cases, ops' scalar rules against the ops, "
+    "and compiled cells against composed"
 )
 
 
@@ -38,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=25,
         metavar="N",
         help="hypothesis examples per op (default 25)",
+    )
+    parser.add_argument(
+        "--cell-examples",
+        type=POSITIVE_INT,
+        default=CELL_EXAMPLES,
+        metavar="N",
+        help=f"hypothesis-drawn layer configurations per cell (default {CELL_EXAMPLES})",
     )
     parser.add_argument(
         "--seed",
@@ -86,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             report = (
                 check_op(name, max_examples=args.max_examples, seed=args.seed)
                 if kind == "op"
-                else check_cell(name, seed=args.seed)
+                else check_cell(name, seed=args.seed, max_examples=args.cell_examples)
             )
             reports.append((_origin(kind, name), report))
     _print_table(reports)
@@ -94,15 +106,19 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{len(reports) - len(failed)} passed, {len(failed)} failed "
         f"({len(ops)} ops, {len(cells)} cells; --max-examples {args.max_examples}, "
-        f"--seed {args.seed})"
+        f"--cell-examples {args.cell_examples}, --seed {args.seed})"
     )
     # The reproduce line must find the same names: it keeps every --import of this run.
     imports = "".join(f"--import {shlex.quote(spec)} " for spec in args.imports)
     for r in failed:
-        flag = "--ops" if r.kind == "op" else "--cells"
+        budget = (
+            f"--ops {r.name} --max-examples {args.max_examples}"
+            if r.kind == "op"
+            else f"--cells {r.name} --cell-examples {args.cell_examples}"
+        )
         print(
             f"\nFAILED {r.kind} {r.name}: {r.failure}\n  reproduce: tinygrad-lstm gradcheck "
-            f"{imports}{flag} {r.name} --max-examples {args.max_examples} --seed {args.seed}"
+            f"{imports}{budget} --seed {args.seed}"
         )
     return 1 if failed else 0
 
