@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 from tinygrad_lstm.ops.kernel_cache import load_module as _load
 
-from tinygrad_lstm import Module, Parameter, Tensor
+from tinygrad_lstm import Module, Parameter, Tensor, no_grad
 
 from .capture import Call, StepTrace, capture
 from .errors import CompilerError, NotFusible
@@ -124,6 +124,7 @@ class CompiledCell:
         self.cell_type, self.trace, self.program, self.leaves = cell_type, trace, program, leaves
         self.replay, self.guard, self.dtype = replay, guard, dtype
         self._params = [(v.id, v.name) for v in trace.values if v.source == "param"]
+        self._first_steps: dict[tuple, list] = {}  # see _check_first_step
 
     def step(self, dtype: DTypeLike | None = None) -> CompiledStep:
         """The ``CompiledStep`` (schedule, source, kernels) for ``dtype`` (the trace's)."""
@@ -164,6 +165,8 @@ class CompiledCell:
         leaves = self._leaf_tensors(cell, x)
         inputs = [*parts, *leaves["row"], *leaves["weight"], *leaves["vector"], *leaves["const"]]
         dtype = np.result_type(*(t.dtype for t in inputs))
+        if any(p.dtype != dtype for p in parts):
+            self._check_first_step(cell, tuple(p.dtype for p in parts), dtype)
         step = self.step(dtype)
         small = keep is None and step.small(x.shape[1])
         _stage("kernel compilation", smoke_test, step, small)
@@ -171,6 +174,44 @@ class CompiledCell:
             *inputs, step=step, steps=x.shape[0], reverse=reverse, keep=keep
         )
         return out[0], (tuple(out[1:]) if self.trace.tupled else out[1])
+
+    def _check_first_step(self, cell: Module, parts: tuple[np.dtype, ...], dtype: np.dtype) -> None:
+        """NotFusible unless every value of the first step, from an initial state of dtypes
+        ``parts``, has ``dtype`` in composed too. (A float32 state in a float64 layer: composed
+        computes in float32 what reads only the state, until a float64 operand joins it; the
+        compiled op computes all in one dtype.) The step is replayed on one row to find out."""
+        key = (parts, dtype)
+        if key not in self._first_steps:
+            values, env = self.trace.values, {}
+            x = values[self.trace.x]
+            env[x.id] = Tensor(np.zeros((1, *x.shape[1:]), x.tensor.dtype))
+            for k, s in enumerate(self.trace.states):
+                env[s] = Tensor(np.zeros((1, *values[s].shape[1:]), parts[k]))
+            env.update({vid: _parameter(cell, name) for vid, name in self._params})
+            for v in values:
+                if v.source == "const":  # a number takes the dtype of its op's other input
+                    data = v.tensor._data
+                    env[v.id] = (
+                        float(data) if data.ndim == 0 else Tensor(v.row() if v.batched else data)
+                    )
+            with no_grad():
+                for call in self.trace.calls:
+                    out = call.fn.apply(*(env[i] for i in call.inputs), **call.attrs)
+                    for vid, t in zip(call.outputs, out if isinstance(out, tuple) else (out,)):
+                        env[vid] = t
+            self._first_steps[key] = [
+                (v.id, env[v.id].dtype)
+                for v in values
+                if v.role == "recurrent" and v.source is None and env[v.id].dtype != dtype
+            ]
+        differ = self._first_steps[key]
+        if differ:
+            vid, got = differ[0]
+            raise NotFusible(
+                f"the initial state is {', '.join(map(str, parts))} where the step computes in "
+                f"{dtype}: composed computes v{vid} of the first step in {got} (does "
+                "init_state ignore its dtype?), which one compiled dtype cannot match"
+            )
 
 
 def compiled_cell(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCell:
