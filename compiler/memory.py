@@ -1,0 +1,305 @@
+"""Where every value and gradient of a compiled pass lives, and how the backward writes it.
+
+Each array a generated function takes is an ``Arg``: a ``Role`` and the node (or stage) it
+is for. Its ``Space`` says its shape and how a kernel indexes it:
+
+- ``STATES`` (T + 1, B, W): a new state part, one row block per step; [T] holds the initial
+  state, so the step run first reads its state at ``tp = T``;
+- ``STEPS`` (T, B, W): a value kept for the whole pass: the output, a matmul's left operand
+  (the weight gradients read it), a target the backward reads, a stage's saved values;
+- ``ROWS`` (B, W): one step's value, overwritten by the next step (a matmul's product, a
+  value passed between two stages of a step); and the gradient *carried* from a step to the
+  one before it: the gradient of a new state part (``GRAD``, added to by the step after),
+  and of the state the step read (``GRAD_PREV``), swapped after each step;
+- ``FIXED``: parameters (a vector, a constant, a weight), the same at every step.
+
+Nothing is zero-filled that the backward overwrites. Its writes run in a fixed order (the
+stages from the last, each stage's matmuls before its kernel, the loops in order); the
+first write to a range of a gradient array's columns stores (``=``), later ones add
+(``+=``), and an array only some of whose columns are written, or that receives a sum over
+its columns (a fixed column), is zeroed: once when it spans the pass, at each step when it
+is one step's.
+
+Two gradients that are the same numbers are one array: a hoisted row whose loads receive,
+at every column, the adjoint a matmul's output receives (``x W + h U``: both get the
+adjoint of the sum) shares that matmul's gradient array (``alias``); a parameter vector
+added the same way has as its gradient the sum over steps and rows of that array
+(``sums``), not a sum made inside the kernel.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple
+
+from .kernel_ir import Local, StageKernel
+from .program import StepProgram
+from .schedule import Schedule
+
+__all__ = ["Arg", "Layout", "Role", "SaveSlot", "Space", "plan_memory"]
+
+
+class Space(Enum):
+    """The shape of an array and how a kernel indexes it (see the module docstring)."""
+
+    STATES = "states"
+    STEPS = "steps"
+    ROWS = "rows"
+    FIXED = "fixed"
+
+    __hash__ = object.__hash__  # members are singletons: hashed by identity, in C
+
+
+class Role(Enum):
+    """What an argument array holds for its node."""
+
+    VALUE = "v"  # the node's values
+    SAVES = "s"  # stage ``node``'s values saved for its backward, side by side
+    GRAD = "d"  # the node's gradient (of the new state, for a state part)
+    GRAD_PREV = "e"  # the gradient of the state the step read (node: the state part)
+    DY = "g"  # the incoming gradient of the output, read only
+    WEIGHT = "w"  # a matmul's weight as (N, K) rows, for the in-kernel forward product
+    WEIGHT_T = "u"  # the same weight as (K, N) rows, for the backward product
+
+    __hash__ = object.__hash__  # members are singletons: hashed by identity, in C
+
+
+class Arg(NamedTuple):
+    """One array argument: ``role`` of node ``node`` (of stage ``node`` for SAVES; of the
+    matmul node for WEIGHT and WEIGHT_T). A tuple: the runtime looks arguments up at every
+    pass, and a tuple hashes in C."""
+
+    role: Role
+    node: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.role.value}{self.node}"
+
+
+@dataclass(frozen=True)
+class SaveSlot:
+    """Columns ``offset .. offset + width`` of a stage's SAVES array."""
+
+    offset: int
+    width: int
+
+
+# A write of the backward: ("kernel", stage, var of the load) or ("matmul", node).
+WriteKey = tuple
+
+
+@dataclass
+class Layout:
+    """The memory plan of a schedule (see the module docstring)."""
+
+    program: StepProgram
+    kernels: list[StageKernel | None]
+    spaces: dict[int, Space]  # nodes with a value array of their own
+    saves: list[dict[str, SaveSlot]]  # per stage: the saved locals by var
+    save_widths: list[int]
+    alias: dict[Arg, Arg] = field(default_factory=dict)
+    sums: dict[Arg, Arg] = field(default_factory=dict)
+    adds: dict[WriteKey, bool] = field(default_factory=dict)  # True: "+=", False: "="
+    zero_each_step: list[Arg] = field(default_factory=list)
+    zero_once: set[Arg] = field(default_factory=set)
+    written: set[Arg] = field(default_factory=set)  # gradient arrays the backward writes
+
+    def value(self, node: int) -> Arg:
+        """The VALUE argument holding node ``node`` (a state part: its new state's)."""
+        return Arg(Role.VALUE, self.program.home(node))
+
+    def grad(self, node: int, at: str | None) -> Arg:
+        """Where the gradient of ``node`` read at ``at`` goes (aliases resolved)."""
+        n = self.program.nodes[node]
+        if n.kind == "state":
+            return Arg(Role.GRAD_PREV, self.program.home(node))
+        arg = Arg(Role.GRAD, node)
+        return self.alias.get(arg, arg)
+
+    def space(self, arg: Arg) -> Space:
+        """The space of ``arg``'s array."""
+        role, node = arg.role, arg.node
+        kind = self.program.nodes[node].kind if role is not Role.SAVES else ""
+        if role is Role.VALUE:
+            return self.spaces[node]
+        if role in (Role.SAVES, Role.DY):
+            return Space.STEPS
+        if role in (Role.WEIGHT, Role.WEIGHT_T) or kind in ("vector", "const", "weight"):
+            return Space.FIXED
+        if role is Role.GRAD and kind in ("matmul", "row"):
+            return Space.STEPS
+        return Space.ROWS
+
+    def width(self, arg: Arg) -> int:
+        """The number of columns of ``arg``'s array."""
+        if arg.role is Role.SAVES:
+            return self.save_widths[arg.node]
+        return self.program.nodes[arg.node].width
+
+    def stored(self, stage: int, loc: Local) -> tuple[Arg, int] | None:
+        """Where the backward of ``stage`` reads needed local ``loc`` that is not a load:
+        (VALUE of a target kept for the pass, its column), or None (in the saves)."""
+        for loop in self.kernels[stage].loops:
+            for t in loop.targets:
+                if t.var == loc.var and self.spaces[t.node] in (Space.STATES, Space.STEPS):
+                    return Arg(Role.VALUE, t.node), t.column
+        return None
+
+
+def _spaces(schedule: Schedule, kernels: list[StageKernel | None]) -> dict[int, Space]:
+    program = schedule.program
+    nodes = program.nodes
+    spaces: dict[int, Space] = {}
+    for i, n in enumerate(nodes):
+        if n.kind == "row":
+            spaces[i] = Space.STEPS
+        elif n.kind in ("vector", "const", "weight"):
+            spaces[i] = Space.FIXED
+        elif n.kind == "matmul" or any(i in k for k in schedule.kernels):
+            spaces[i] = Space.ROWS
+    kept = {program.output} | {nodes[m].inputs[0] for m in program.leaves("matmul")}
+    for kernel in kernels:
+        if kernel is None:
+            continue
+        for var in kernel.needed:
+            loc = kernel.locals()[var]
+            if loc.load and nodes[loc.node].kind not in ("matmul", "state"):
+                kept.add(loc.node)
+            for loop in kernel.loops:
+                kept |= {t.node for t in loop.targets if t.var == var}
+    for i in kept:
+        if spaces.get(i) is Space.ROWS:
+            spaces[i] = Space.STEPS
+    for s in program.states:
+        spaces[s] = Space.STATES
+    return spaces
+
+
+def _saves(layout: Layout, stage: int, kernel: StageKernel) -> None:
+    slots, width = {}, 0
+    by_var = kernel.locals()
+    loops = {loc.var: loop for loop in kernel.loops for loc in loop.locals}
+    for var in sorted(kernel.needed, key=lambda v: int(v[1:])):
+        loc = by_var[var]
+        if loc.load:
+            if layout.spaces[layout.program.home(loc.node)] is not Space.ROWS:
+                continue
+        elif layout.stored(stage, loc) is not None:
+            continue
+        size = 1 if loc.fixed else loops[var].width
+        slots[var] = SaveSlot(width, size)
+        width += size
+    layout.saves[stage], layout.save_widths[stage] = slots, width
+
+
+def _signature(layout: Layout, arg: Arg) -> Counter:
+    """The loads whose gradients go to ``arg``: (stage, loop, offset, fixed, adjoint owner)."""
+    found: Counter = Counter()
+    for kernel in layout.kernels:
+        if kernel is None:
+            continue
+        for k, loop in enumerate(kernel.loops):
+            owners = loop.adjoint_owners(layout.program)
+            for loc in loop.locals:
+                if loc.load and loc.takes_grad and Arg(Role.GRAD, loc.node) == arg:
+                    found[(kernel.stage, k, loc.offset, loc.fixed, owners[loc.var])] += 1
+    return found
+
+
+def _share_gradients(layout: Layout) -> None:
+    """``alias`` and ``sums``: rows and vectors whose gradients a matmul's gradient is."""
+    program = layout.program
+    lefts = {program.nodes[m].inputs[0] for m in program.leaves("matmul")}
+    matmuls = [m for m in program.leaves("matmul") if m not in lefts]
+    signatures = {m: _signature(layout, Arg(Role.GRAD, m)) for m in matmuls}
+    for kind, table in (("row", layout.alias), ("vector", layout.sums)):
+        for i in program.leaves(kind):
+            mine = _signature(layout, Arg(Role.GRAD, i))
+            for m in matmuls if mine else ():
+                if program.nodes[m].width == program.nodes[i].width and signatures[m] == mine:
+                    table[Arg(Role.GRAD, i)] = Arg(Role.GRAD, m)
+                    break
+
+
+def _writes(layout: Layout, schedule: Schedule) -> list[tuple[WriteKey, Arg, tuple | None]]:
+    """The backward's gradient writes of one step, in order: (key, array, columns or None
+    for a sum over the loop's columns)."""
+    program, out = layout.program, []
+    for s in range(len(schedule.kernels) - 1, -1, -1):
+        for m in schedule.matmuls[s]:
+            a = program.nodes[m].inputs[0]
+            at = "tp" if program.nodes[a].kind == "state" else "t"
+            out.append((("matmul", m), layout.grad(a, at), (0, program.nodes[a].width)))
+        kernel = layout.kernels[s]
+        for loop in kernel.loops if kernel is not None else ():
+            for loc in loop.locals:
+                if not (loc.load and loc.takes_grad):
+                    continue
+                arg = Arg(Role.GRAD, loc.node)
+                if arg in layout.alias or arg in layout.sums:
+                    continue
+                columns = None if loc.fixed else (loc.offset, loc.offset + loop.width)
+                out.append((("kernel", s, loc.var), layout.grad(loc.node, loc.at), columns))
+    return out
+
+
+def _covers(columns: list[tuple[int, int]], width: int) -> bool:
+    reach = 0
+    for a, b in sorted(columns):
+        if a > reach:
+            return False
+        reach = max(reach, b)
+    return reach >= width
+
+
+def _write_modes(layout: Layout, schedule: Schedule) -> None:
+    """``adds``, ``zero_each_step``, ``zero_once`` from the order of the writes."""
+    writes = _writes(layout, schedule)
+    layout.written = {arg for _, arg, _ in writes}
+    # Every state part's gradient is carried, written or not (a part the step ignores).
+    carried = [Arg(Role.GRAD_PREV, s) for s in layout.program.states]
+    for arg in dict.fromkeys([arg for _, arg, _ in writes] + carried):
+        mine = [(key, columns) for key, a, columns in writes if a == arg]
+        if arg.role is Role.GRAD and arg.node in layout.program.states:
+            # The gradient of a new state part arrives filled (from the step after).
+            layout.adds.update((key, True) for key, _ in mine)
+            continue
+        done: list[tuple[int, int]] = []
+        messy = layout.space(arg) is Space.FIXED
+        for key, columns in mine:
+            if columns is None:
+                messy = True
+            elif all(columns[1] <= a or b <= columns[0] for a, b in done):
+                layout.adds[key] = False
+                done.append(columns)
+            else:
+                messy = messy or columns not in done
+                layout.adds[key] = True
+        if messy:
+            layout.adds.update((key, True) for key, _ in mine)
+        if messy or not _covers(done, layout.width(arg)):
+            if layout.space(arg) is Space.ROWS:
+                layout.zero_each_step.append(arg)
+            else:
+                layout.zero_once.add(arg)
+
+
+def plan_memory(schedule: Schedule, kernels: list[StageKernel | None]) -> Layout:
+    """The memory plan of ``schedule`` with its stage ``kernels``."""
+    stages = len(kernels)
+    layout = Layout(
+        schedule.program,
+        kernels,
+        _spaces(schedule, kernels),
+        [{} for _ in range(stages)],
+        [0] * stages,
+    )
+    for stage, kernel in enumerate(kernels):
+        if kernel is not None:
+            _saves(layout, stage, kernel)
+    _share_gradients(layout)
+    _write_modes(layout, schedule)
+    return layout
