@@ -15,7 +15,8 @@ vectorized pass over its *home*, a row that sub-loop k - 1 filled with its argum
 A scalar's home is where it is written anyway (a target, or its slot among the saved
 values), else a scratch row: so an activation the backward reads is computed in place in
 its saved slot, as the hand-written kernels did. A scalar of an earlier sub-loop that a
-later one reads goes through its home too; loads are simply read again.
+later one reads goes through its home too; loads, and what is computed from loads alone,
+are simply read and computed again.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ class _SubLoops:
         self.by_var = {loc.var: loc for loc in loop.locals}
         self.value, self.fast, self.home = value, fast, home
         self.depth: dict[str, int] = {}
+        # Scalars of loads alone (x + b): cheaper to compute again than to keep in a row.
+        self.of_loads: set[str] = set()
         for loc in loop.locals:
             below = max((self.depth[v] for v in loc.operands if v in self.depth), default=0)
             self.depth[loc.var] = below + (loc.var in fast)
+            if loc.load or (
+                loc.var not in fast
+                and all(not isinstance(v, str) or v in self.of_loads for v in loc.operands)
+            ):
+                self.of_loads.add(loc.var)
         self.stored: set[str] = set()  # scalars a deeper sub-loop reads from their home
 
     def ensure(self, var: str, k: int, done: set, body: list) -> None:
@@ -53,7 +61,7 @@ class _SubLoops:
         done.add(var)
         if loc.load:
             body.append(f"{var} = {self.value(loc)}")
-        elif var in self.fast or self.depth[var] < k:
+        elif var in self.fast or (self.depth[var] < k and var not in self.of_loads):
             if var not in self.fast:
                 self.stored.add(var)
             body.append(f"{var} = {self.home(var)}")

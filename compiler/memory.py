@@ -29,12 +29,17 @@ added the same way has as its gradient the sum over steps and rows of that array
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
-from .kernel_ir import Local, StageKernel
+from tinygrad_lstm.ops.step_source import FAST_FLOAT32
+
+from tinygrad_lstm.registry import ScalarRule
+
+from .kernel_ir import Local, Number, StageKernel
 from .program import StepProgram
 from .schedule import Schedule
 
@@ -89,6 +94,8 @@ class SaveSlot:
 
 # A write of the backward: ("kernel", stage, var of the load) or ("matmul", node).
 WriteKey = tuple
+# The calls a forward rule may make and still be recomputed in the backward (memory.py).
+_CHEAP = ("abs", "min", "max")
 
 
 @dataclass
@@ -106,6 +113,10 @@ class Layout:
     zero_each_step: list[Arg] = field(default_factory=list)
     zero_once: set[Arg] = field(default_factory=set)
     written: set[Arg] = field(default_factory=set)  # gradient arrays the backward writes
+    # Per stage: the vars its backward has (the needed ones, what recomputing reads), and
+    # those it recomputes.
+    reads: list[set[str]] = field(default_factory=list)
+    recomputed: list[set[str]] = field(default_factory=list)
 
     def value(self, node: int) -> Arg:
         """The VALUE argument holding node ``node`` (a state part: its new state's)."""
@@ -178,21 +189,58 @@ def _spaces(schedule: Schedule, kernels: list[StageKernel | None]) -> dict[int, 
     return spaces
 
 
+def _cheap(rule: ScalarRule) -> bool:
+    """True for a forward rule of arithmetic only (and abs, min, max): recomputing it in the
+    backward costs less than saving it, and gives the same number."""
+    return all(
+        not isinstance(n, ast.Call) or (isinstance(n.func, ast.Name) and n.func.id in _CHEAP)
+        for n in ast.walk(ast.parse(rule.forward, mode="eval"))
+    )
+
+
 def _saves(layout: Layout, stage: int, kernel: StageKernel) -> None:
-    slots, width = {}, 0
+    """Which needed locals stage ``stage`` saves, and which its backward recomputes: a
+    cheap op of values the backward has anyway (a state the step read, a saved value, a
+    kept target, a constant) is recomputed, not saved. Parameters are not recomputed from:
+    one changed in place before the backward would change the gradient silently."""
+    program, slots, width = layout.program, {}, 0
+    at_hand: set[str] = set()  # vars the backward gets without a save of their own
+    recomputable: set[str] = set()
+    for loop in kernel.loops:
+        for loc in loop.locals:
+            var, node = loc.var, program.nodes[loc.node]
+            if loc.load:
+                home = program.home(loc.node)
+                kept = layout.spaces[home] is not Space.ROWS
+                if kept and node.kind not in ("row", "vector", "weight"):
+                    at_hand.add(var)
+                if not kept and var in kernel.needed:
+                    slots[var] = SaveSlot(width, 1 if loc.fixed else loop.width)
+                    width += slots[var].width
+            elif var in kernel.needed and layout.stored(stage, loc) is not None:
+                at_hand.add(var)
+            elif (
+                node.op not in FAST_FLOAT32
+                and _cheap(node.rule)
+                and all(isinstance(o, Number) or o in at_hand for o in loc.operands)
+            ):
+                recomputable.add(var)
+                at_hand.add(var)
+            elif var in kernel.needed:
+                slots[var] = SaveSlot(width, 1 if loc.fixed else loop.width)
+                width += slots[var].width
+                at_hand.add(var)
     by_var = kernel.locals()
-    loops = {loc.var: loop for loop in kernel.loops for loc in loop.locals}
-    for var in sorted(kernel.needed, key=lambda v: int(v[1:])):
-        loc = by_var[var]
-        if loc.load:
-            if layout.spaces[layout.program.home(loc.node)] is not Space.ROWS:
-                continue
-        elif layout.stored(stage, loc) is not None:
-            continue
-        size = 1 if loc.fixed else loops[var].width
-        slots[var] = SaveSlot(width, size)
-        width += size
+    reads, todo = set(), list(kernel.needed)
+    while todo:  # the needed vars and what recomputing them reads
+        var = todo.pop()
+        if var not in reads:
+            reads.add(var)
+            if var in recomputable:
+                todo += [o for o in by_var[var].operands if isinstance(o, str)]
     layout.saves[stage], layout.save_widths[stage] = slots, width
+    layout.recomputed[stage] = recomputable & reads
+    layout.reads[stage] = reads
 
 
 def _signature(layout: Layout, arg: Arg) -> Counter:
@@ -210,18 +258,30 @@ def _signature(layout: Layout, arg: Arg) -> Counter:
 
 
 def _share_gradients(layout: Layout) -> None:
-    """``alias`` and ``sums``: rows and vectors whose gradients a matmul's gradient is."""
+    """``alias``: rows whose gradient a matmul's gradient is; ``sums``: vectors whose
+    gradient is the sum over steps and rows of a matmul's or (unshared) row's."""
     program = layout.program
     lefts = {program.nodes[m].inputs[0] for m in program.leaves("matmul")}
     matmuls = [m for m in program.leaves("matmul") if m not in lefts]
     signatures = {m: _signature(layout, Arg(Role.GRAD, m)) for m in matmuls}
-    for kind, table in (("row", layout.alias), ("vector", layout.sums)):
-        for i in program.leaves(kind):
-            mine = _signature(layout, Arg(Role.GRAD, i))
-            for m in matmuls if mine else ():
-                if program.nodes[m].width == program.nodes[i].width and signatures[m] == mine:
-                    table[Arg(Role.GRAD, i)] = Arg(Role.GRAD, m)
-                    break
+
+    def partner(i: int, candidates: list[int]) -> Arg | None:
+        mine = _signature(layout, Arg(Role.GRAD, i))
+        for m in candidates if mine else ():
+            if program.nodes[m].width == program.nodes[i].width and signatures[m] == mine:
+                return Arg(Role.GRAD, m)
+        return None
+
+    for i in program.leaves("row"):
+        shared = partner(i, matmuls)
+        if shared is not None:
+            layout.alias[Arg(Role.GRAD, i)] = shared
+    rows = [i for i in program.leaves("row") if Arg(Role.GRAD, i) not in layout.alias]
+    signatures.update({i: _signature(layout, Arg(Role.GRAD, i)) for i in rows})
+    for i in program.leaves("vector"):
+        shared = partner(i, matmuls + rows)
+        if shared is not None:
+            layout.sums[Arg(Role.GRAD, i)] = shared
 
 
 def _writes(layout: Layout, schedule: Schedule) -> list[tuple[WriteKey, Arg, tuple | None]]:
@@ -296,6 +356,8 @@ def plan_memory(schedule: Schedule, kernels: list[StageKernel | None]) -> Layout
         _spaces(schedule, kernels),
         [{} for _ in range(stages)],
         [0] * stages,
+        reads=[set() for _ in range(stages)],
+        recomputed=[set() for _ in range(stages)],
     )
     for stage, kernel in enumerate(kernels):
         if kernel is not None:

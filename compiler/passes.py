@@ -83,7 +83,14 @@ class PassArrays:
             self.bind(Arg(Role.VALUE, step.program.home(node)))[steps] = leaves[node]
         for node, shape in step.fixed_shapes:
             array = leaves[node] if shape is None else leaves[node].reshape(shape)
-            self.arrays[Arg(Role.VALUE, node)] = np.ascontiguousarray(array, dtype=self.dtype)
+            # A weight stays as given (often a transposed view): the products read
+            # contiguous copies made from it (WEIGHT, WEIGHT_T).
+            fits = shape is None and step.program.nodes[node].kind == "weight"
+            self.arrays[Arg(Role.VALUE, node)] = (
+                np.asarray(array, dtype=self.dtype)
+                if fits
+                else np.ascontiguousarray(array, dtype=self.dtype)
+            )
 
     def bind(self, arg: Arg) -> np.ndarray:
         """The array ``arg`` stands for in this pass (made now if it is new)."""
@@ -129,7 +136,14 @@ def _product(run: PassArrays, action: Product, bind: Binder) -> StepCall:
         array = bind(arg)
         return array if run.layout.space(arg) is Space.ROWS else list(array)
 
-    left, out, matrix = per_step(action.left), per_step(action.out), bind(action.rows).T
+    # BLAS wants the matrix itself C-contiguous (a transposed view costs it 2-3x at these
+    # sizes): the other of the two layouts the drivers read rows from.
+    role = Role.WEIGHT_T if action.rows.role is Role.WEIGHT else Role.WEIGHT
+    left, out, matrix = (
+        per_step(action.left),
+        per_step(action.out),
+        bind(Arg(role, action.rows.node)),
+    )
     left_tp, out_tp, add = action.left_at == "tp", action.out_at == "tp", action.add
 
     def product(t: int, tp: int) -> None:

@@ -138,10 +138,13 @@ class _StageText:
         return seeds
 
     def _backward_body(self, fn: FunctionText, loop: Loop) -> list[str]:
+        stage = self.kernel.stage
+        reads, recomputed = self.layout.reads[stage], self.layout.recomputed[stage]
         body = [
-            f"{loc.var} = {self._reload(fn, loc, loop.width)}"
+            f"{loc.var} = "
+            + (self.rule_value(loc) if loc.var in recomputed else self._reload(fn, loc, loop.width))
             for loc in loop.locals
-            if loc.var in self.kernel.needed
+            if loc.var in reads
         ]
         owners = loop.adjoint_owners(self.program)
         contributions = loop.contributions(self.program)

@@ -88,7 +88,8 @@ class CompiledStep:
         reads |= set(program.leaves("weight"))
         for kernel in layout.kernels:
             if kernel is not None:
-                reads |= {kernel.locals()[v].node for v in kernel.needed}
+                found = kernel.locals()
+                reads |= {found[v].node for v in layout.reads[kernel.stage] if found[v].load}
         return {i for i in reads if program.nodes[i].kind in ("state", *_KINDS)}
 
     def _backward_arrays(self) -> set[Arg]:
