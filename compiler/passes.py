@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from .buffers import POOL
 from .memory import Arg, Layout, Role, Space
 from .step_plan import Action, KernelCall, Product, Zero
 
@@ -114,7 +115,7 @@ class PassArrays:
             shape = (self.batch, made.width)
         else:
             shape = (made.width,)
-        return (np.zeros if made.zeroed else np.empty)(shape, self.dtype)
+        return POOL.take(shape, self.dtype, made.zeroed)
 
     def keep_only(self, kept: set[Arg]) -> None:
         """Free the arrays not in ``kept`` (the forward's, once it is done with them)."""

@@ -79,6 +79,7 @@ COMPILER_MODULES = ["tinygrad_lstm.compiler"] + [
         "drivers",
         "matmul",
         "replay",
+        "buffers",
         "passes",
         "runtime",
         "pipeline",
