@@ -115,7 +115,7 @@ class FunctionText:
         sizes = [f"    {n} = dims[{k}]" for k, n in enumerate(self.sizes.names.values())]
         return "\n".join(
             [
-                "@numba.njit(cache=True, error_model='numpy')",
+                "@numba.njit(cache=True, error_model='numpy', inline='always')",
                 f"def {self.name}(t, tp, B, dims, {names}):",
                 *(line for line in sizes if line.split()[0] in self.used_sizes),
                 *(f"    {name} = {view}" for name, view in self.fixed_views.items()),
