@@ -25,6 +25,7 @@ says an attribute the step read has changed.
 from __future__ import annotations
 
 import functools
+import operator
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -139,9 +140,11 @@ class CompiledCell:
             for v in trace.values
             if v.source == "param" and v.id in read | {i for c in replay for i in c.inputs}
         ]
-        self._params = [(v.id, v.name.split(".")) for v in params]
+        self._params = [v.id for v in params]
+        # The parameters as they are now (one may have been replaced since the capture).
+        self._read_params = operator.attrgetter(*(v.name for v in params)) if params else None
         self.inputs = OpInputs(
-            trace.x, tuple(v.id for v in params), Replay(trace, replay, read), kinds, self.step
+            trace.x, tuple(self._params), Replay(trace, replay, read), kinds, self.step
         )
 
     def step(self, dtype: DTypeLike | None = None) -> CompiledStep:
@@ -157,10 +160,14 @@ class CompiledCell:
     ) -> tuple[Tensor, Any]:
         """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
         parts = state if self.trace.tupled else (state,)
-        params = [functools.reduce(getattr, path, cell) for _, path in self._params]
-        step = self.step(np.result_type(*(t.dtype for t in (*parts, x, *params))))
+        params = self._read_params(cell) if self._params else ()
+        if not isinstance(params, tuple):
+            params = (params,)
+        dtypes = {t._data.dtype for t in (*parts, x, *params)}
+        step = self.step(dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes))
         small = keep is None and step.small(x.shape[1])
-        _stage("kernel compilation", smoke_test, step, small)
+        if small not in step.tested:
+            _stage("kernel compilation", smoke_test, step, small)
         out = CompiledSequence.apply(
             *parts, x, *params, inputs=self.inputs, steps=x.shape[0], reverse=reverse, keep=keep
         )
