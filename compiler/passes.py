@@ -212,10 +212,13 @@ def backward_loop(run: PassArrays, keep: Keep) -> None:
                 old[gone] += incoming
 
 
-def final_carries(run: PassArrays) -> list[np.ndarray]:
-    """The gradients of the initial state parts, after the backward loop."""
+def final_carries(run: PassArrays) -> list[np.ndarray | None]:
+    """The gradients of the initial state parts, after the backward loop; None for a part
+    the step never reads (as composed gives none)."""
+    program = run.step.program
     role = Role.GRAD if run.steps % 2 == 0 else Role.GRAD_PREV
-    return [run.bind(Arg(role, s)) for s in run.step.program.states]
+    read = {program.nodes[i].slot for i in run.step.leaves["state"]}
+    return [run.bind(Arg(role, s)) if k in read else None for k, s in enumerate(program.states)]
 
 
 def weight_grads(run: PassArrays) -> list[np.ndarray]:
