@@ -40,10 +40,19 @@ class BufferPool:
                     array.fill(0)
                 return array
         array = (np.zeros if zeroed else np.empty)(shape, dtype)
+        if self.size + array.nbytes > self.limit:
+            self._evict()
         if self.size + array.nbytes <= self.limit:
             kept.append(array)
             self.size += array.nbytes
         return array
+
+    def _evict(self) -> None:
+        """Drop every array only the pool holds (of shapes no pass may ask for again)."""
+        for kept in self.arrays.values():
+            held = [a for a in kept if sys.getrefcount(a) > _UNHELD]
+            self.size -= sum(a.nbytes for a in kept) - sum(a.nbytes for a in held)
+            kept[:] = held
 
 
 # The one pool of the process (passes of every compiled cell share it).

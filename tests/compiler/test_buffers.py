@@ -26,9 +26,20 @@ def test_a_reused_array_asked_zeroed_is_zeros():
     assert again.dtype == np.float32 and not again.any()
 
 
-def test_past_its_limit_the_pool_keeps_nothing_more():
+def test_past_its_limit_the_pool_keeps_nothing_more_while_all_are_held():
     pool = BufferPool(limit=100)
     kept = pool.take((10,), np.dtype(np.float64), zeroed=False)  # 80 bytes: kept
-    extra = pool.take((10,), np.dtype(np.float64), zeroed=False)  # 160 > 100: not kept
+    extra = pool.take((10,), np.dtype(np.float64), zeroed=False)  # 80 more: not kept
     assert pool.size == 80 and extra is not kept
     assert len(pool.arrays[((10,), np.dtype(np.float64))]) == 1
+
+
+def test_at_its_limit_the_pool_drops_what_no_one_holds_for_what_is_asked_now():
+    """A pool full of arrays of shapes no pass asks for any more (a layer of another size
+    ran before) would otherwise keep new arrays out, and every pass fault its pages in."""
+    pool = BufferPool(limit=100)
+    old = pool.take((10,), np.dtype(np.float64), zeroed=False)  # 80 bytes, then let go
+    del old
+    new = pool.take((12,), np.dtype(np.float32), zeroed=False)  # 48 bytes: 128 > 100
+    assert pool.size == 48 and pool.arrays[((12,), np.dtype(np.float32))][0] is new
+    assert pool.arrays[((10,), np.dtype(np.float64))] == []
