@@ -10,16 +10,11 @@ stage kernels'.
 
 from __future__ import annotations
 
-from .memory import Arg, Layout, Role, Space
+from .memory import Arg, Layout, Space
 from .schedule import Schedule
 from .step_plan import Action, KernelCall, Product, Zero, backward_actions, forward_actions
 
-__all__ = ["carried", "driver_source"]
-
-
-def carried(layout: Layout) -> list[tuple[Arg, Arg]]:
-    """Per state part, its two carried gradients (of the new state, of the state read)."""
-    return [(Arg(Role.GRAD, s), Arg(Role.GRAD_PREV, s)) for s in layout.program.states]
+__all__ = ["driver_source"]
 
 
 def _at(layout: Layout, arg: Arg, at: str) -> str:
@@ -68,7 +63,7 @@ def driver_source(
     forward, forward_args = _driver("pass_forward", "range(times.shape[0])", body, used)
     used = []
     body = _lines(layout, backward_actions(schedule, layout), kernel_args, used)
-    for new, old in carried(layout):
+    for new, old in layout.carried():
         used += [new, old]
         body.append(f"{new.name}, {old.name} = {old.name}, {new.name}")
     order = "range(times.shape[0] - 1, -1, -1)"

@@ -72,9 +72,6 @@ class Loop:
     locals: list[Local] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
 
-    def local(self, var: str) -> Local | None:
-        return next((loc for loc in self.locals if loc.var == var), None)
-
     def contributions(self, program: StepProgram) -> dict[str, list[tuple[Local, str]]]:
         """Per var, the (consumer, derivative rule) pairs that add to its adjoint."""
         out: dict[str, list[tuple[Local, str]]] = {loc.var: [] for loc in self.locals}

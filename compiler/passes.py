@@ -193,7 +193,7 @@ def backward_loop(run: PassArrays, keep: Keep) -> None:
     """BPTT in Python (BLAS products), the carried gradients swapped after each step by
     alternating two bindings; with ``keep``, a finished sequence's state gradient passes
     the step by."""
-    pairs = [(Arg(Role.GRAD, s), Arg(Role.GRAD_PREV, s)) for s in run.step.program.states]
+    pairs = run.layout.carried()
     swap = {**dict(pairs), **{old: new for new, old in pairs}}
     binders = [run.bind, lambda arg: run.bind(swap.get(arg, arg))]  # even, odd steps
     calls = [_step_calls(run, run.step.backward_actions, bind) for bind in binders]

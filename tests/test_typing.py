@@ -72,6 +72,7 @@ COMPILER_MODULES = ["tinygrad_lstm.compiler"] + [
         "sinking",
         "kernel_ir",
         "memory",
+        "gradient_writes",
         "function_text",
         "fission",
         "render",
