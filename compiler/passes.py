@@ -75,10 +75,7 @@ class PassArrays:
         self.step, self.layout = step, step.layout
         self.dtype, self.steps = step.dtype, steps
         self.batch = leaves[step.leaves["state"][0]].shape[0]
-        times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
-        self.times, self.time_array = times.tolist(), times
-        self.previous = np.empty(steps, np.int64)
-        self.previous[0], self.previous[1:] = steps, times[:-1]
+        self.times, self.time_array, self.previous = step.order(steps, reverse)
         self.arrays: dict[Arg, np.ndarray] = {}
         for node in step.leaves["state"]:
             self.bind(Arg(Role.VALUE, step.program.home(node)))[steps] = leaves[node]

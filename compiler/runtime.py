@@ -77,6 +77,7 @@ class CompiledStep:
         self.reads = sorted(self._backward_reads())
         self.backward_arrays = self._backward_arrays()
         self._specs: dict[Arg, Spec] = {}
+        self._orders: dict[tuple[int, bool], tuple] = {}
         self._load, self._module = load, None
         self._functions: dict | None = None
         self.tested: set[bool] = set()  # the paths smoke_test has run: driver or loop
@@ -102,6 +103,19 @@ class CompiledStep:
             a, w = self.program.nodes[m].inputs
             kept |= {self.layout.value(a), Arg(Role.VALUE, w)}
         return {a for a in kept if a.role in (Role.VALUE, Role.SAVES, Role.WEIGHT_T)}
+
+    def order(self, steps: int, reverse: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The time indices of a pass in the order it runs (as a list and an array), and
+        the step each one reads its state from (``steps``, where the initial state is
+        kept, for the first). Made once per length and direction; never written."""
+        key = (steps, reverse)
+        found = self._orders.get(key)
+        if found is None:
+            times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
+            previous = np.empty(steps, np.int64)
+            previous[0], previous[1:] = steps, times[:-1]
+            found = self._orders[key] = (times.tolist(), times, previous)
+        return found
 
     def spec(self, arg: Arg) -> Spec:
         """How a pass makes ``arg``'s array (passes.py), worked out once."""
@@ -150,9 +164,9 @@ def run_backward(
     program's leaves by kind ("state", "row", "weight", "vector"), in slot order."""
     step, program, leaves = run.step, run.step.program, run.step.leaves
     for s, g in zip(program.states, dfinal):
-        carry = np.zeros((run.batch, program.nodes[s].width), run.dtype)
-        if g is not None:
-            carry += g
+        shape = (run.batch, program.nodes[s].width)
+        # A copy either way: the drivers write the carried gradient in place.
+        carry = np.zeros(shape, run.dtype) if g is None else np.array(g, run.dtype, order="C")
         run.arrays[Arg(Role.GRAD, s)] = carry
     output = program.output
     if dy is None:
