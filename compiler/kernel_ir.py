@@ -6,11 +6,14 @@ scalar ``Local`` of the loop body: a load (from a state, hoisted-row, matmul or 
 stage buffer at step t or tp, or a vector at column j) or an op on earlier locals and
 literals. A slice costs nothing (its consumer reads the input at a shifted column:
 ``split(a + b, 4)[1]`` at column j is ``a[b, j + H] + b[b, j + H]``), and a value read
-twice at one column is computed once.
+twice at one column is computed once. A width-1 operand of a wider op is read at a fixed
+column (``fixed``), the same for every j.
 
-Every array a kernel or a driver takes is an ``Arg``: a ``Role`` and the node whose array
-it is. The renderer (render.py) names them; the runtime (runtime.py) binds them to arrays;
-neither parses the other's text.
+The backward of a loop needs, per local, its *adjoint* (d loss / d local).
+``Loop.adjoint_owners`` says which locals share one: a local whose only consumer passes its
+gradient on unchanged (an add's ``g``) has its consumer's adjoint. Two loads with one
+adjoint owner receive the same gradient, which lets two gradient arrays be one
+(memory.py).
 """
 
 from __future__ import annotations
@@ -18,46 +21,12 @@ from __future__ import annotations
 import ast
 import itertools
 from dataclasses import dataclass, field
-from enum import Enum
 
 from .errors import NotFusible
 from .program import LEAF_KINDS, PNode, StepProgram
 from .schedule import Schedule
 
-__all__ = [
-    "Arg",
-    "Number",
-    "Local",
-    "Loop",
-    "Role",
-    "StageKernel",
-    "Target",
-    "lower_stages",
-]
-
-
-class Role(Enum):
-    """What an argument array holds for its node."""
-
-    VALUE = "v"  # the node's values: (T[+1], B, W), or (W,) for a vector or const
-    SAVED = "s"  # values the forward saved for the backward: (T, B, W)
-    GRAD = "d"  # the node's gradient, added to: shaped as its VALUE
-    WEIGHT = "w"  # a matmul's weight as (N, K) rows, for the in-kernel forward product
-    WEIGHT_T = "u"  # the same weight as (K, N) rows, for the backward product
-    SCRATCH = "p"  # a (B, K) product, the backward product's scratch
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One array argument: ``role`` of node ``node`` (for WEIGHT/WEIGHT_T/SCRATCH the
-    matmul node)."""
-
-    role: Role
-    node: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.role.value}{self.node}"
+__all__ = ["Local", "Loop", "Number", "StageKernel", "Target", "lower_stages", "names_in"]
 
 
 @dataclass(frozen=True)
@@ -69,15 +38,16 @@ class Number:
 
 @dataclass
 class Local:
-    """One scalar of a loop body: ``var`` holds node ``node`` at column ``column`` (an index
-    expression over j and the size names), loaded (``op`` empty) or computed."""
+    """One scalar of a loop body: ``var`` holds node ``node`` at column ``j + offset`` (at
+    column ``offset`` when ``fixed``), loaded (``load``) or computed from ``operands``."""
 
     var: str
     node: int
-    column: str
+    offset: int
+    fixed: bool = False
     operands: tuple[str | Number, ...] = ()
     load: bool = False
-    at: str | None = None  # a load from a (T, B, W) buffer: "t" or "tp"; a vector: None
+    at: str | None = None  # a load from a per-step buffer: "t" or "tp"; a vector: None
     # Set once the stage is built: for an op, which operands take a gradient; for a load,
     # whether its node does.
     grad_operands: tuple[bool, ...] = ()
@@ -102,23 +72,45 @@ class Loop:
     locals: list[Local] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
 
-    def local(self, var: str) -> Local | None:
-        return next((loc for loc in self.locals if loc.var == var), None)
+    def contributions(self, program: StepProgram) -> dict[str, list[tuple[Local, str]]]:
+        """Per var, the (consumer, derivative rule) pairs that add to its adjoint."""
+        out: dict[str, list[tuple[Local, str]]] = {loc.var: [] for loc in self.locals}
+        for loc in self.locals:
+            if loc.load:
+                continue
+            rule = program.nodes[loc.node].rule
+            for operand, grad, wanted in zip(loc.operands, rule.grads, loc.grad_operands):
+                if isinstance(operand, str) and grad is not None and wanted:
+                    out[operand].append((loc, grad))
+        return out
+
+    def adjoint_owners(self, program: StepProgram) -> dict[str, str]:
+        """Per var, the var whose adjoint it has: its own, or (when its one consumer passes
+        the gradient on as ``g`` and it is no target) that consumer's owner."""
+        targets = {t.var for t in self.targets}
+        contributions = self.contributions(program)
+        owners: dict[str, str] = {}
+        for loc in reversed(self.locals):
+            terms = contributions[loc.var]
+            if len(terms) == 1 and terms[0][1].strip() == "g" and loc.var not in targets:
+                owners[loc.var] = owners[terms[0][0].var]
+            else:
+                owners[loc.var] = loc.var
+        return owners
 
 
 @dataclass
 class StageKernel:
-    """The two functions of one stage: their loops, the op nodes the forward saves for the
-    backward (``saved``), the locals the backward reads (``needed``; ``reads``: the nodes
-    of those that are loads) and the arguments of each function after ``(t, tp, B, dims)``."""
+    """The loops of one stage, and the locals whose values its backward reads
+    (``needed``: those its derivative rules name)."""
 
     stage: int
     loops: list[Loop]
-    saved: list[int]
     needed: set[str]
-    forward_args: list[Arg]
-    backward_args: list[Arg]
-    reads: set[int] = field(default_factory=set)  # nodes whose loads the backward needs
+
+    def locals(self) -> dict[str, Local]:
+        """Every local of the stage by var (vars are unique in a stage)."""
+        return {loc.var: loc for loop in self.loops for loc in loop.locals}
 
 
 class _LoopBuilder:
@@ -126,29 +118,23 @@ class _LoopBuilder:
 
     def __init__(self, stage: _Stage, width: int):
         self.stage, self.loop = stage, Loop(width)
-        self.memo: dict[tuple, str] = {}
+        self.memo: dict[tuple, str | Number] = {}
 
-    def column(self, base: str, offsets: tuple[int, ...]) -> str:
-        terms = ([base] if base == "j" else []) + [self.stage.size_names[o] for o in offsets]
-        return " + ".join(terms) or "0"
-
-    def emit(self, node: int, base: str, offsets: tuple[int, ...]) -> str | Number:
-        offsets = tuple(sorted(o for o in offsets if o))
-        key = (node, base, offsets)
+    def emit(self, node: int, fixed: bool, offset: int) -> str | Number:
+        key = (node, fixed, offset)
         if key not in self.memo:
-            self.memo[key] = self._make(node, base, offsets)
+            self.memo[key] = self._make(node, fixed, offset)
         return self.memo[key]
 
-    def _make(self, i: int, base: str, offsets: tuple[int, ...]) -> str | Number:
+    def _make(self, i: int, fixed: bool, offset: int) -> str | Number:
         stage, n = self.stage, self.stage.nodes[i]
         if n.kind == "number":
             return Number(n.value)
         if n.kind == "slice":
-            return self.emit(n.inputs[0], base, offsets + (n.offset,))
-        column = self.column(base, offsets)
+            return self.emit(n.inputs[0], fixed, offset + n.offset)
         if n.kind in LEAF_KINDS or n.kind == "matmul" or stage.is_input(i):
             at = None if n.kind in ("vector", "const") else ("tp" if n.kind == "state" else "t")
-            return self._add(Local("", i, column, load=True, at=at))
+            return self._add(Local("", i, offset, fixed, load=True, at=at))
         if n.kind == "concat":
             raise NotFusible(
                 f"concat %{i} is read by an op of the stage that makes it; "
@@ -157,8 +143,8 @@ class _LoopBuilder:
         operands = []
         for j in n.inputs:
             wide = stage.nodes[j].width != 1 or n.width == 1
-            operands.append(self.emit(j, base if wide else "0", offsets if wide else ()))
-        return self._add(Local("", i, column, tuple(operands)))
+            operands.append(self.emit(j, fixed if wide else True, offset if wide else 0))
+        return self._add(Local("", i, offset, fixed, tuple(operands)))
 
     def _add(self, local: Local) -> str:
         local.var = f"x{next(self.stage.numbers)}"  # unique in the stage: loops share saves
@@ -167,8 +153,8 @@ class _LoopBuilder:
 
 
 class _Stage:
-    def __init__(self, schedule: Schedule, stage: int, size_names: dict[int, str]):
-        self.schedule, self.stage, self.size_names = schedule, stage, size_names
+    def __init__(self, schedule: Schedule, stage: int):
+        self.schedule, self.stage = schedule, stage
         self.program: StepProgram = schedule.program
         self.nodes: tuple[PNode, ...] = self.program.nodes
         self.numbers = itertools.count()
@@ -183,7 +169,7 @@ class _Stage:
             column = 0
             for part, width in parts:
                 builder = builders.setdefault(width, _LoopBuilder(self, width))
-                var = builder.emit(part, "j", ())
+                var = builder.emit(part, False, 0)
                 if isinstance(var, Number):
                     raise NotFusible(
                         f"node %{part} (a constant {var.value!r}) is a value the step writes; "
@@ -195,7 +181,7 @@ class _Stage:
 
     def is_input(self, i: int) -> bool:
         """True when node i reaches this stage from memory (made by an earlier stage)."""
-        return self.schedule.level[i] < self.stage
+        return self.schedule.level[i] < self.stage and i not in self.schedule.free
 
     def kernel(self) -> StageKernel:
         by_var = {loc.var: loc for loop in self.loops for loc in loop.locals}
@@ -211,16 +197,7 @@ class _Stage:
         for loc in by_var.values():
             if not loc.load:
                 needed |= self._rule_reads(loc)
-        targets = set(self.schedule.kernels[self.stage])
-        saved = sorted({by_var[v].node for v in needed if not by_var[v].load} - targets)
-        loads = [loc for loc in by_var.values() if loc.load]
-        reads = sorted({self.program.home(loc.node) for loc in loads})
-        values = sorted(set(reads) | targets)
-        forward = [Arg(Role.VALUE, i) for i in values] + [Arg(Role.SAVED, s) for s in saved]
-        wanted = {self.program.home(loc.node) for loc in loads if loc.takes_grad} | targets
-        backward = forward + [Arg(Role.GRAD, i) for i in sorted(wanted)]
-        reads = {loc.node for loc in loads if loc.var in needed}
-        return StageKernel(self.stage, self.loops, saved, needed, forward, backward, reads)
+        return StageKernel(self.stage, self.loops, needed)
 
     def _rule_reads(self, loc: Local) -> set[str]:
         """The locals (operands, output) that ``loc``'s derivative rules read."""
@@ -243,11 +220,9 @@ def names_in(expr: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
 
 
-def lower_stages(schedule: Schedule) -> tuple[list[StageKernel | None], dict[int, str]]:
-    """Per stage its ``StageKernel`` (None for a stage with nothing to compute), and the
-    names of the program's sizes (``n0``, ``n1``, ... read from ``dims`` in the kernels)."""
-    size_names = {s: f"n{i}" for i, s in enumerate(schedule.program.sizes())}
-    kernels: list[StageKernel | None] = []
-    for stage, targets in enumerate(schedule.kernels):
-        kernels.append(_Stage(schedule, stage, size_names).kernel() if targets else None)
-    return kernels, size_names
+def lower_stages(schedule: Schedule) -> list[StageKernel | None]:
+    """Per stage its ``StageKernel`` (None for a stage with nothing to compute)."""
+    return [
+        _Stage(schedule, stage).kernel() if targets else None
+        for stage, targets in enumerate(schedule.kernels)
+    ]

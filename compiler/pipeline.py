@@ -3,19 +3,21 @@
 ``lower(cell, input_size, dtype)`` reads as the stages it runs, each with its own data:
 
     trace    = capture(cell, input_size, dtype)     every op of one step (capture.py)
+    trace    = sink(trace)                          bias adds, splits: into the kernels
     program  = build_program(trace)                 the recurrence, row-wise ops (program.py)
-    replay   = replay_plan(trace, leaves)           what runs before the time loop
+    replay   = replay_plan(trace, leaves)           what runs before the time loop (replay.py)
     schedule = Schedule.of(program)                 stages cut at the matmuls (schedule.py)
     kernels  = lower_stages(schedule)               typed loops per stage (kernel_ir.py)
-    source   = render(schedule, kernels, ...)       Numba source (render.py, drivers.py)
+    layout   = plan_memory(schedule, kernels)       where each value and gradient lives
+    source   = render(schedule, layout, dtype)      Numba source (render.py, drivers.py)
     module   = load_module(source)                  on first use (runtime.py)
 
 A step the compiler cannot prove equal to composed raises ``NotFusible`` naming why; a
 failure of a stage itself is a ``CompilerError`` naming the stage.
 
-``CompiledCell.run`` is one (layer, direction) pass: it replays the ``once`` calls
-(parameters only) and the ``hoisted`` calls (x_t and parameters, on all T*B rows at once)
-through autograd, then runs the recurrence as one ``CompiledSequence`` op.
+``CompiledCell.run`` is one (layer, direction) pass as one ``CompiledSequence`` op, which
+replays the ``once`` calls (parameters only) and the ``hoisted`` calls (x_t and
+parameters, on all T*B rows at once) inside itself, then runs the recurrence.
 ``compiled_cell(cell, ...)`` keeps one per cell and re-lowers it when a guard (guards.py)
 says an attribute the step read has changed.
 """
@@ -23,6 +25,7 @@ says an attribute the step read has changed.
 from __future__ import annotations
 
 import functools
+import operator
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -32,16 +35,19 @@ import numpy as np
 from numpy.typing import DTypeLike
 from tinygrad_lstm.ops.kernel_cache import load_module as _load
 
-from tinygrad_lstm import Module, Parameter, Tensor, no_grad
+from tinygrad_lstm import Module, Tensor, no_grad
 
 from .capture import Call, StepTrace, capture
 from .errors import CompilerError, NotFusible
 from .guards import Guard
 from .kernel_ir import lower_stages
+from .memory import plan_memory
 from .program import Leaves, StepProgram, build_program, check_row_wise
 from .render import render
-from .runtime import CompiledSequence, CompiledStep, smoke_test
+from .replay import Replay
+from .runtime import CompiledSequence, CompiledStep, OpInputs, smoke_test
 from .schedule import Schedule
+from .sinking import sink
 
 __all__ = ["CompiledCell", "compiled_cell", "lower"]
 
@@ -85,12 +91,13 @@ def _kernels(program: StepProgram, dtype: np.dtype) -> CompiledStep:
     step = _STEPS.get(key)
     if step is None:
         schedule = _stage("schedule", Schedule.of, program)
-        kernels, sizes = _stage("kernel lowering", lower_stages, schedule)
-        source = _stage("code generation", render, schedule, kernels, sizes, dtype)
+        kernels = _stage("kernel lowering", lower_stages, schedule)
+        layout = _stage("memory plan", plan_memory, schedule, kernels)
+        source = _stage("code generation", render, schedule, layout, dtype)
         load = functools.partial(
             _load, f"step_{np.dtype(dtype).name}", dependencies=_GENERATOR_FILES
         )
-        step = _STEPS[key] = CompiledStep(schedule, source, dtype, load)
+        step = _STEPS[key] = CompiledStep(schedule, layout, source, dtype, load)
     return step
 
 
@@ -101,6 +108,7 @@ def lower(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCell:
     dtype = np.dtype(dtype)
     guard = Guard(cell)
     trace = _stage("capture", capture, cell, input_size, dtype)
+    trace = _stage("sinking", sink, trace)
     program, leaves = _stage("program", build_program, trace)
     replay = _stage("replay plan", replay_plan, trace, leaves)
     compiled = CompiledCell(type(cell).__name__, trace, program, leaves, replay, guard, dtype)
@@ -123,55 +131,49 @@ class CompiledCell:
     ) -> None:
         self.cell_type, self.trace, self.program, self.leaves = cell_type, trace, program, leaves
         self.replay, self.guard, self.dtype = replay, guard, dtype
-        self._params = [(v.id, v.name) for v in trace.values if v.source == "param"]
+        self._steps: dict[np.dtype, CompiledStep] = {}
         self._first_steps: dict[tuple, list] = {}  # see _check_first_step
+        kinds = {"row": leaves.row, "weight": leaves.weight, "vector": leaves.vector}
+        kinds["const"] = leaves.const
+        read = {i for k in kinds.values() for i in k}
+        params = [
+            v
+            for v in trace.values
+            if v.source == "param" and v.id in read | {i for c in replay for i in c.inputs}
+        ]
+        self._params = [v.id for v in params]
+        # The parameters as they are now (one may have been replaced since the capture).
+        self._read_params = operator.attrgetter(*(v.name for v in params)) if params else None
+        self.inputs = OpInputs(
+            trace.x, tuple(self._params), Replay(trace, replay, read), kinds, self.step
+        )
 
     def step(self, dtype: DTypeLike | None = None) -> CompiledStep:
         """The ``CompiledStep`` (schedule, source, kernels) for ``dtype`` (the trace's)."""
-        return _kernels(self.program, self.dtype if dtype is None else dtype)
-
-    def _leaf_tensors(self, cell: Module, x: Tensor) -> dict[str, list[Tensor]]:
-        """The once/hoisted values the program reads, computed through autograd."""
-        steps, batch = x.shape[0], x.shape[1]
-        rows = steps * batch
-        values = self.trace.values
-        env: dict[int, Any] = {self.trace.x: x.reshape(rows, x.shape[2])}
-        env.update({vid: _parameter(cell, name) for vid, name in self._params})
-        for v in values:
-            if v.source == "const":
-                data = v.tensor._data
-                env[v.id] = (
-                    Tensor(np.broadcast_to(v.row(), (rows, *data.shape[1:])))
-                    if v.batched
-                    else v.tensor
-                )
-        for call in self.replay:
-            out = call.fn.apply(*(env[i] for i in call.inputs), **call.attrs)
-            for vid, t in zip(call.outputs, out if isinstance(out, tuple) else (out,)):
-                env[vid] = t
-        found = self.leaves
-        return {
-            "row": [env[v].reshape(steps, batch, env[v].shape[-1]) for v in found.row],
-            "weight": [env[v] for v in found.weight],
-            "vector": [env[v] for v in found.vector],
-            "const": [env[v] for v in found.const],
-        }
+        dtype = self.dtype if dtype is None else dtype
+        step = self._steps.get(dtype)
+        if step is None:  # hashing the program is slow: once per dtype, not per pass
+            step = self._steps[dtype] = _kernels(self.program, dtype)
+        return step
 
     def run(
         self, cell: Module, x: Tensor, state: Any, reverse: bool, keep: np.ndarray | None
     ) -> tuple[Tensor, Any]:
         """One pass over x (T, N, I) from ``state``: (outputs (T, N, O), final state)."""
         parts = state if self.trace.tupled else (state,)
-        leaves = self._leaf_tensors(cell, x)
-        inputs = [*parts, *leaves["row"], *leaves["weight"], *leaves["vector"], *leaves["const"]]
-        dtype = np.result_type(*(t.dtype for t in inputs))
-        if any(p.dtype != dtype for p in parts):
-            self._check_first_step(cell, tuple(p.dtype for p in parts), dtype)
+        params = self._read_params(cell) if self._params else ()
+        if not isinstance(params, tuple):
+            params = (params,)
+        dtypes = {t._data.dtype for t in (*parts, x, *params)}
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
+        if any(p._data.dtype != dtype for p in parts):
+            self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
         step = self.step(dtype)
         small = keep is None and step.small(x.shape[1])
-        _stage("kernel compilation", smoke_test, step, small)
+        if small not in step.tested:
+            _stage("kernel compilation", smoke_test, step, small)
         out = CompiledSequence.apply(
-            *inputs, step=step, steps=x.shape[0], reverse=reverse, keep=keep
+            *parts, x, *params, inputs=self.inputs, steps=x.shape[0], reverse=reverse, keep=keep
         )
         return out[0], (tuple(out[1:]) if self.trace.tupled else out[1])
 
@@ -187,9 +189,10 @@ class CompiledCell:
             env[x.id] = Tensor(np.zeros((1, *x.shape[1:]), x.tensor.dtype))
             for k, s in enumerate(self.trace.states):
                 env[s] = Tensor(np.zeros((1, *values[s].shape[1:]), parts[k]))
-            env.update({vid: _parameter(cell, name) for vid, name in self._params})
             for v in values:
-                if v.source == "const":  # a number takes the dtype of its op's other input
+                if v.source == "param":
+                    env[v.id] = functools.reduce(getattr, v.name.split("."), cell)
+                elif v.source == "const":  # a number takes the dtype of its op's other input
                     data = v.tensor._data
                     env[v.id] = (
                         float(data) if data.ndim == 0 else Tensor(v.row() if v.batched else data)
@@ -224,8 +227,3 @@ def compiled_cell(cell: Module, input_size: int, dtype: DTypeLike) -> CompiledCe
         per_cell.pop(key, None)
         compiled = per_cell[key] = lower(cell, input_size, dtype)
     return compiled
-
-
-def _parameter(cell: Module, name: str) -> Parameter:
-    """The cell's parameter ``name`` ("weight_ih", "sub.weight") as it is now."""
-    return functools.reduce(getattr, name.split("."), cell)

@@ -1,29 +1,22 @@
 """The fused sequence op of a compiled cell: a whole pass over T steps as one recorded op.
 
-Forward, per step t: each stage's generated kernel, then that stage's matmuls
-(``np.dot(a, W, out=...)`` on BLAS, or, for small steps, the whole pass in one generated
-driver). Every value a later stage, the backward or the caller reads lives in a (T, B, W)
-buffer, so nothing is copied between steps.
+``CompiledSequence`` takes the initial state parts, x (T, B, I) and the cell's parameters.
+Its forward replays the calls that do not read the state (replay.py: the input projection
+on all T*B rows, the weights transposed...), then runs the recurrence (passes.py): per
+step, each stage's generated kernel and that stage's matmuls, on BLAS or, for small steps,
+the whole pass in one generated driver. Its backward is BPTT, per step from the last one
+run back to the first; then the weight gradients as one GEMM per matmul over all steps,
+and the replay's backward (the input projection's gradients: one GEMM each).
 
-Backward is BPTT, per step from the last one run back to the first: the step's incoming
-gradients (of its output and of its new state, carried from the step after), then for each
-stage from the last down: the backward of its matmuls, ``da += dm @ W^T``, and its
-generated backward kernel. The weight gradients are one GEMM per matmul over all steps,
-``dW = sum_t a_t^T dm_t``, after the loop; a parameter vector's gradient is summed over
-rows and steps inside the kernels.
-
-With ``keep`` (T, B) given (variable lengths), a sequence past its end keeps its state and
-writes zeros, as the composed runner does: the state's gradient passes such a step by.
-Selections, never products with a mask, so a NaN in the padding stays there.
-
-The op saves the arrays it was given that its backward reads (``ctx.save_for_backward``):
-an in-place change of one of them between forward and backward is refused, as composed
-refuses it; an array the backward does not read (a bias that is only added) may change.
+The op saves the arrays its backward reads (``ctx.save_for_backward``): an in-place change
+of one of them between forward and backward is refused, as composed refuses it; an array
+the backward does not read (a bias that is only added) may change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -31,51 +24,105 @@ from numpy.typing import DTypeLike
 
 from tinygrad_lstm import Context, Function
 
-from .kernel_ir import Arg, Role
+from .memory import Arg, Layout, Role
+from .passes import (
+    Keep,
+    PassArrays,
+    Spec,
+    backward_loop,
+    final_carries,
+    forward_loop,
+    spec,
+    vector_grads,
+    weight_grads,
+)
 from .render import Source
+from .replay import Replay
 from .schedule import Schedule
+from .step_plan import backward_actions, forward_actions
 
-__all__ = ["SMALL_STEP", "CompiledSequence", "CompiledStep", "PassArrays", "smoke_test"]
+__all__ = ["SMALL_STEP", "CompiledSequence", "CompiledStep", "OpInputs", "smoke_test"]
 
 # Up to this many multiply-adds in a step's matmuls, the whole pass runs in one Numba call
 # (the drivers); past it, a Python loop calls BLAS and the stage kernels per step.
 SMALL_STEP = 2**18
-# With variable lengths, (T, B) bools: is sequence b still running at step t.
-Keep = np.ndarray | None
-_LEAVES = ("state", "row", "weight", "vector", "const")
+_KINDS = ("row", "weight", "vector", "const")
 
 
 class CompiledStep:
-    """A program's schedule, its generated source and (loaded on first use) its kernels."""
+    """A program's schedule, memory plan, generated source and (loaded on first use) its
+    kernels, for one dtype."""
 
     def __init__(
         self,
         schedule: Schedule,
+        layout: Layout,
         source: Source,
         dtype: DTypeLike,
         load: Callable[[str], ModuleType],
     ) -> None:
-        self.schedule, self.program, self.source = schedule, schedule.program, source
+        self.schedule, self.layout, self.source = schedule, layout, source
+        self.program = schedule.program
         self.dtype = np.dtype(dtype)
-        self.dims = np.array(self.program.sizes(), np.int64)
-        self.leaves = {k: self.program.leaves(k) for k in (*_LEAVES, "matmul")}
-        self.backward_reads = self._backward_reads()
+        self.dims = np.array(source.dims, np.int64)
+        self.forward_actions = forward_actions(schedule, layout)
+        self.backward_actions = backward_actions(schedule, layout)
+        self.leaves = {k: self.program.leaves(k) for k in ("state", "matmul", *_KINDS)}
+        # The leaves a pass takes as they are, or flattened (a vector given as (1, n)).
+        self.fixed_shapes = [
+            (i, (-1,) if kind in ("vector", "const") else None)
+            for kind in _KINDS
+            for i in self.leaves[kind]
+        ]
+        self.reads = sorted(self._backward_reads())
+        self.backward_arrays = self._backward_arrays()
+        self._specs: dict[Arg, Spec] = {}
+        self._orders: dict[tuple[int, bool], tuple] = {}
         self._load, self._module = load, None
+        self._functions: dict | None = None
         self.tested: set[bool] = set()  # the paths smoke_test has run: driver or loop
 
-    def _backward_reads(self) -> list[bool]:
-        """Per input of ``CompiledSequence`` (states in slot order, then the leaves by kind):
-        whether the backward reads its values. Those it reads are saved for backward, and an
-        in-place change of one before backward is refused, as composed refuses it."""
-        program, nodes = self.program, self.program.nodes
-        read = {i for k in self.source.stages if k is not None for i in k.reads}
-        read |= {nodes[m].inputs[0] for m in self.leaves["matmul"]}
-        read |= set(self.leaves["weight"])
-        states = {nodes[i].slot for i in self.leaves["state"] if i in read}
-        flags = [k in states for k in range(len(program.states))]
-        for kind in _LEAVES[1:]:
-            flags += [i in read for i in self.leaves[kind]]
-        return flags
+    def _backward_reads(self) -> set[int]:
+        """The leaf nodes whose values the backward reads (states: the part's leaf)."""
+        program, layout = self.program, self.layout
+        reads = {program.nodes[m].inputs[0] for m in program.leaves("matmul")}
+        reads |= set(program.leaves("weight"))
+        for kernel in layout.kernels:
+            if kernel is not None:
+                found = kernel.locals()
+                reads |= {found[v].node for v in layout.reads[kernel.stage] if found[v].load}
+        return {i for i in reads if program.nodes[i].kind in ("state", *_KINDS)}
+
+    def _backward_arrays(self) -> set[Arg]:
+        """The arrays of the forward that the backward reads: what its functions take, and
+        the matmuls' weights and left operands (the weight gradients)."""
+        kept = {
+            a for name, args in self.source.args.items() if name.endswith("_backward") for a in args
+        }
+        for m in self.leaves["matmul"]:
+            a, w = self.program.nodes[m].inputs
+            kept |= {self.layout.value(a), Arg(Role.VALUE, w)}
+        return {a for a in kept if a.role in (Role.VALUE, Role.SAVES, Role.WEIGHT_T)}
+
+    def order(self, steps: int, reverse: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The time indices of a pass in the order it runs (as a list and an array), and
+        the step each one reads its state from (``steps``, where the initial state is
+        kept, for the first). Made once per length and direction; never written."""
+        key = (steps, reverse)
+        found = self._orders.get(key)
+        if found is None:
+            times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
+            previous = np.empty(steps, np.int64)
+            previous[0], previous[1:] = steps, times[:-1]
+            found = self._orders[key] = (times.tolist(), times, previous)
+        return found
+
+    def spec(self, arg: Arg) -> Spec:
+        """How a pass makes ``arg``'s array (passes.py), worked out once."""
+        made = self._specs.get(arg)
+        if made is None:
+            made = self._specs[arg] = spec(self.layout, arg)
+        return made
 
     def module(self) -> ModuleType:
         """The generated module (from the kernel cache on first use)."""
@@ -83,15 +130,12 @@ class CompiledStep:
             self._module = self._load(self.source.text)
         return self._module
 
-    def functions(self) -> list:
-        """Per stage, (forward, backward) Numba functions, or None."""
-        module = self.module()
-        return [
-            None
-            if k is None
-            else (getattr(module, f"stage{s}_forward"), getattr(module, f"stage{s}_backward"))
-            for s, k in enumerate(self.source.stages)
-        ]
+    def functions(self) -> dict:
+        """The generated functions by name (stage kernels and drivers)."""
+        if self._functions is None:
+            module = self.module()
+            self._functions = {name: getattr(module, name) for name in self.source.args}
+        return self._functions
 
     def small(self, batch: int) -> bool:
         """True when a step's matmuls are small enough for the whole-pass drivers."""
@@ -100,161 +144,70 @@ class CompiledStep:
         return batch * work <= SMALL_STEP
 
 
-class PassArrays:
-    """The arrays of one pass. Every stored node has a (T, B, W) buffer indexed by time;
-    a new-state node's has one more slot, ``[T]``, holding the initial state, so the step
-    run first reads its state at ``tp = T``."""
-
-    def __init__(
-        self, step: CompiledStep, leaves: dict, steps: int, reverse: bool, dtype: DTypeLike
-    ):
-        program = step.program
-        states = leaves["state"]
-        self.batch, self.dtype, self.steps = states[0].shape[0], np.dtype(dtype), steps
-        times = np.arange(steps - 1, -1, -1) if reverse else np.arange(steps)
-        self.times, self.time_array = [int(t) for t in times], times
-        self.previous = np.concatenate([[steps], times[:-1]]).astype(np.int64)
-        self.fixed, self.shapes = {}, {}
-        for kind in ("row", "weight", "vector", "const"):
-            for node, array in zip(step.leaves[kind], leaves[kind]):
-                self.shapes[node] = np.shape(array)
-                if kind in ("vector", "const"):
-                    array = np.reshape(array, -1)
-                self.fixed[node] = np.ascontiguousarray(array, dtype=self.dtype)
-        self.buffers = {
-            i: np.empty(
-                (steps + (i in program.states), self.batch, program.nodes[i].width), self.dtype
-            )
-            for i in step.schedule.stored()
-        }
-        for node, state in zip(program.states, states):
-            self.buffers[node][steps] = state
-
-    def array(self, node: int) -> np.ndarray:
-        array = self.fixed.get(node)
-        return self.buffers[node] if array is None else array
-
-    def bind(self, arg: Arg, step: CompiledStep, saves: dict, grads: dict | None) -> np.ndarray:
-        """The array argument ``arg`` stands for in this pass."""
-        nodes = step.program.nodes
-        if arg.role is Role.VALUE:
-            return self.array(arg.node)
-        if arg.role is Role.SAVED:
-            return saves[arg.node]
-        if arg.role is Role.GRAD:
-            return grads[arg.node]
-        if arg.role is Role.SCRATCH:
-            width = nodes[nodes[arg.node].inputs[0]].width
-            return np.empty((self.batch, width), self.dtype)
-        weight = self.fixed[nodes[arg.node].inputs[1]]
-        return np.ascontiguousarray(weight.T) if arg.role is Role.WEIGHT else weight
+def run_forward(
+    step: CompiledStep, leaves: dict[int, np.ndarray], steps: int, reverse: bool, keep: Keep
+) -> PassArrays:
+    """The recurrence over ``steps`` steps from the program's ``leaves`` (by node)."""
+    run = PassArrays(step, leaves, steps, reverse)
+    if keep is None and step.small(run.batch):
+        args = run.function_args("pass_forward")
+        step.functions()["pass_forward"](run.time_array, run.previous, run.batch, step.dims, *args)
+    else:
+        forward_loop(run, keep)
+    return run
 
 
-def forward_loop(step: CompiledStep, run: PassArrays, saves: dict, keep: Keep) -> None:
-    """The forward time loop in Python: per step each stage's kernel, then its matmuls on
-    BLAS; with ``keep``, a finished sequence's state rows are held."""
-    program, functions = step.program, step.functions()
-    plan = []  # per stage: its kernel, then its matmuls, with per-step views made once
-    for s, kernel in enumerate(step.source.stages):
-        if kernel is not None:
-            args = [run.bind(a, step, saves, None) for a in kernel.forward_args]
-            plan.append((functions[s][0], args, None, None, False))
-        for m in step.schedule.matmuls[s]:
-            a, w = program.nodes[m].inputs
-            home = program.home(a)
-            plan.append(
-                (None, list(run.buffers[home]), run.fixed[w], list(run.buffers[m]), home != a)
-            )
-    batch, dims, dot = run.batch, step.dims, np.dot
-    for t, tp in zip(run.times, run.previous):
-        for kernel, rows, weight, out, at_tp in plan:
-            if kernel is not None:
-                kernel(t, tp, batch, dims, *rows)
-            else:
-                dot(rows[tp if at_tp else t], weight, out[t])
-        if keep is not None and not keep[t].all():
-            gone = ~keep[t]
-            for node in program.states:
-                run.buffers[node][t][gone] = run.buffers[node][tp][gone]
+def run_backward(
+    run: PassArrays, dy: np.ndarray | None, dfinal: tuple, keep: Keep
+) -> dict[str, list[np.ndarray]]:
+    """BPTT of a forward ``run``, given the gradients of its outputs: the gradients of the
+    program's leaves by kind ("state", "row", "weight", "vector"), in slot order."""
+    step, program, leaves = run.step, run.step.program, run.step.leaves
+    for s, g in zip(program.states, dfinal):
+        shape = (run.batch, program.nodes[s].width)
+        # A copy either way: the drivers write the carried gradient in place.
+        carry = np.zeros(shape, run.dtype) if g is None else np.array(g, run.dtype, order="C")
+        run.arrays[Arg(Role.GRAD, s)] = carry
+    output = program.output
+    if dy is None:
+        dy = np.zeros((run.steps, run.batch, program.nodes[output].width), run.dtype)
+    elif keep is not None:
+        dy = np.where(keep[:, :, None], dy, 0)
+    run.arrays[Arg(Role.DY, output)] = np.ascontiguousarray(dy, dtype=run.dtype)
+    if keep is None and step.small(run.batch):
+        args = run.function_args("pass_backward")
+        step.functions()["pass_backward"](run.time_array, run.previous, run.batch, step.dims, *args)
+    else:
+        backward_loop(run, keep)
+    return {
+        "state": final_carries(run),
+        "row": [run.bind(run.layout.grad(i, "t")) for i in leaves["row"]],
+        "weight": weight_grads(run),
+        "vector": vector_grads(run),
+    }
 
 
-def backward_loop(
-    step: CompiledStep, run: PassArrays, saves: dict, grads: dict, keep: Keep
-) -> None:
-    """BPTT in Python: per step from the last, each stage from the last: its matmuls'
-    backward on BLAS, then its backward kernel. With ``keep``, a finished sequence's state
-    gradient passes the step by."""
-    program, functions = step.program, step.functions()
-    plan = []  # per stage from the last: its matmuls' backward, then its kernel's
-    for s in range(len(step.source.stages) - 1, -1, -1):
-        for m in step.schedule.matmuls[s]:
-            a, w = program.nodes[m].inputs
-            home = program.home(a)
-            weight_t = np.ascontiguousarray(run.fixed[w].T)
-            product = np.empty((run.batch, weight_t.shape[1]), run.dtype)
-            plan.append((None, list(grads[m]), weight_t, list(grads[home]), home != a, product))
-        kernel = step.source.stages[s]
-        if kernel is not None:
-            args = [run.bind(a, step, saves, grads) for a in kernel.backward_args]
-            plan.append((functions[s][1], args, None, None, False, None))
-    batch, dims, dot = run.batch, step.dims, np.dot
-    for t, tp in zip(run.times[::-1], run.previous[::-1]):
-        held = None
-        if keep is not None and not keep[t].all():
-            gone = ~keep[t]
-            held = [(grads[node], grads[node][t][gone].copy()) for node in program.states]
-            for g, _ in held:
-                g[t][gone] = 0
-        for kernel, rows, weight_t, into, at_tp, product in plan:
-            if kernel is not None:
-                kernel(t, tp, batch, dims, *rows)
-            else:
-                dot(rows[t], weight_t, product)
-                target = into[tp if at_tp else t]
-                target += product
-        if held is not None:
-            gone = ~keep[t]
-            for g, incoming in held:
-                g[tp][gone] += incoming
+@dataclass(frozen=True)
+class OpInputs:
+    """What a compiled cell's op takes and computes before its time loop: the trace value
+    ids of x and of the parameters (in input order), the replay, the trace values each
+    program leaf reads (by kind, in slot order), and the compiled step of a dtype."""
 
-
-def _weight_grads(run: PassArrays, step: CompiledStep, grads: dict) -> list:
-    """dW = sum over matmuls using W of sum_t a_t^T dm_t, one GEMM each over all steps.
-
-    A state operand is the state each step started from: for the forward direction
-    a_t = s_{t-1} (s_{-1} the initial state, kept at [T]), so the sum is one GEMM over the
-    steps 1..T-1 plus one for step 0, with no shifted copy (reverse: a_t = s_{t+1})."""
-    program, steps = step.program, run.steps
-    out = []
-    for w in step.leaves["weight"]:
-        total = np.zeros_like(run.fixed[w])
-        for m, n in enumerate(program.nodes):
-            if n.kind != "matmul" or n.inputs[1] != w:
-                continue
-            a, dm = n.inputs[0], grads[m][:steps]
-            home = program.home(a)
-            lhs = run.buffers[home]
-            if home != a:
-                first = run.times[0]
-                rest, prev = (
-                    (dm[:-1], lhs[1:steps]) if first == steps - 1 else (dm[1:], lhs[: steps - 1])
-                )
-                total += lhs[steps].T @ dm[first]
-            else:
-                rest, prev = dm, lhs[:steps]
-            total += prev.reshape(-1, prev.shape[-1]).T @ rest.reshape(-1, rest.shape[-1])
-        out.append(total)
-    return out
+    x: int
+    params: tuple[int, ...]
+    replay: Replay
+    leaves: dict[str, list[int]]
+    step: Callable[[np.dtype], CompiledStep]
 
 
 class CompiledSequence(Function):
     """(y, *final_state) = one pass of a compiled cell over all steps.
 
-    Inputs: the initial state parts (B, W) in slot order, then the hoisted rows (T, B, W),
-    the matmul weights (K, N), the parameter vectors and the constant arrays, in the order
-    of the program's leaves. Attributes: ``step`` (a ``CompiledStep``), ``steps`` (T),
-    ``reverse`` and ``keep`` ((T, B) bool or None). It computes in ``step.dtype``; each
-    gradient is returned in the dtype of its input.
+    Inputs: the initial state parts (B, W) in slot order, x (T, B, I), then the cell's
+    parameters as ``inputs.params`` lists them. Attributes: ``inputs`` (an ``OpInputs``),
+    ``steps`` (T), ``reverse`` and ``keep`` ((T, B) bool or None). The recurrence computes
+    in the dtype NumPy promotes the state and the values it reads to; each gradient is
+    returned in the dtype of its input.
     """
 
     op_name = "compiled_sequence"
@@ -263,88 +216,75 @@ class CompiledSequence(Function):
     def forward(
         ctx: Context,
         *arrays: np.ndarray,
-        step: CompiledStep,
+        inputs: OpInputs,
         steps: int,
         reverse: bool = False,
         keep: Keep = None,
     ) -> tuple[np.ndarray, ...]:
-        counts = [len(step.program.states)] + [len(step.leaves[k]) for k in _LEAVES[1:]]
-        bounds = np.cumsum([0, *counts])
-        leaves = {k: arrays[bounds[i] : bounds[i + 1]] for i, k in enumerate(_LEAVES)}
-        run = PassArrays(step, leaves, steps, reverse, step.dtype)
-        nodes = step.program.nodes
-        saves = {
-            i: np.empty((steps, run.batch, nodes[i].width), run.dtype)
-            for k in step.source.stages
-            if k is not None
-            for i in k.saved
-        }
-        if keep is None and step.small(run.batch):
-            args = [run.bind(a, step, saves, None) for a in step.source.driver_args[0]]
-            step.module().pass_forward(run.time_array, run.previous, run.batch, step.dims, *args)
-        else:
-            forward_loop(step, run, saves, keep)
-        ys = run.buffers[step.program.output][:steps]
+        count = len(arrays) - len(inputs.params) - 1
+        states, x, params = arrays[:count], arrays[count], arrays[count + 1 :]
+        rows = steps * x.shape[1]
+        given = {inputs.x: x.reshape(rows, x.shape[2]), **dict(zip(inputs.params, params))}
+        needs = dict(zip([inputs.x, *inputs.params], ctx.needs_input_grad[count:]))
+        replay = inputs.replay.run(given, needs, rows)
+        values = replay.values
+        found = [values[v] for kind in _KINDS for v in inputs.leaves[kind]]
+        step = inputs.step(np.result_type(*states, *found))
+        program = step.program
+        # An initial state part by the node of the new state it becomes (read or not), and by
+        # the node of the step that reads it.
+        leaves = dict(zip(program.states, states))
+        leaves.update({i: states[program.nodes[i].slot] for i in step.leaves["state"]})
+        for kind in _KINDS:
+            for node, v in zip(step.leaves[kind], inputs.leaves[kind]):
+                array = values[v]
+                leaves[node] = array.reshape(steps, -1, array.shape[-1]) if kind == "row" else array
+        run = run_forward(step, leaves, steps, reverse, keep)
+        replay.forget_values()
+        saved = [leaves[i] for i in step.reads] + replay.saved()
+        ctx.save_for_backward(*saved)
+        ctx.run, ctx.replay, ctx.keep, ctx.op_inputs = run, replay, keep, inputs
+        ctx.dtypes = [a.dtype for a in arrays]
+        ys = run.bind(Arg(Role.VALUE, program.output))[:steps]
         if keep is not None:
             ys = np.where(keep[:, :, None], ys, 0)
-        ctx.save_for_backward(*(a for a, r in zip(arrays, step.backward_reads) if r))
-        ctx.run, ctx.step, ctx.saves, ctx.keep = run, step, saves, keep
-        ctx.dtypes = [a.dtype for a in arrays]
         last = run.times[-1]
-        return (ys, *(run.buffers[node][last].copy() for node in step.program.states))
+        finals = [run.bind(Arg(Role.VALUE, s))[last].copy() for s in program.states]
+        run.keep_only(step.backward_arrays)
+        return (ys, *finals)
 
     @staticmethod
     def backward(
         ctx: Context, dy: np.ndarray | None, *dfinal: np.ndarray | None
     ) -> tuple[np.ndarray | None, ...]:
-        run, step, saves, keep = ctx.run, ctx.step, ctx.saves, ctx.keep
-        program, steps = step.program, run.steps
-        grads = {i: np.zeros_like(run.buffers[i]) for i in run.buffers}
-        grads.update(
-            {
-                i: np.zeros(run.fixed[i].shape, run.dtype)
-                for i in step.leaves["row"] + step.leaves["vector"]
-            }
-        )
-        last = run.times[-1]
-        for node, g in zip(program.states, dfinal):
-            if g is not None:
-                grads[node][last] += g
-        if dy is not None:
-            incoming = dy if keep is None else np.where(keep[:, :, None], dy, 0)
-            grads[program.output][:steps] += incoming
-        if keep is None and step.small(run.batch):
-            args = [run.bind(a, step, saves, grads) for a in step.source.driver_args[1]]
-            step.module().pass_backward(run.time_array, run.previous, run.batch, step.dims, *args)
-        else:
-            backward_loop(step, run, saves, grads, keep)
+        run, inputs, keep = ctx.run, ctx.op_inputs, ctx.keep
+        found = run_backward(run, dy, dfinal, keep)
+        # What composed would give a gradient (maybe zero) and what None: the same here.
         held = [keep is not None and not keep[t].all() for t in run.times]
-        finals = tuple(g is not None for g in dfinal)
-        reached, initial = program.gradient_reach(dy is not None, finals, held)
+        program, leaves = run.step.program, run.step.leaves
+        reached, initial = program.gradient_reach(
+            dy is not None, tuple(g is not None for g in dfinal), held
+        )
+        found["state"] = [g if k in initial else None for k, g in enumerate(found["state"])]
+        grads: dict[int, np.ndarray] = {}
+        for kind in ("row", "weight", "vector"):
+            for v, node, g in zip(inputs.leaves[kind], leaves[kind], found[kind]):
+                if node not in reached:
+                    continue
+                g = g.reshape(ctx.replay.shapes[v])
+                grads[v] = g if v not in grads else grads[v] + g
+        grads = ctx.replay.backward(grads)
+        x = grads.get(inputs.x)
+        shape = (run.steps, -1, x.shape[-1]) if x is not None else None
         out = (
-            *(grads[n][steps] if k in initial else None for k, n in enumerate(program.states)),
-            *(grads[i] if i in reached else None for i in step.leaves["row"]),
-            *(
-                g if w in reached else None
-                for w, g in zip(step.leaves["weight"], _weight_grads(run, step, grads))
-            ),
-            *(
-                grads[i].reshape(run.shapes[i]) if i in reached else None
-                for i in step.leaves["vector"]
-            ),
-            *(None for _ in step.leaves["const"]),
+            *found["state"],
+            None if x is None else x.reshape(shape),
+            *(grads.get(p) for p in inputs.params),
         )
         return tuple(
             g if g is None or g.dtype == dtype else g.astype(dtype)
             for g, dtype in zip(out, ctx.dtypes)
         )
-
-
-class _Context:
-    """What ``CompiledSequence`` needs of a graph node, for a run outside the graph."""
-
-    def save_for_backward(self, *arrays: np.ndarray) -> None:
-        self.saved = arrays
 
 
 def smoke_test(step: CompiledStep, driver: bool) -> None:
@@ -360,17 +300,17 @@ def smoke_test(step: CompiledStep, driver: bool) -> None:
     def block(*shape: int) -> np.ndarray:
         return rng.uniform(-0.5, 0.5, shape).astype(dtype)
 
-    def weight(i: int) -> np.ndarray:
-        user = next(m for m in step.leaves["matmul"] if nodes[m].inputs[1] == i)
-        return block(nodes[nodes[user].inputs[0]].width, nodes[i].width)
-
-    arrays = [block(1, nodes[i].width) for i in program.states]
-    arrays += [block(2, 1, nodes[i].width) for i in step.leaves["row"]]
-    arrays += [weight(i) for i in step.leaves["weight"]]
-    arrays += [block(nodes[i].width) for i in step.leaves["vector"]]
-    arrays += [block(nodes[i].width) for i in step.leaves["const"]]
+    leaves = {i: block(1, nodes[i].width) for i in program.states}
+    leaves.update({i: block(2, 1, nodes[i].width) for i in program.leaves("row")})
+    for m in program.leaves("matmul"):
+        a, w = nodes[m].inputs
+        leaves[w] = block(nodes[a].width, nodes[w].width)
+    leaves.update(
+        {i: block(nodes[i].width) for k in ("vector", "const") for i in program.leaves(k)}
+    )
     keep = None if driver else np.ones((2, 1), bool)
-    ctx = _Context()
-    outs = CompiledSequence.forward(ctx, *arrays, step=step, steps=2, keep=keep)
-    CompiledSequence.backward(ctx, *(np.ones_like(o) for o in outs))
+    run = run_forward(step, leaves, 2, False, keep)
+    outs = [run.bind(Arg(Role.VALUE, program.output))[:2]]
+    outs += [run.bind(Arg(Role.VALUE, s))[1] for s in program.states]
+    run_backward(run, np.ones_like(outs[0]), tuple(np.ones_like(o) for o in outs[1:]), keep)
     step.tested.add(driver)

@@ -9,11 +9,34 @@ then the matmuls whose left operand is of stage k run, and their outputs are of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .program import StepProgram
+from tinygrad_lstm.registry import ScalarRule
 
-__all__ = ["Schedule"]
+from .program import PNode, StepProgram
+
+__all__ = ["Schedule", "with_kernel_ends"]
+
+# y = x: the copy that makes a matmul's output, when it ends the step, a kernel's target.
+_COPY = ScalarRule(("x",), "x", ("g",))
+
+
+def with_kernel_ends(program: StepProgram) -> StepProgram:
+    """``program`` with each step end (output, new state part) that a matmul makes copied
+    by an elementwise node, so every step end is written by a stage kernel (which also
+    adds the incoming gradients in the backward)."""
+    nodes, copies = list(program.nodes), {}
+
+    def end(i: int) -> int:
+        if nodes[i].kind != "matmul":
+            return i
+        if i not in copies:
+            nodes.append(PNode("elementwise", nodes[i].width, (i,), op="copy", rule=_COPY))
+            copies[i] = len(nodes) - 1
+        return copies[i]
+
+    output, states = end(program.output), tuple(end(s) for s in program.states)
+    return replace(program, nodes=tuple(nodes), output=output, states=states)
 
 
 @dataclass
@@ -23,29 +46,36 @@ class Schedule:
     ``level[i]``: the stage of node i. ``kernels[k]``: the elementwise/slice/concat nodes
     stage k's kernel must write to memory (its *targets*: the step's output and new state,
     the left operands of matmuls, values a later stage reads). ``matmuls[k]``: the matmul
-    nodes run after stage k's kernel.
+    nodes run after stage k's kernel. ``free``: the elementwise and slice nodes of leaves
+    only (no state): never stored, each stage that reads one computes it as it reads.
     """
 
     program: StepProgram
     level: list[int] = field(default_factory=list)
     kernels: list[list[int]] = field(default_factory=list)
     matmuls: list[list[int]] = field(default_factory=list)
+    free: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, program: StepProgram) -> Schedule:
         """Levels, per-stage targets and matmuls of ``program``."""
+        program = with_kernel_ends(program)
         nodes = program.nodes
-        level = []
-        for n in nodes:
-            below = max((level[i] for i in n.inputs), default=0)
+        level, free = [], set()
+        for i, n in enumerate(nodes):
+            below = max((level[j] for j in n.inputs), default=0)
             level.append(below + 1 if n.kind == "matmul" else below)
+            if n.kind in ("elementwise", "slice") and all(
+                nodes[j].kind in ("row", "vector", "const", "number") or j in free for j in n.inputs
+            ):
+                free.add(i)
         stages = max(level) + 1
         stored = set(program.states) | {program.output}
         for i, n in enumerate(nodes):
             if n.kind == "matmul":
                 stored.add(n.inputs[0])
             for j in n.inputs:
-                if level[i] > level[j]:
+                if level[i] > level[j] and j not in free:
                     stored.add(j)
         kernels: list[list[int]] = [[] for _ in range(stages)]
         matmuls: list[list[int]] = [[] for _ in range(stages)]
@@ -55,15 +85,7 @@ class Schedule:
         for i, n in enumerate(nodes):
             if n.kind == "matmul":
                 matmuls[level[i] - 1].append(i)
-        return cls(program, level, kernels, matmuls)
-
-    def stored(self) -> list[int]:
-        """Nodes that live in per-step buffers of their own: kernel targets and matmuls."""
-        nodes = self.program.nodes
-        return sorted(
-            {i for k in self.kernels for i in k}
-            | {i for i, n in enumerate(nodes) if n.kind == "matmul"}
-        )
+        return cls(program, level, kernels, matmuls, free)
 
     def text(self) -> str:
         """The partition as ``fuse`` prints it: per stage, its kernel's targets and matmuls."""

@@ -434,3 +434,33 @@ def test_a_first_step_composed_computes_in_another_dtype_runs_composed_and_says_
     with pytest.warns(FusionWarning, match="composed computes v\\d+ of the first step in float32"):
         got = _run(fused)
     _assert_same(got, _run(composed))
+
+
+class UnreadPart(TwoGates):
+    """A state part the step never reads (its new value comes from h alone)."""
+
+    def init_state(self, batch, dtype=np.float32):
+        return (tg.zeros(batch, self.hidden_size, dtype=dtype), tg.zeros(batch, 1, dtype=dtype))
+
+    def forward(self, x, state):
+        h, _ = state
+        a, g = self.gates(x, h)
+        h = a.sigmoid() * h + g.tanh()
+        return h, (h, h[:, :1] * 2.0)
+
+
+def test_an_unread_state_parts_initial_value_gets_no_gradient_even_when_held():
+    """With lengths, the reverse direction holds a short sequence's initial state until its
+    last step, which then replaces the part without reading it: composed's graph links the
+    initial value to nothing the loss reads, so its gradient is None, and so it is compiled
+    (the part the step reads gets its gradient, the same)."""
+    fused, composed = _layers(UnreadPart, bidirectional=True)
+    x = np.random.default_rng(4).uniform(-1, 1, (4, 2, 3))
+    results = []
+    for layer in (fused, composed):
+        h0 = tuple(tg.Tensor(np.full(s, 0.5), requires_grad=True) for s in ((2, 2, 4), (2, 2, 1)))
+        y, (h, c) = layer(tg.Tensor(x), h0, lengths=[4, 1])
+        ((y * y).sum() + (c * 3.0).sum()).backward()
+        results.append([h0[0].grad, h0[1].grad])
+    _assert_same(*results)
+    assert results[0][1] is None and results[0][0] is not None
