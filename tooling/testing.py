@@ -36,6 +36,7 @@ from .testing_program_check import (
     check_program,
     compare_with_torch,
     kinks,
+    ties,
 )
 from .testing_programs import program_ops, programs
 from .testing_report import (
@@ -91,6 +92,7 @@ __all__ = [
     "discard_unless",
     "drawn_examples",
     "kinks",
+    "ties",
     "layer_cases",
     "measured_error",
     "op_attrs",

@@ -7,7 +7,8 @@
    (``testing_torch``), the outputs and the gradient of ``sum(v * outputs)`` for every
    leaf, under a random upstream ``v``, equal torch's in float64 (``TORCH_RTOL``,
    ``TORCH_ATOL``);
-2. the program is differentiable at its leaves (``kinks`` finds none); a program that is
+2. the program is differentiable at its leaves (``kinks`` finds none) and no op of it sits
+   on a kink of its own (``ties``: a tie of maximum, a bound of clip); a program that is
    not is no counterexample, as central differences mean nothing on a kink: inside a
    hypothesis test it is discarded (``hypothesis.assume``), outside one ``NotComparableError``
    is raised;
@@ -24,6 +25,8 @@ import importlib.util
 import numpy as np
 
 from tinygrad_lstm.gradcheck import GradcheckError, gradcheck
+from tinygrad_lstm.recording import recording
+from tinygrad_lstm.registry import OPS, op_info
 from tinygrad_lstm.tensor import Tensor
 
 from .testing_program import Program
@@ -37,6 +40,7 @@ __all__ = [
     "check_program",
     "compare_with_torch",
     "kinks",
+    "ties",
 ]
 
 # Measured on drawn programs of the built-in ops (check_program, 2,000 examples): outputs
@@ -82,6 +86,50 @@ def kinks(program: Program, seed: int = 0) -> list[str]:
             if abs(second[0] - 2 * second[1]) > allowed:
                 found.append(f"{leaf.name}[{', '.join(map(str, at))}]")
     return found
+
+
+class _Calls:
+    """A recorder (``tinygrad_lstm.recording``) keeping each op call's arrays."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[np.ndarray], dict]] = []
+
+    def op(self, fn: type, inputs: tuple, attrs: dict, out: object) -> None:
+        name = getattr(fn, "op_name", fn.__name__)
+        self.calls.append((name, [t._data for t in inputs], attrs))
+
+    def value_read(self, tensor: Tensor, how: str) -> None:
+        pass
+
+
+def _at_kink(name: str, arrays: list[np.ndarray], attrs: dict) -> bool:
+    """True when op ``name`` meets one of its kinks at some element of ``arrays``: a tie
+    of maximum/minimum or of a max reduction, a bound of clip/hardtanh, a point the op's
+    registration avoids."""
+    if name in ("maximum", "minimum"):
+        return bool(np.any(arrays[0] == arrays[1]))
+    if name == "max":
+        x, axis = arrays[0], attrs.get("axis")
+        return bool(np.any(np.sum(x == np.max(x, axis=axis, keepdims=True), axis=axis) > 1))
+    bounds = {"clip": ("min", "max"), "hardtanh": ("min_val", "max_val")}.get(name, ())
+    points = [attrs[b] for b in bounds if attrs.get(b) is not None]
+    if name in OPS and not bounds:
+        points += list(op_info(name).avoid)
+    return any(bool(np.any(a == p)) for a in arrays[-1:] if a.dtype.kind == "f" for p in points)
+
+
+def ties(program: Program) -> list[str]:
+    """The ops of ``program`` that meet a kink of their own at some element (``_at_kink``),
+    as ``"maximum (op 3)"``. There the program may be smooth while autograd follows the op's
+    convention at the kink (a tie's gradient to one side): no counterexample either."""
+    recorder = _Calls()
+    with recording(recorder):
+        program.function()(*program.inputs())
+    return [
+        f"{name} (op {k})"
+        for k, (name, arrays, attrs) in enumerate(recorder.calls)
+        if _at_kink(name, arrays, attrs)
+    ]
 
 
 def _our_gradients(
@@ -153,7 +201,7 @@ def check_program(
         compare_with_torch(program, seed, torch_ops)
     else:
         _our_gradients(program, _upstream(program, seed))
-    near = kinks(program, seed)
+    near = kinks(program, seed) + ties(program)
     discard_unless(not near, f"program: not differentiable near {', '.join(near)}")
     names = [leaf.name for leaf in program.leaves]
     try:

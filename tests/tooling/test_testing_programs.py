@@ -27,6 +27,7 @@ from tinygrad_lstm.tooling.testing import (
     op_cases,
     program_ops,
     programs,
+    ties,
 )
 from tinygrad_lstm.tooling.testing_program import Leaf, Number, Step, python_literal
 from tinygrad_lstm.tooling.testing_programs import BOUND, MAX_USES
@@ -196,6 +197,29 @@ def test_a_program_on_a_kink_is_set_aside_not_failed():
     with pytest.raises(NotComparableError, match=r"not differentiable near x0\[0\]"):
         check_program(at_zero, torch=False)
     assert kinks(_one_op("abs", np.array([0.5, -1.0]))) == []
+
+
+def test_a_program_whose_op_sits_on_a_tie_is_set_aside_not_failed():
+    """Found by the long profile: maximum(x, minimum(c, x)) is x on both sides of x = c, a
+    smooth program, but at x == c both ops meet a tie, where autograd follows the ops'
+    convention (as torch does) and central differences the smooth composite."""
+    c = 0.005870841487279677
+    x = np.array([c, -0.3, 0.4])
+    shapes = ((3,),)
+    program = Program(
+        (Leaf("x0", x, True),),
+        (
+            Step("minimum", (Number(c), "x0"), {}, ("v1",), shapes),
+            Step("maximum", ("x0", "v1"), {}, ("v2",), shapes),
+        ),
+        ("v2",),
+    )
+    assert kinks(program) == []  # the composite is smooth
+    assert ties(program) == ["minimum (op 0)", "maximum (op 1)"]
+    with pytest.raises(NotComparableError, match=r"not differentiable near minimum \(op 0\)"):
+        check_program(program, torch=False)
+    program.leaves[0].array[0] = 0.25
+    assert ties(program) == ["maximum (op 1)"]  # where x < c, minimum gives x: a tie too
 
 
 def test_a_disagreement_with_torch_is_reported_with_both_programs(monkeypatch):
