@@ -37,14 +37,16 @@ from tinygrad_lstm.ops.kernel_cache import load_module as _load
 
 from tinygrad_lstm import Module, Tensor, no_grad
 
+from .build import Leaves, build_program
 from .capture import Call, StepTrace, capture
 from .errors import CompilerError, NotFusible
 from .guards import Guard
 from .kernel_ir import lower_stages
 from .memory import plan_memory
-from .program import Leaves, StepProgram, build_program, check_row_wise
+from .program import StepProgram
 from .render import render
 from .replay import Replay
+from .rows import check_row_wise
 from .runtime import CompiledSequence, CompiledStep, OpInputs, smoke_test
 from .schedule import Schedule
 from .sinking import sink

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tinygrad_lstm import op_info
-from tinygrad_lstm.registry import OPS
-
 from .capture import Call, StepTrace, Value
-from .program import _last_axis_slices
+from .rows import last_axis_slices, op_registration
 
 __all__ = ["sink"]
 
@@ -36,8 +33,8 @@ def _sinkable(trace: StepTrace, call: Call) -> bool:
         return False
     if call.op in ("split", "getitem"):
         source = values[call.inputs[0]]
-        return _row_block(source) and _last_axis_slices(call, source.shape[-1]) is not None
-    info = op_info(call.op) if call.op in OPS else None
+        return _row_block(source) and last_axis_slices(call, source.shape[-1]) is not None
+    info = op_registration(call.op)
     return info is not None and info.kind == "elementwise" and info.scalar is not None
 
 

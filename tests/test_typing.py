@@ -68,6 +68,8 @@ COMPILER_MODULES = ["tinygrad_lstm.compiler"] + [
         "capture",
         "guards",
         "program",
+        "build",
+        "rows",
         "schedule",
         "sinking",
         "kernel_ir",

@@ -15,7 +15,7 @@ import pytest
 from example_cells import CELLS, register_example_cells
 from hypothesis import given
 from hypothesis import strategies as st
-from tinygrad_lstm.compiler import program as program_module
+from tinygrad_lstm.compiler import rows as rows_module
 from tinygrad_lstm.compiler import runtime
 from tinygrad_lstm.layers import Recurrent
 
@@ -151,7 +151,7 @@ def test_a_generated_backward_off_by_five_hundredths_of_a_percent_fails(monkeypa
     wrong = ScalarRule(rule.inputs, rule.forward, (f"({rule.grads[0]}) * 1.0005",))
     patched = dataclasses.replace(info, scalar=wrong)
     monkeypatch.setattr(
-        program_module,
+        rows_module,
         "op_info",
         lambda name: patched if name == "sigmoid" else registry.op_info(name),
     )
