@@ -1,6 +1,7 @@
 """``tinygrad-lstm fuse``: the captured step, the partition and the generated kernels of
 every registered cell; bad arguments fail with one line naming the flag."""
 
+import numpy as np
 import pytest
 from tinygrad_lstm.tooling.cli import main
 
@@ -72,3 +73,43 @@ def test_fuse_names_why_a_cell_cannot_be_written_for_torch_in_one_line(scratch_r
     out = capsys.readouterr().out
     assert out.startswith("cannot write 'peeking' for PyTorch: the step reads a tensor's values")
     assert len(out.strip().splitlines()) == 1
+
+
+def test_fuse_prints_a_cell_the_compiler_once_failed_on_and_a_refusal_in_one_line(
+    scratch_registry, capsys
+):
+    """A Python number on the left of an op (JANET's 1 - f) and state parts of two widths
+    once made `fuse` print a traceback; a cell the compiler refuses says why in one line."""
+    from tinygrad_lstm.layers.cells import RNNCell
+
+    @tg.register_cell("janet_like")
+    class JanetLike(tg.Module):
+        def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, rng=None):
+            super().__init__()
+            rng = rng or np.random.default_rng(0)
+            self.w = tg.Parameter(rng.uniform(-1, 1, (input_size, hidden_size)).astype(dtype))
+            self.u = tg.Parameter(rng.uniform(-1, 1, (hidden_size, hidden_size)).astype(dtype))
+            self.hidden_size = hidden_size
+
+        def init_state(self, batch, dtype=np.float32):
+            width = self.hidden_size
+            return (tg.zeros(batch, width, dtype=dtype), tg.zeros(batch, 1, dtype=dtype))
+
+        def forward(self, x, state):
+            h, s = state
+            f = (x @ self.w + h @ self.u).sigmoid()
+            h = f * h + (1 - f) * s.tanh()
+            return h, (h, s * 0.5 + h[:, :1])
+
+    @tg.register_cell("peeks")
+    class Peeks(RNNCell):
+        def step(self, xw, state, prepared):
+            out, new = super().step(xw, state, prepared)
+            return (out * 2.0 if out.data.max() > 9 else out), new
+
+    assert main(["fuse", "--cell", "janet_like", "--dtype", "float64"]) == 0
+    assert "def pass_backward(" in capsys.readouterr().out
+    assert main(["fuse", "--cell", "peeks"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("not fusible: the step reads a tensor's values with .data at ")
+    assert len(out.splitlines()[0]) > 40 and "Traceback" not in out
