@@ -71,29 +71,54 @@ class _SubLoops:
                     self.ensure(operand, k, done, body)
             body.append(f"{var} = {self.value(loc)}")
 
-    def body(self, k: int, writes: list[tuple[str, str]], constant: Callable) -> list[str]:
-        """Sub-loop ``k``: its stores, the arguments of depth-k+1 activations, and the
-        scalars a deeper sub-loop reads back from their home."""
-        done: set = set()
-        body: list = []
+    def stores(self, k: int, writes: list[tuple[str, str]], constant: Callable) -> list:
+        """Sub-loop ``k``'s stores, (scalar or constant text, element): its writes, the
+        arguments of depth-k+1 activations, and the scalars a deeper sub-loop reads back
+        from their home."""
         homed = self.stored | set(self.fast)
-        for var, where in writes:
-            if self.depth.get(var, 0) == k and not (var in homed and where == self.home(var)):
-                self.ensure(var, k, done, body)
-                body.append(f"{where} = {var}")
+        found = [
+            (var, where)
+            for var, where in writes
+            if self.depth.get(var, 0) == k and not (var in homed and where == self.home(var))
+        ]
         for var in self.fast:
             if self.depth[var] == k + 1:
                 argument = self.by_var[var].operands[0]
-                if isinstance(argument, str):
-                    self.ensure(argument, k, done, body)
-                else:
+                if not isinstance(argument, str):
                     argument = constant(argument.value)
-                body.append(f"{self.home(var)} = {argument}")
-        for var in sorted(self.stored):
-            if self.depth[var] == k and var not in self.fast:
+                found.append((argument, self.home(var)))
+        found += [
+            (var, self.home(var))
+            for var in sorted(self.stored)
+            if self.depth[var] == k and var not in self.fast
+        ]
+        return found
+
+    def bodies(self, k: int, writes: list[tuple[str, str]], constant: Callable) -> list:
+        """Sub-loop ``k`` as loop bodies: one loop of all its stores, or (``split``) one
+        loop per store, each computing again what it needs. A loop that writes one row
+        vectorizes; one that writes several reads and writes too many rows for LLVM's
+        runtime alias checks, and runs a lane at a time. A scalar stored twice is computed
+        once and copied from its first element."""
+        stores = self.stores(k, writes, constant)
+        if not self.fast:
+            done: set = set()
+            body: list = []
+            for var, where in stores:
                 self.ensure(var, k, done, body)
-                body.append(f"{self.home(var)} = {var}")
-        return body
+                body.append(f"{where} = {var}")
+            return [body] if body else []
+        first: dict[str, str] = {}
+        loops = []
+        for var, where in stores:
+            if var in first:
+                loops.append([f"{where} = {first[var]}"])
+                continue
+            body = []
+            self.ensure(var, k, set(), body)
+            loops.append([*body, f"{where} = {var}"])
+            first[var] = where
+        return loops
 
 
 def fissioned_loop(
@@ -115,7 +140,7 @@ def fissioned_loop(
     sub = _SubLoops(loop, value, fast, home)
     deepest = max(sub.depth.values(), default=0)
     # Deepest first: a sub-loop may mark scalars of shallower ones as stored.
-    bodies = {k: sub.body(k, writes, constant) for k in range(deepest, -1, -1)}
+    bodies = {k: sub.bodies(k, writes, constant) for k in range(deepest, -1, -1)}
     lines = []
     for k in range(deepest + 1):
         for var, function in fast.items():
@@ -125,7 +150,7 @@ def fissioned_loop(
                     f"        for j in range({width}):",
                     f"            {element} = {function}({element})",
                 ]
-        if bodies[k]:
+        for body in bodies[k]:
             lines.append(f"        for j in range({width}):")
-            lines += [f"            {line}" for line in bodies[k]]
+            lines += [f"            {line}" for line in body]
     return lines

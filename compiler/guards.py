@@ -25,13 +25,14 @@ _PLAIN = (bool, int, float, complex, str, bytes, type(None), np.generic, np.dtyp
 
 
 def _frozen(value: Any) -> Any:
-    """What of ``value`` a guard compares: data by value, other objects by identity."""
+    """What of ``value`` a guard compares: data by value (an array as its bytes, so that a
+    snapshot compares with ``==`` alone, NaN bits included), other objects by identity."""
     if isinstance(value, _PLAIN):
-        return ("plain", type(value), value)
+        return (type(value), value)
     if isinstance(value, Tensor):
-        return ("tensor", id(value), value._data.dtype, value._data.copy())
+        return ("tensor", id(value), value._data.dtype, value.shape, value._data.tobytes())
     if isinstance(value, np.ndarray):
-        return ("array", id(value), value.dtype, value.copy())
+        return ("array", id(value), value.dtype, value.shape, value.tobytes())
     if isinstance(value, (tuple, list)):
         return (type(value), tuple(_frozen(v) for v in value))
     if isinstance(value, dict):
@@ -39,19 +40,6 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, np.random.Generator):
         return ("generator", id(value))  # its draws are refused at capture, not guarded
     return ("object", id(value))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, np.ndarray):
-        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return a is b
 
 
 def _snapshot(cell: Module) -> tuple:
@@ -63,10 +51,10 @@ def _snapshot(cell: Module) -> tuple:
                 continue
             if name in params:
                 value = None if value is None else ("parameter", value.shape, value.dtype)
-                items.append((path, name, ("plain", type(value), value)))
+                items.append((path, name, value))
             else:
                 items.append((path, name, _frozen(value)))
-        items.append((path, "<modules>", ("plain", tuple, tuple(sub._modules))))
+        items.append((path, "<modules>", tuple(sub._modules)))
     return tuple(items)
 
 
@@ -78,7 +66,9 @@ class Guard:
 
     def holds(self, cell: Module) -> bool:
         """True when nothing the compiled step assumed has changed."""
-        return _same(self.snapshot, _snapshot(cell))
+        # One comparison of plain tuples, in C: this runs before every pass. (A float NaN
+        # equals itself here when it is the same object; a new NaN object recompiles.)
+        return self.snapshot == _snapshot(cell)
 
     def changed(self, cell: Module) -> list[str]:
         """The dotted names of the attributes that changed (for a message)."""
@@ -88,5 +78,5 @@ class Guard:
         return [
             f"{p + '.' if p else ''}{n}"
             for p, n in keys
-            if (p, n) not in now or (p, n) not in before or not _same(now[(p, n)], before[(p, n)])
+            if (p, n) not in now or (p, n) not in before or now[(p, n)] != before[(p, n)]
         ]

@@ -78,9 +78,21 @@ class CompiledStep:
         self.backward_arrays = self._backward_arrays()
         self._specs: dict[Arg, Spec] = {}
         self._orders: dict[tuple[int, bool], tuple] = {}
+        self._reach: dict[tuple, tuple[set[int], set[int]]] = {}
         self._load, self._module = load, None
         self._functions: dict | None = None
         self.tested: set[bool] = set()  # the paths smoke_test has run: driver or loop
+
+    def gradient_reach(
+        self, output: bool, finals: tuple[bool, ...], held: tuple[bool, ...]
+    ) -> tuple[set[int], set[int]]:
+        """``StepProgram.gradient_reach``, kept per question (it runs before every backward,
+        and a pass asks the same one each time)."""
+        key = (output, finals, held)
+        found = self._reach.get(key)
+        if found is None:
+            found = self._reach[key] = self.program.gradient_reach(output, finals, list(held))
+        return found
 
     def _backward_reads(self) -> set[int]:
         """The leaf nodes whose values the backward reads (states: the part's leaf)."""
@@ -260,9 +272,13 @@ class CompiledSequence(Function):
         run, inputs, keep = ctx.run, ctx.op_inputs, ctx.keep
         found = run_backward(run, dy, dfinal, keep)
         # What composed would give a gradient (maybe zero) and what None: the same here.
-        held = [keep is not None and not keep[t].all() for t in run.times]
-        program, leaves = run.step.program, run.step.leaves
-        reached, initial = program.gradient_reach(
+        held = (
+            (False,) * run.steps
+            if keep is None
+            else tuple(not keep[t].all() for t in run.times)
+        )
+        leaves = run.step.leaves
+        reached, initial = run.step.gradient_reach(
             dy is not None, tuple(g is not None for g in dfinal), held
         )
         found["state"] = [g if k in initial else None for k, g in enumerate(found["state"])]
