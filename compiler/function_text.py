@@ -1,12 +1,14 @@
-"""The text of one generated Numba function: its arguments, the views it takes of them, its
+"""The text of one generated Numba function: its arguments, the rows it takes of them, its
 body, and the sizes and constants it names.
 
-A kernel reads every array through views made before its column loops: a (T, B, W) array's
-row at step t and batch row b (``v5_t = v5[t, b]``, once per b), and of that row the
-columns a loop reads (``v5_t_1 = v5_t[n1:n2]``). The loops then index only with ``j``, from
-0, which is what lets LLVM vectorize them (an index ``j + n1`` with ``n1`` read at run time
-keeps it from proving the accesses in range). Sizes are read from ``dims`` by name
-(``n1 = dims[1]``), so programs that differ only in their sizes share one module.
+A kernel reads a (T, B, W) array through its row at step t and batch row b (``v5_t =
+v5[t, b]``, made once per b), and a loop over columns reads column ``j + n1`` of a row
+(``v5_t[j + n1]``). Sizes are read from ``dims`` by name as unsigned integers (``n1 =
+np.uint64(dims[1])``), so ``j`` (in ``range(n0)``) and every index are unsigned: Numba adds
+no negative-index wraparound to them, and LLVM vectorizes the loops. (A signed ``j + n1``
+keeps the wraparound branch in every access and the loop scalar; a view per column range,
+``v5_t[n1:n2]``, costs a few nanoseconds to make for every row.) Programs that differ only
+in their sizes share one module.
 """
 
 from __future__ import annotations
@@ -69,7 +71,6 @@ class FunctionText:
     def __init__(self, name: str, layout: Layout, sizes: Sizes) -> None:
         self.name, self.layout, self.sizes = name, layout, sizes
         self.args: list[Arg] = []
-        self.fixed_views: dict[str, str] = {}  # made once per call
         self.row_views: dict[str, str] = {}  # made once per batch row b
         self.scratch: list[str] = []
         self.body: list[str] = []
@@ -101,24 +102,16 @@ class FunctionText:
         row = self.row(arg, at)
         if fixed:
             return f"{row}[{self.size(offset) if offset else 0}]"
-        if offset == 0 and width == self.layout.width(arg):
-            return f"{row}[j]"
-        start = self.size(offset) if offset else ""
-        stop = self.size(offset + width)
-        view = f"{row}_{start or 0}{stop}"
-        views = self.fixed_views if self.layout.space(arg) is Space.FIXED else self.row_views
-        views.setdefault(view, f"{row}[{start}:{stop}]")
-        return f"{view}[j]"
+        return f"{row}[j + {self.size(offset)}]" if offset else f"{row}[j]"
 
     def text(self) -> str:
         names = ", ".join(a.name for a in self.args)
-        sizes = [f"    {n} = dims[{k}]" for k, n in enumerate(self.sizes.names.values())]
+        sizes = [f"    {n} = np.uint64(dims[{k}])" for k, n in enumerate(self.sizes.names.values())]
         return "\n".join(
             [
                 "@numba.njit(cache=True, error_model='numpy', inline='always')",
                 f"def {self.name}(t, tp, B, dims, {names}):",
                 *(line for line in sizes if line.split()[0] in self.used_sizes),
-                *(f"    {name} = {view}" for name, view in self.fixed_views.items()),
                 *self.scratch,
                 "    for b in range(B):",
                 *(f"        {name} = {view}" for name, view in self.row_views.items()),

@@ -272,11 +272,7 @@ class CompiledSequence(Function):
         run, inputs, keep = ctx.run, ctx.op_inputs, ctx.keep
         found = run_backward(run, dy, dfinal, keep)
         # What composed would give a gradient (maybe zero) and what None: the same here.
-        held = (
-            (False,) * run.steps
-            if keep is None
-            else tuple(not keep[t].all() for t in run.times)
-        )
+        held = (False,) * run.steps if keep is None else tuple(not keep[t].all() for t in run.times)
         leaves = run.step.leaves
         reached, initial = run.step.gradient_reach(
             dy is not None, tuple(g is not None for g in dfinal), held
