@@ -71,6 +71,7 @@ class FunctionText:
     def __init__(self, name: str, layout: Layout, sizes: Sizes) -> None:
         self.name, self.layout, self.sizes = name, layout, sizes
         self.args: list[Arg] = []
+        self.fixed_views: dict[str, str] = {}  # made once per call
         self.row_views: dict[str, str] = {}  # made once per batch row b
         self.scratch: list[str] = []
         self.body: list[str] = []
@@ -96,13 +97,25 @@ class FunctionText:
         self.row_views.setdefault(name, view)
         return name
 
-    def ref(self, arg: Arg, at: str | None, offset: int, width: int, fixed: bool) -> str:
+    def ref(
+        self, arg: Arg, at: str | None, offset: int, width: int, fixed: bool, write: bool = False
+    ) -> str:
         """The element of ``arg`` at column ``j + offset`` of a loop ``width`` wide (at
-        column ``offset`` when ``fixed``)."""
+        column ``offset`` when ``fixed``). A read indexes the row (``row[j + n1]``); a
+        ``write`` goes through a view of the columns written (``row_n1n2[j]``): a loop that
+        stores at several offsets of one row does not vectorize, one that stores into
+        several views does."""
         row = self.row(arg, at)
         if fixed:
             return f"{row}[{self.size(offset) if offset else 0}]"
-        return f"{row}[j + {self.size(offset)}]" if offset else f"{row}[j]"
+        if not write or (offset == 0 and width == self.layout.width(arg)):
+            return f"{row}[j + {self.size(offset)}]" if offset else f"{row}[j]"
+        start = self.size(offset) if offset else ""
+        stop = self.size(offset + width)
+        view = f"{row}_{start or 0}{stop}"
+        views = self.fixed_views if self.layout.space(arg) is Space.FIXED else self.row_views
+        views.setdefault(view, f"{row}[{start}:{stop}]")
+        return f"{view}[j]"
 
     def text(self) -> str:
         names = ", ".join(a.name for a in self.args)
@@ -112,6 +125,7 @@ class FunctionText:
                 "@numba.njit(cache=True, error_model='numpy', inline='always')",
                 f"def {self.name}(t, tp, B, dims, {names}):",
                 *(line for line in sizes if line.split()[0] in self.used_sizes),
+                *(f"    {name} = {view}" for name, view in self.fixed_views.items()),
                 *self.scratch,
                 "    for b in range(B):",
                 *(f"        {name} = {view}" for name, view in self.row_views.items()),

@@ -53,9 +53,10 @@ class _StageText:
         """The element a load local reads."""
         return fn.ref(self.layout.value(loc.node), loc.at, loc.offset, width, loc.fixed)
 
-    def saved(self, fn: FunctionText, var: str, loc: Local, width: int) -> str:
+    def saved(self, fn: FunctionText, var: str, loc: Local, width: int, write: bool = False) -> str:
         slot = self.saves[var]
-        return fn.ref(Arg(Role.SAVES, self.kernel.stage), "t", slot.offset, width, loc.fixed)
+        arg = Arg(Role.SAVES, self.kernel.stage)
+        return fn.ref(arg, "t", slot.offset, width, loc.fixed, write)
 
     def rule_value(self, loc: Local) -> str:
         n = self.nodes[loc.node]
@@ -78,10 +79,10 @@ class _StageText:
             if fast and not loc.load and self.nodes[loc.node].op in FAST_FLOAT32
         }
         writes = [
-            (t.var, fn.ref(Arg(Role.VALUE, t.node), "t", t.column, loop.width, False))
+            (t.var, fn.ref(Arg(Role.VALUE, t.node), "t", t.column, loop.width, False, True))
             for t in loop.targets
         ] + [
-            (var, self.saved(fn, var, by_var[var], loop.width))
+            (var, self.saved(fn, var, by_var[var], loop.width, write=True))
             for var in self.saves
             if var in by_var
         ]
@@ -163,7 +164,7 @@ class _StageText:
             if not loc.load or key not in self.layout.adds:
                 continue
             grad = self.layout.grad(loc.node, loc.at)
-            where = fn.ref(grad, loc.at, loc.offset, loop.width, loc.fixed)
+            where = fn.ref(grad, loc.at, loc.offset, loop.width, loc.fixed, write=True)
             body.append(f"{where} {'+=' if self.layout.adds[key] else '='} g{owners[loc.var]}")
         return body
 
