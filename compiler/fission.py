@@ -52,6 +52,9 @@ class _SubLoops:
             ):
                 self.of_loads.add(loc.var)
         self.stored: set[str] = set()  # scalars a deeper sub-loop reads from their home
+        # The element an activation's pass reads, where not its home: its argument's first
+        # store, when the argument is written elsewhere anyway (c_t, then tanh(c_t)).
+        self.sources: dict[str, str] = {}
 
     def ensure(self, var: str, k: int, done: set, body: list) -> None:
         """Append to ``body`` (sub-loop ``k``) what computes ``var``, operands first."""
@@ -95,11 +98,12 @@ class _SubLoops:
         return found
 
     def bodies(self, k: int, writes: list[tuple[str, str]], constant: Callable) -> list:
-        """Sub-loop ``k`` as loop bodies: one loop of all its stores, or (``split``) one
-        loop per store, each computing again what it needs. A loop that writes one row
-        vectorizes; one that writes several reads and writes too many rows for LLVM's
-        runtime alias checks, and runs a lane at a time. A scalar stored twice is computed
-        once and copied from its first element."""
+        """Sub-loop ``k`` as loop bodies. Without fast activations (float64), one loop of all
+        its stores. With them (float32), one loop per store, each computing again what it
+        needs: a loop that writes one row vectorizes, one that writes several has too many
+        pairs of rows for LLVM's run-time alias checks and runs a lane at a time. A scalar
+        stored twice is computed once, and copied from its first element (or, as an
+        activation's argument, read from there by the activation's pass)."""
         stores = self.stores(k, writes, constant)
         if not self.fast:
             done: set = set()
@@ -111,14 +115,28 @@ class _SubLoops:
         first: dict[str, str] = {}
         loops = []
         for var, where in stores:
-            if var in first:
-                loops.append([f"{where} = {first[var]}"])
+            if var not in first:
+                body = []
+                self.ensure(var, k, set(), body)
+                loops.append([*body, f"{where} = {var}"])
+                first[var] = where
                 continue
-            body = []
-            self.ensure(var, k, set(), body)
-            loops.append([*body, f"{where} = {var}"])
-            first[var] = where
+            reader = self._activation_at(k + 1, var, where)
+            # (Not from an element that an activation's pass overwrites in place.)
+            if reader is None or any(first[var] == self.home(f) for f in self.fast):
+                loops.append([f"{where} = {first[var]}"])
+            else:
+                self.sources[reader] = first[var]
         return loops
+
+    def _activation_at(self, depth: int, argument: str, home: str) -> str | None:
+        """The fast activation of ``depth`` whose argument is ``argument`` and whose home is
+        ``home``, if any."""
+        for var in self.fast:
+            loc = self.by_var[var]
+            if self.depth[var] == depth and loc.operands[0] == argument and self.home(var) == home:
+                return var
+        return None
 
 
 def fissioned_loop(
@@ -148,7 +166,7 @@ def fissioned_loop(
                 element = home(var)
                 lines += [
                     f"        for j in range({width}):",
-                    f"            {element} = {function}({element})",
+                    f"            {element} = {function}({sub.sources.get(var, element)})",
                 ]
         for body in bodies[k]:
             lines.append(f"        for j in range({width}):")
