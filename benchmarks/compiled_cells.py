@@ -1,7 +1,7 @@
 """Benchmark: compiled cells (the cell compiler) against hand-written fused kernels,
 the composed layers and torch.nn, one training step each.
 
-    python benchmarks/compiled_cells.py [--configs tiny,small,medium,long] [--repeats 20]
+    python benchmarks/compiled_cells.py [--configs tiny,small,medium,long] [--repeats 20] [--warm]
 
 One training step: forward over the sequence (one layer, one direction, float32), the loss
 L = sum(y * w), backward to every weight. Rows: the MGU of examples/custom_cell.py, the
@@ -14,7 +14,10 @@ most 1.0x, it does less work a step than a GRU), to each built-in's own hand-wri
 Before timing, each compiled layer is checked against its composed layer in float64. The
 first call of each compiled cell, with an empty kernel cache (a fresh temporary directory),
 is timed as its compile time (forward and backward kernels, float32). Threads: one (BLAS,
-OpenMP, torch), as harness.py; the clock is CPU time unless --clock wall.
+OpenMP, torch), as harness.py; the clock is CPU time unless --clock wall. Each round runs
+every implementation once, in a rotating order; with --warm, each timed call follows an
+untimed call of the same step (its arrays warm in the caches, as in a training loop), where
+by default it follows the other implementations' calls.
 """
 
 from __future__ import annotations
@@ -118,6 +121,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--clock", choices=sorted(harness.CLOCKS), default="cpu")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="time each call right after an untimed call of the same step (warm caches)",
+    )
     args = parser.parse_args()
     load_examples()
     from tinygrad_lstm.ops import compile_all
@@ -130,7 +138,7 @@ def main() -> int:
     )
     print(
         f"load average {os.getloadavg()[0]:.2f}, threads={THREADS}, clock={args.clock}, "
-        f"repeats={args.repeats}"
+        f"repeats={args.repeats}, warm={args.warm}"
     )
     print(
         "| config (T, B, I, H) | implementation | median ms | vs GRU hand-fused | "
@@ -154,7 +162,9 @@ def main() -> int:
             steps[f"{cell} hand-fused"] = ours(cell, True, config)
             if harness.torch is not None:
                 steps[f"{cell} torch.nn"] = torch_step(cell, config)
-        medians = harness.time_interleaved(steps, args.repeats, args.warmup, args.clock)
+        medians = harness.time_interleaved(
+            steps, args.repeats, args.warmup, args.clock, warm=args.warm
+        )
         for label, m in medians.items():
             cell = label.split()[0]
             own = medians.get(f"{cell} hand-fused")

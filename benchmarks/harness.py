@@ -190,13 +190,15 @@ CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 def time_interleaved(
-    steps: dict[str, Callable], repeats: int, warmup: int, clock: str = "cpu"
+    steps: dict[str, Callable], repeats: int, warmup: int, clock: str = "cpu", warm: bool = False
 ) -> dict:
     """Median seconds per call of each step, timed round-robin in a rotating order.
 
     ``clock="cpu"`` counts this process's CPU time (everything runs on one thread, so on an
     idle machine it equals wall time; on a shared one it leaves out the time other
-    processes held the core); ``"wall"`` counts elapsed time."""
+    processes held the core); ``"wall"`` counts elapsed time. With ``warm``, each timed call
+    follows an untimed call of the same step, as a training loop's step follows its previous
+    one: its arrays and code are in the caches, not evicted by the other implementations."""
     now = CLOCKS[clock]
     for step in steps.values():
         for _ in range(warmup):
@@ -205,6 +207,8 @@ def time_interleaved(
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names) :] + names[: r % len(names)]:
+            if warm:
+                steps[n]()
             start = now()
             steps[n]()
             times[n].append(now() - start)
