@@ -168,10 +168,12 @@ class CompiledCell:
             params = (params,)
         tensors = (*parts, x, *params)
         dtype = x._data.dtype
-        if any(t._data.dtype != dtype for t in tensors):  # else nothing to promote or check
-            dtype = np.result_type(*{t._data.dtype for t in tensors})
-            if any(p._data.dtype != dtype for p in parts):
-                self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
+        for t in tensors:
+            if t._data.dtype != dtype:  # (with one dtype, nothing to promote or check)
+                dtype = np.result_type(*{t._data.dtype for t in tensors})
+                if any(p._data.dtype != dtype for p in parts):
+                    self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
+                break
         step = self.step(dtype)
         small = keep is None and step.small(x.shape[1])
         if small not in step.tested:

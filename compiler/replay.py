@@ -124,14 +124,14 @@ class Replay:
         run = ReplayRun(self, values)
         tracked = run.tracked
         for call in self.plan(ids, needs):
-            fn, outs = call.fn, call.outputs
-            ctx = Context(fn, call.wanted)
-            out = fn.forward(ctx, *[values[i] for i in call.inputs], **call.attrs)
+            fn, ins, outs, attrs, wanted, track = call
+            ctx = Context(fn, wanted)
+            out = fn.forward(ctx, *[values[i] for i in ins], **attrs)
             if type(out) is not tuple:
                 values[outs[0]] = out if type(out) is np.ndarray else np.asarray(out)
             else:
                 for vid, array in zip(outs, out):
                     values[vid] = array if type(array) is np.ndarray else np.asarray(array)
-            if call.tracked:
+            if track:
                 tracked.append((call, ctx))
         return run

@@ -341,7 +341,7 @@ class CompiledSequence(Function):
         # What composed would give a gradient (maybe zero) and what None: the same here.
         held = (False,) * run.steps if keep is None else tuple(not keep[t].all() for t in run.times)
         reached, initial = run.step.gradient_reach(
-            dy is not None, tuple(g is not None for g in dfinal), held
+            dy is not None, tuple([g is not None for g in dfinal]), held
         )
         states = [g if k in initial else None for k, g in enumerate(found["state"])]
         grads: dict[int, np.ndarray] = {}
@@ -355,14 +355,16 @@ class CompiledSequence(Function):
         grads = ctx.replay.backward(grads)
         x = grads.get(inputs.x)
         shape = (run.steps, -1, x.shape[-1]) if x is not None else None
-        out = (
+        out = [
             *states,
             None if x is None else x.reshape(shape),
-            *(grads.get(p) for p in inputs.params),
-        )
+            *[grads.get(p) for p in inputs.params],
+        ]
         return tuple(
-            g if g is None or g.dtype == dtype else g.astype(dtype)
-            for g, dtype in zip(out, ctx.dtypes)
+            [
+                g if g is None or g.dtype == dtype else g.astype(dtype)
+                for g, dtype in zip(out, ctx.dtypes)
+            ]
         )
 
 
