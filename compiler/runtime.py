@@ -104,12 +104,12 @@ class CompiledStep:
         self.state_reads = [(i, nodes[i].slot) for i in leaves["state"]]
         # The leaves a pass takes (node, its VALUE, the shape it is given as: None as it is,
         # or flattened, a vector given as (1, n); whether it is kept as given: a weight).
-        self.fixed = [
-            (i, Arg(Role.VALUE, i), shape, shape is None and nodes[i].kind == "weight")
-            for kind in _KINDS
-            for i in leaves[kind]
-            for shape in [(-1,) if kind in ("vector", "const") else None]
-        ]
+        self.fixed: list[tuple[int, Arg, tuple[int] | None, bool]] = []
+        for kind in _KINDS:
+            flat = kind in ("vector", "const")
+            for i in leaves[kind]:
+                weight = not flat and nodes[i].kind == "weight"
+                self.fixed.append((i, Arg(Role.VALUE, i), (-1,) if flat else None, weight))
         # The initial state's gradients after an even and an odd number of steps.
         self.initial_grads = (
             [Arg(Role.GRAD, s) for s in program.states],
@@ -189,8 +189,7 @@ def run_forward(
     run = PassArrays(step, leaves, steps, reverse)
     if keep is None and step.small(run.batch):
         args = run.function_args("pass_forward")
-        forward = step.functions()["pass_forward"]
-        forward(run.time_array, run.previous, run.batch, step.dims, *args)
+        step.functions()["pass_forward"](run.time_array, run.previous, run.batch, step.dims, *args)
     else:
         forward_loop(run, keep)
     return run
@@ -216,8 +215,7 @@ def run_backward(
     arrays[step.dy] = np.ascontiguousarray(dy, dtype=run.dtype)
     if keep is None and step.small(run.batch):
         args = run.function_args("pass_backward")
-        backward = step.functions()["pass_backward"]
-        backward(run.time_array, run.previous, run.batch, step.dims, *args)
+        step.functions()["pass_backward"](run.time_array, run.previous, run.batch, step.dims, *args)
     else:
         backward_loop(run, keep)
     return {
