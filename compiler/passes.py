@@ -27,12 +27,14 @@ if TYPE_CHECKING:  # runtime.py imports this module
 __all__ = [
     "PassArrays",
     "Spec",
+    "WeightTerm",
     "backward_loop",
     "final_carries",
     "forward_loop",
     "spec",
     "vector_grads",
     "weight_grads",
+    "weight_terms",
 ]
 
 # With variable lengths, (T, B) bools: is sequence b still running at step t.
@@ -65,6 +67,35 @@ def spec(layout: Layout, arg: Arg) -> Spec:
     return Spec(space, layout.width(arg), zeroed, layout.alias.get(arg), weight, transposed)
 
 
+class WeightTerm(NamedTuple):
+    """One matmul's share of a weight's gradient: the values of its left operand, its
+    gradient, and whether the left operand is a state part (read one step back)."""
+
+    left: Arg
+    grad: Arg
+    state: bool
+
+
+def weight_terms(layout: Layout, weights: list[int]) -> list[list[WeightTerm]]:
+    """Per weight leaf (in slot order), the matmuls that use it, in node order: what
+    ``weight_grads`` sums, worked out once per compiled step rather than per pass."""
+    program = layout.program
+    terms: list[list[WeightTerm]] = []
+    for w in weights:
+        terms.append(
+            [
+                WeightTerm(
+                    layout.value(n.inputs[0]),
+                    Arg(Role.GRAD, m),
+                    program.nodes[n.inputs[0]].kind == "state",
+                )
+                for m, n in enumerate(program.nodes)
+                if n.kind == "matmul" and n.inputs[1] == w
+            ]
+        )
+    return terms
+
+
 class PassArrays:
     """The arrays of one pass: the leaves given (rows (T, B, W), weights, vectors and
     constants, by node; the initial state parts (B, W) by the node of the new state each
@@ -74,21 +105,23 @@ class PassArrays:
         self, step: CompiledStep, leaves: dict[int, np.ndarray], steps: int, reverse: bool
     ):
         self.step, self.layout = step, step.layout
-        self.dtype, self.steps = step.dtype, steps
+        self.dtype = dtype = step.dtype
+        self.steps = steps
         self.batch = leaves[step.program.states[0]].shape[0]
         self.times, self.time_array, self.previous = step.order(steps, reverse)
         self.arrays: dict[Arg, np.ndarray] = {}
-        for home in step.program.states:
-            self.bind(Arg(Role.VALUE, home))[steps] = leaves[home]
-        for node, shape in step.fixed_shapes:
+        arrays = self.arrays
+        for home, arg in zip(step.program.states, step.state_values):
+            states = arrays[arg] = self._make(step.spec(arg))
+            states[steps] = leaves[home]
+        for node, arg, shape, as_given in step.fixed:
             array = leaves[node] if shape is None else leaves[node].reshape(shape)
             # A weight stays as given (often a transposed view): the products read
             # contiguous copies made from it (WEIGHT, WEIGHT_T).
-            fits = shape is None and step.program.nodes[node].kind == "weight"
-            self.arrays[Arg(Role.VALUE, node)] = (
-                np.asarray(array, dtype=self.dtype)
-                if fits
-                else np.ascontiguousarray(array, dtype=self.dtype)
+            arrays[arg] = (
+                np.asarray(array, dtype=dtype)
+                if as_given
+                else np.ascontiguousarray(array, dtype=dtype)
             )
 
     def bind(self, arg: Arg) -> np.ndarray:
@@ -119,9 +152,14 @@ class PassArrays:
         """Free the arrays not in ``kept`` (the forward's, once it is done with them)."""
         self.arrays = {a: array for a, array in self.arrays.items() if a in kept}
 
+    def bind_all(self, args: list[Arg]) -> list[np.ndarray]:
+        """The arrays of ``args``, in order (those that are new made now, in order)."""
+        arrays, bind = self.arrays, self.bind
+        return [arrays[a] if a in arrays else bind(a) for a in args]
+
     def function_args(self, name: str) -> list[np.ndarray]:
-        bind = self.bind
-        return [bind(a) for a in self.step.source.args[name]]
+        """The arrays generated function ``name`` takes, in order."""
+        return self.bind_all(self.step.source.args[name])
 
 
 Binder = Callable[[Arg], np.ndarray]
@@ -214,8 +252,7 @@ def final_carries(run: PassArrays) -> list[np.ndarray]:
     """The gradients of the initial state parts, after the backward loop (which of them
     composed gives at all is ``StepProgram.gradient_reach``'s to say: a part the step never
     reads still gets one when a finished sequence holds it)."""
-    role = Role.GRAD if run.steps % 2 == 0 else Role.GRAD_PREV
-    return [run.bind(Arg(role, s)) for s in run.step.program.states]
+    return run.bind_all(run.step.initial_grads[run.steps % 2])
 
 
 def weight_grads(run: PassArrays) -> list[np.ndarray]:
@@ -224,17 +261,13 @@ def weight_grads(run: PassArrays) -> list[np.ndarray]:
     A state operand is the state each step started from: for the forward direction
     a_t = s_{t-1} (s_{-1} the initial state, kept at [T]), so the sum is one GEMM over the
     steps 1..T-1 plus one for step 0, with no shifted copy (reverse: a_t = s_{t+1})."""
-    program, steps, layout = run.step.program, run.steps, run.layout
+    steps, bind, first = run.steps, run.bind, run.times[0]
     out = []
-    for w in run.step.leaves["weight"]:
+    for terms in run.step.weight_terms:
         total = None
-        for m, n in enumerate(program.nodes):
-            if n.kind != "matmul" or n.inputs[1] != w:
-                continue
-            a = n.inputs[0]
-            lhs, dm = run.bind(layout.value(a)), run.bind(Arg(Role.GRAD, m))
-            if program.nodes[a].kind == "state":
-                first = run.times[0]
+        for left, grad, state in terms:
+            lhs, dm = bind(left), bind(grad)
+            if state:
                 rest, prev = (
                     (dm[:-1], lhs[1:steps]) if first == steps - 1 else (dm[1:], lhs[: steps - 1])
                 )
@@ -252,12 +285,10 @@ def vector_grads(run: PassArrays) -> list[np.ndarray]:
     """Each parameter vector's gradient: summed in the kernels, or the sum over steps and
     rows of the matmul gradient it equals (memory.py's ``sums``)."""
     out = []
-    for v in run.step.leaves["vector"]:
-        arg = Arg(Role.GRAD, v)
-        shared = run.layout.sums.get(arg)
+    for arg, shared in run.step.vector_sums:
         if shared is None:
             out.append(run.bind(arg))
         else:
             dm = run.bind(shared)
-            out.append(dm.reshape(-1, dm.shape[-1]).sum(axis=0))
+            out.append(np.add.reduce(dm.reshape(-1, dm.shape[-1]), axis=0))  # .sum(), unwrapped
     return out

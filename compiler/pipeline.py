@@ -166,10 +166,14 @@ class CompiledCell:
         params = self._read_params(cell) if self._params else ()
         if not isinstance(params, tuple):
             params = (params,)
-        dtypes = {t._data.dtype for t in (*parts, x, *params)}
-        dtype = dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
-        if any(p._data.dtype != dtype for p in parts):
-            self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
+        tensors = (*parts, x, *params)
+        dtype = x._data.dtype
+        for t in tensors:
+            if t._data.dtype != dtype:  # (with one dtype, nothing to promote or check)
+                dtype = np.result_type(*{t._data.dtype for t in tensors})
+                if any(p._data.dtype != dtype for p in parts):
+                    self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
+                break
         step = self.step(dtype)
         small = keep is None and step.small(x.shape[1])
         if small not in step.tested:

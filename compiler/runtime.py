@@ -15,9 +15,11 @@ the backward does not read (a bias that is only added) may change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -35,13 +37,14 @@ from .passes import (
     spec,
     vector_grads,
     weight_grads,
+    weight_terms,
 )
 from .render import Source
 from .replay import Replay
 from .schedule import Schedule
 from .step_plan import backward_actions, forward_actions
 
-__all__ = ["SMALL_STEP", "CompiledSequence", "CompiledStep", "OpInputs", "smoke_test"]
+__all__ = ["SMALL_STEP", "CompiledSequence", "CompiledStep", "LeafPlan", "OpInputs", "smoke_test"]
 
 # Up to this many multiply-adds in a step's matmuls, the whole pass runs in one Numba call
 # (the drivers); past it, a Python loop calls BLAS and the stage kernels per step.
@@ -68,14 +71,9 @@ class CompiledStep:
         self.forward_actions = forward_actions(schedule, layout)
         self.backward_actions = backward_actions(schedule, layout)
         self.leaves = {k: self.program.leaves(k) for k in ("state", "matmul", *_KINDS)}
-        # The leaves a pass takes as they are, or flattened (a vector given as (1, n)).
-        self.fixed_shapes = [
-            (i, (-1,) if kind in ("vector", "const") else None)
-            for kind in _KINDS
-            for i in self.leaves[kind]
-        ]
         self.reads = sorted(self._backward_reads())
         self.backward_arrays = self._backward_arrays()
+        self._plan_pass()
         self._specs: dict[Arg, Spec] = {}
         self._orders: dict[tuple[int, bool], tuple] = {}
         self._reach: dict[tuple, tuple[set[int], set[int]]] = {}
@@ -93,6 +91,36 @@ class CompiledStep:
         if found is None:
             found = self._reach[key] = self.program.gradient_reach(output, finals, list(held))
         return found
+
+    def _plan_pass(self) -> None:
+        """What every pass looks up in the plan, worked out once (at small sizes a pass
+        costs tens of microseconds, and finding these anew each time was a good part)."""
+        program, layout, leaves = self.program, self.layout, self.leaves
+        nodes = program.nodes
+        self.state_values = [Arg(Role.VALUE, s) for s in program.states]
+        self.output_value = Arg(Role.VALUE, program.output)
+        self.dy = Arg(Role.DY, program.output)
+        # The state part each state leaf reads: (leaf node, slot).
+        self.state_reads = [(i, nodes[i].slot) for i in leaves["state"]]
+        # The leaves a pass takes (node, its VALUE, the shape it is given as: None as it is,
+        # or flattened, a vector given as (1, n); whether it is kept as given: a weight).
+        self.fixed: list[tuple[int, Arg, tuple[int] | None, bool]] = []
+        for kind in _KINDS:
+            flat = kind in ("vector", "const")
+            for i in leaves[kind]:
+                weight = not flat and nodes[i].kind == "weight"
+                self.fixed.append((i, Arg(Role.VALUE, i), (-1,) if flat else None, weight))
+        # The initial state's gradients after an even and an odd number of steps.
+        self.initial_grads = (
+            [Arg(Role.GRAD, s) for s in program.states],
+            [Arg(Role.GRAD_PREV, s) for s in program.states],
+        )
+        self.row_grads = [layout.grad(i, "t") for i in leaves["row"]]
+        self.weight_terms = weight_terms(layout, leaves["weight"])
+        grads = [Arg(Role.GRAD, v) for v in leaves["vector"]]
+        self.vector_sums = [(arg, layout.sums.get(arg)) for arg in grads]
+        # Multiply-adds per row of a step's matmuls (``small``).
+        self.work = sum(nodes[m].width * nodes[nodes[m].inputs[0]].width for m in leaves["matmul"])
 
     def _backward_reads(self) -> set[int]:
         """The leaf nodes whose values the backward reads (states: the part's leaf)."""
@@ -151,9 +179,7 @@ class CompiledStep:
 
     def small(self, batch: int) -> bool:
         """True when a step's matmuls are small enough for the whole-pass drivers."""
-        nodes = self.program.nodes
-        work = sum(nodes[m].width * nodes[nodes[m].inputs[0]].width for m in self.leaves["matmul"])
-        return batch * work <= SMALL_STEP
+        return batch * self.work <= SMALL_STEP
 
 
 def run_forward(
@@ -174,18 +200,19 @@ def run_backward(
 ) -> dict[str, list[np.ndarray]]:
     """BPTT of a forward ``run``, given the gradients of its outputs: the gradients of the
     program's leaves by kind ("state", "row", "weight", "vector"), in slot order."""
-    step, program, leaves = run.step, run.step.program, run.step.leaves
-    for s, g in zip(program.states, dfinal):
+    step, program, arrays = run.step, run.step.program, run.arrays
+    for s, carry, g in zip(program.states, step.initial_grads[0], dfinal):
         shape = (run.batch, program.nodes[s].width)
         # A copy either way: the drivers write the carried gradient in place.
-        carry = np.zeros(shape, run.dtype) if g is None else np.array(g, run.dtype, order="C")
-        run.arrays[Arg(Role.GRAD, s)] = carry
+        arrays[carry] = (
+            np.zeros(shape, run.dtype) if g is None else np.array(g, run.dtype, order="C")
+        )
     output = program.output
     if dy is None:
         dy = np.zeros((run.steps, run.batch, program.nodes[output].width), run.dtype)
     elif keep is not None:
         dy = np.where(keep[:, :, None], dy, 0)
-    run.arrays[Arg(Role.DY, output)] = np.ascontiguousarray(dy, dtype=run.dtype)
+    arrays[step.dy] = np.ascontiguousarray(dy, dtype=run.dtype)
     if keep is None and step.small(run.batch):
         args = run.function_args("pass_backward")
         step.functions()["pass_backward"](run.time_array, run.previous, run.batch, step.dims, *args)
@@ -193,10 +220,20 @@ def run_backward(
         backward_loop(run, keep)
     return {
         "state": final_carries(run),
-        "row": [run.bind(run.layout.grad(i, "t")) for i in leaves["row"]],
+        "row": run.bind_all(step.row_grads),
         "weight": weight_grads(run),
         "vector": vector_grads(run),
     }
+
+
+class LeafPlan(NamedTuple):
+    """How the values an op computes before its time loop (by trace value id) become the
+    leaves of one compiled step (by node): ``leaves``, (node, value id, whether it is a
+    row (T*B, W) given as (T, B, W)) in kind order; ``grads``, per kind whose gradient
+    the op passes back ("row", "weight", "vector"), (value id, node) in slot order."""
+
+    leaves: list[tuple[int, int, bool]]
+    grads: dict[str, list[tuple[int, int]]]
 
 
 @dataclass(frozen=True)
@@ -210,6 +247,37 @@ class OpInputs:
     replay: Replay
     leaves: dict[str, list[int]]
     step: Callable[[np.dtype], CompiledStep]
+    plans: dict[CompiledStep, LeafPlan] = field(default_factory=dict, compare=False, repr=False)
+
+    @functools.cached_property
+    def ids(self) -> tuple[int, ...]:
+        """The value ids of x and the parameters, in input order (the replay's inputs)."""
+        return (self.x, *self.params)
+
+    @functools.cached_property
+    def read(self) -> list[int]:
+        """The value ids of every leaf the recurrence reads, kind after kind."""
+        return [v for kind in _KINDS for v in self.leaves[kind]]
+
+    def plan(self, step: CompiledStep) -> LeafPlan:
+        """The ``LeafPlan`` of ``step``, worked out on its first pass."""
+        found = self.plans.get(step)
+        if found is None:
+            pairs = {kind: list(zip(self.leaves[kind], step.leaves[kind])) for kind in _KINDS}
+            found = self.plans[step] = LeafPlan(
+                [(node, v, kind == "row") for kind in _KINDS for v, node in pairs[kind]],
+                {kind: pairs[kind] for kind in ("row", "weight", "vector")},
+            )
+        return found
+
+
+def _common_dtype(arrays: list[np.ndarray]) -> np.dtype:
+    """``np.result_type(*arrays)``, without the call when all have one native dtype."""
+    dtype = arrays[0].dtype
+    for a in arrays:
+        if a.dtype != dtype:
+            return np.result_type(*arrays)
+    return dtype if dtype.isnative else np.result_type(*arrays)
 
 
 class CompiledSequence(Function):
@@ -236,32 +304,29 @@ class CompiledSequence(Function):
         count = len(arrays) - len(inputs.params) - 1
         states, x, params = arrays[:count], arrays[count], arrays[count + 1 :]
         rows = steps * x.shape[1]
-        given = {inputs.x: x.reshape(rows, x.shape[2]), **dict(zip(inputs.params, params))}
-        needs = dict(zip([inputs.x, *inputs.params], ctx.needs_input_grad[count:]))
-        replay = inputs.replay.run(given, needs, rows)
+        given = (x.reshape(rows, x.shape[2]), *params)
+        replay = inputs.replay.run(inputs.ids, given, ctx.needs_input_grad[count:], rows)
         values = replay.values
-        found = [values[v] for kind in _KINDS for v in inputs.leaves[kind]]
-        step = inputs.step(np.result_type(*states, *found))
-        program = step.program
+        step = inputs.step(_common_dtype([*states, *[values[v] for v in inputs.read]]))
         # An initial state part by the node of the new state it becomes (read or not), and by
         # the node of the step that reads it.
-        leaves = dict(zip(program.states, states))
-        leaves.update({i: states[program.nodes[i].slot] for i in step.leaves["state"]})
-        for kind in _KINDS:
-            for node, v in zip(step.leaves[kind], inputs.leaves[kind]):
-                array = values[v]
-                leaves[node] = array.reshape(steps, -1, array.shape[-1]) if kind == "row" else array
+        leaves = dict(zip(step.program.states, states))
+        for node, slot in step.state_reads:
+            leaves[node] = states[slot]
+        for node, v, row in inputs.plan(step).leaves:
+            array = values[v]
+            leaves[node] = array.reshape(steps, -1, array.shape[-1]) if row else array
         run = run_forward(step, leaves, steps, reverse, keep)
         replay.forget_values()
         saved = [leaves[i] for i in step.reads] + replay.saved()
         ctx.save_for_backward(*saved)
         ctx.run, ctx.replay, ctx.keep, ctx.op_inputs = run, replay, keep, inputs
         ctx.dtypes = [a.dtype for a in arrays]
-        ys = run.bind(Arg(Role.VALUE, program.output))[:steps]
+        ys = run.bind(step.output_value)[:steps]
         if keep is not None:
             ys = np.where(keep[:, :, None], ys, 0)
         last = run.times[-1]
-        finals = [run.bind(Arg(Role.VALUE, s))[last].copy() for s in program.states]
+        finals = [run.arrays[s][last].copy() for s in step.state_values]
         run.keep_only(step.backward_arrays)
         return (ys, *finals)
 
@@ -273,29 +338,31 @@ class CompiledSequence(Function):
         found = run_backward(run, dy, dfinal, keep)
         # What composed would give a gradient (maybe zero) and what None: the same here.
         held = (False,) * run.steps if keep is None else tuple(not keep[t].all() for t in run.times)
-        leaves = run.step.leaves
         reached, initial = run.step.gradient_reach(
-            dy is not None, tuple(g is not None for g in dfinal), held
+            dy is not None, tuple([g is not None for g in dfinal]), held
         )
-        found["state"] = [g if k in initial else None for k, g in enumerate(found["state"])]
+        states = [g if k in initial else None for k, g in enumerate(found["state"])]
         grads: dict[int, np.ndarray] = {}
-        for kind in ("row", "weight", "vector"):
-            for v, node, g in zip(inputs.leaves[kind], leaves[kind], found[kind]):
+        shapes, plan = ctx.replay.shapes, inputs.plan(run.step)
+        for kind, pairs in plan.grads.items():
+            for (v, node), g in zip(pairs, found[kind]):
                 if node not in reached:
                     continue
-                g = g.reshape(ctx.replay.shapes[v])
+                g = g.reshape(shapes[v])
                 grads[v] = g if v not in grads else grads[v] + g
         grads = ctx.replay.backward(grads)
         x = grads.get(inputs.x)
         shape = (run.steps, -1, x.shape[-1]) if x is not None else None
-        out = (
-            *found["state"],
+        out = [
+            *states,
             None if x is None else x.reshape(shape),
-            *(grads.get(p) for p in inputs.params),
-        )
+            *[grads.get(p) for p in inputs.params],
+        ]
         return tuple(
-            g if g is None or g.dtype == dtype else g.astype(dtype)
-            for g, dtype in zip(out, ctx.dtypes)
+            [
+                g if g is None or g.dtype == dtype else g.astype(dtype)
+                for g, dtype in zip(out, ctx.dtypes)
+            ]
         )
 
 
