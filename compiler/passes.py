@@ -283,12 +283,14 @@ def weight_grads(run: PassArrays) -> list[np.ndarray]:
 
 def vector_grads(run: PassArrays) -> list[np.ndarray]:
     """Each parameter vector's gradient: summed in the kernels, or the sum over steps and
-    rows of the matmul gradient it equals (memory.py's ``sums``)."""
+    rows of the matmul gradient it equals (memory.py's ``sums``), as ``ones @ dm``: BLAS's
+    matrix-vector product, 2-3x faster than NumPy's column sum at these shapes."""
     out = []
     for arg, shared in run.step.vector_sums:
         if shared is None:
             out.append(run.bind(arg))
         else:
             dm = run.bind(shared)
-            out.append(np.add.reduce(dm.reshape(-1, dm.shape[-1]), axis=0))  # .sum(), unwrapped
+            dm = dm.reshape(-1, dm.shape[-1])
+            out.append(np.ones(dm.shape[0], dm.dtype) @ dm)
     return out
