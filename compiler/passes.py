@@ -154,8 +154,8 @@ class PassArrays:
 
     def bind_all(self, args: list[Arg]) -> list[np.ndarray]:
         """The arrays of ``args``, in order (those that are new made now, in order)."""
-        arrays, bind = self.arrays, self.bind
-        return [arrays[a] if a in arrays else bind(a) for a in args]
+        bind = self.bind
+        return [bind(a) for a in args]
 
     def function_args(self, name: str) -> list[np.ndarray]:
         """The arrays generated function ``name`` takes, in order."""

@@ -47,7 +47,7 @@ from .program import StepProgram
 from .render import render
 from .replay import Replay
 from .rows import check_row_wise
-from .runtime import CompiledSequence, CompiledStep, OpInputs, smoke_test
+from .runtime import CompiledSequence, CompiledStep, OpInputs, common_dtype, smoke_test
 from .schedule import Schedule
 from .sinking import sink
 
@@ -166,14 +166,9 @@ class CompiledCell:
         params = self._read_params(cell) if self._params else ()
         if not isinstance(params, tuple):
             params = (params,)
-        tensors = (*parts, x, *params)
-        dtype = x._data.dtype
-        for t in tensors:
-            if t._data.dtype != dtype:  # (with one dtype, nothing to promote or check)
-                dtype = np.result_type(*{t._data.dtype for t in tensors})
-                if any(p._data.dtype != dtype for p in parts):
-                    self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
-                break
+        dtype = common_dtype([t._data for t in (*parts, x, *params)])
+        if any(p._data.dtype != dtype for p in parts):
+            self._check_first_step(cell, tuple(p._data.dtype for p in parts), dtype)
         step = self.step(dtype)
         small = keep is None and step.small(x.shape[1])
         if small not in step.tested:

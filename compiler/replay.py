@@ -61,17 +61,10 @@ class ReplayRun:
         grads = dict(grads)
         shapes = self.shapes
         for call, ctx in reversed(self.tracked):
-            outs = call.outputs
-            if len(outs) == 1:
-                g = grads.get(outs[0])
-                if g is None:
-                    continue
-                back = call.fn.backward(ctx, g)
-            else:
-                arriving = [grads.get(o) for o in outs]
-                if all(g is None for g in arriving):
-                    continue
-                back = call.fn.backward(ctx, *arriving)
+            arriving = [grads.get(o) for o in call.outputs]
+            if all(g is None for g in arriving):
+                continue
+            back = call.fn.backward(ctx, *arriving)
             if type(back) is not tuple:
                 back = (back,)
             for vid, g, need in zip(call.inputs, back, ctx.needs_input_grad):
@@ -127,11 +120,8 @@ class Replay:
             fn, ins, outs, attrs, wanted, track = call
             ctx = Context(fn, wanted)
             out = fn.forward(ctx, *[values[i] for i in ins], **attrs)
-            if type(out) is not tuple:
-                values[outs[0]] = out if type(out) is np.ndarray else np.asarray(out)
-            else:
-                for vid, array in zip(outs, out):
-                    values[vid] = array if type(array) is np.ndarray else np.asarray(array)
+            for vid, array in zip(outs, out if type(out) is tuple else (out,)):
+                values[vid] = array if type(array) is np.ndarray else np.asarray(array)
             if track:
                 tracked.append((call, ctx))
         return run

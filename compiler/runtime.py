@@ -44,7 +44,15 @@ from .replay import Replay
 from .schedule import Schedule
 from .step_plan import backward_actions, forward_actions
 
-__all__ = ["SMALL_STEP", "CompiledSequence", "CompiledStep", "LeafPlan", "OpInputs", "smoke_test"]
+__all__ = [
+    "SMALL_STEP",
+    "CompiledSequence",
+    "CompiledStep",
+    "LeafPlan",
+    "OpInputs",
+    "common_dtype",
+    "smoke_test",
+]
 
 # Up to this many multiply-adds in a step's matmuls, the whole pass runs in one Numba call
 # (the drivers); past it, a Python loop calls BLAS and the stage kernels per step.
@@ -271,8 +279,9 @@ class OpInputs:
         return found
 
 
-def _common_dtype(arrays: list[np.ndarray]) -> np.dtype:
-    """``np.result_type(*arrays)``, without the call when all have one native dtype."""
+def common_dtype(arrays: list[np.ndarray]) -> np.dtype:
+    """``np.result_type(*arrays)``, without the call when all have one native dtype (the
+    usual case: it runs at every pass)."""
     dtype = arrays[0].dtype
     for a in arrays:
         if a.dtype != dtype:
@@ -307,7 +316,7 @@ class CompiledSequence(Function):
         given = (x.reshape(rows, x.shape[2]), *params)
         replay = inputs.replay.run(inputs.ids, given, ctx.needs_input_grad[count:], rows)
         values = replay.values
-        step = inputs.step(_common_dtype([*states, *[values[v] for v in inputs.read]]))
+        step = inputs.step(common_dtype([*states, *[values[v] for v in inputs.read]]))
         # An initial state part by the node of the new state it becomes (read or not), and by
         # the node of the step that reads it.
         leaves = dict(zip(step.program.states, states))
