@@ -1,13 +1,17 @@
-"""The in-kernel matrix product of the generated whole-pass drivers, jitted on import.
+"""The matrix products of the generated whole-pass drivers, jitted on import: ``gemm_rows``
+calls BLAS (the ``gemm`` blas.py finds, passed in by the driver); ``matmul_rows``, a
+register-blocked loop, stands in where no BLAS was found.
 
 Only generated kernel modules import this (they import Numba anyway), so importing the
 library does not.
 """
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 
-__all__ = ["matmul_rows"]
+__all__ = ["gemm_rows", "matmul_rows"]
 
 
 def _matmul_rows(h: np.ndarray, w: np.ndarray, out: np.ndarray, add: bool) -> None:
@@ -52,3 +56,59 @@ def _matmul_rows(h: np.ndarray, w: np.ndarray, out: np.ndarray, add: bool) -> No
 matmul_rows = numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")(
     _matmul_rows
 )
+
+
+def _gemm_rows(
+    gemm: Callable[..., None], left: np.ndarray, matrix: np.ndarray, out: np.ndarray, add: bool
+) -> None:
+    """out = left @ matrix (out += with ``add``) by BLAS ``gemm`` (blas.py), for left (B, K),
+    matrix (K, N) and out (B, N) whose elements are contiguous along their rows; anything
+    else (a strided view) takes a plain loop."""
+    batch, inner = left.shape
+    width = matrix.shape[1]
+    if matrix.shape[0] != inner or out.shape[0] != batch or out.shape[1] != width:
+        raise ValueError("gemm_rows: shapes do not align")
+    if batch == 0 or width == 0:
+        return
+    size = left.itemsize
+    one = np.ones(1, out.dtype)[0]
+    beta = one if add else one - one
+    lda = left.strides[0] // size if batch > 1 else max(inner, 1)
+    ldb = matrix.strides[0] // size if inner > 1 else max(width, 1)
+    ldc = out.strides[0] // size if batch > 1 else width
+    rows_ok = (
+        (inner <= 1 or left.strides[1] == size)
+        and (width <= 1 or matrix.strides[1] == size)
+        and (width <= 1 or out.strides[1] == size)
+        and lda >= max(inner, 1)
+        and ldb >= width
+        and ldc >= width
+    )
+    if inner == 0 or not rows_ok:
+        for b in range(batch):
+            for j in range(width):
+                acc = one - one
+                for k in range(inner):
+                    acc += left[b, k] * matrix[k, j]
+                out[b, j] = acc + out[b, j] if add else acc
+        return
+    # Row-major, no transposes: C = alpha A B + beta C (beta 0: C is not read).
+    gemm(
+        101,
+        111,
+        111,
+        batch,
+        width,
+        inner,
+        one,
+        left.ctypes.data,
+        lda,
+        matrix.ctypes.data,
+        ldb,
+        beta,
+        out.ctypes.data,
+        ldc,
+    )
+
+
+gemm_rows = numba.njit(cache=True, error_model="numpy")(_gemm_rows)

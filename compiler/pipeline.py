@@ -37,6 +37,7 @@ from tinygrad_lstm.ops.kernel_cache import load_module as _load
 
 from tinygrad_lstm import Module, Tensor, no_grad
 
+from .blas import gemm
 from .build import Leaves, build_program
 from .capture import Call, StepTrace, capture
 from .errors import CompilerError, NotFusible
@@ -58,7 +59,7 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # The compiler's own files: a change to any of them gives generated modules new names, so
 # no kernel a former version generated is loaded from the cache.
 _GENERATOR_FILES = tuple(sorted(Path(__file__).parent.glob("*.py")))
-_STEPS: dict[tuple[StepProgram, np.dtype], CompiledStep] = {}
+_STEPS: dict[tuple[StepProgram, np.dtype, bool], CompiledStep] = {}
 
 
 def _stage(name: str, run: Callable[..., _R], *args: Any) -> _R:
@@ -88,8 +89,9 @@ def replay_plan(trace: StepTrace, leaves: Leaves) -> list[Call]:
 
 def _kernels(program: StepProgram, dtype: np.dtype) -> CompiledStep:
     """The compiled step of ``program`` for ``dtype``, one per process (the generated text
-    reads sizes from ``dims``, so programs that differ only in sizes share one module)."""
-    key = (program, np.dtype(dtype))
+    reads sizes from ``dims``, so programs that differ only in sizes share one module; its
+    drivers differ by whether a BLAS was found, see blas.py)."""
+    key = (program, np.dtype(dtype), gemm(dtype) is not None)
     step = _STEPS.get(key)
     if step is None:
         schedule = _stage("schedule", Schedule.of, program)

@@ -176,11 +176,12 @@ class _StageText:
 
 
 class Source:
-    """A generated kernel module: its text, its ``dims`` (the sizes it names, in order), and
-    the arguments of each of its functions by name."""
+    """A generated kernel module: its text, its ``dims`` (the sizes it names, in order), the
+    arguments of each of its functions by name, and whether its drivers take the BLAS
+    ``gemm`` (blas.py) after ``dims``."""
 
-    def __init__(self, text: str, dims: list[int], args: dict[str, list[Arg]]):
-        self.text, self.dims, self.args = text, dims, args
+    def __init__(self, text: str, dims: list[int], args: dict[str, list[Arg]], blas: bool):
+        self.text, self.dims, self.args, self.blas = text, dims, args, blas
 
 
 def _header(consts: Constants) -> list[str]:
@@ -191,7 +192,7 @@ def _header(consts: Constants) -> list[str]:
         "import numba",
         "import numpy as np",
         "",
-        "from tinygrad_lstm.compiler.matmul import matmul_rows",
+        "from tinygrad_lstm.compiler.matmul import gemm_rows, matmul_rows",
         f"from tinygrad_lstm.ops.scalar_math import {', '.join(['kernel_functions', *fast])}",
         "",
         "kernel_functions()  # ops/scalar_math.py's functions, callable from the kernels",
@@ -202,6 +203,7 @@ def _header(consts: Constants) -> list[str]:
 
 def render(schedule: Schedule, layout: Layout, dtype: DTypeLike) -> Source:
     """The module source of every stage's kernels and of the drivers, for ``dtype``."""
+    from .blas import gemm
     from .drivers import driver_source
 
     consts, sizes = Constants(dtype), Sizes()
@@ -213,7 +215,8 @@ def render(schedule: Schedule, layout: Layout, dtype: DTypeLike) -> Source:
         for fn in (text.forward(f"stage{stage}_forward"), text.backward(f"stage{stage}_backward")):
             functions += [fn.text(), "", ""]
             args[fn.name] = fn.args
-    driver, driver_args = driver_source(schedule, layout, args)
+    blas = gemm(dtype) is not None
+    driver, driver_args = driver_source(schedule, layout, args, blas)
     args.update(driver_args)
     body = "\n".join(_header(consts) + ["", "", driver, ""] + functions).rstrip() + "\n"
-    return Source(body, sizes.values(), args)
+    return Source(body, sizes.values(), args, blas)

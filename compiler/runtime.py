@@ -26,6 +26,7 @@ from numpy.typing import DTypeLike
 
 from tinygrad_lstm import Context, Function
 
+from .blas import gemm
 from .memory import Arg, Layout, Role
 from .passes import (
     Keep,
@@ -86,6 +87,8 @@ class CompiledStep:
         self._orders: dict[tuple[int, bool], tuple] = {}
         self._reach: dict[tuple, tuple[set[int], set[int]]] = {}
         self._load, self._module = load, None
+        # The BLAS gemm the drivers take after dims, if they were generated to take one.
+        self.blas = (gemm(self.dtype),) if source.blas else ()
         self._functions: dict | None = None
         self.tested: set[bool] = set()  # the paths smoke_test has run: driver or loop
 
@@ -185,6 +188,11 @@ class CompiledStep:
             self._functions = {name: getattr(module, name) for name in self.source.args}
         return self._functions
 
+    def driver(self, name: str, run: PassArrays) -> None:
+        """Run the whole-pass driver ``name`` on the arrays of ``run``."""
+        fixed = (run.time_array, run.previous, run.batch, self.dims, *self.blas)
+        self.functions()[name](*fixed, *run.function_args(name))
+
     def small(self, batch: int) -> bool:
         """True when a step's matmuls are small enough for the whole-pass drivers."""
         return batch * self.work <= SMALL_STEP
@@ -196,8 +204,7 @@ def run_forward(
     """The recurrence over ``steps`` steps from the program's ``leaves`` (by node)."""
     run = PassArrays(step, leaves, steps, reverse)
     if keep is None and step.small(run.batch):
-        args = run.function_args("pass_forward")
-        step.functions()["pass_forward"](run.time_array, run.previous, run.batch, step.dims, *args)
+        step.driver("pass_forward", run)
     else:
         forward_loop(run, keep)
     return run
@@ -222,8 +229,7 @@ def run_backward(
         dy = np.where(keep[:, :, None], dy, 0)
     arrays[step.dy] = np.ascontiguousarray(dy, dtype=run.dtype)
     if keep is None and step.small(run.batch):
-        args = run.function_args("pass_backward")
-        step.functions()["pass_backward"](run.time_array, run.previous, run.batch, step.dims, *args)
+        step.driver("pass_backward", run)
     else:
         backward_loop(run, keep)
     return {
