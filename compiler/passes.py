@@ -2,8 +2,8 @@
 
 ``PassArrays`` makes each array of the memory plan (memory.py) when a function first needs
 it, and binds every ``Arg`` to its array. The time loops run the actions of step_plan.py,
-either inside the generated drivers (small steps: one Numba call per pass) or in Python,
-with BLAS products (large steps, and variable lengths).
+either inside the generated drivers (one Numba call per pass) or in Python, with BLAS
+products (variable lengths, and large steps where the drivers have no BLAS).
 
 With ``keep`` (T, B) given (variable lengths), a sequence past its end keeps its state, as
 the composed runner does, and the state's gradient passes such a step by. Selections,

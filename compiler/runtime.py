@@ -3,8 +3,9 @@
 ``CompiledSequence`` takes the initial state parts, x (T, B, I) and the cell's parameters.
 Its forward replays the calls that do not read the state (replay.py: the input projection
 on all T*B rows, the weights transposed...), then runs the recurrence (passes.py): per
-step, each stage's generated kernel and that stage's matmuls, on BLAS or, for small steps,
-the whole pass in one generated driver. Its backward is BPTT, per step from the last one
+step, each stage's generated kernel and that stage's matmuls, the whole pass in one
+generated driver (or, with variable lengths, or without BLAS for large steps, in Python
+over BLAS). Its backward is BPTT, per step from the last one
 run back to the first; then the weight gradients as one GEMM per matmul over all steps,
 and the replay's backward (the input projection's gradients: one GEMM each).
 
@@ -55,8 +56,9 @@ __all__ = [
     "smoke_test",
 ]
 
-# Up to this many multiply-adds in a step's matmuls, the whole pass runs in one Numba call
-# (the drivers); past it, a Python loop calls BLAS and the stage kernels per step.
+# Where the drivers have no BLAS (blas.py), up to this many multiply-adds in a step's
+# matmuls the whole pass runs in one Numba call (the drivers, with matmul_rows); past it, a
+# Python loop calls NumPy's BLAS and the stage kernels per step. With BLAS, drivers always.
 SMALL_STEP = 2**18
 _KINDS = ("row", "weight", "vector", "const")
 
@@ -194,8 +196,9 @@ class CompiledStep:
         self.functions()[name](*fixed, *run.function_args(name))
 
     def small(self, batch: int) -> bool:
-        """True when a step's matmuls are small enough for the whole-pass drivers."""
-        return batch * self.work <= SMALL_STEP
+        """True when the whole pass runs in the drivers: always where they call BLAS, else
+        when a step's matmuls are small enough for ``matmul_rows``."""
+        return bool(self.blas) or batch * self.work <= SMALL_STEP
 
 
 def run_forward(
