@@ -58,57 +58,53 @@ matmul_rows = numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_mod
 )
 
 
+def _leading(array: np.ndarray) -> int:
+    """BLAS's leading dimension of a 2-D ``array`` (its row stride in elements), or -1 when
+    BLAS cannot read it: elements not contiguous along a row, or rows that overlap."""
+    rows, columns = array.shape
+    size = array.itemsize
+    if columns > 1 and array.strides[1] != size:
+        return -1
+    if rows <= 1:
+        return max(columns, 1)
+    leading = array.strides[0] // size
+    return leading if leading >= max(columns, 1) else -1
+
+
+def _loop_product(left: np.ndarray, matrix: np.ndarray, out: np.ndarray, add: bool) -> None:
+    """out = left @ matrix (out += with ``add``) in plain loops, for any strides."""
+    zero = np.zeros(1, out.dtype)[0]
+    for b in range(left.shape[0]):
+        for j in range(matrix.shape[1]):
+            acc = zero
+            for k in range(left.shape[1]):
+                acc += left[b, k] * matrix[k, j]
+            out[b, j] = acc + out[b, j] if add else acc
+
+
 def _gemm_rows(
     gemm: Callable[..., None], left: np.ndarray, matrix: np.ndarray, out: np.ndarray, add: bool
 ) -> None:
     """out = left @ matrix (out += with ``add``) by BLAS ``gemm`` (blas.py), for left (B, K),
     matrix (K, N) and out (B, N) whose elements are contiguous along their rows; anything
-    else (a strided view) takes a plain loop."""
+    else (a strided view, an empty inner dimension) takes a plain loop."""
     batch, inner = left.shape
     width = matrix.shape[1]
     if matrix.shape[0] != inner or out.shape[0] != batch or out.shape[1] != width:
         raise ValueError("gemm_rows: shapes do not align")
     if batch == 0 or width == 0:
         return
-    size = left.itemsize
+    lda, ldb, ldc = leading(left), leading(matrix), leading(out)
+    if inner == 0 or lda < 0 or ldb < 0 or ldc < 0:
+        loop_product(left, matrix, out, add)
+        return
     one = np.ones(1, out.dtype)[0]
     beta = one if add else one - one
-    lda = left.strides[0] // size if batch > 1 else max(inner, 1)
-    ldb = matrix.strides[0] // size if inner > 1 else max(width, 1)
-    ldc = out.strides[0] // size if batch > 1 else width
-    rows_ok = (
-        (inner <= 1 or left.strides[1] == size)
-        and (width <= 1 or matrix.strides[1] == size)
-        and (width <= 1 or out.strides[1] == size)
-        and lda >= max(inner, 1)
-        and ldb >= width
-        and ldc >= width
-    )
-    if inner == 0 or not rows_ok:
-        for b in range(batch):
-            for j in range(width):
-                acc = one - one
-                for k in range(inner):
-                    acc += left[b, k] * matrix[k, j]
-                out[b, j] = acc + out[b, j] if add else acc
-        return
-    # Row-major, no transposes: C = alpha A B + beta C (beta 0: C is not read).
-    gemm(
-        101,
-        111,
-        111,
-        batch,
-        width,
-        inner,
-        one,
-        left.ctypes.data,
-        lda,
-        matrix.ctypes.data,
-        ldb,
-        beta,
-        out.ctypes.data,
-        ldc,
-    )
+    # Row-major (101), no transposes (111): C = A B + beta C; with beta 0, C is not read.
+    a, b, c = left.ctypes.data, matrix.ctypes.data, out.ctypes.data
+    gemm(101, 111, 111, batch, width, inner, one, a, lda, b, ldb, beta, c, ldc)
 
 
-gemm_rows = numba.njit(cache=True, error_model="numpy")(_gemm_rows)
+_jit = numba.njit(cache=True, error_model="numpy")
+leading, loop_product = _jit(_leading), _jit(_loop_product)
+gemm_rows = _jit(_gemm_rows)
