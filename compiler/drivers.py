@@ -12,7 +12,7 @@ kernels'.
 
 from __future__ import annotations
 
-from .memory import Arg, Layout, Role, Space
+from .memory import Arg, Layout, Space
 from .schedule import Schedule
 from .step_plan import Action, KernelCall, Product, Zero, backward_actions, forward_actions
 
@@ -39,9 +39,8 @@ def _lines(
         elif isinstance(action, Product):
             left = _at(layout, action.left, action.left_at)
             out = _at(layout, action.out, action.out_at)
-            if blas:  # gemm reads the matrix itself (K, N): the other of the two layouts
-                role = Role.WEIGHT_T if action.rows.role is Role.WEIGHT else Role.WEIGHT
-                matrix = Arg(role, action.rows.node)
+            if blas:
+                matrix = action.matrix
                 lines.append(f"gemm_rows(blas, {left}, {matrix.name}, {out}, {action.add})")
             else:
                 matrix = action.rows

@@ -173,14 +173,7 @@ def _product(run: PassArrays, action: Product, bind: Binder) -> StepCall:
         array = bind(arg)
         return array if run.layout.space(arg) is Space.ROWS else list(array)
 
-    # BLAS wants the matrix itself C-contiguous (a transposed view costs it 2-3x at these
-    # sizes): the other of the two layouts the drivers read rows from.
-    role = Role.WEIGHT_T if action.rows.role is Role.WEIGHT else Role.WEIGHT
-    left, out, matrix = (
-        per_step(action.left),
-        per_step(action.out),
-        bind(Arg(role, action.rows.node)),
-    )
+    left, out, matrix = per_step(action.left), per_step(action.out), bind(action.matrix)
     left_tp, out_tp, add = action.left_at == "tp", action.out_at == "tp", action.add
 
     def product(t: int, tp: int) -> None:

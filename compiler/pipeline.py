@@ -9,7 +9,7 @@
     schedule = Schedule.of(program)                 stages cut at the matmuls (schedule.py)
     kernels  = lower_stages(schedule)               typed loops per stage (kernel_ir.py)
     layout   = plan_memory(schedule, kernels)       where each value and gradient lives
-    source   = render(schedule, layout, dtype)      Numba source (render.py, drivers.py)
+    source   = render(schedule, layout, dtype, blas) Numba source; blas: a gemm found (blas.py)
     module   = load_module(source)                  on first use (runtime.py)
 
 A step the compiler cannot prove equal to composed raises ``NotFusible`` naming why; a
@@ -91,13 +91,14 @@ def _kernels(program: StepProgram, dtype: np.dtype) -> CompiledStep:
     """The compiled step of ``program`` for ``dtype``, one per process (the generated text
     reads sizes from ``dims``, so programs that differ only in sizes share one module; its
     drivers differ by whether a BLAS was found, see blas.py)."""
-    key = (program, np.dtype(dtype), gemm(dtype) is not None)
+    blas = gemm(dtype) is not None
+    key = (program, np.dtype(dtype), blas)
     step = _STEPS.get(key)
     if step is None:
         schedule = _stage("schedule", Schedule.of, program)
         kernels = _stage("kernel lowering", lower_stages, schedule)
         layout = _stage("memory plan", plan_memory, schedule, kernels)
-        source = _stage("code generation", render, schedule, layout, dtype)
+        source = _stage("code generation", render, schedule, layout, dtype, blas)
         load = functools.partial(
             _load, f"step_{np.dtype(dtype).name}", dependencies=_GENERATOR_FILES
         )

@@ -201,9 +201,9 @@ def _header(consts: Constants) -> list[str]:
     ]
 
 
-def render(schedule: Schedule, layout: Layout, dtype: DTypeLike) -> Source:
-    """The module source of every stage's kernels and of the drivers, for ``dtype``."""
-    from .blas import gemm
+def render(schedule: Schedule, layout: Layout, dtype: DTypeLike, blas: bool) -> Source:
+    """The module source of every stage's kernels and of the drivers, for ``dtype``; with
+    ``blas``, the drivers take BLAS ``gemm`` for their products (blas.py)."""
     from .drivers import driver_source
 
     consts, sizes = Constants(dtype), Sizes()
@@ -215,7 +215,6 @@ def render(schedule: Schedule, layout: Layout, dtype: DTypeLike) -> Source:
         for fn in (text.forward(f"stage{stage}_forward"), text.backward(f"stage{stage}_backward")):
             functions += [fn.text(), "", ""]
             args[fn.name] = fn.args
-    blas = gemm(dtype) is not None
     driver, driver_args = driver_source(schedule, layout, args, blas)
     args.update(driver_args)
     body = "\n".join(_header(consts) + ["", "", driver, ""] + functions).rstrip() + "\n"

@@ -1,8 +1,8 @@
 """What one time step of a compiled pass does, forward and backward, as a list of actions.
 
 The same lists run inside a generated whole-pass driver (drivers.py: one Numba call per
-pass, products by the in-kernel ``matmul_rows``) or in a Python loop over BLAS calls
-(passes.py), whichever the sizes favour.
+pass, products by BLAS ``gemm`` or, without it, ``matmul_rows``) or in a Python loop over
+BLAS calls (passes.py: variable lengths, and large steps where the drivers have no BLAS).
 
 Forward, per stage: its kernel, then its matmuls, ``out = left @ W``. Backward, per stage
 from the last: its matmuls' backward, ``d left (=|+=) d out @ W^T``, then its backward
@@ -39,6 +39,13 @@ class Product:
     out: Arg
     out_at: str
     add: bool
+
+    @property
+    def matrix(self) -> Arg:
+        """The matrix itself as (K, N) rows, the other of the two layouts: what BLAS reads
+        (a transposed operand costs OpenBLAS 2-4x at these sizes)."""
+        role = Role.WEIGHT_T if self.rows.role is Role.WEIGHT else Role.WEIGHT
+        return Arg(role, self.rows.node)
 
 
 @dataclass(frozen=True)
